@@ -1,0 +1,236 @@
+"""``bayescale.fit``: one entry point, one result type for every estimator.
+
+``fit(runs, method=...)`` returns a :class:`ScalingFit` whatever the method:
+
+* ``"huber"``: Hoffmann et al. (2022) Approach 3 as replicated by Besiroglu et al.
+  (2024): summed Huber loss (delta = 1e-3) of log-loss residuals, L-BFGS from a
+  4500-point grid of starts; ``params`` are scalars.
+* ``"huber_mle"``: the estimate Besiroglu et al. (2024) report: maximum likelihood
+  under the Huber log-density with a free scale; ``params`` are scalars.
+* ``"bootstrap"``: Besiroglu et al.'s bootstrap (runs resampled with replacement,
+  each resample refitted from Hoffmann's published parameters); ``params`` are
+  arrays over resamples.
+* ``"bayes"``: NumPyro NUTS posterior; ``params`` are arrays over draws and
+  ``idata`` holds the ArviZ ``InferenceData``.
+
+Downstream code (frontier, decisions, reports) treats them alike: a point estimate
+is one draw.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayescale.data import Runs, load_runs
+from bayescale.errors import BayescaleError
+from bayescale.law import LawParams
+
+__all__ = ["ScalingFit", "fit", "METHODS", "PARAM_NAMES"]
+
+METHODS = ("bayes", "huber", "huber_mle", "bootstrap")
+PARAM_NAMES = ("E", "A", "B", "alpha", "beta")
+DERIVED_NAMES = ("a_opt", "b_opt")
+
+
+def _as_numpy_params(params: LawParams) -> LawParams:
+    return LawParams(*(np.asarray(v, dtype=float) for v in params))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ScalingFit:
+    """The result of :func:`fit`.
+
+    Attributes
+    ----------
+    method : which estimator produced it (see :data:`METHODS`).
+    params : :class:`~bayescale.law.LawParams` of NumPy arrays: scalars for a point
+        estimate, shape ``(draw,)`` for bootstrap resamples or posterior draws.
+    runs : the :class:`~bayescale.data.Runs` that were fitted.
+    level : default credible / confidence level of intervals.
+    info : estimator details (objective, convergence, starts, timing, settings).
+    idata : ``arviz.InferenceData`` for Bayesian fits, else ``None``.
+    diagnostics : convergence diagnostics for Bayesian fits, else ``None``.
+    reference : a point estimate shown beside the draws (for the bootstrap, the
+        fit to the full data), or ``None``.
+    """
+
+    method: str
+    params: LawParams
+    runs: Runs
+    level: float = 0.9
+    info: dict = dataclasses.field(default_factory=dict)
+    idata: Any = None
+    diagnostics: Any = None
+    reference: LawParams | None = None
+
+    @property
+    def is_point(self) -> bool:
+        """True for a point estimate (scalar parameters)."""
+        return np.ndim(self.params.E) == 0
+
+    @property
+    def num_draws(self) -> int:
+        return 1 if self.is_point else int(np.shape(self.params.E)[0])
+
+    def draws(self) -> pd.DataFrame:
+        """Parameters per draw (one row for a point estimate), with a_opt and b_opt."""
+        p = self.params
+        cols = {name: np.atleast_1d(getattr(p, name)) for name in PARAM_NAMES}
+        cols["a_opt"] = cols["beta"] / (cols["alpha"] + cols["beta"])
+        cols["b_opt"] = cols["alpha"] / (cols["alpha"] + cols["beta"])
+        return pd.DataFrame(cols)
+
+    def point_estimate(self) -> dict[str, float]:
+        """The point estimate, or the median over draws."""
+        d = self.draws()
+        return {k: float(np.median(d[k])) for k in d.columns}
+
+    def intervals(self, level: float | None = None) -> dict[str, tuple[float, float]]:
+        """Central (equal-tailed percentile) intervals at ``level`` over draws.
+
+        Empty for a point estimate.
+        """
+        if self.is_point:
+            return {}
+        level = self.level if level is None else _check_level(level)
+        q = [(1 - level) / 2, (1 + level) / 2]
+        d = self.draws()
+        return {k: tuple(float(x) for x in np.quantile(d[k], q)) for k in d.columns}
+
+    def summary(self, level: float | None = None) -> pd.DataFrame:
+        """One row per parameter: estimate (median over draws), interval bounds and sd.
+
+        Bayesian fits add their per-parameter diagnostics (R-hat, bulk and tail ESS).
+        """
+        level = self.level if level is None else _check_level(level)
+        est = self.point_estimate()
+        table = pd.DataFrame({"estimate": est}).rename_axis("parameter")
+        if not self.is_point:
+            ivals = self.intervals(level)
+            table["lower"] = [ivals[k][0] for k in table.index]
+            table["upper"] = [ivals[k][1] for k in table.index]
+            table["sd"] = self.draws().std(ddof=1)
+            table.attrs["level"] = level
+        if self.reference is not None:
+            ref = _as_numpy_params(self.reference)
+            refd = {n: float(getattr(ref, n)) for n in PARAM_NAMES}
+            refd["a_opt"] = refd["beta"] / (refd["alpha"] + refd["beta"])
+            refd["b_opt"] = refd["alpha"] / (refd["alpha"] + refd["beta"])
+            table["reference"] = pd.Series(refd)
+        per_param = getattr(self.diagnostics, "per_param", None)
+        if per_param is not None:
+            table = table.join(per_param, how="left")
+        return table
+
+    def to_dict(self, level: float | None = None) -> dict[str, Any]:
+        """JSON-ready description: method, n_runs, params, intervals, info."""
+        level = self.level if level is None else _check_level(level)
+        est = self.point_estimate()
+        out: dict[str, Any] = {
+            "method": self.method,
+            "n_runs": len(self.runs),
+            "params": {k: est[k] for k in PARAM_NAMES},
+            "allocation": {k: est[k] for k in DERIVED_NAMES},
+            "data": self.runs.describe(),
+        }
+        if not self.is_point:
+            out["level"] = level
+            out["num_draws"] = self.num_draws
+            out["intervals"] = {k: {"lower": lo, "upper": hi}
+                                for k, (lo, hi) in self.intervals(level).items()}
+        if self.reference is not None:
+            ref = _as_numpy_params(self.reference)
+            out["reference"] = {n: float(getattr(ref, n)) for n in PARAM_NAMES}
+        if self.diagnostics is not None and hasattr(self.diagnostics, "to_dict"):
+            out["diagnostics"] = self.diagnostics.to_dict()
+        out.update({k: v for k, v in self.info.items() if k not in out})
+        return _jsonable(out)
+
+    def frontier(self, budgets, *, cost: Any = "train", **kwargs):
+        """Compute-optimal allocation for every draw and budget; see :mod:`bayescale.frontier`."""
+        from bayescale import frontier as _frontier
+
+        return _frontier.frontier(self.params, budgets, cost=cost,
+                                  data_C_range=(float(self.runs.C.min()), float(self.runs.C.max())),
+                                  **kwargs)
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        return float(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    return obj
+
+
+def _check_level(level: float) -> float:
+    level = float(level)
+    if not 0.0 < level < 1.0:
+        raise BayescaleError(f"level must be between 0 and 1 (e.g. 0.9), got {level}.")
+    return level
+
+
+def fit(runs: Runs | pd.DataFrame | str | os.PathLike, *, method: str = "bayes",
+        level: float = 0.9, seed: int = 0, **options) -> ScalingFit:
+    """Fit ``L(N, D) = E + A / N**alpha + B / D**beta`` to training runs.
+
+    Parameters
+    ----------
+    runs : :class:`~bayescale.data.Runs`, or anything :func:`~bayescale.load_runs` takes.
+    method : ``"bayes"`` (default), ``"huber"``, ``"huber_mle"`` or ``"bootstrap"``.
+    level : default interval level for summaries (0.9).
+    seed : random seed (bootstrap resampling, NUTS).
+    **options : estimator settings, passed on:
+
+        * huber: ``delta`` (1e-3), ``starts`` (array (k, 5) of ``a, b, e, alpha, beta``;
+          default Hoffmann's 4500-point grid), ``max_iter``, ``tol``;
+        * huber_mle: ``delta``, ``init``;
+        * bootstrap: ``resamples`` (4000), ``delta``, ``init`` (default Hoffmann's
+          unrounded published parameters);
+        * bayes: see :func:`bayescale.inference.sample_posterior`.
+
+    Returns
+    -------
+    ScalingFit
+
+    References
+    ----------
+    Hoffmann et al. (2022), arXiv:2203.15556, Approach 3.
+    Besiroglu et al. (2024), arXiv:2404.10102.
+    """
+    if method not in METHODS:
+        raise BayescaleError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}.")
+    level = _check_level(level)
+    if not isinstance(runs, Runs):
+        runs = load_runs(runs)
+    if method in ("huber", "huber_mle", "bootstrap"):
+        from bayescale import baseline
+
+        fn = {"huber": baseline.fit_huber, "huber_mle": baseline.fit_huber_mle,
+              "bootstrap": baseline.fit_bootstrap}[method]
+        kwargs = dict(options)
+        if method == "bootstrap":
+            kwargs["seed"] = seed
+        result = fn(runs.log_N, runs.log_D, runs.log_loss, **kwargs)
+        return ScalingFit(method=method, params=_as_numpy_params(result.params), runs=runs,
+                          level=level, info=result.info,
+                          reference=getattr(result, "reference", None))
+    from bayescale import inference
+
+    posterior = inference.sample_posterior(runs, seed=seed, **options)
+    return ScalingFit(method=method, params=_as_numpy_params(posterior.params), runs=runs,
+                      level=level, info=posterior.info, idata=posterior.idata,
+                      diagnostics=posterior.diagnostics)

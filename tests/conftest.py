@@ -1,0 +1,53 @@
+"""Shared test configuration.
+
+Tests run on the CPU in float64 with rank promotion disallowed; data are read from
+``../shared/data`` (beside the project root) unless ``BAYESCALE_DATA`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+jax.config.update("jax_platforms", "cpu")
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+os.environ.setdefault("BAYESCALE_DATA", str(SHARED_DATA))
+os.environ.setdefault("BAYESCALE_OFFLINE", "1")
+
+
+def _chinchilla_available() -> bool:
+    return any((Path(p) / "chinchilla_svg_extracted.csv").is_file()
+               for p in os.environ["BAYESCALE_DATA"].split(os.pathsep))
+
+
+requires_chinchilla = pytest.mark.skipif(
+    not _chinchilla_available() and not os.environ.get("CI"),
+    reason="chinchilla_svg_extracted.csv not found; set BAYESCALE_DATA",
+)
+
+
+@pytest.fixture(scope="session")
+def chinchilla_240():
+    from bayescale import load_runs
+
+    return load_runs("chinchilla", exclude_top=5)
+
+
+@pytest.fixture(scope="session")
+def chinchilla_245():
+    from bayescale import load_runs
+
+    return load_runs("chinchilla")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(20240416)
