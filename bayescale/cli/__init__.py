@@ -1,0 +1,76 @@
+"""The ``bayescale`` command line.
+
+Each subcommand lives in its own module under ``bayescale.cli`` exposing
+``register(subparsers)``; heavy imports happen inside the command, so
+``bayescale --version`` answers without loading JAX.
+
+Exit status: 0 on success, 2 on bad input (one-paragraph message, no traceback),
+1 on an unexpected failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from bayescale import __version__
+
+# module name -> subcommands it registers
+_COMMAND_MODULES = ("fit", "frontier", "report", "datasets")
+
+
+def _load_register(module: str):
+    try:
+        mod = importlib.import_module(f"bayescale.cli.{module}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"bayescale.cli.{module}":
+            return None
+        raise
+    return getattr(mod, "register", None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bayescale",
+        description="Bayesian fits of neural scaling laws and compute-optimal decisions.",
+        epilog="Example: bayescale fit chinchilla --method huber --exclude-top 5 --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"bayescale {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in _COMMAND_MODULES:
+        register = _load_register(module)
+        if register is not None:
+            register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in ("--version", "-V"):
+        print(f"bayescale {__version__}")
+        return 0
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    from bayescale.errors import BayescaleError
+
+    try:
+        return int(args.func(args) or 0)
+    except BayescaleError as exc:
+        print(f"bayescale {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        print(f"bayescale {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bayescale: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
