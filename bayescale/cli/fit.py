@@ -1,0 +1,117 @@
+"""``bayescale fit``: fit the law to a dataset or CSV and print or save the result."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from bayescale.cli._common import add_data_arguments, enable_compilation_cache, load_runs_from_args
+
+METHODS = ("bayes", "huber", "huber_mle", "bootstrap")
+LIKELIHOODS = ("student_t", "normal", "huber")
+
+EXAMPLES = """\
+examples:
+  bayescale fit chinchilla --method huber --exclude-top 5 --json
+  bayescale fit chinchilla --method bootstrap --exclude-top 5 --resamples 4000 --seed 0
+  bayescale fit chinchilla --chains 4 --warmup 1000 --draws 1000 --out fits/chinchilla
+  bayescale fit my_runs.csv --N-column params --loss-column eval_loss --method huber
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "fit",
+        help="fit L(N, D) = E + A/N^alpha + B/D^beta to training runs",
+        description=(
+            "Fit the Chinchilla scaling law to training runs. DATA is a registered dataset "
+            "name (see `bayescale datasets`) or a CSV path with columns for model size, "
+            "tokens (or FLOPs) and final loss."
+        ),
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_data_arguments(p)
+    p.add_argument("--method", choices=METHODS, default="bayes",
+                   help="estimator: bayes (NUTS posterior, default), huber (Hoffmann et al. 2022 "
+                        "grid fit), huber_mle (Besiroglu et al. 2024 point estimate), bootstrap")
+    p.add_argument("--level", type=float, default=None,
+                   help="interval level (default 0.9; the bootstrap defaults to 0.95 as Epoch)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g = p.add_argument_group("bootstrap")
+    g.add_argument("--resamples", type=int, default=4000, help="bootstrap resamples (4000)")
+    g = p.add_argument_group("bayes")
+    g.add_argument("--chains", type=int, default=4, help="NUTS chains (4)")
+    g.add_argument("--warmup", type=int, default=1000, help="warmup iterations per chain (1000)")
+    g.add_argument("--draws", type=int, default=1000, help="draws per chain (1000)")
+    g.add_argument("--likelihood", choices=LIKELIHOODS, default="student_t",
+                   help="likelihood of log loss (student_t, robust; default)")
+    g.add_argument("--target-accept", type=float, default=None,
+                   help="NUTS target acceptance probability")
+    g.add_argument("--strict", action="store_true",
+                   help="fail (exit 2) instead of warning when diagnostics fail")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--out", metavar="DIR",
+                   help="write summary.csv, fit.json, draws.csv, runs.csv (and posterior.nc) to DIR")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from bayescale.errors import BayescaleError
+
+    level = args.level if args.level is not None else (0.95 if args.method == "bootstrap" else 0.9)
+    if not 0 < level < 1:
+        raise BayescaleError(f"--level must be between 0 and 1, got {level}.")
+    enable_compilation_cache()
+    t0 = time.perf_counter()
+    runs = load_runs_from_args(args)
+    from bayescale.fit import fit
+
+    options: dict = {}
+    if args.method == "bootstrap":
+        options["resamples"] = args.resamples
+    if args.method == "bayes":
+        options.update(chains=args.chains, warmup=args.warmup, draws=args.draws,
+                       likelihood=args.likelihood, strict=args.strict,
+                       progress=False if (args.quiet or args.json) else None)
+        if args.target_accept is not None:
+            options["target_accept"] = args.target_accept
+    result = fit(runs, method=args.method, level=level, seed=args.seed, **options)
+    payload = result.to_dict(level)
+    payload.setdefault("timing", {})
+    payload["timing"]["wall"] = time.perf_counter() - t0
+    if args.out:
+        from bayescale.io import save_fit
+
+        written = save_fit(result, args.out, level=level, payload=payload)
+        if not args.quiet:
+            print(f"wrote {', '.join(str(p) for p in written.values())}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(payload, indent=2))
+    else:
+        print(_format(result, payload, level))
+    return 0
+
+
+def _format(result, payload: dict, level: float) -> str:
+    table = result.summary(level)
+    lines = [
+        f"bayescale fit: method={payload['method']}  runs={payload['n_runs']}  "
+        f"source={payload['data']['source']}",
+    ]
+    dropped = payload["data"].get("dropped_rows") or []
+    if dropped:
+        lines.append(f"dropped {len(dropped)} rows ({', '.join(payload['data']['dropped_by'])})")
+    with_pd_options = table.to_string(float_format=lambda v: f"{v:.6g}")
+    lines.append(with_pd_options)
+    if "objective" in payload:
+        lines.append(f"objective = {payload['objective']:.11g}")
+    if "diagnostics" in payload:
+        d = payload["diagnostics"]
+        lines.append("diagnostics: " + ", ".join(f"{k}={v}" for k, v in d.items()))
+    lines.append(f"wall time {payload['timing']['wall']:.2f} s")
+    return os.linesep.join(lines)
