@@ -1,0 +1,161 @@
+"""Convergence diagnostics of a NUTS fit: R-hat, bulk/tail ESS, divergences, E-BFMI.
+
+The numbers come from ArviZ (``az.rhat``, ``az.ess``, ``az.bfmi``); this module only
+collects them and applies the usual thresholds (Vehtari et al. 2021): rank-normalised
+R-hat <= 1.01, bulk ESS >= 400 and no divergent transition. E-BFMI below 0.3 is
+reported (and included in the warning text) but does not fail a fit by itself.
+
+References
+----------
+A. Vehtari, A. Gelman, D. Simpson, B. Carpenter, P.-C. Buerkner, "Rank-normalization,
+folding, and localization: an improved R-hat for assessing convergence of MCMC",
+Bayesian Analysis 16 (2021) 667-718.
+M. Betancourt, "A Conceptual Introduction to Hamiltonian Monte Carlo",
+arXiv:1701.02434 (2017), sec. 6.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from bayescale.errors import ConvergenceError, ConvergenceWarning
+
+__all__ = ["Diagnostics", "compute_diagnostics", "check", "DIAGNOSED_PARAMS",
+           "RHAT_MAX", "ESS_BULK_MIN", "EBFMI_MIN"]
+
+DIAGNOSED_PARAMS = ("E", "A", "B", "alpha", "beta", "a_opt", "b_opt")
+RHAT_MAX = 1.01
+ESS_BULK_MIN = 400
+EBFMI_MIN = 0.3
+
+
+class Diagnostics(NamedTuple):
+    """Convergence diagnostics of one fit.
+
+    Attributes
+    ----------
+    rhat_max : largest rank-normalised split R-hat over :data:`DIAGNOSED_PARAMS`.
+    ess_bulk_min, ess_tail_min : smallest bulk and tail effective sample sizes.
+    divergences : number of divergent transitions after warmup (all chains).
+    ebfmi_min : smallest per-chain energy Bayesian fraction of missing information.
+    ok : R-hat <= 1.01, bulk ESS >= 400 and no divergence.
+    per_param : DataFrame indexed by parameter with columns r_hat, ess_bulk, ess_tail.
+    """
+
+    rhat_max: float
+    ess_bulk_min: float
+    ess_tail_min: float
+    divergences: int
+    ebfmi_min: float
+    ok: bool
+    per_param: pd.DataFrame
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready scalars (no ``per_param``)."""
+        return {
+            "rhat_max": float(self.rhat_max),
+            "ess_bulk_min": float(self.ess_bulk_min),
+            "ess_tail_min": float(self.ess_tail_min),
+            "divergences": int(self.divergences),
+            "ebfmi_min": float(self.ebfmi_min),
+            "ok": bool(self.ok),
+        }
+
+    def problems(self) -> list[str]:
+        """What failed, in words (empty when ``ok``)."""
+        out = []
+        if not self.rhat_max <= RHAT_MAX:  # also catches NaN
+            out.append(f"R-hat {self.rhat_max:.3f} > {RHAT_MAX}")
+        if not self.ess_bulk_min >= ESS_BULK_MIN:
+            out.append(f"bulk ESS {self.ess_bulk_min:.0f} < {ESS_BULK_MIN}")
+        if self.divergences > 0:
+            out.append(f"{self.divergences} divergent transition(s)")
+        return out
+
+
+def compute_diagnostics(idata) -> Diagnostics:
+    """Diagnostics from an ``arviz.InferenceData`` with posterior and sample_stats.
+
+    Needs at least 2 chains for a meaningful R-hat (ArviZ splits each chain in two,
+    so one chain still gives a number).
+    """
+    import arviz as az
+
+    names = [n for n in DIAGNOSED_PARAMS if n in idata.posterior]
+    post = idata.posterior[names]
+    with warnings.catch_warnings():
+        # ArviZ warns (RuntimeWarning) for degenerate chains, e.g. a stuck chain of
+        # constant draws; the NaN / inf it returns fails the checks below instead.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rhat = az.rhat(post)
+        ess_bulk = az.ess(post, method="bulk")
+        ess_tail = az.ess(post, method="tail")
+        try:
+            bfmi = np.asarray(az.bfmi(idata))
+        except (KeyError, AttributeError, ValueError):
+            bfmi = np.array([np.nan])
+    per_param = pd.DataFrame(
+        {
+            "r_hat": [float(rhat[n]) for n in names],
+            "ess_bulk": [float(ess_bulk[n]) for n in names],
+            "ess_tail": [float(ess_tail[n]) for n in names],
+        },
+        index=pd.Index(names, name="parameter"),
+    )
+    divergences = int(np.sum(np.asarray(idata.sample_stats["diverging"])))
+    rhat_max = float(np.max(np.nan_to_num(per_param["r_hat"], nan=np.inf)))
+    ess_bulk_min = float(np.min(np.nan_to_num(per_param["ess_bulk"], nan=0.0)))
+    ess_tail_min = float(np.min(np.nan_to_num(per_param["ess_tail"], nan=0.0)))
+    ebfmi_min = float(np.nanmin(bfmi)) if np.any(np.isfinite(bfmi)) else float("nan")
+    ok = rhat_max <= RHAT_MAX and ess_bulk_min >= ESS_BULK_MIN and divergences == 0
+    return Diagnostics(rhat_max=rhat_max, ess_bulk_min=ess_bulk_min, ess_tail_min=ess_tail_min,
+                       divergences=divergences, ebfmi_min=ebfmi_min, ok=bool(ok),
+                       per_param=per_param)
+
+
+def _advice(diag: Diagnostics) -> str:
+    tips = []
+    if diag.divergences > 0:
+        tips.append("raise target_accept (e.g. 0.95) so NUTS takes smaller steps")
+    if not diag.rhat_max <= RHAT_MAX or not diag.ess_bulk_min >= ESS_BULK_MIN:
+        tips.append("run longer (more warmup, e.g. warmup=2000, and more draws) or more chains")
+    if np.isfinite(diag.ebfmi_min) and diag.ebfmi_min < EBFMI_MIN:
+        tips.append(f"E-BFMI {diag.ebfmi_min:.2f} < {EBFMI_MIN} suggests heavy tails or a "
+                    "funnel: check the priors (e.g. on sigma)")
+    tips.append("check the data for runs far off the law (try likelihood='student_t')")
+    return "; ".join(tips)
+
+
+def check(diag: Diagnostics, strict: bool = False, *, stacklevel: int = 1) -> Diagnostics:
+    """Warn (or, with ``strict``, raise) when ``diag`` fails the thresholds.
+
+    Parameters
+    ----------
+    diag : the diagnostics to check.
+    strict : raise :class:`~bayescale.errors.ConvergenceError` instead of warning.
+    stacklevel : frames above the caller of ``check`` to attribute the warning to
+        (1: the caller itself).
+
+    Returns
+    -------
+    Diagnostics
+        ``diag`` unchanged.
+
+    Warns
+    -----
+    ConvergenceWarning
+        R-hat > 1.01, bulk ESS < 400 or any divergence (and ``strict`` is false).
+    """
+    problems = diag.problems()
+    if not problems:
+        return diag
+    message = (f"NUTS did not converge: {', '.join(problems)}. Try: {_advice(diag)}. "
+               "The estimates may be unreliable.")
+    if strict:
+        raise ConvergenceError(message)
+    warnings.warn(message, ConvergenceWarning, stacklevel=stacklevel + 1)
+    return diag

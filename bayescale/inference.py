@@ -1,0 +1,376 @@
+"""NUTS for :mod:`bayescale.models`: runs -> :class:`Posterior` (draws, InferenceData, diagnostics).
+
+NumPyro's ``MCMC`` compiles itself; nothing here wraps it in ``jit``. Chains run
+vectorised on one device and in parallel (``pmap``) when there are at least as many
+devices as chains; the code path is the same on CPU and GPU.
+
+References
+----------
+M. D. Hoffman, A. Gelman, "The No-U-Turn Sampler", JMLR 15 (2014).
+A. Vehtari et al., "Rank-normalization, folding, and localization: an improved
+R-hat", Bayesian Analysis 16 (2021).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bayescale import models
+from bayescale.data import Runs
+from bayescale.errors import BayescaleError
+from bayescale.law import LawParams
+
+if TYPE_CHECKING:  # diagnostics comes after inference in the layering (STYLE.md section 1)
+    from bayescale.diagnostics import Diagnostics
+
+__all__ = ["Posterior", "sample_posterior", "save_idata", "load_idata", "CHAIN_METHODS"]
+
+CHAIN_METHODS = ("auto", "vectorized", "parallel", "sequential")
+_INIT_RADIUS = 0.3  # jitter of the initial point per chain, in unconstrained space
+_COMPILE_EVENTS = frozenset({
+    "/jax/core/compile/jaxpr_trace_duration",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration",
+    "/jax/core/compile/backend_compile_duration",
+})
+
+
+class Posterior(NamedTuple):
+    """The result of :func:`sample_posterior`.
+
+    Attributes
+    ----------
+    params : :class:`~bayescale.law.LawParams` of NumPy arrays of shape
+        ``(chains * draws,)``, chain-major.
+    idata : ``arviz.InferenceData`` with groups posterior, sample_stats,
+        observed_data, log_likelihood (so ``arviz.loo`` works) and, when asked,
+        posterior_predictive.
+    diagnostics : :class:`~bayescale.diagnostics.Diagnostics`.
+    info : settings, priors (as text), the centre, and ``timing`` in seconds.
+    """
+
+    params: LawParams
+    idata: Any
+    diagnostics: "Diagnostics"
+    info: dict
+
+
+class _CompileClock:
+    """Wall time JAX spends tracing, lowering and compiling (XLA, or a persistent-cache
+    read), as the union of the time spans JAX reports through ``jax.monitoring``."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[float, float]] = []
+
+    def _listen(self, event: str, start: float, end: float, **kwargs) -> None:
+        if event in _COMPILE_EVENTS:
+            self.spans.append((start, end))
+
+    def __enter__(self) -> "_CompileClock":
+        jax.monitoring.register_event_time_span_listener(self._listen)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        jax.monitoring.unregister_event_time_span_listener(self._listen)
+
+    @property
+    def seconds(self) -> float:
+        total, current_end = 0.0, -math.inf
+        for start, end in sorted(self.spans):
+            if end <= current_end:
+                continue
+            total += end - max(start, current_end)
+            current_end = end
+        return total
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise BayescaleError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def _chain_method(chain_method: str, chains: int) -> str:
+    if chain_method not in CHAIN_METHODS:
+        raise BayescaleError(f"unknown chain_method {chain_method!r}; choose one of "
+                             f"{', '.join(CHAIN_METHODS)}.")
+    if chain_method == "auto":
+        return "parallel" if chains > 1 and jax.local_device_count() >= chains else "vectorized"
+    if chain_method == "parallel" and jax.local_device_count() < chains:
+        raise BayescaleError(
+            f"chain_method='parallel' needs at least {chains} devices, found "
+            f"{jax.local_device_count()}; use 'vectorized' (or 'auto'), or on CPU set "
+            f"XLA_FLAGS=--xla_force_host_platform_device_count={chains} before importing jax.")
+    return chain_method
+
+
+def _initial_values(log_N: np.ndarray, log_D: np.ndarray, y: np.ndarray, centre,
+                    likelihood: str, E_max: float) -> dict[str, float]:
+    """A cheap data-driven starting point: E just below the smallest loss, exponents
+    0.3, the two reducible terms splitting the loss at the centre (from a linear fit
+    of log loss on centred log N, log D), sigma from that fit's residuals."""
+    X = np.column_stack([np.ones_like(log_N), log_N - centre[0], log_D - centre[1]])
+    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
+    resid = y - X @ coef
+    E0 = 0.85 * E_max
+    reducible = max(math.exp(coef[0]) - E0, 0.1 * E0)
+    scale = float(max(np.std(resid), 1e-3))
+    sigma0 = scale * models.HUBER_DELTA if likelihood == "huber" else scale
+    return {"E": E0, "alpha": 0.3, "beta": 0.3, "a_c": math.log(reducible / 2),
+            "b_c": math.log(reducible / 2), "sigma": sigma0}
+
+
+def _init_near(site=None, *, values: Mapping[str, float], radius: float):
+    """Init strategy: ``values`` jittered by ``Uniform(-radius, radius)`` in
+    unconstrained space (each chain its own jitter); other sites: the prior median."""
+    from numpyro.distributions.transforms import biject_to
+    from numpyro.infer import init_to_median
+
+    if site is None:
+        return partial(_init_near, values=values, radius=radius)
+    if site["type"] == "sample" and not site["is_observed"] and site["name"] in values:
+        transform = biject_to(site["fn"].support)
+        value = jnp.asarray(values[site["name"]], dtype=jnp.result_type(float))
+        rng_key = site["kwargs"].get("rng_key")
+        sample_shape = site["kwargs"].get("sample_shape", ())
+        jitter = jax.random.uniform(rng_key, sample_shape, minval=-radius, maxval=radius)
+        near = transform(transform.inv(value) + jitter)
+        # a user prior may exclude the heuristic value: fall back to the prior median
+        return jnp.where(site["fn"].support(value), near, init_to_median(site))
+    return init_to_median(site)
+
+
+def _import_arviz_in_background() -> None:
+    # ArviZ (with xarray) takes ~1 s to import; NUTS releases the GIL while it runs,
+    # so import it meanwhile. A failed import here is retried (and raised) by the
+    # main thread's own import, under Python's import lock.
+    if "arviz" not in sys.modules:
+        threading.Thread(target=_quiet_import, args=("arviz",), daemon=True).start()
+
+
+def _quiet_import(name: str) -> None:
+    try:
+        importlib.import_module(name)
+    except Exception:  # noqa: BLE001 - re-raised by the main thread's import
+        pass
+
+
+def sample_posterior(
+    runs: Runs,
+    *,
+    seed: int = 0,
+    chains: int = 4,
+    warmup: int = 1000,
+    draws: int = 1000,
+    likelihood: str = "student_t",
+    priors: Mapping[str, Any] | None = None,
+    target_accept: float = 0.8,
+    chain_method: str = "auto",
+    progress: bool | None = None,
+    strict: bool = False,
+    posterior_predictive: bool = False,
+    dense_mass: bool = True,
+    max_tree_depth: int = 10,
+) -> Posterior:
+    """Sample the posterior of the law's parameters with NUTS.
+
+    Parameters
+    ----------
+    runs : :class:`~bayescale.data.Runs`
+    seed : random seed (initial jitter and NUTS).
+    chains, warmup, draws : number of chains, warmup (adaptation) iterations and
+        kept draws per chain.
+    likelihood : ``"student_t"`` (default), ``"normal"`` or ``"huber"``; see
+        :func:`bayescale.models.scaling_law_model`.
+    priors : overrides of :func:`bayescale.models.default_priors`, keyed by
+        ``E, log_A, log_B, alpha, beta, sigma, nu``.
+    target_accept : NUTS target acceptance probability, in (0, 1).
+    chain_method : ``"auto"`` (``"parallel"`` when there are at least ``chains``
+        devices, else ``"vectorized"``), ``"vectorized"``, ``"parallel"`` or
+        ``"sequential"``.
+    progress : show a progress bar; default only when stderr is a terminal.
+    strict : raise :class:`~bayescale.errors.ConvergenceError` instead of warning
+        when the diagnostics fail.
+    posterior_predictive : also draw predictive log losses at the runs
+        (``idata.posterior_predictive["log_loss"]``).
+    dense_mass : adapt a dense mass matrix (default; the 6 parameters are correlated).
+    max_tree_depth : NUTS maximum tree depth.
+
+    Returns
+    -------
+    Posterior
+        ``info["timing"]`` holds ``compile`` (wall seconds JAX spent tracing,
+        lowering and XLA-compiling, or reading the persistent compilation cache,
+        during the whole fit), ``sampling`` (the rest of the NUTS run: warmup and
+        draws), ``postprocess`` (log-likelihood, predictive draws, InferenceData,
+        diagnostics, less their compile time) and ``total``.
+
+    Raises
+    ------
+    BayescaleError
+        Bad arguments (before anything is compiled).
+    ConvergenceError
+        ``strict=True`` and R-hat > 1.01, bulk ESS < 400 or a divergence.
+
+    Warns
+    -----
+    ConvergenceWarning
+        When the diagnostics fail and ``strict`` is false.
+    """
+    t_start = time.perf_counter()
+    if not isinstance(runs, Runs):
+        raise BayescaleError(f"runs must be bayescale.data.Runs (see bayescale.load_runs), "
+                             f"got {type(runs).__name__}.")
+    seed = _check_int("seed", seed, 0)
+    chains = _check_int("chains", chains, 1)
+    warmup = _check_int("warmup", warmup, 1)
+    draws = _check_int("draws", draws, 1)
+    max_tree_depth = _check_int("max_tree_depth", max_tree_depth, 1)
+    models.check_likelihood(likelihood)
+    target_accept = float(target_accept)
+    if not 0.0 < target_accept < 1.0:
+        raise BayescaleError(f"target_accept must be in (0, 1), e.g. 0.8, got {target_accept}.")
+    method = _chain_method(chain_method, chains)
+    if progress is None:
+        progress = bool(getattr(sys.stderr, "isatty", lambda: False)())
+    E_max = float(np.min(runs.loss))
+    resolved = models.resolve_priors(priors, E_max=E_max)
+
+    from numpyro.infer import MCMC, NUTS
+
+    dtype = jnp.result_type(float)  # float32 unless the user enabled x64
+    log_N_np, log_D_np, y_np = runs.log_N, runs.log_D, runs.log_loss
+    centre = models.data_centre(log_N_np, log_D_np)
+    log_N, log_D, y = (jnp.asarray(v, dtype=dtype) for v in (log_N_np, log_D_np, y_np))
+    init_values = _initial_values(log_N_np, log_D_np, y_np, centre, likelihood, E_max)
+    model_kwargs = dict(priors=resolved, likelihood=likelihood, centre=centre, E_max=E_max)
+    kernel = NUTS(models.scaling_law_model, target_accept_prob=target_accept,
+                  dense_mass=dense_mass, max_tree_depth=max_tree_depth,
+                  init_strategy=_init_near(values=init_values, radius=_INIT_RADIUS))
+    _import_arviz_in_background()
+    mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains,
+                chain_method=method, progress_bar=progress)
+    rng_key = jax.random.PRNGKey(seed)
+    extra = ("diverging", "energy", "num_steps", "accept_prob", "adapt_state.step_size",
+             "potential_energy")
+    with _CompileClock() as clock_run:
+        t0 = time.perf_counter()
+        mcmc.run(rng_key, log_N, log_D, y, extra_fields=extra, record_log_likelihood=True,
+                 **model_kwargs)
+        samples = jax.block_until_ready(mcmc.get_samples(group_by_chain=True))
+        t_run = time.perf_counter() - t0
+    with _CompileClock() as clock_post:
+        t0 = time.perf_counter()
+        stats = mcmc.get_extra_fields(group_by_chain=True)
+        from numpyro.infer import Predictive
+
+        loglik = samples.pop("log_lik")
+        predictive = None
+        if posterior_predictive:
+            pred = Predictive(models.scaling_law_model, posterior_samples=samples, batch_ndims=2,
+                              return_sites=["log_loss"])
+            predictive = pred(jax.random.fold_in(rng_key, 1), log_N, log_D, None,
+                              **model_kwargs)["log_loss"]
+        idata = _to_inference_data(samples, stats, loglik, predictive, y_np, runs)
+        from bayescale import diagnostics as _diagnostics  # lazy: later in the layering
+
+        diagnostics = _diagnostics.compute_diagnostics(idata)
+        t_post = time.perf_counter() - t0
+
+    flat = {k: np.asarray(v).reshape(-1) for k, v in samples.items()}
+    params = LawParams(*(flat[k].astype(float) for k in ("E", "A", "B", "alpha", "beta")))
+    num_steps = np.asarray(stats["num_steps"])
+    info = {
+        "likelihood": likelihood,
+        "chains": chains,
+        "warmup": warmup,
+        "draws": draws,
+        "seed": seed,
+        "target_accept": target_accept,
+        "chain_method": method,
+        "dense_mass": bool(dense_mass),
+        "dtype": str(np.dtype(dtype)),
+        "device": jax.devices()[0].platform,
+        "centre": {"log_N0": centre[0], "log_D0": centre[1]},
+        "priors": models.describe_priors(resolved),
+        "leapfrog_per_draw": float(num_steps.mean()),
+        "timing": {
+            "compile": clock_run.seconds + clock_post.seconds,
+            "sampling": max(t_run - clock_run.seconds, 0.0),
+            "postprocess": max(t_post - clock_post.seconds, 0.0),
+            "total": time.perf_counter() - t_start,
+        },
+    }
+    _diagnostics.check(diagnostics, strict=strict, stacklevel=2)
+    return Posterior(params=params, idata=idata, diagnostics=diagnostics, info=info)
+
+
+_POSTERIOR_VARS = ("E", "A", "B", "alpha", "beta", "a_opt", "b_opt", "sigma", "nu", "a_c", "b_c")
+_STAT_NAMES = {"diverging": "diverging", "energy": "energy", "num_steps": "n_steps",
+               "accept_prob": "acceptance_rate", "adapt_state.step_size": "step_size"}
+
+
+def _to_inference_data(samples, stats, loglik, predictive, y, runs: Runs):
+    import arviz as az
+
+    posterior = {k: np.asarray(samples[k]) for k in _POSTERIOR_VARS if k in samples}
+    sample_stats = {new: np.asarray(stats[old]) for old, new in _STAT_NAMES.items()}
+    sample_stats["lp"] = -np.asarray(stats["potential_energy"])
+    sample_stats["tree_depth"] = np.floor(np.log2(np.asarray(stats["num_steps"]) + 1)).astype(int)
+    coords = {"run": np.asarray(runs.row)}
+    dims = {"log_loss": ["run"]}
+    kwargs = {}
+    if predictive is not None:
+        kwargs["posterior_predictive"] = {"log_loss": np.asarray(predictive)}
+    return az.from_dict(
+        posterior=posterior,
+        sample_stats=sample_stats,
+        log_likelihood={"log_loss": np.asarray(loglik)},
+        observed_data={"log_loss": np.asarray(y)},
+        constant_data={"log_N": runs.log_N, "log_D": runs.log_D},
+        coords=coords,
+        dims={**dims, "log_N": ["run"], "log_D": ["run"]},
+        **kwargs,
+    )
+
+
+def save_idata(idata, path: str | os.PathLike) -> Path:
+    """Write ``idata`` to netCDF at ``path`` atomically (temp file, then ``os.replace``).
+
+    Returns the path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        idata.to_netcdf(tmp, engine="h5netcdf")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_idata(path: str | os.PathLike):
+    """Read an ``arviz.InferenceData`` written by :func:`save_idata`."""
+    import arviz as az
+
+    path = Path(path)
+    if not path.is_file():
+        raise BayescaleError(f"no such file: {str(path)!r}; write one with save_idata or "
+                             f"`bayescale fit ... --out DIR`.")
+    return az.from_netcdf(path, engine="h5netcdf")

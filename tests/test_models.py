@@ -1,0 +1,151 @@
+"""Tests of bayescale.models: the Huber density, priors, the model's sites and float32."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+import pytest
+from numpyro.infer import Predictive
+from numpyro.infer.util import log_density
+from scipy import integrate, stats
+
+from bayescale.errors import BayescaleError
+from bayescale.law import HOFFMANN_2022, log_loss_from_theta, theta_from_params
+from bayescale.models import (
+    HUBER_DELTA,
+    MODELS,
+    PRIOR_KEYS,
+    Huber,
+    default_priors,
+    prior_predictive,
+    resolve_priors,
+    scaling_law_model,
+)
+from bayescale.synthetic import simulate_runs
+
+
+@pytest.mark.parametrize("delta", [HUBER_DELTA, 0.5, 1.5])
+@pytest.mark.parametrize("loc,scale", [(0.0, 1.0), (1.3, 0.02)])
+def test_huber_density_integrates_to_one(delta, loc, scale):
+    d = Huber(loc, scale, delta=delta)
+
+    def pdf(x):
+        return float(jnp.exp(d.log_prob(x)))
+
+    # the density has kinks at loc +- delta * scale and a Laplace tail of scale scale/delta
+    lo, hi = loc - delta * scale, loc + delta * scale
+    core = integrate.quad(pdf, lo, hi, epsabs=0, epsrel=1e-10)[0]
+    right = integrate.quad(pdf, hi, np.inf, epsabs=0, epsrel=1e-10, limit=200)[0]
+    left = integrate.quad(pdf, -np.inf, lo, epsabs=0, epsrel=1e-10, limit=200)[0]
+    assert core + left + right == pytest.approx(1.0, rel=1e-7)
+
+
+def test_huber_log_prob_is_besiroglu_formula():
+    # Besiroglu et al. (2024): log p = -huber_delta(r) - log Z(delta) - log s, with
+    # Z = sqrt(2 pi) (1 - 2 Phi_sf(delta)) + 2 exp(-delta^2/2) / delta; optax's
+    # huber_loss(r, delta) is the same huber_delta.
+    import optax
+
+    delta, s = 1e-3, 4.7e-6
+    r = np.array([-3.0, -1e-4, 0.0, 5e-4, 2.0, 40.0])
+    y = 1.0 + s * r
+    Z = math.sqrt(2 * math.pi) * (1 - 2 * stats.norm.sf(delta)) + 2 * math.exp(-delta**2 / 2) / delta
+    expected = -np.asarray(optax.losses.huber_loss(r, delta=delta)) - math.log(Z) - math.log(s)
+    np.testing.assert_allclose(np.asarray(Huber(1.0, s).log_prob(y)), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("delta", [HUBER_DELTA, 1.0])
+def test_huber_sampling_matches_density(delta):
+    d = Huber(0.5, 2.0, delta=delta)
+    x = np.asarray(d.sample(jax.random.PRNGKey(0), (200_000,)))
+    # compare the CDF at a few points with the quadrature of the density
+    pdf = lambda t: float(jnp.exp(d.log_prob(t)))  # noqa: E731
+    for q in [-0.1, 0.5 + 1e-3, 1.0, 2000.0 if delta < 0.01 else 3.0]:
+        cdf = 0.5 + math.copysign(1, q - 0.5) * integrate.quad(
+            pdf, min(0.5, q), max(0.5, q), epsabs=0, epsrel=1e-9, limit=200)[0]
+        assert np.mean(x <= q) == pytest.approx(cdf, abs=4e-3)
+    assert np.var(x) == pytest.approx(float(d.variance), rel=0.03)
+
+
+def test_default_priors_and_overrides():
+    pri = resolve_priors(None, E_max=2.0)
+    assert set(pri) == set(PRIOR_KEYS)
+    assert float(pri["E"].high) == 2.0 and pri["nu"] == 4.0
+    custom = resolve_priors({"alpha": dist.Uniform(0.1, 0.6), "nu": dist.Gamma(2.0, 0.1)},
+                            E_max=2.0)
+    assert float(custom["alpha"].high) == 0.6 and isinstance(custom["nu"], dist.Gamma)
+    with pytest.raises(BayescaleError, match=r"valid keys are \['E', 'log_A'"):
+        resolve_priors({"gamma": dist.Normal()}, E_max=2.0)
+    with pytest.raises(BayescaleError, match="log_A"):
+        resolve_priors({"A": dist.LogNormal()}, E_max=2.0)
+    with pytest.raises(ValueError, match="Distribution"):
+        resolve_priors({"alpha": 0.3}, E_max=2.0)
+    with pytest.raises(BayescaleError, match="E_max"):
+        resolve_priors(None)
+    with pytest.raises(BayescaleError, match="nu"):
+        resolve_priors({"nu": -1}, E_max=2.0)
+    assert MODELS["chinchilla"] is scaling_law_model
+    assert default_priors(3.0)["E"].high == 3.0
+
+
+def test_model_sites_and_predictive():
+    runs = simulate_runs(models_per_budget=3)
+    pred = Predictive(scaling_law_model, num_samples=50)
+    out = pred(jax.random.PRNGKey(1), runs.log_N, runs.log_D, None, E_max=float(runs.loss.min()))
+    for name in ("E", "A", "B", "alpha", "beta", "a_opt", "b_opt", "sigma", "a_c", "b_c"):
+        assert out[name].shape == (50,), name
+    assert out["log_loss"].shape == (50, len(runs))
+    np.testing.assert_allclose(out["a_opt"] + out["b_opt"], 1.0, rtol=1e-12)
+    assert np.all((out["E"] > 0) & (out["E"] < runs.loss.min()))
+    assert np.all((out["alpha"] > 0) & (out["alpha"] < 1.5))
+
+
+def _model_log_density(params, runs, likelihood, dtype):
+    log_N0, log_D0 = float(np.mean(runs.log_N)), float(np.mean(runs.log_D))
+    values = {"E": params.E, "alpha": params.alpha, "beta": params.beta,
+              "a_c": math.log(params.A) - params.alpha * log_N0,
+              "b_c": math.log(params.B) - params.beta * log_D0, "sigma": 0.01}
+    values = {k: jnp.asarray(v, dtype=dtype) for k, v in values.items()}
+    args = tuple(jnp.asarray(v, dtype=dtype) for v in (runs.log_N, runs.log_D, runs.log_loss))
+    lp, trace = log_density(scaling_law_model, args, {"likelihood": likelihood}, values)
+    return float(lp), trace
+
+
+@pytest.mark.parametrize("likelihood", ["student_t", "normal", "huber"])
+def test_centred_law_equals_the_law_and_float32_is_safe(likelihood):
+    runs = simulate_runs(seed=2)
+    lp64, trace = _model_log_density(HOFFMANN_2022, runs, likelihood, jnp.float64)
+    # the centred parameterisation is the same law
+    mu = trace["log_loss"]["fn"].loc if likelihood != "student_t" else trace["log_loss"]["fn"].loc
+    np.testing.assert_allclose(np.asarray(mu), np.asarray(log_loss_from_theta(
+        theta_from_params(HOFFMANN_2022), runs.log_N, runs.log_D)), rtol=1e-12)
+    np.testing.assert_allclose(float(trace["A"]["value"]), HOFFMANN_2022.A, rtol=1e-12)
+    with jax.enable_x64(False):
+        lp32, _ = _model_log_density(HOFFMANN_2022, runs, likelihood, jnp.float32)
+    assert np.isfinite(lp32)
+    assert lp32 == pytest.approx(lp64, rel=1e-4, abs=0.05)
+
+
+def test_prior_on_log_A_is_kept_under_centring():
+    # the shear (log A, alpha) -> (a_c, alpha) has unit Jacobian: prior draws of A
+    # are log-normal with the prior's parameters, whatever the centre
+    N = np.geomspace(1e8, 1e10, 4)
+    pp = prior_predictive(N, np.full(4, 1e11), num_samples=4000, seed=3, E_max=2.5,
+                          priors={"log_A": dist.Normal(5.0, 2.0)})
+    logA = np.log(pp.params.A)
+    assert stats.kstest(logA, stats.norm(5.0, 2.0).cdf).pvalue > 1e-3
+    assert pp.loss.shape == (4000, 4) and pp.observed_loss.shape == (4000, 4)
+    assert np.all(pp.loss > pp.params.E[:, None])
+    # loss decreases with N at fixed D along every prior draw
+    assert np.all(np.diff(pp.loss, axis=1) <= 0)
+
+
+def test_prior_predictive_validates():
+    with pytest.raises(BayescaleError, match="likelihood"):
+        prior_predictive([1e9], [1e10], likelihood="cauchy", E_max=2.0)
+    with pytest.raises(BayescaleError, match="E_max"):
+        prior_predictive([1e9], [1e10])
