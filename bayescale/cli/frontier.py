@@ -1,0 +1,263 @@
+"""``bayescale frontier`` and ``bayescale decide``: compute-optimal plans from a fit.
+
+SOURCE is either a fit folder written by ``bayescale fit DATA --out DIR`` (it holds
+``fit.json`` and ``draws.csv``), or a dataset name / CSV path, fitted first with
+``--method`` (default ``bootstrap``: Besiroglu et al.'s resampling, which gives
+draws; ``huber`` gives a point estimate; ``bayes`` the NUTS posterior).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from bayescale.errors import BayescaleError
+
+_METHODS = ("bootstrap", "bayes", "huber", "huber_mle")
+_COSTS = ("train", "inference", "attention", "non-embedding")
+
+FRONTIER_EXAMPLES = """\
+examples:
+  bayescale frontier fits/chinchilla --budget 5.76e23 --budget 1e25
+  bayescale frontier chinchilla --exclude-top 5 --budget 1e24 --json
+  bayescale frontier fits/chinchilla --budget 1e24 --cost inference --inference-tokens 2e12
+"""
+
+DECIDE_EXAMPLES = """\
+examples:
+  bayescale decide fits/chinchilla --budget 5.76e23 --params 70e9 --tokens 1.4e12
+  bayescale decide chinchilla --exclude-top 5 --budget 1e24 --params 7e10 --tokens 2.4e12 --json
+"""
+
+
+def register(subparsers) -> None:
+    """Add the ``frontier`` and ``decide`` subcommands."""
+    p = subparsers.add_parser(
+        "frontier",
+        help="compute-optimal model size, tokens and loss per budget, with intervals",
+        description=("For each compute budget C, the model size N_opt, tokens D_opt, loss "
+                     "L_opt and tokens per parameter that minimise the fitted loss, with "
+                     "median and central interval over the fit's draws, and how far C "
+                     "extrapolates beyond the compute the data cover."),
+        epilog=FRONTIER_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_source_args(p)
+    p.add_argument("--budget", "-C", action="append", required=True, metavar="C",
+                   help="compute budget in FLOPs, e.g. 5.76e23 (repeat for several)")
+    p.add_argument("--cost", choices=_COSTS, default="train",
+                   help="cost model: train = 6ND (default); inference = 6ND + 2N D_inf, the "
+                        "loss-minimising split of a total budget (Sardana et al. 2023); "
+                        "attention = 6ND + attention FLOPs; non-embedding = 6(N - N_emb)D")
+    p.add_argument("--inference-tokens", type=str, default=None, metavar="T",
+                   help="lifetime inference tokens D_inf for --cost inference, e.g. 2e12")
+    p.add_argument("--level", type=float, default=0.9, help="central interval level (0.9)")
+    p.add_argument("--json", action="store_true", help="print JSON to stdout")
+    p.set_defaults(func=run_frontier)
+
+    d = subparsers.add_parser(
+        "decide",
+        help="how good is a plan (N params, D tokens) for a budget, under the fit's uncertainty",
+        description=("For a plan of N parameters trained on D tokens: the distribution of its "
+                     "loss, the probability it is within 1%%/5%% of the optimum for the budget "
+                     "(in loss and in compute), its expected excess loss (regret) against the "
+                     "Bayes-optimal plan, and the Bayes-optimal and plug-in plans."),
+        epilog=DECIDE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_source_args(d)
+    d.add_argument("--budget", "-C", type=str, default=None, metavar="C",
+                   help="training budget in FLOPs (default 6 N D)")
+    d.add_argument("--params", "-N", type=str, required=True, metavar="N",
+                   help="model parameters of the plan, e.g. 70e9")
+    d.add_argument("--tokens", "-D", type=str, required=True, metavar="D",
+                   help="training tokens of the plan, e.g. 1.4e12")
+    d.add_argument("--within", type=str, action="append", default=None, metavar="X",
+                   help="tolerance for the probabilities, as a fraction or percent "
+                        "(0.01 or 1%%; repeatable; default 1%% and 5%%)")
+    d.add_argument("--level", type=float, default=0.9, help="central interval level (0.9)")
+    d.add_argument("--json", action="store_true", help="print JSON to stdout")
+    d.set_defaults(func=run_decide)
+
+
+def _add_source_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", metavar="SOURCE",
+                   help="fit folder (from `bayescale fit ... --out DIR`), or a dataset name or "
+                        "CSV path to fit first")
+    g = p.add_argument_group("fitting (when SOURCE is data, not a fit folder)")
+    g.add_argument("--method", choices=_METHODS, default="bootstrap",
+                   help="estimator for SOURCE data (default bootstrap: resampled Huber fits "
+                        "as in Besiroglu et al. 2024, giving draws)")
+    g.add_argument("--exclude-top", type=int, default=0, metavar="K",
+                   help="drop the K highest-loss runs first (Besiroglu et al. drop 5)")
+    g.add_argument("--resamples", type=int, default=None, metavar="R",
+                   help="bootstrap resamples (default: the fitter's, 4000)")
+    g.add_argument("--seed", type=int, default=0, help="random seed of the fit (0)")
+
+
+# ---------------------------------------------------------------------------
+# Parsing
+# ---------------------------------------------------------------------------
+
+def parse_flops(text: str, what: str = "budget") -> float:
+    """Parse ``"1e23"``, ``"5.76e23"``, ``"1_000"`` or ``"2.5E+24"`` into a positive float."""
+    try:
+        value = float(str(text).strip().replace("_", ""))
+    except ValueError:
+        raise BayescaleError(
+            f"{what} {text!r} is not a number; write it like 1e23 or 5.76e23.") from None
+    if not (math.isfinite(value) and value > 0):
+        raise BayescaleError(f"{what} must be a finite positive number, got {text!r}.")
+    return value
+
+
+def _parse_fraction(text: str) -> float:
+    t = str(text).strip()
+    try:
+        value = float(t[:-1]) / 100 if t.endswith("%") else float(t)
+    except ValueError:
+        raise BayescaleError(f"--within {text!r} is not a fraction or percentage (0.01 or 1%).") from None
+    if not (math.isfinite(value) and 0 <= value):
+        raise BayescaleError(f"--within must be >= 0, got {text!r}.")
+    return value
+
+
+def _check_level(level: float) -> float:
+    if not 0 < level < 1:
+        raise BayescaleError(f"--level must be between 0 and 1 (e.g. 0.9), got {level}.")
+    return level
+
+
+def load_source(args):
+    """The :class:`~bayescale.fit.ScalingFit` named by ``args.source``."""
+    path = Path(args.source)
+    if path.is_file() and path.name == "fit.json":
+        path = path.parent
+    if path.is_dir():
+        from bayescale.io import load_fit
+
+        return load_fit(path)
+    from bayescale.data import load_runs
+    from bayescale.fit import fit
+
+    if args.exclude_top < 0:
+        raise BayescaleError(f"--exclude-top must be >= 0, got {args.exclude_top}.")
+    options = {}
+    if args.resamples is not None:
+        if args.method != "bootstrap" or args.resamples < 1:
+            raise BayescaleError("--resamples takes a positive count and goes with --method bootstrap.")
+        options["resamples"] = int(args.resamples)
+    runs = load_runs(args.source, exclude_top=args.exclude_top)
+    return fit(runs, method=args.method, seed=args.seed, **options)
+
+
+# ---------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------
+
+def _fmt(x: float) -> str:
+    if x is None or not math.isfinite(x):
+        return "-"
+    return f"{x:.3g}"
+
+
+def _x64():
+    """Double precision for the duration of a command (JAX's global default is untouched)."""
+    import jax
+
+    return jax.enable_x64(True)
+
+
+def run_frontier(args) -> int:
+    with _x64():
+        return _run_frontier(args)
+
+
+def run_decide(args) -> int:
+    with _x64():
+        return _run_decide(args)
+
+
+def _run_frontier(args) -> int:
+    budgets = [parse_flops(b) for b in args.budget]
+    level = _check_level(args.level)
+    D_inf = None
+    if args.inference_tokens is not None:
+        if args.cost != "inference":
+            raise BayescaleError("--inference-tokens goes with --cost inference.")
+        D_inf = parse_flops(args.inference_tokens, "--inference-tokens")
+    elif args.cost == "inference":
+        raise BayescaleError("--cost inference needs --inference-tokens T (lifetime inference "
+                             "tokens, e.g. 2e12).")
+    fit = load_source(args)
+    result = fit.frontier(budgets, cost=args.cost, inference_tokens=D_inf)
+    out = result.to_dict(level)
+    out = {"source": str(args.source), "method": fit.method, "cost": args.cost,
+           "inference_tokens": D_inf, **out}
+    if args.json:
+        json.dump(out, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    pct = f"{100 * level:g}%"
+    print(f"compute-optimal frontier: {args.source} ({fit.method}, {result.num_draws} draws), "
+          f"cost {args.cost}" + (f", D_inf {D_inf:.3g}" if D_inf else ""))
+    print(f"median [{pct} interval]")
+    header = f"{'C (FLOPs)':>10}  {'N_opt':>26}  {'D_opt':>26}  {'L_opt':>22}  {'D/N':>20}  extrap."
+    print(header)
+    for row in out["budgets"]:
+        cells = []
+        for q, w in (("N_opt", 26), ("D_opt", 26), ("L_opt", 22), ("tokens_per_param", 20)):
+            v = row[q]
+            cells.append(f"{_fmt(v['median'])} [{_fmt(v['lower'])}, {_fmt(v['upper'])}]".rjust(w))
+        ext = row["extrapolation"]
+        ext_s = "-" if ext is None else ("0" if ext == 0 else f"{ext:.2f} OOM")
+        flag = "" if row["converged"] == 1 else f"  ({100 * (1 - row['converged']):.1f}% not converged)"
+        print(f"{row['C']:>10.3g}  " + "  ".join(cells) + f"  {ext_s}{flag}")
+    return 0
+
+
+def _run_decide(args) -> int:
+    from bayescale.decisions import assess_plan
+
+    N = parse_flops(args.params, "--params")
+    D = parse_flops(args.tokens, "--tokens")
+    budget = None if args.budget is None else parse_flops(args.budget)
+    within = (0.01, 0.05) if not args.within else tuple(_parse_fraction(w) for w in args.within)
+    level = _check_level(args.level)
+    fit = load_source(args)
+    out = assess_plan(fit.params, N, D, budget=budget, within=within, level=level)
+    runs_C = fit.runs.C
+    from bayescale.frontier import extrapolation
+
+    out["extrapolation"] = float(extrapolation([out["plan"]["C"]],
+                                               (float(runs_C.min()), float(runs_C.max())))[0])
+    out = {"source": str(args.source), "method": fit.method, **out}
+    if args.json:
+        json.dump(out, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    pct = f"{100 * level:g}%"
+    p, loss = out["plan"], out["loss"]
+    print(f"plan: N = {p['N']:.3g} parameters, D = {p['D']:.3g} tokens "
+          f"({p['tokens_per_param']:.3g} tokens/param), 6ND = {p['C_plan']:.3g} FLOPs; "
+          f"budget C = {p['C']:.3g}" + ("  [OVER BUDGET]" if p["over_budget"] else ""))
+    print(f"fit: {args.source} ({fit.method}, {out['num_draws']} draws); budget extrapolates "
+          f"{out['extrapolation']:.2f} orders of magnitude beyond the data")
+    print(f"loss of the plan: median {loss['median']:.4f} [{pct}: {loss['lower']:.4f}, "
+          f"{loss['upper']:.4f}], mean {loss['mean']:.4f}")
+    lo = out["optimum"]["L_opt"]
+    print(f"optimal loss at C: median {lo['median']:.4f} [{lo['lower']:.4f}, {lo['upper']:.4f}]")
+    ex = out["excess_loss"]
+    print(f"excess loss over each draw's optimum: median {ex['median']:.4g} "
+          f"[{ex['lower']:.3g}, {ex['upper']:.3g}]")
+    ce = out["compute_efficiency"]
+    print(f"compute efficiency C_eq/C: median {ce['median']:.3f} [{ce['lower']:.3f}, {ce['upper']:.3f}]")
+    for k in out["p_within_loss"]:
+        print(f"P(loss within {k} of optimum) = {out['p_within_loss'][k]:.3f};  "
+              f"P(compute within {k}) = {out['p_within_compute'][k]:.3f}")
+    print(f"regret (expected loss minus Bayes-optimal plan's): {out['regret']:.3g}")
+    for name in ("bayes_optimal", "plug_in"):
+        b = out[name]
+        print(f"{name.replace('_', '-')} plan: N = {b['N']:.3g}, D = {b['D']:.3g} "
+              f"({b['tokens_per_param']:.3g} tokens/param), expected loss {b['expected_loss']:.4f}, "
+              f"regret {b['regret']:.3g}")
+    return 0

@@ -1,0 +1,410 @@
+"""Decisions under uncertainty: is a training plan ``(N, D)`` good for its budget?
+
+Given parameter draws (posterior draws, bootstrap resamples, or one point
+estimate), for a plan ``(N, D)`` and a training budget ``C`` (by default ``6 N D``):
+
+* the distribution of its loss ``L_theta(N, D)`` over draws;
+* the probability that it is within ``x`` of the optimum for ``C``: of loss,
+  ``L(plan) <= (1 + x) L_opt(C)``, and of compute, ``C <= (1 + x) C_eq``, where the
+  *compute-equivalent* ``C_eq`` is the budget at which the optimal allocation reaches
+  the plan's loss (``C_eq / C`` is the plan's compute efficiency, 1 at the optimum);
+* its *regret*: expected loss minus the expected loss of the Bayes-optimal plan.
+
+The Bayes-optimal plan for ``C`` is the ``(N, C / 6N)`` minimising the posterior
+expected loss ``mean_theta L_theta(N, C / 6N)``: a 1-D convex problem in ``log N``
+(each ``L_theta`` along ``6 N D = C`` is a sum of exponentials in ``log N``), solved by
+safeguarded Newton inside ``jit`` and bracketed by the per-draw optima. The plug-in
+plan applies the closed form to the median parameters.
+
+Rules of thumb, evaluated under the posterior (both spend the whole budget,
+``D = C / 6N``):
+
+* ``tokens_20``: 20 tokens per parameter, ``D = 20 N``, ``N = sqrt(C / 120)``
+  (Hoffmann et al. 2022, Table 3: 20.2 tokens per parameter for their 67B-1T
+  models, the rounded rule widely quoted since).
+* ``kaplan_2020``: ``N = 1.3e9 (C / PF-day)**0.73`` with 1 PF-day = 8.64e19 FLOPs,
+  Kaplan et al. (2020), Table 6 (``N_e = 1.3e9``, ``p_N = 0.73``; also Fig. 14 and
+  eq. 1.7: ``N_opt ~ C_min**0.73``). Kaplan's ``N`` excludes embeddings and their
+  budget is ``C_min``; we apply the rule to the law's ``N`` and to ``C`` as is, as
+  Hoffmann et al. (2022, Fig. 1) do when they draw it beside their own.
+
+References
+----------
+J. Hoffmann et al., "Training Compute-Optimal Large Language Models",
+arXiv:2203.15556 (2022).
+J. Kaplan et al., "Scaling Laws for Neural Language Models", arXiv:2001.08361 (2020).
+T. Besiroglu, E. Erdil, M. Barnett, J. You, "Chinchilla Scaling: A replication
+attempt", arXiv:2404.10102 (2024).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+from jax.typing import ArrayLike
+
+from bayescale.costs import LOG6
+from bayescale.errors import BayescaleError
+from bayescale.frontier import (
+    _as_budgets,
+    _as_draws,
+    _check_level,
+    _closed_form_one,
+    _draws,
+    _loss,
+    _rtol,
+    _safeguarded_newton,
+    compute_optimal,
+)
+from bayescale.law import LawParams
+
+__all__ = [
+    "Plan",
+    "PF_DAY",
+    "KAPLAN_2020",
+    "RULES",
+    "plan_loss",
+    "bayes_optimal",
+    "plug_in",
+    "tokens_20",
+    "kaplan_2020",
+    "assess",
+    "assess_plan",
+    "compare_plans",
+]
+
+#: One petaflop/s-day in FLOPs (Kaplan et al. 2020, Sec. 1.3).
+PF_DAY = 1e15 * 24 * 3600
+#: Kaplan et al. (2020), Table 6: ``N_opt = N_e (C_min / PF-day)**p_N``.
+KAPLAN_2020 = {"N_e": 1.3e9, "p_N": 0.73}
+
+
+class Plan(NamedTuple):
+    """A training plan per budget: ``N`` parameters on ``D`` tokens, shape ``(budget,)``."""
+
+    N: np.ndarray
+    D: np.ndarray
+    converged: np.ndarray | None = None
+
+
+# ---------------------------------------------------------------------------
+# Rules of thumb
+# ---------------------------------------------------------------------------
+
+def tokens_20(budgets: ArrayLike) -> Plan:
+    """20 tokens per parameter on ``6 N D = C``: ``N = sqrt(C / 120)`` (Hoffmann et al. 2022)."""
+    C = _as_budgets(budgets)
+    N = np.sqrt(C / 120.0)
+    return Plan(N, C / (6.0 * N))
+
+
+def kaplan_2020(budgets: ArrayLike) -> Plan:
+    """Kaplan et al. (2020), Table 6: ``N = 1.3e9 (C / 8.64e19)**0.73``, ``D = C / 6N``."""
+    C = _as_budgets(budgets)
+    N = KAPLAN_2020["N_e"] * (C / PF_DAY) ** KAPLAN_2020["p_N"]
+    return Plan(N, C / (6.0 * N))
+
+
+RULES: dict[str, Callable[[ArrayLike], Plan]] = {"tokens_20": tokens_20,
+                                                 "kaplan_2020": kaplan_2020}
+
+
+# ---------------------------------------------------------------------------
+# Pure, jitted pieces
+# ---------------------------------------------------------------------------
+
+@jax.jit
+def plan_loss(params: LawParams, N: ArrayLike, D: ArrayLike) -> Array:
+    """Loss of plan ``(N, D)`` under every draw: shape ``params.shape + N.shape``.
+
+    ``N`` and ``D`` must have the same shape (scalar or ``(plan,)``).
+    """
+    d, pshape = _draws(params)
+    log_N = jnp.log(jnp.asarray(N, dtype=d.a.dtype))
+    log_D = jnp.log(jnp.asarray(D, dtype=d.a.dtype))
+    shape = log_N.shape
+    out = jax.vmap(lambda di: jax.vmap(lambda x, y: _loss(di, x, y))(
+        log_N.reshape(-1), log_D.reshape(-1)))(d)
+    return out.reshape(pshape + shape)
+
+
+@jax.jit
+def _assess(params: LawParams, N, D, C):
+    """Per draw x plan: plan loss, optimal loss at C, log compute efficiency log(C_eq / C)."""
+    d, _ = _draws(params)
+    dtype = d.a.dtype
+    log_N, log_D, log_C = (jnp.log(jnp.asarray(v, dtype=dtype)) for v in (N, D, C))
+
+    def one(di, x, y, lc):
+        L = _loss(di, x, y)
+        xo, yo = _closed_form_one(di, lc)
+        log_reducible_opt = jnp.logaddexp(di.a - di.alpha * xo, di.b - di.beta * yo)
+        log_reducible = jnp.logaddexp(di.a - di.alpha * x, di.b - di.beta * y)
+        gamma = di.alpha * di.beta / (di.alpha + di.beta)
+        # L_opt(C) - E = K (C/6)**-gamma  =>  log(C_eq / C) = (log(L_opt - E) - log(L - E)) / gamma
+        log_eff = (log_reducible_opt - log_reducible) / gamma
+        return L, _loss(di, xo, yo), log_eff
+
+    return jax.vmap(lambda di: jax.vmap(lambda x, y, lc: one(di, x, y, lc))(
+        log_N, log_D, log_C))(d)
+
+
+@functools.partial(jax.jit, static_argnames=("max_iter",))
+def _bayes_optimal(params: LawParams, C, *, max_iter: int):
+    d, _ = _draws(params)
+    log_C = jnp.log(jnp.asarray(C, dtype=d.a.dtype))
+
+    def one(lc):
+        e_E = jnp.exp(d.e)
+
+        def mean_loss(x):
+            y = lc - LOG6 - x
+            return jnp.mean(e_E + jnp.exp(d.a - d.alpha * x) + jnp.exp(d.b - d.beta * y))
+
+        def h(x):  # minus the slope of the expected loss: > 0 where N should grow
+            return -jax.grad(mean_loss)(x)
+
+        # Every draw's loss falls left of its own optimum and rises right of it, so
+        # the minimiser of the mean lies between the smallest and largest optimum.
+        x_opt = jax.vmap(lambda di: _closed_form_one(di, lc)[0])(d)
+        lo, hi = jnp.min(x_opt), jnp.max(x_opt)
+        pad = 1e-3 * (1 + jnp.abs(lo))
+        lo, hi = lo - pad, hi + pad
+        x0 = jnp.median(x_opt)
+        x, ok = _safeguarded_newton(h, x0, lo, hi, max_iter=max_iter, rtol=_rtol(x0.dtype),
+                                    fused_iters=3)
+        return x, lc - LOG6 - x, mean_loss(x), ok
+
+    return jax.vmap(one)(log_C)
+
+
+# ---------------------------------------------------------------------------
+# Plans
+# ---------------------------------------------------------------------------
+
+def bayes_optimal(params: LawParams, budgets: ArrayLike, *, max_iter: int = 64) -> Plan:
+    """The plan on ``6 N D = C`` minimising the expected loss over draws, per budget.
+
+    Parameters
+    ----------
+    params : LawParams (scalars or ``(draw,)`` leaves).
+    budgets : budgets in FLOPs.
+
+    Returns
+    -------
+    Plan
+        ``N``, ``D`` and ``converged``, each of shape ``(budget,)``.
+
+    Examples
+    --------
+    >>> from bayescale.law import BESIROGLU_2024
+    >>> plan = bayes_optimal(BESIROGLU_2024, [5.76e23])  # one draw: the closed form
+    >>> round(float(plan.N[0]) / 1e9, 1)
+    72.2
+    """
+    C = _as_budgets(budgets)
+    params = _as_draws(params)
+    x, y, _, ok = _bayes_optimal(params, C, max_iter=int(max_iter))
+    return Plan(np.exp(np.asarray(x, dtype=float)), np.exp(np.asarray(y, dtype=float)),
+                np.asarray(ok))
+
+
+def _median_params(params: LawParams) -> LawParams:
+    return LawParams(*(np.median(np.asarray(v, dtype=float)) for v in _as_draws(params)))
+
+
+def plug_in(params: LawParams, budgets: ArrayLike) -> Plan:
+    """The closed-form ``6 N D`` optimum of the median parameters (each field's median)."""
+    C = _as_budgets(budgets)
+    opt = compute_optimal(_median_params(params), C)
+    return Plan(np.asarray(opt.N_opt, dtype=float), np.asarray(opt.D_opt, dtype=float),
+                np.ones(C.shape, bool))
+
+
+# ---------------------------------------------------------------------------
+# Assessing plans
+# ---------------------------------------------------------------------------
+
+def _quantiles(arr: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    q = np.quantile(arr, [0.5, (1 - level) / 2, (1 + level) / 2], axis=0)
+    return q[0], q[1], q[2]
+
+
+def _within_key(x: float) -> str:
+    return f"{100 * x:g}%"
+
+
+def assess(params: LawParams, N: ArrayLike, D: ArrayLike, budgets: ArrayLike | None = None, *,
+           within: Sequence[float] = (0.01, 0.05), level: float = 0.9,
+           bayes: Plan | None = None) -> dict[str, np.ndarray]:
+    """Assess plans ``(N[k], D[k])`` at budgets ``C[k]`` (default ``6 N D``) under the draws.
+
+    Returns a dict of arrays of shape ``(plan,)``: ``C``, ``N``, ``D``,
+    ``tokens_per_param``, ``loss_mean``/``_median``/``_lower``/``_upper``,
+    ``excess_loss_*`` (``L(plan) - L_opt(C)`` per draw), ``regret`` (expected loss
+    minus that of the Bayes-optimal plan for ``C``; negative only for a plan that
+    spends more than ``C``), ``compute_efficiency_*``
+    (``C_eq / C``), ``p_within_loss`` and ``p_within_compute`` (dicts keyed by
+    ``"1%"``...), and ``over_budget`` (``6 N D > C``).
+    """
+    level = _check_level(level)
+    params = _as_draws(params)
+    N = np.atleast_1d(np.asarray(N, dtype=float))
+    D = np.atleast_1d(np.asarray(D, dtype=float))
+    if N.shape != D.shape or N.ndim != 1:
+        raise BayescaleError(f"N and D must be numbers or 1-D arrays of one length, got shapes {N.shape} and {D.shape}.")
+    if not np.all(np.isfinite(N) & (N > 0) & np.isfinite(D) & (D > 0)):
+        raise BayescaleError(f"N (parameters) and D (tokens) must be finite and positive, got N={N.tolist()}, D={D.tolist()}.")
+    C = 6.0 * N * D if budgets is None else np.broadcast_to(_as_budgets(budgets), N.shape).copy()
+    within = [float(x) for x in np.atleast_1d(within)]
+    if any(not (x >= 0 and math.isfinite(x)) for x in within):
+        raise BayescaleError(f"within must be non-negative fractions (0.01 = 1%), got {within}.")
+    L, L_opt, log_eff = (np.asarray(v, dtype=float) for v in _assess(params, N, D, C))
+    bayes = bayes_optimal(params, C) if bayes is None else bayes
+    L_bayes = np.asarray(plan_loss(params, bayes.N, bayes.D), dtype=float)
+    eff = np.exp(log_eff)
+    rel = L / L_opt - 1.0
+    out: dict[str, Any] = {"C": C, "N": N, "D": D, "tokens_per_param": D / N,
+                           "over_budget": 6.0 * N * D > C * (1 + 1e-9)}
+    out["loss_mean"] = L.mean(axis=0)
+    out["loss_median"], out["loss_lower"], out["loss_upper"] = _quantiles(L, level)
+    out["L_opt_median"], out["L_opt_lower"], out["L_opt_upper"] = _quantiles(L_opt, level)
+    out["excess_loss_mean"] = (L - L_opt).mean(axis=0)
+    out["excess_loss_median"], out["excess_loss_lower"], out["excess_loss_upper"] = \
+        _quantiles(L - L_opt, level)
+    out["regret"] = L.mean(axis=0) - L_bayes.mean(axis=0)
+    out["compute_efficiency_median"], out["compute_efficiency_lower"], \
+        out["compute_efficiency_upper"] = _quantiles(eff, level)
+    out["p_within_loss"] = {_within_key(x): (rel <= x + 1e-12).mean(axis=0) for x in within}
+    out["p_within_compute"] = {_within_key(x): (1.0 / eff - 1.0 <= x + 1e-12).mean(axis=0)
+                               for x in within}
+    out["loss_draws"] = L
+    return out
+
+
+def assess_plan(params: LawParams, N: float, D: float, *, budget: float | None = None,
+                within: Sequence[float] = (0.01, 0.05), level: float = 0.9) -> dict[str, Any]:
+    """Decision summary for one plan: JSON-ready dict.
+
+    Parameters
+    ----------
+    params : LawParams (scalars or ``(draw,)`` leaves).
+    N, D : parameters and training tokens of the plan.
+    budget : training budget in FLOPs; default ``6 N D``.
+    within : tolerances (fractions) for the probabilities of being near the optimum.
+    level : central interval level.
+
+    Returns
+    -------
+    dict
+        ``plan`` (N, D, C, tokens_per_param, over_budget), ``loss`` (mean, median,
+        lower, upper: the posterior distribution of the plan's loss), ``optimum``
+        (L_opt, and the frontier's N_opt, D_opt median/lower/upper at ``C``),
+        ``excess_loss``, ``regret``, ``compute_efficiency``, ``p_within_loss``,
+        ``p_within_compute``, ``bayes_optimal`` and ``plug_in`` (N, D, expected loss,
+        regret), ``level``, ``num_draws``.
+
+    Examples
+    --------
+    >>> from bayescale.law import BESIROGLU_2024
+    >>> out = assess_plan(BESIROGLU_2024, 70e9, 1.4e12)  # Chinchilla itself
+    >>> out["p_within_loss"]["1%"], round(out["compute_efficiency"]["median"], 3)
+    (1.0, 0.999)
+    """
+    level = _check_level(level)
+    params = _as_draws(params)
+    C = 6.0 * float(N) * float(D) if budget is None else float(_as_budgets(budget)[0])
+    bayes = bayes_optimal(params, [C])
+    pin = plug_in(params, [C])
+    a = assess(params, [N], [D], [C], within=within, level=level, bayes=bayes)
+    b = assess(params, np.concatenate([bayes.N, pin.N]), np.concatenate([bayes.D, pin.D]),
+               [C, C], within=within, level=level, bayes=bayes)
+    opt = compute_optimal(params, C)
+    Nq, Dq = (_quantiles(np.asarray(v, dtype=float), level) for v in (opt.N_opt, opt.D_opt))
+
+    def trio(prefix, res=a, i=0):
+        return {k: float(res[f"{prefix}_{k}"][i]) for k in ("median", "lower", "upper")}
+
+    def alt(i, converged=True):
+        return {"N": float(b["N"][i]), "D": float(b["D"][i]),
+                "tokens_per_param": float(b["tokens_per_param"][i]),
+                "expected_loss": float(b["loss_mean"][i]), "regret": float(b["regret"][i]),
+                "converged": bool(converged)}
+
+    return {
+        "level": level,
+        "num_draws": int(np.size(params.E)),
+        "plan": {"N": float(N), "D": float(D), "C": C, "C_plan": 6.0 * float(N) * float(D),
+                 "tokens_per_param": float(D) / float(N), "over_budget": bool(a["over_budget"][0])},
+        "loss": {"mean": float(a["loss_mean"][0]), **trio("loss")},
+        "optimum": {"L_opt": trio("L_opt"),
+                    "N_opt": {"median": float(Nq[0]), "lower": float(Nq[1]), "upper": float(Nq[2])},
+                    "D_opt": {"median": float(Dq[0]), "lower": float(Dq[1]), "upper": float(Dq[2])}},
+        "excess_loss": {"mean": float(a["excess_loss_mean"][0]), **trio("excess_loss")},
+        "regret": float(a["regret"][0]),
+        "compute_efficiency": trio("compute_efficiency"),
+        "p_within_loss": {k: float(v[0]) for k, v in a["p_within_loss"].items()},
+        "p_within_compute": {k: float(v[0]) for k, v in a["p_within_compute"].items()},
+        "bayes_optimal": alt(0, bayes.converged[0]),
+        "plug_in": alt(1),
+    }
+
+
+def compare_plans(params: LawParams, budgets: ArrayLike, *, level: float = 0.9,
+                  within: float = 0.01, rules: Sequence[str] = ("tokens_20", "kaplan_2020")):
+    """The Bayes-optimal, plug-in and rule-of-thumb plans per budget, under the draws.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``(C, plan)`` with ``plan`` in ``bayes_optimal``, ``plug_in`` and
+        the ``rules``; columns ``N``, ``D``, ``tokens_per_param``, ``expected_loss``,
+        ``regret`` (vs the Bayes-optimal plan), ``excess_loss_median/lower/upper``
+        (vs each draw's own optimum), ``compute_efficiency_median/lower/upper``,
+        ``p_within_loss`` and ``p_within_compute`` (at ``within``).
+
+    Examples
+    --------
+    >>> from bayescale.law import BESIROGLU_2024
+    >>> table = compare_plans(BESIROGLU_2024, [5.76e23])
+    >>> round(float(table.loc[(5.76e23, "kaplan_2020"), "regret"]), 3)
+    0.063
+    """
+    import pandas as pd  # tables for people
+
+    level = _check_level(level)
+    params = _as_draws(params)
+    C = _as_budgets(budgets)
+    unknown = [r for r in rules if r not in RULES]
+    if unknown:
+        raise BayescaleError(f"unknown rules {unknown}; choose from {list(RULES)}.")
+    bayes = bayes_optimal(params, C)
+    plans = {"bayes_optimal": bayes, "plug_in": plug_in(params, C)}
+    plans.update({r: RULES[r](C) for r in rules})
+    names = list(plans)
+    N = np.concatenate([plans[n].N for n in names])
+    D = np.concatenate([plans[n].D for n in names])
+    CC = np.tile(C, len(names))
+    bayes_all = Plan(np.tile(bayes.N, len(names)), np.tile(bayes.D, len(names)))
+    a = assess(params, N, D, CC, within=[within], level=level, bayes=bayes_all)
+    key = _within_key(within)
+    table = pd.DataFrame({
+        "C": CC, "plan": np.repeat(names, C.size), "N": N, "D": D,
+        "tokens_per_param": a["tokens_per_param"], "expected_loss": a["loss_mean"],
+        "regret": a["regret"],
+        "excess_loss_median": a["excess_loss_median"], "excess_loss_lower": a["excess_loss_lower"],
+        "excess_loss_upper": a["excess_loss_upper"],
+        "compute_efficiency_median": a["compute_efficiency_median"],
+        "compute_efficiency_lower": a["compute_efficiency_lower"],
+        "compute_efficiency_upper": a["compute_efficiency_upper"],
+        "p_within_loss": a["p_within_loss"][key], "p_within_compute": a["p_within_compute"][key],
+    }).set_index(["C", "plan"]).sort_index(level=0, sort_remaining=False)
+    table.attrs.update(level=level, within=within)
+    return table

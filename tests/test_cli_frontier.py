@@ -1,0 +1,174 @@
+"""``bayescale frontier`` and ``bayescale decide`` through ``bayescale.cli.main``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bayescale.cli import build_parser, main
+from bayescale.data import Runs
+from bayescale.fit import ScalingFit
+from bayescale.law import BESIROGLU_2024, LawParams
+
+GOPHER_C = "5.76e23"
+
+_RUNS = dict(N=np.array([1e8, 1e8, 4e8, 4e8, 1.6e9, 1.6e9]),
+             D=np.array([2e9, 8e9, 2e9, 3.2e10, 8e9, 3.2e10]),
+             loss=np.array([3.4, 3.1, 3.1, 2.7, 2.8, 2.5]))
+
+
+def _fit(num_draws=50, seed=3, method="bootstrap"):
+    rng = np.random.default_rng(seed)
+    params = LawParams(*(np.asarray(v) * np.exp(0.05 * rng.standard_normal(num_draws))
+                         for v in BESIROGLU_2024))
+    runs = Runs(row=np.arange(6), source="toy", **_RUNS)
+    return ScalingFit(method=method, params=params, runs=runs)
+
+
+def _write_fit_folder(path, fit):
+    """A fit folder as `bayescale fit ... --out DIR` writes it (fit.json, draws.csv, runs.csv)."""
+    try:
+        from bayescale.io import save_fit
+    except ImportError:  # pragma: no cover - the io module is written alongside
+        path.mkdir(parents=True, exist_ok=True)
+        fit.draws()[["E", "A", "B", "alpha", "beta"]].to_csv(path / "draws.csv", index=False)
+        fit.runs.to_frame().to_csv(path / "runs.csv")
+        (path / "fit.json").write_text(json.dumps(fit.to_dict()))
+        return path
+    save_fit(fit, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def fit_dir(tmp_path_factory):
+    return _write_fit_folder(tmp_path_factory.mktemp("fit"), _fit())
+
+
+def _json(capsys, argv):
+    code = main(argv)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    return json.loads(out)
+
+
+def test_frontier_json(fit_dir, capsys):
+    out = _json(capsys, ["frontier", str(fit_dir), "--budget", "1e21", "--budget", GOPHER_C,
+                         "--json"])
+    assert out["cost"] == "train" and out["num_draws"] == 50 and out["level"] == 0.9
+    rows = out["budgets"]
+    assert [r["C"] for r in rows] == [1e21, 5.76e23]
+    for r in rows:
+        for q in ("N_opt", "D_opt", "L_opt", "tokens_per_param"):
+            assert set(r[q]) == {"median", "lower", "upper"}
+            assert r[q]["lower"] <= r[q]["median"] <= r[q]["upper"]
+        assert r["extrapolation"] > 0  # the toy runs stop at ~1e19 FLOPs
+    fit = _fit()
+    expected = fit.frontier([5.76e23]).summary(0.9).iloc[0]
+    assert rows[1]["N_opt"]["median"] == pytest.approx(expected["N_opt_median"], rel=1e-9)
+    C_max = float(fit.runs.C.max())
+    assert rows[1]["extrapolation"] == pytest.approx(np.log10(5.76e23 / C_max))
+
+
+def test_frontier_table_and_level(fit_dir, capsys):
+    assert main(["frontier", str(fit_dir), "-C", "1e22", "--level", "0.5"]) == 0
+    text = capsys.readouterr().out
+    assert "50% interval" in text and "1e+22" in text and "OOM" in text
+
+
+def test_frontier_inference_cost(fit_dir, capsys):
+    train = _json(capsys, ["frontier", str(fit_dir), "-C", "1e23", "--json"])
+    inf = _json(capsys, ["frontier", str(fit_dir), "-C", "1e23", "--cost", "inference",
+                         "--inference-tokens", "1e13", "--json"])
+    assert inf["cost"] == "inference" and inf["inference_tokens"] == 1e13
+    b_inf, b_train = inf["budgets"][0], train["budgets"][0]
+    assert b_inf["converged"] == 1.0
+    assert b_inf["N_opt"]["median"] < b_train["N_opt"]["median"]
+
+
+def test_fit_json_path_accepted(fit_dir, capsys):
+    out = _json(capsys, ["frontier", str(fit_dir / "fit.json"), "-C", "1e22", "--json"])
+    assert len(out["budgets"]) == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--budget", "1e2x"], "not a number"),
+    (["--budget=-1e20"], "positive"),
+    (["--budget", "inf"], "positive"),
+    (["--budget", "1e22", "--cost", "inference"], "--inference-tokens"),
+    (["--budget", "1e22", "--inference-tokens", "1e12"], "--cost inference"),
+    (["--budget", "1e22", "--cost", "inference", "--inference-tokens", "many"], "not a number"),
+    (["--budget", "1e22", "--level", "1.5"], "level"),
+])
+def test_frontier_bad_input_exits_2(fit_dir, capsys, argv, message):
+    assert main(["frontier", str(fit_dir), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_missing_source_exits_2(tmp_path, capsys):
+    assert main(["frontier", str(tmp_path / "nope.csv"), "--budget", "1e22"]) == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["frontier", str(empty), "--budget", "1e22"]) == 2
+    assert "fit folder" in capsys.readouterr().err
+
+
+def test_decide_json(fit_dir, capsys):
+    out = _json(capsys, ["decide", str(fit_dir), "--budget", "5.88e23", "--params", "70e9",
+                         "--tokens", "1.4e12", "--json"])
+    assert out["plan"]["N"] == 70e9 and out["plan"]["D"] == 1.4e12
+    assert not out["plan"]["over_budget"]
+    assert set(out["p_within_loss"]) == {"1%", "5%"}
+    assert 0 <= out["p_within_loss"]["1%"] <= 1 and out["regret"] >= 0
+    assert out["bayes_optimal"]["regret"] == pytest.approx(0.0, abs=1e-12)
+    assert out["extrapolation"] > 0 and out["num_draws"] == 50
+
+
+def test_decide_text_and_within(fit_dir, capsys):
+    assert main(["decide", str(fit_dir), "-N", "7e10", "-D", "1.4e12", "--within", "2%",
+                 "--within", "0.1"]) == 0
+    text = capsys.readouterr().out
+    assert "P(loss within 2% of optimum)" in text and "within 10%" in text
+    assert "bayes-optimal plan" in text and "plug-in plan" in text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--params", "0", "--tokens", "1e12"], "--params"),
+    (["--params", "7e10", "--tokens", "x"], "--tokens"),
+    (["--params", "7e10", "--tokens", "1e12", "--budget", "-3"], "budget"),
+    (["--params", "7e10", "--tokens", "1e12", "--within", "lots"], "--within"),
+])
+def test_decide_bad_input_exits_2(fit_dir, capsys, argv, message):
+    assert main(["decide", str(fit_dir), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_dataset_source_is_fitted_first(tmp_path, capsys, monkeypatch):
+    import bayescale.fit
+
+    csv = tmp_path / "runs.csv"
+    csv.write_text("N,D,loss\n" + "".join(f"{n},{d},{l}\n" for n, d, l in
+                                          zip(_RUNS["N"], _RUNS["D"], _RUNS["loss"])))
+    calls = {}
+
+    def fake_fit(runs, *, method, seed=0, **options):
+        calls.update(method=method, n_runs=len(runs), seed=seed, **options)
+        return _fit(num_draws=20)
+
+    monkeypatch.setattr(bayescale.fit, "fit", fake_fit)
+    out = _json(capsys, ["frontier", str(csv), "-C", "1e22", "--exclude-top", "1",
+                         "--resamples", "20", "--json"])
+    assert calls == {"method": "bootstrap", "n_runs": 5, "seed": 0, "resamples": 20}
+    assert out["method"] == "bootstrap" and out["num_draws"] == 20
+    _json(capsys, ["decide", str(csv), "-N", "1e9", "-D", "2e10", "--method", "huber", "--json"])
+    assert calls["method"] == "huber"
+    assert main(["frontier", str(csv), "-C", "1e22", "--method", "huber", "--resamples", "5"]) == 2
+
+
+@pytest.mark.parametrize("command", ["frontier", "decide"])
+def test_help_has_examples(command):
+    sub = build_parser()._subparsers._group_actions[0].choices[command]
+    text = sub.format_help()
+    assert "examples:" in text and f"bayescale {command} " in text

@@ -1,0 +1,153 @@
+"""Decisions: plan loss distribution, probabilities near the optimum, regret,
+Bayes-optimal vs plug-in plans, rules of thumb."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize_scalar
+
+from bayescale.decisions import (
+    KAPLAN_2020,
+    PF_DAY,
+    assess,
+    assess_plan,
+    bayes_optimal,
+    compare_plans,
+    kaplan_2020,
+    plan_loss,
+    plug_in,
+    tokens_20,
+)
+from bayescale.errors import BayescaleError
+from bayescale.frontier import compute_optimal
+from bayescale.law import BESIROGLU_2024, LawParams
+
+GOPHER_C = 5.76e23
+BUDGETS = np.array([1e21, GOPHER_C, 1e25])
+
+
+@pytest.fixture(scope="module")
+def draws():
+    rng = np.random.default_rng(7)
+    return LawParams(*(np.asarray(v) * np.exp(0.1 * rng.standard_normal(200))
+                       for v in BESIROGLU_2024))
+
+
+def _expected_loss_np(p, N, C):
+    D = C / (6 * N)
+    return float(np.mean(p.E + p.A / N**p.alpha + p.B / D**p.beta))
+
+
+def test_rules_of_thumb():
+    t = tokens_20([GOPHER_C])
+    assert t.D[0] / t.N[0] == pytest.approx(20.0)
+    assert 6 * t.N[0] * t.D[0] == pytest.approx(GOPHER_C)
+    k = kaplan_2020([GOPHER_C])
+    # Kaplan et al. (2020), Table 6: N = 1.3e9 (C / PF-day)**0.73, PF-day = 8.64e19 FLOPs
+    assert PF_DAY == 8.64e19 and KAPLAN_2020 == {"N_e": 1.3e9, "p_N": 0.73}
+    assert k.N[0] == pytest.approx(1.3e9 * (GOPHER_C / 8.64e19) ** 0.73)
+    assert round(k.N[0] / 1e9) == 804
+    assert 6 * k.N[0] * k.D[0] == pytest.approx(GOPHER_C)
+
+
+def test_point_estimate_bayes_equals_plug_in_equals_closed_form():
+    closed = compute_optimal(BESIROGLU_2024, BUDGETS)
+    b, q = bayes_optimal(BESIROGLU_2024, BUDGETS), plug_in(BESIROGLU_2024, BUDGETS)
+    assert b.converged.all()
+    np.testing.assert_allclose(b.N, closed.N_opt, rtol=1e-9)
+    np.testing.assert_allclose(q.N, closed.N_opt, rtol=1e-12)
+
+
+def test_bayes_optimal_minimises_expected_loss(draws):
+    plan = bayes_optimal(draws, BUDGETS)
+    assert plan.converged.all()
+    np.testing.assert_allclose(6 * plan.N * plan.D, BUDGETS, rtol=1e-12)
+    for C, N in zip(BUDGETS, plan.N):
+        ref = minimize_scalar(lambda x: _expected_loss_np(draws, math.exp(x), C),
+                              bracket=(math.log(N) - 1, math.log(N) + 1), tol=1e-12)
+        assert math.log(N) == pytest.approx(ref.x, abs=1e-5)
+        assert _expected_loss_np(draws, N, C) <= ref.fun + 1e-14
+
+
+def test_regret_nonnegative_and_rules_ranked(draws):
+    table = compare_plans(draws, BUDGETS)
+    assert list(table.index.get_level_values("plan").unique()) == [
+        "bayes_optimal", "plug_in", "tokens_20", "kaplan_2020"]
+    assert (table["regret"] >= -1e-12).all()
+    np.testing.assert_allclose(table.xs("bayes_optimal", level="plan")["regret"], 0, atol=1e-12)
+    for C in BUDGETS:
+        r = table.loc[C, "regret"]
+        assert r["kaplan_2020"] > r["tokens_20"] > 0
+        assert r["kaplan_2020"] > 0.01  # Kaplan's allocation is far off Chinchilla's
+    for col in ("p_within_loss", "p_within_compute"):
+        assert table[col].between(0, 1).all()
+    eff = table["compute_efficiency_median"]
+    assert (eff <= 1 + 1e-12).all() and (eff > 0).all()
+
+
+def test_plan_loss_distribution(draws):
+    L = plan_loss(draws, 70e9, 1.4e12)
+    assert L.shape == (200,)
+    np.testing.assert_allclose(L, draws.E + draws.A / 70e9**draws.alpha
+                               + draws.B / 1.4e12**draws.beta, rtol=1e-12)
+    assert plan_loss(draws, np.array([1e9, 2e9]), np.array([2e10, 4e10])).shape == (200, 2)
+
+
+def test_compute_equivalent_consistency(draws):
+    from bayescale.decisions import _assess
+
+    # the compute-optimal allocation at C_eq = efficiency * C reaches the plan's loss
+    a = assess(draws, [3e10], [3e12], [GOPHER_C])
+    L, L_opt, log_eff = (np.asarray(v) for v in _assess(draws, np.array([3e10]), np.array([3e12]),
+                                                          np.array([GOPHER_C])))
+    C_eq = GOPHER_C * np.exp(log_eff[:, 0])
+    reached = compute_optimal(draws, C_eq)  # shape (draw, draw): take the diagonal
+    np.testing.assert_allclose(np.diagonal(np.asarray(reached.L_opt)), L[:, 0], rtol=1e-10)
+    assert np.all(L >= L_opt - 1e-12)
+    np.testing.assert_allclose(np.median(np.exp(log_eff)), a["compute_efficiency_median"][0])
+
+
+def test_assess_plan_chinchilla(draws):
+    out = assess_plan(draws, 70e9, 1.4e12, within=(0.01, 0.05))
+    assert out["num_draws"] == 200 and out["plan"]["C"] == pytest.approx(5.88e23)
+    assert not out["plan"]["over_budget"]
+    assert out["loss"]["lower"] <= out["loss"]["median"] <= out["loss"]["upper"]
+    assert 0 <= out["p_within_loss"]["1%"] <= out["p_within_loss"]["5%"] <= 1
+    assert 0 <= out["p_within_compute"]["1%"] <= out["p_within_compute"]["5%"] <= 1
+    assert out["regret"] >= 0 and out["bayes_optimal"]["regret"] == pytest.approx(0, abs=1e-12)
+    assert out["plug_in"]["regret"] >= -1e-12
+    assert out["excess_loss"]["lower"] >= -1e-12
+    assert set(out["optimum"]) == {"L_opt", "N_opt", "D_opt"}
+
+
+def test_assess_plan_point_estimate_at_optimum():
+    opt = compute_optimal(BESIROGLU_2024, GOPHER_C)
+    out = assess_plan(BESIROGLU_2024, float(opt.N_opt), float(opt.D_opt))
+    assert out["p_within_loss"]["1%"] == 1.0 and out["p_within_compute"]["1%"] == 1.0
+    assert out["compute_efficiency"]["median"] == pytest.approx(1.0, abs=1e-9)
+    assert out["regret"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_over_budget_plan_is_flagged(draws):
+    out = assess_plan(draws, 70e9, 1.4e12, budget=GOPHER_C)
+    assert out["plan"]["over_budget"]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"N": -1.0, "D": 1e12}, "positive"),
+    ({"N": 1e9, "D": float("nan")}, "positive"),
+    ({"N": 1e9, "D": 1e12, "budget": 0.0}, "positive"),
+    ({"N": 1e9, "D": 1e12, "level": 2.0}, "level"),
+    ({"N": 1e9, "D": 1e12, "within": (-0.1,)}, "within"),
+])
+def test_bad_input(kwargs, match):
+    with pytest.raises(BayescaleError, match=match):
+        assess_plan(BESIROGLU_2024, **kwargs)
+
+
+def test_unknown_rule():
+    with pytest.raises(BayescaleError, match="rules"):
+        compare_plans(BESIROGLU_2024, [1e22], rules=["gpt3"])
