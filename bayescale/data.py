@@ -133,7 +133,7 @@ def _find_column(frame: pd.DataFrame, key: str, explicit: str | None, where: str
     if len(matches) > 1:
         raise DataError(
             f"several columns of {where} could be {key}: {matches}. Fix: name the one to use, "
-            f"e.g. load_runs(..., {key}={matches[0]!r}) or --{key.lower()}-column on the command line."
+            f"e.g. load_runs(..., {key}={matches[0]!r}) or --{key}-column on the command line."
         )
     return matches[0] if matches else None
 
@@ -173,8 +173,12 @@ def _read_source(source, columns: dict) -> tuple[pd.DataFrame, str, dict]:
         text = os.fspath(source)
         if text in datasets.DATASETS:
             ds = datasets.get_dataset(text)
-            path = datasets.locate(text)
             merged = {**ds.columns, **{k: v for k, v in columns.items() if v is not None}}
+            if ds.generated:
+                from bayescale.synthetic import simulate_frame
+
+                return simulate_frame(), text, merged
+            path = datasets.locate(text)
             return _read_csv(path), text, merged
         path = Path(text)
         if path.suffix.lower() in (".csv", ".tsv", ".txt") or path.exists():
@@ -303,6 +307,14 @@ def load_runs(
             "drop them, e.g. df.drop_duplicates()."
         )
 
+    try:
+        bad_top = isinstance(exclude_top, (bool, np.bool_)) or int(exclude_top) != exclude_top
+    except (TypeError, ValueError, OverflowError):
+        bad_top = True
+    if bad_top or exclude_top < 0:
+        raise DataError(f"exclude_top must be a non-negative integer, got {exclude_top!r}. "
+                        "Fix: pass e.g. exclude_top=5 (Besiroglu et al. 2024).")
+
     keep = np.ones(len(tidy), dtype=bool)
     reason = pd.Series("", index=tidy.index, dtype=object)
     if mask is not None:
@@ -311,7 +323,8 @@ def load_runs(
         if m.dtype != bool or m.shape != (len(tidy),):
             raise DataError(
                 f"mask must be a boolean array with one entry per row ({len(tidy)}), got "
-                f"dtype {m.dtype} and shape {m.shape}."
+                f"dtype {m.dtype} and shape {m.shape}. Fix: pass e.g. mask=df['loss'] < 4 "
+                "(same rows as the data), or a function of the columns N, D, C, loss."
             )
         reason[keep & ~m] = "mask"
         keep &= m
@@ -319,13 +332,20 @@ def load_runs(
         try:
             q = tidy.eval(query)
         except Exception as exc:  # pandas raises many types for a bad expression
-            raise DataError(f"query {query!r} could not be evaluated over columns N, D, C, loss: {exc}") from None
-        q = np.asarray(q, dtype=bool)
+            raise DataError(
+                f"query {query!r} could not be evaluated over columns N, D, C, loss: {exc}. "
+                "Fix: write a condition over those names, e.g. 'C > 1e18 and N < D'."
+            ) from None
+        q = np.asarray(q)
+        if q.dtype != bool or q.shape != (len(tidy),):
+            raise DataError(
+                f"query {query!r} must give one True/False per row ({len(tidy)}), got dtype "
+                f"{q.dtype} and shape {q.shape}. Fix: write a condition such as 'C > 1e18' or "
+                "'N < D'."
+            )
         reason[keep & ~q] = "query"
         keep &= q
     if exclude_top:
-        if int(exclude_top) != exclude_top or exclude_top < 0:
-            raise DataError(f"exclude_top must be a non-negative integer, got {exclude_top!r}.")
         order = np.argsort(-tidy["loss"].to_numpy(), kind="stable")
         kept_pos = [i for i in order if keep[i]][: int(exclude_top)]
         reason.iloc[kept_pos] = f"exclude_top={int(exclude_top)}"

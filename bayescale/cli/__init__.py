@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from bayescale import __version__
@@ -60,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     from bayescale.errors import BayescaleError
 
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit
+        return status
     except BayescaleError as exc:
         print(f"bayescale {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -70,6 +73,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bayescale: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # stdout was closed early (e.g. `bayescale fit ... | head`): exit quietly. Point
+        # stdout at devnull so the interpreter's final flush does not raise again.
+        _silence_stdout()
+        return 0
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout is not a real file (tests)
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover
