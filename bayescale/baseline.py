@@ -191,9 +191,10 @@ def fit_huber(log_N, log_D, log_loss, *, delta: float = DELTA, starts=None,
               ) -> BaselineResult:
     """Hoffmann et al. (2022) Approach 3: Huber loss on log loss, L-BFGS from a grid.
 
-    Every start is solved by L-BFGS (:func:`bayescale.optim.minimize_batch`) to
-    scipy's default L-BFGS-B tolerance; the ``polish`` best are then re-solved to a
-    tight tolerance (objective change below 1e-14) and the best kept.
+    Every start is solved by L-BFGS (:func:`bayescale.optim.minimize_batch`) in
+    float32 to scipy's default L-BFGS-B tolerance; the ``polish`` best are then
+    re-solved in float64 to a tight tolerance (objective change below 1e-14) and the
+    best kept. The reported objective is the float64 one.
 
     Parameters
     ----------
@@ -210,25 +211,31 @@ def fit_huber(log_N, log_D, log_loss, *, delta: float = DELTA, starts=None,
     -------
     BaselineResult
         ``params`` of the best start; ``info`` holds the objective, the status of
-        every start, how many reached the best objective (within 1e-9), and timings.
+        every start, how many reached the best objective (within 1e-8, as screened in
+        float32), and timings.
     """
     starts = hoffmann_grid() if starts is None else np.asarray(starts, dtype=float)
     if starts.ndim != 2 or starts.shape[1] != 5 or starts.shape[0] < 1:
         raise BayescaleError(
             f"starts must have shape (k, 5) of (a, b, e, alpha, beta); got {starts.shape}.")
     slots = default_num_slots(starts.shape[0]) if num_slots is None else int(num_slots)
-    with jax.enable_x64(True):
-        x0, lN, lD, lL = _as_f64(starts, log_N, log_D, log_loss)
-        ones = jnp.ones_like(lL)
-        t0 = time.perf_counter()
-        res: BatchResult = _huber_solve(x0, ones, lN, lD, lL, delta=float(delta),
+    t0 = time.perf_counter()
+    # Screen every start in float32 (twice the throughput) to scipy's tolerance ...
+    with jax.enable_x64(False):
+        x0, lN, lD, lL = (jnp.asarray(np.asarray(v), jnp.float32)
+                          for v in (starts, log_N, log_D, log_loss))
+        res: BatchResult = _huber_solve(x0, jnp.ones_like(lL), lN, lD, lL, delta=float(delta),
                                         max_iter=int(max_iter), num_slots=slots,
                                         ftol=SCIPY_FTOL)
-        fun = np.asarray(res.fun)
+        fun = np.asarray(res.fun, dtype=np.float64)
         fun = np.where(np.isfinite(fun), fun, np.inf)
         k = min(int(polish), fun.shape[0])
         top = np.argsort(fun, kind="stable")[:k]
-        fine = _huber_solve(res.x[top], ones, lN, lD, lL, delta=float(delta),
+        screened = np.asarray(res.x, dtype=np.float64)[top]
+    # ... then re-solve the best in float64 to a tight tolerance.
+    with jax.enable_x64(True):
+        x0, lN, lD, lL = _as_f64(screened, log_N, log_D, log_loss)
+        fine = _huber_solve(x0, jnp.ones_like(lL), lN, lD, lL, delta=float(delta),
                             max_iter=int(max_iter), num_slots=k, ftol=1e-14, gtol=1e-12)
         jax.block_until_ready(fine)
         seconds = time.perf_counter() - t0
@@ -246,7 +253,7 @@ def fit_huber(log_N, log_D, log_loss, *, delta: float = DELTA, starts=None,
         "converged": bool(np.asarray(fine.converged)[j]),
         "status": STATUS[int(np.asarray(fine.status)[j])],
         "starts_status": _status_counts(res.status),
-        "starts_at_best": int(np.sum(fun <= objective + 1e-9)),
+        "starts_near_best": int(np.sum(fun <= objective + 1e-8)),
         "evaluations": int(np.sum(np.asarray(res.num_evals)) + np.sum(np.asarray(fine.num_evals))),
         "timing": {"total": seconds},
     }
