@@ -22,6 +22,11 @@ _LAZY = {
     "ConvergenceWarning": "bayescale.errors",
     "ConvergenceError": "bayescale.errors",
     "DATASETS": "bayescale.datasets",
+    "Frontier": "bayescale.frontier",
+    "compute_optimal": "bayescale.frontier",
+    "simulate_runs": "bayescale.synthetic",
+    "HOFFMANN_2022": "bayescale.law",
+    "BESIROGLU_2024": "bayescale.law",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
