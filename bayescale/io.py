@@ -18,7 +18,7 @@ import pandas as pd
 
 from bayescale.data import Runs
 from bayescale.errors import DataError
-from bayescale.fit import PARAM_NAMES, ScalingFit
+from bayescale.fitting import PARAM_NAMES, ScalingFit
 from bayescale.law import LawParams
 
 __all__ = ["atomic_write", "write_text", "save_fit", "load_fit"]

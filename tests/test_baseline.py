@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from bayescale import baseline, load_runs
-from bayescale.fit import fit
+from bayescale.fitting import fit
 from bayescale.law import HOFFMANN_2022, LawParams, log_loss_from_theta
 
 # scipy L-BFGS-B from the 4500-point grid on the 240 runs (issue 2).

@@ -444,7 +444,7 @@ def test_frontier_bad_params_and_level():
 
 def test_scaling_fit_frontier_flags_extrapolation(rng):
     from bayescale.data import Runs
-    from bayescale.fit import ScalingFit
+    from bayescale.fitting import ScalingFit
 
     N = np.array([1e8, 1e8, 4e8, 4e8, 1.6e9, 1.6e9])
     D = np.array([2e9, 8e9, 2e9, 3.2e10, 8e9, 3.2e10])

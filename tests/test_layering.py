@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bayescale"
 
 ORDER = [
     "errors", "law", "datasets", "data", "synthetic", "optim", "baseline", "models",
-    "diagnostics", "inference", "costs", "frontier", "decisions", "fit", "io", "plot",
+    "diagnostics", "inference", "costs", "frontier", "decisions", "fitting", "io", "plot",
     "report", "cli",
 ]
 
@@ -72,7 +72,7 @@ def test_importing_the_package_leaves_jax_config_alone():
 
     code = (
         "import jax; before = dict(jax.config.values);"
-        "import bayescale, bayescale.fit, bayescale.baseline, bayescale.frontier, "
+        "import bayescale, bayescale.fitting, bayescale.baseline, bayescale.frontier, "
         "bayescale.inference, bayescale.models;"
         "after = dict(jax.config.values);"
         "changed = {k for k in before if before[k] != after.get(k)};"

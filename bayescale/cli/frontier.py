@@ -128,7 +128,7 @@ def _check_level(level: float) -> float:
 
 
 def load_source(args):
-    """The :class:`~bayescale.fit.ScalingFit` named by ``args.source``."""
+    """The :class:`~bayescale.fitting.ScalingFit` named by ``args.source``."""
     path = Path(args.source)
     if path.is_file() and path.name == "fit.json":
         path = path.parent
@@ -137,7 +137,7 @@ def load_source(args):
 
         return load_fit(path)
     from bayescale.data import load_runs
-    from bayescale.fit import fit
+    from bayescale.fitting import fit
 
     if args.exclude_top < 0:
         raise BayescaleError(f"--exclude-top must be >= 0, got {args.exclude_top}.")

@@ -1,4 +1,4 @@
-"""``bayescale.fit``: one entry point, one result type for every estimator.
+"""One entry point, ``bayescale.fit``, and one result type for every estimator.
 
 ``fit(runs, method=...)`` returns a :class:`ScalingFit` whatever the method:
 
