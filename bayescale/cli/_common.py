@@ -19,6 +19,20 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
                        help=f"name of the {key} column, if not one of the usual names")
 
 
+LIKELIHOODS = ("student_t", "normal", "huber")
+
+
+def add_nuts_arguments(g) -> None:
+    """The NUTS settings shared by ``fit``, ``report`` and ``compare``."""
+    g.add_argument("--chains", type=int, default=4, help="NUTS chains (4)")
+    g.add_argument("--warmup", type=int, default=1000, help="warmup iterations per chain (1000)")
+    g.add_argument("--draws", type=int, default=1000, help="draws per chain (1000)")
+    g.add_argument("--likelihood", choices=LIKELIHOODS, default="student_t",
+                   help="likelihood of log loss (student_t, robust; default)")
+    g.add_argument("--target-accept", type=float, default=None,
+                   help="NUTS target acceptance probability (0.8)")
+
+
 def load_runs_from_args(args: argparse.Namespace):
     from bayescale.data import load_runs
 

@@ -8,10 +8,14 @@ import os
 import sys
 import time
 
-from bayescale.cli._common import add_data_arguments, enable_compilation_cache, load_runs_from_args
+from bayescale.cli._common import (
+    add_data_arguments,
+    add_nuts_arguments,
+    enable_compilation_cache,
+    load_runs_from_args,
+)
 
 METHODS = ("bayes", "huber", "huber_mle", "bootstrap")
-LIKELIHOODS = ("student_t", "normal", "huber")
 
 EXAMPLES = """\
 examples:
@@ -44,13 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("bootstrap")
     g.add_argument("--resamples", type=int, default=4000, help="bootstrap resamples (4000)")
     g = p.add_argument_group("bayes")
-    g.add_argument("--chains", type=int, default=4, help="NUTS chains (4)")
-    g.add_argument("--warmup", type=int, default=1000, help="warmup iterations per chain (1000)")
-    g.add_argument("--draws", type=int, default=1000, help="draws per chain (1000)")
-    g.add_argument("--likelihood", choices=LIKELIHOODS, default="student_t",
-                   help="likelihood of log loss (student_t, robust; default)")
-    g.add_argument("--target-accept", type=float, default=None,
-                   help="NUTS target acceptance probability")
+    add_nuts_arguments(g)
     g.add_argument("--strict", action="store_true",
                    help="fail (exit 2) instead of warning when diagnostics fail")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -69,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     enable_compilation_cache()
     t0 = time.perf_counter()
     runs = load_runs_from_args(args)
-    from bayescale.fit import fit
+    from bayescale.fitting import fit
 
     options: dict = {}
     if args.method == "bootstrap":

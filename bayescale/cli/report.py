@@ -1,0 +1,181 @@
+"""``bayescale report`` and ``bayescale compare``: the decision report and the method table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+from bayescale.cli._common import (
+    add_data_arguments,
+    add_nuts_arguments,
+    enable_compilation_cache,
+    load_runs_from_args,
+)
+
+
+REPORT_EXAMPLES = """\
+examples:
+  bayescale report chinchilla --exclude-top 5 --out reports/chinchilla
+  bayescale report synthetic --chains 2 --warmup 300 --draws 300 --resamples 500 --quiet
+  bayescale report my_runs.csv --budget 1e22 --budget 1e23 --out reports/mine
+
+The folder gets report.html (self-contained: open it in a browser), report.md, the
+figures as PNG under figures/, summary.csv, frontier.csv, decisions.csv, methods.csv,
+fit.json, draws.csv, runs.csv, posterior.nc and manifest.json. Re-running into the same
+folder replaces it atomically.
+"""
+
+COMPARE_EXAMPLES = """\
+examples:
+  bayescale compare chinchilla --exclude-top 5
+  bayescale compare synthetic --chains 2 --warmup 300 --draws 300 --resamples 500 --json
+  bayescale compare my_runs.csv --reference-budget 1e22
+"""
+
+
+def _flops(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of FLOPs: {text!r} (e.g. 1e23)") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"FLOPs must be positive and finite, got {text!r}")
+    return value
+
+
+def _add_fit_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("fits")
+    add_nuts_arguments(g)
+    g.add_argument("--resamples", type=int, default=4000, help="bootstrap resamples (4000)")
+    g.add_argument("--seed", type=int, default=0, help="random seed of NUTS and the bootstrap (0)")
+    p.add_argument("--level", type=float, default=0.9,
+                   help="central interval level for every method (0.9)")
+    p.add_argument("--reference-budget", type=_flops, default=5.76e23, metavar="C",
+                   help="budget (FLOPs) for N_opt, D_opt and tokens per parameter in the "
+                        "method table (default 5.76e23, Gopher's)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bars or messages (also off when stderr is not a terminal)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``report`` and ``compare`` subcommands."""
+    p = sub.add_parser(
+        "report",
+        help="fit three ways, compute the frontier and decisions, write an HTML/Markdown report",
+        description=(
+            "One command from data to a decision report: fits the Bayesian model (NUTS), the "
+            "bootstrap and the Huber point estimate, computes the compute-optimal frontier "
+            "and the decision table at the budgets, draws the figures and writes the report "
+            "folder. DATA is a registered dataset (see `bayescale datasets`) or a CSV path."),
+        epilog=REPORT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_data_arguments(p)
+    p.add_argument("--budget", "-C", type=_flops, action="append", default=None, metavar="C",
+                   help="compute budget in FLOPs (repeat for several; default a log grid from "
+                        "the data's smallest compute to 100x its largest)")
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="report folder (default report-<DATA name>)")
+    p.add_argument("--json", action="store_true",
+                   help="print the written paths and the diagnostics as JSON on stdout")
+    _add_fit_arguments(p)
+    p.set_defaults(func=run_report)
+
+    c = sub.add_parser(
+        "compare",
+        help="side-by-side table of the Bayesian fit, bootstrap and Huber estimate",
+        description=(
+            "Fits the Bayesian model, the bootstrap and the Huber point estimate and prints "
+            "their estimates and intervals for E, A, B, alpha, beta, the allocation exponents "
+            "a_opt and b_opt, and N_opt, D_opt and tokens per parameter at a reference "
+            "budget, beside the published fits (Hoffmann et al. 2022, Besiroglu et al. 2024)."),
+        epilog=COMPARE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_data_arguments(c)
+    c.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    _add_fit_arguments(c)
+    c.set_defaults(func=run_compare)
+
+
+def _bayes_options(args) -> dict:
+    options = dict(chains=args.chains, warmup=args.warmup, draws=args.draws,
+                   likelihood=args.likelihood)
+    if args.target_accept is not None:
+        options["target_accept"] = args.target_accept
+    if args.quiet or getattr(args, "json", False):
+        options["progress"] = False
+    return options
+
+
+def _check(args) -> None:
+    from bayescale.errors import BayescaleError
+
+    if not 0 < args.level < 1:
+        raise BayescaleError(f"--level must be between 0 and 1, got {args.level}.")
+    for name in ("chains", "warmup", "draws"):
+        if getattr(args, name) < 1:
+            raise BayescaleError(f"--{name} must be a positive integer, got {getattr(args, name)}.")
+    if args.resamples < 2:
+        raise BayescaleError(f"--resamples must be at least 2, got {args.resamples}.")
+
+
+def _default_out(data: str) -> str:
+    stem = Path(data).stem if data not in ("-", "") else "stdin"
+    return f"report-{stem or 'data'}"
+
+
+def run_report(args: argparse.Namespace) -> int:
+    _check(args)
+    enable_compilation_cache()
+    runs = load_runs_from_args(args)
+    from bayescale.report import build_report
+
+    out = args.out or _default_out(args.data)
+    paths = build_report(runs, out_dir=out, budgets=args.budget,
+                         bayes_options=_bayes_options(args), resamples=args.resamples,
+                         seed=args.seed, level=args.level,
+                         reference_budget=args.reference_budget,
+                         quiet=args.quiet or args.json)
+    manifest = json.loads(paths["manifest"].read_text(encoding="utf-8"))
+    if args.json:
+        print(json.dumps({"out": str(Path(out).absolute()),
+                          "diagnostics_ok": manifest["diagnostics_ok"],
+                          "files": {k: str(v) for k, v in paths.items()}}, indent=2))
+    else:
+        status = "passed" if manifest["diagnostics_ok"] else "FAILED (see the report's banner)"
+        print(f"report: {paths['html']}{os.linesep}markdown: {paths['markdown']}"
+              f"{os.linesep}diagnostics: {status}")
+    return 0
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    _check(args)
+    enable_compilation_cache()
+    runs = load_runs_from_args(args)
+    from bayescale.report import compare_methods, compare_methods_json, fit_methods
+
+    fits = fit_methods(runs, bayes_options=_bayes_options(args), resamples=args.resamples,
+                       seed=args.seed, level=args.level, quiet=args.quiet or args.json)
+    table = compare_methods(fits=fits, reference_budget=args.reference_budget, level=args.level)
+    if args.json:
+        payload = compare_methods_json(table)
+        payload["n_runs"] = len(runs)
+        payload["data"] = runs.describe()
+        diag = fits["bayes"].diagnostics
+        if diag is not None:
+            payload["diagnostics"] = diag.to_dict()
+        print(json.dumps(payload, indent=2))
+        return 0
+    from bayescale.report import _methods_display
+
+    print(f"bayescale compare: {runs.source}, {len(runs)} runs; central {100 * args.level:g}% "
+          f"intervals; N_opt, D_opt, tokens_per_param at C = {args.reference_budget:.3g} FLOPs")
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(_methods_display(table).to_string())
+    diag = fits["bayes"].diagnostics
+    if diag is not None and not diag.ok:
+        print(f"WARNING: NUTS diagnostics failed: {'; '.join(diag.problems())}", file=sys.stderr)
+    return 0

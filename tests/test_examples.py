@@ -1,0 +1,61 @@
+"""Every example in ``examples/`` runs with tiny settings (numpyro's test_examples style)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+TINY = ["--num-chains", "2", "--num-warmup", "60", "--num-samples", "60"]
+
+pytestmark = pytest.mark.filterwarnings(
+    # tiny settings cannot pass the convergence thresholds; that is not under test here
+    "ignore::bayescale.errors.ConvergenceWarning")
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_examples_have_docstrings_and_argparse():
+    for path in sorted(EXAMPLES.glob("*.py")):
+        text = path.read_text()
+        assert text.startswith('"""'), path
+        assert "--num-samples" in text and "--num-warmup" in text and "def main(args" in text
+
+
+def test_chinchilla_reanalysis(chinchilla_240, capsys):
+    ex = _load("chinchilla_reanalysis")
+    out = ex.main(ex.parse_args(TINY))
+    # Epoch's finding: Hoffmann's published law is outside the posterior, Epoch's is inside.
+    assert out["joint"]["Hoffmann 2022 (published)"]["tail_probability"] < 0.01
+    assert out["joint"]["Epoch 2024 refit"]["tail_probability"] > 0.05
+    assert not out["inside_95"]["Hoffmann 2022 (published)"]["E"]
+    assert 50 < out["N_opt_gopher"][0] < 100  # billions; Chinchilla is 70B
+    assert "Gopher" in capsys.readouterr().out
+
+
+def test_budget_decision(capsys):
+    ex = _load("budget_decision")
+    out = ex.main(ex.parse_args(TINY + ["--budget", "1e23", "--inference-tokens", "1e12"]))
+    plans = out["plans"]
+    assert plans["bayes_optimal"]["regret"] == pytest.approx(0.0, abs=1e-12)
+    assert plans["tokens_20"]["regret"] >= -1e-12 and plans["kaplan_2020"]["regret"] > 0
+    # serving tokens moves the optimum to a smaller model
+    assert out["inference_aware"]["N_opt"][0] < out["N_opt"][0]
+    assert "regret" in capsys.readouterr().out
+
+
+def test_your_own_runs(tmp_path, capsys):
+    ex = _load("your_own_runs")
+    out = ex.main(ex.parse_args(TINY + ["--out", str(tmp_path / "runs.csv")]))
+    assert (tmp_path / "runs.csv").is_file()
+    assert set(out["errors"]) == {"column", "nan", "duplicate", "distinct"}
+    assert "Fix" in out["errors"]["nan"]
+    assert 1.6 < out["estimates"]["E"] < 2.1
+    assert "bayescale says" in capsys.readouterr().out
