@@ -1,8 +1,12 @@
 """NUTS for :mod:`bayescale.models`: runs -> :class:`Posterior` (draws, InferenceData, diagnostics).
 
-NumPyro's ``MCMC`` compiles itself; nothing here wraps it in ``jit``. Chains run
-vectorised on one device and in parallel (``pmap``) when there are at least as many
-devices as chains; the code path is the same on CPU and GPU.
+Without a progress bar the whole NUTS run of all chains (initialisation, warmup,
+draws) is traced into one ``jit`` program, so that a fit is one XLA compile, or one
+read of JAX's persistent compilation cache; with a progress bar, or ``pmap`` chains,
+NumPyro drives and compiles its own loop. Chains run in parallel (``pmap``) when
+there are at least as many devices as chains, else one after another on a CPU and
+vectorised on an accelerator (``chain_method="auto"``); the code is the same on CPU
+and GPU.
 
 References
 ----------
@@ -108,7 +112,12 @@ def _chain_method(chain_method: str, chains: int) -> str:
         raise BayescaleError(f"unknown chain_method {chain_method!r}; choose one of "
                              f"{', '.join(CHAIN_METHODS)}.")
     if chain_method == "auto":
-        return "parallel" if chains > 1 and jax.local_device_count() >= chains else "vectorized"
+        if chains > 1 and jax.local_device_count() >= chains:
+            return "parallel"
+        # One CPU core runs a NUTS chain as fast alone as batched with the others, and
+        # the unbatched program traces and compiles several times faster; an
+        # accelerator wants the chains batched.
+        return "sequential" if jax.default_backend() == "cpu" else "vectorized"
     if chain_method == "parallel" and jax.local_device_count() < chains:
         raise BayescaleError(
             f"chain_method='parallel' needs at least {chains} devices, found "
@@ -154,8 +163,8 @@ def _init_near(site=None, *, values: Mapping[str, float], radius: float):
 
 
 def _import_arviz_in_background() -> None:
-    # ArviZ (with xarray) takes ~1 s to import; NUTS releases the GIL while it runs,
-    # so import it meanwhile. A failed import here is retried (and raised) by the
+    # ArviZ (with xarray) takes ~1 s to import; XLA releases the GIL while it compiles
+    # and runs NUTS, so import it meanwhile. A failed import here is retried (and raised) by the
     # main thread's own import, under Python's import lock.
     if "arviz" not in sys.modules:
         threading.Thread(target=_quiet_import, args=("arviz",), daemon=True).start()
@@ -166,6 +175,43 @@ def _quiet_import(name: str) -> None:
         importlib.import_module(name)
     except Exception:  # noqa: BLE001 - re-raised by the main thread's import
         pass
+
+
+def _run_as_one_program(kernel, *, warmup: int, draws: int, chains: int, method: str,
+                        rng_key, args: tuple, run_kwargs: dict):
+    """NUTS for all chains (initialisation, warmup, draws) as one ``jit`` program.
+
+    Each chain is NumPyro's single-chain ``MCMC.run``, traced once and mapped over the
+    chains' keys: ``lax.map`` for ``"sequential"`` (one chain after another in a
+    loop: the program holds one chain, so tracing and compiling cost as much as for
+    one chain) or ``vmap`` for ``"vectorized"`` (chains in lock step, for
+    accelerators; batching NUTS's loops costs about 1 s more tracing on CPU). Run
+    eagerly instead, NumPyro's initialisation dispatches some 200 small programs,
+    each compiled or read from the persistent cache on its own, and its
+    ``"sequential"`` method traces the chains one by one into one program.
+    The chain keys are ``random.split(rng_key, chains)``, as NumPyro's.
+    ArviZ is imported while XLA compiles and runs the program (which releases the
+    GIL; tracing does not).
+
+    Returns samples and extra fields with leading axes ``(chain, draw)``.
+    """
+    from numpyro.infer import MCMC
+
+    def one_chain(key, arrays):
+        mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=1,
+                    progress_bar=False)
+        mcmc.run(key, *arrays, **run_kwargs)
+        return mcmc.get_samples(), mcmc.get_extra_fields()
+
+    def run_all(key, *arrays):
+        keys = jax.random.split(key, chains)
+        if method == "sequential":
+            return jax.lax.map(lambda k: one_chain(k, arrays), keys)
+        return jax.vmap(one_chain, in_axes=(0, None))(keys, arrays)
+
+    lowered = jax.jit(run_all).lower(rng_key, *args)
+    _import_arviz_in_background()
+    return lowered.compile()(rng_key, *args)
 
 
 def sample_posterior(
@@ -199,8 +245,8 @@ def sample_posterior(
         ``E, log_A, log_B, alpha, beta, sigma, nu``.
     target_accept : NUTS target acceptance probability, in (0, 1).
     chain_method : ``"auto"`` (``"parallel"`` when there are at least ``chains``
-        devices, else ``"vectorized"``), ``"vectorized"``, ``"parallel"`` or
-        ``"sequential"``.
+        devices, else ``"sequential"`` on CPU and ``"vectorized"`` on an accelerator),
+        ``"vectorized"``, ``"parallel"`` or ``"sequential"``.
     progress : show a progress bar; default only when stderr is a terminal.
     strict : raise :class:`~bayescale.errors.ConvergenceError` instead of warning
         when the diagnostics fail.
@@ -260,21 +306,29 @@ def sample_posterior(
     kernel = NUTS(models.scaling_law_model, target_accept_prob=target_accept,
                   dense_mass=dense_mass, max_tree_depth=max_tree_depth,
                   init_strategy=_init_near(values=init_values, radius=_INIT_RADIUS))
-    _import_arviz_in_background()
-    mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains,
-                chain_method=method, progress_bar=progress)
     rng_key = jax.random.PRNGKey(seed)
     extra = ("diverging", "energy", "num_steps", "accept_prob", "adapt_state.step_size",
              "potential_energy")
+    run_kwargs = dict(extra_fields=extra, record_log_likelihood=True, **model_kwargs)
     with _CompileClock() as clock_run:
         t0 = time.perf_counter()
-        mcmc.run(rng_key, log_N, log_D, y, extra_fields=extra, record_log_likelihood=True,
-                 **model_kwargs)
-        samples = jax.block_until_ready(mcmc.get_samples(group_by_chain=True))
+        if progress or method == "parallel":
+            # A progress bar steps the sampler from Python, and pmap places the chains
+            # itself: let NumPyro drive (it jits its sampling loop on its own).
+            _import_arviz_in_background()
+            mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains,
+                        chain_method=method, progress_bar=progress)
+            mcmc.run(rng_key, log_N, log_D, y, **run_kwargs)
+            samples = mcmc.get_samples(group_by_chain=True)
+            stats = mcmc.get_extra_fields(group_by_chain=True)
+        else:
+            samples, stats = _run_as_one_program(
+                kernel, warmup=warmup, draws=draws, chains=chains, method=method,
+                rng_key=rng_key, args=(log_N, log_D, y), run_kwargs=run_kwargs)
+        samples, stats = jax.block_until_ready((samples, stats))
         t_run = time.perf_counter() - t0
     with _CompileClock() as clock_post:
         t0 = time.perf_counter()
-        stats = mcmc.get_extra_fields(group_by_chain=True)
         from numpyro.infer import Predictive
 
         loglik = samples.pop("log_lik")
