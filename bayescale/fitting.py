@@ -230,7 +230,8 @@ def fit(runs: Runs | pd.DataFrame | str | os.PathLike, *, method: str = "bayes",
                           reference=getattr(result, "reference", None))
     from bayescale import inference
 
-    posterior = inference.sample_posterior(runs, seed=seed, **options)
+    # Point a ConvergenceWarning at the caller of fit(), not at this line.
+    posterior = inference.sample_posterior(runs, seed=seed, _stacklevel=3, **options)
     return ScalingFit(method=method, params=_as_numpy_params(posterior.params), runs=runs,
                       level=level, info=posterior.info, idata=posterior.idata,
                       diagnostics=posterior.diagnostics)

@@ -230,6 +230,7 @@ def sample_posterior(
     posterior_predictive: bool = False,
     dense_mass: bool = True,
     max_tree_depth: int = 10,
+    _stacklevel: int = 2,
 ) -> Posterior:
     """Sample the posterior of the law's parameters with NUTS.
 
@@ -368,7 +369,7 @@ def sample_posterior(
             "total": time.perf_counter() - t_start,
         },
     }
-    _diagnostics.check(diagnostics, strict=strict, stacklevel=2)
+    _diagnostics.check(diagnostics, strict=strict, stacklevel=_stacklevel)
     return Posterior(params=params, idata=idata, diagnostics=diagnostics, info=info)
 
 
