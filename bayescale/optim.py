@@ -155,9 +155,18 @@ def minimize_batch(
         d = -p
         slope = jnp.vdot(g, d)
         ok = jnp.isfinite(slope) & (slope < 0)
-        fresh = opt.init(x)
-        p0, fresh = opt.update(g, fresh, x)
-        d = jnp.where(ok, d, -p0)
+        # Not a descent direction: restart as optax's first step from a fresh state
+        # (steepest descent scaled by the capped inverse gradient norm, empty memory),
+        # written out rather than computed by a second ``opt.update``: each update runs
+        # two ``lax.scan`` loops over the memory, and on a GPU every loop iteration
+        # costs a synchronisation.
+        d0 = -jnp.minimum(1.0, 1.0 / jnp.linalg.norm(g)) * g
+        fresh = optax.ScaleByLBFGSState(
+            count=jnp.ones_like(new_lbfgs.count), params=x, updates=g,
+            diff_params_memory=jnp.zeros_like(new_lbfgs.diff_params_memory),
+            diff_updates_memory=jnp.zeros_like(new_lbfgs.diff_updates_memory),
+            weights_memory=jnp.zeros_like(new_lbfgs.weights_memory))
+        d = jnp.where(ok, d, d0)
         return d, jnp.vdot(g, d), _where(ok, new_lbfgs, fresh)
 
     def step_slot(s: _Slot, refill: Array, new_idx: Array):
