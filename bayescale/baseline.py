@@ -218,6 +218,9 @@ def fit_huber(log_N, log_D, log_loss, *, delta: float = DELTA, starts=None,
     if starts.ndim != 2 or starts.shape[1] != 5 or starts.shape[0] < 1:
         raise BayescaleError(
             f"starts must have shape (k, 5) of (a, b, e, alpha, beta); got {starts.shape}.")
+    if int(polish) < 1:
+        raise BayescaleError(f"polish must be at least 1 (the best start is always polished), "
+                             f"got {polish!r}.")
     slots = default_num_slots(starts.shape[0]) if num_slots is None else int(num_slots)
     t0 = time.perf_counter()
     # Screen every start in float32 (twice the throughput) to scipy's tolerance ...
@@ -243,6 +246,7 @@ def fit_huber(log_N, log_D, log_loss, *, delta: float = DELTA, starts=None,
         j = int(np.argmin(fine_fun))
         best = int(top[j])
         theta = np.asarray(fine.x[j])
+        fine_converged = np.asarray(fine.converged)
     objective = float(fine_fun[j])
     info = {
         "objective": objective,
@@ -250,7 +254,7 @@ def fit_huber(log_N, log_D, log_loss, *, delta: float = DELTA, starts=None,
         "delta": float(delta),
         "num_starts": int(starts.shape[0]),
         "best_start": dict(zip(_THETA, map(float, starts[best]))),
-        "converged": bool(np.asarray(fine.converged)[j]),
+        "converged": bool(fine_converged[j]),
         "status": STATUS[int(np.asarray(fine.status)[j])],
         "starts_status": _status_counts(res.status),
         "starts_near_best": int(np.sum(fun <= objective + 1e-8)),
@@ -319,13 +323,14 @@ def fit_huber_mle(log_N, log_D, log_loss, *, delta: float = DELTA, init=None,
         nll = np.where(np.isfinite(np.asarray(res.fun)), np.asarray(res.fun), np.inf)
         j = int(np.argmin(nll))
         x = np.asarray(res.x[j])
+        converged = np.asarray(res.converged)
     info = {
         "objective": float(nll[j]),
         "nll": float(nll[j]),
         "log_sigma": float(x[5]),
         "theta": dict(zip(_THETA, map(float, x[:5]))),
         "delta": float(delta),
-        "converged": bool(np.asarray(res.converged)[j]),
+        "converged": bool(converged[j]),
         "status": STATUS[int(np.asarray(res.status)[j])],
         "starts_nll": [float(v) for v in nll],
         "grid_objective": grid.info["objective"],
@@ -356,6 +361,8 @@ def fit_bootstrap(log_N, log_D, log_loss, *, resamples: int = 4000, seed: int = 
     """
     if int(resamples) != resamples or resamples < 2:
         raise BayescaleError(f"resamples must be an integer >= 2, got {resamples!r}.")
+    if isinstance(seed, bool) or int(seed) != seed or seed < 0:
+        raise BayescaleError(f"seed must be a non-negative integer, got {seed!r}.")
     log_N, log_D, log_loss = (np.asarray(v, dtype=float) for v in (log_N, log_D, log_loss))
     init = HOFFMANN_2022_UNROUNDED if init is None else init
     theta0 = _theta(init)

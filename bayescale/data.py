@@ -31,6 +31,7 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 _MIN_DISTINCT = 3  # distinct N and D values needed to separate A, alpha (B, beta) from E
+_MIN_RUNS = 6  # more runs than the law's 5 parameters
 _MAX_ROWS_SHOWN = 8
 
 
@@ -362,6 +363,11 @@ def load_runs(
                 "from the irreducible loss E. Fix: add runs at more model sizes and token counts, "
                 "or loosen the filters."
             )
+    if len(kept) < _MIN_RUNS:
+        raise DataError(
+            f"only {len(kept)} runs left of {where}; the law has 5 parameters, so at least "
+            f"{_MIN_RUNS} runs are needed for a fit that is not an exact interpolation. Fix: "
+            "add runs or loosen the filters.")
     row = kept.index.to_numpy()
     return Runs(
         N=kept["N"].to_numpy(dtype=float),

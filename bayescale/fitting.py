@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from bayescale.data import Runs, load_runs
-from bayescale.errors import BayescaleError
+from bayescale.errors import BayescaleError, ConvergenceError, ConvergenceWarning
 from bayescale.law import LawParams
 
 __all__ = ["ScalingFit", "fit", "METHODS", "PARAM_NAMES"]
@@ -183,6 +184,51 @@ def _check_level(level: float) -> float:
     return level
 
 
+# Settings each point-estimate method takes (``strict`` is handled here).
+_POINT_OPTIONS = {
+    "huber": ("delta", "starts", "max_iter", "polish", "num_slots"),
+    "huber_mle": ("delta", "init", "max_iter"),
+    "bootstrap": ("resamples", "delta", "init", "max_iter"),
+}
+
+
+def _check_options(method: str, options: dict) -> None:
+    if method == "bayes":
+        import inspect
+
+        from bayescale import inference
+
+        valid = [k for k in inspect.signature(inference.sample_posterior).parameters
+                 if k not in ("runs", "seed") and not k.startswith("_")]
+    else:
+        valid = list(_POINT_OPTIONS[method]) + ["strict"]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise BayescaleError(
+            f"method {method!r} takes no option {', '.join(map(repr, unknown))}; its options "
+            f"are: {', '.join(valid)}.")
+
+
+def _check_point_fit(method: str, params: LawParams, info: dict, strict: bool) -> None:
+    """Warn (or with ``strict`` raise) when a point-estimate fit did not converge."""
+    problems = []
+    if not all(np.all(np.isfinite(np.asarray(v))) for v in params):
+        problems.append("non-finite parameters")
+    if method == "bootstrap":
+        frac = float(info.get("converged_fraction", 1.0))
+        if frac < 0.99:
+            problems.append(f"only {100 * frac:.1f}% of the resamples converged")
+    elif not info.get("converged", True):
+        problems.append(f"the best fit did not converge ({info.get('status')})")
+    if not problems:
+        return
+    message = (f"{method} fit: {'; '.join(problems)}. Try: more iterations (max_iter=...), "
+               "a wider grid of starts, or check the data for runs far off the law.")
+    if strict:
+        raise ConvergenceError(message)
+    warnings.warn(message, ConvergenceWarning, stacklevel=3)
+
+
 def fit(runs: Runs | pd.DataFrame | str | os.PathLike, *, method: str = "bayes",
         level: float = 0.9, seed: int = 0, **options) -> ScalingFit:
     """Fit ``L(N, D) = E + A / N**alpha + B / D**beta`` to training runs.
@@ -192,19 +238,26 @@ def fit(runs: Runs | pd.DataFrame | str | os.PathLike, *, method: str = "bayes",
     runs : :class:`~bayescale.data.Runs`, or anything :func:`~bayescale.load_runs` takes.
     method : ``"bayes"`` (default), ``"huber"``, ``"huber_mle"`` or ``"bootstrap"``.
     level : default interval level for summaries (0.9).
-    seed : random seed (bootstrap resampling, NUTS).
+    seed : random seed, a non-negative integer (bootstrap resampling, NUTS).
     **options : estimator settings, passed on:
 
         * huber: ``delta`` (1e-3), ``starts`` (array (k, 5) of ``a, b, e, alpha, beta``;
-          default Hoffmann's 4500-point grid), ``max_iter``, ``tol``;
-        * huber_mle: ``delta``, ``init``;
+          default Hoffmann's 4500-point grid), ``max_iter``, ``polish``, ``num_slots``;
+        * huber_mle: ``delta``, ``init``, ``max_iter``;
         * bootstrap: ``resamples`` (4000), ``delta``, ``init`` (default Hoffmann's
-          unrounded published parameters);
-        * bayes: see :func:`bayescale.inference.sample_posterior`.
+          unrounded published parameters), ``max_iter``;
+        * bayes: see :func:`bayescale.inference.sample_posterior`;
+        * every method: ``strict`` (raise :class:`~bayescale.errors.ConvergenceError`
+          instead of warning with :class:`~bayescale.errors.ConvergenceWarning`).
 
     Returns
     -------
     ScalingFit
+
+    Raises
+    ------
+    BayescaleError
+        For an unknown method or option, a bad level or seed.
 
     References
     ----------
@@ -214,6 +267,9 @@ def fit(runs: Runs | pd.DataFrame | str | os.PathLike, *, method: str = "bayes",
     if method not in METHODS:
         raise BayescaleError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}.")
     level = _check_level(level)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise BayescaleError(f"seed must be a non-negative integer, got {seed!r}.")
+    _check_options(method, options)
     if not isinstance(runs, Runs):
         runs = load_runs(runs)
     if method in ("huber", "huber_mle", "bootstrap"):
@@ -222,16 +278,19 @@ def fit(runs: Runs | pd.DataFrame | str | os.PathLike, *, method: str = "bayes",
         fn = {"huber": baseline.fit_huber, "huber_mle": baseline.fit_huber_mle,
               "bootstrap": baseline.fit_bootstrap}[method]
         kwargs = dict(options)
+        strict = bool(kwargs.pop("strict", False))
         if method == "bootstrap":
-            kwargs["seed"] = seed
+            kwargs["seed"] = int(seed)
         result = fn(runs.log_N, runs.log_D, runs.log_loss, **kwargs)
-        return ScalingFit(method=method, params=_as_numpy_params(result.params), runs=runs,
+        params = _as_numpy_params(result.params)
+        _check_point_fit(method, params, result.info, strict)
+        return ScalingFit(method=method, params=params, runs=runs,
                           level=level, info=result.info,
                           reference=getattr(result, "reference", None))
     from bayescale import inference
 
     # Point a ConvergenceWarning at the caller of fit(), not at this line.
-    posterior = inference.sample_posterior(runs, seed=seed, _stacklevel=3, **options)
+    posterior = inference.sample_posterior(runs, seed=int(seed), _stacklevel=3, **options)
     return ScalingFit(method=method, params=_as_numpy_params(posterior.params), runs=runs,
                       level=level, info=posterior.info, idata=posterior.idata,
                       diagnostics=posterior.diagnostics)

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -565,7 +566,10 @@ def _summary_table(quantities: dict[str, ArrayLike], index_name: str, index, lev
     cols = {}
     for name, arr in quantities.items():
         arr = np.asarray(arr, dtype=float)
-        with np.errstate(all="ignore"):
+        # Columns that are NaN throughout (e.g. an infeasible target loss) stay NaN,
+        # without numpy's all-NaN-slice warning.
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             med, lo, hi = np.nanquantile(arr, q, axis=0) if np.isfinite(arr).any() \
                 else (np.full(arr.shape[1:], np.nan),) * 3
         cols[f"{name}_median"], cols[f"{name}_lower"], cols[f"{name}_upper"] = med, lo, hi

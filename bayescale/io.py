@@ -7,11 +7,14 @@ place, so an interrupted run never leaves a half-written file posing as complete
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -21,22 +24,97 @@ from bayescale.errors import DataError
 from bayescale.fitting import PARAM_NAMES, ScalingFit
 from bayescale.law import LawParams
 
-__all__ = ["atomic_write", "write_text", "save_fit", "load_fit"]
+__all__ = ["atomic_write", "atomic_folder", "replace_folder", "write_text", "dumps_json",
+           "save_fit", "load_fit"]
+
+
+def umask() -> int:
+    """The process umask (read without changing it for good)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` then atomically rename ``tmp_path`` to ``path``."""
+    """Call ``write(tmp_path)`` then atomically rename ``tmp_path`` to ``path``.
+
+    The file gets the usual permissions (``0o666`` less the umask), not the private
+    ones of a temporary file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def replace_folder(tmp: Path, out: Path) -> None:
+    """Replace folder ``out`` by ``tmp``: each step a rename; ``out`` is never half-written."""
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        os.replace(out, old / out.name)  # move aside (same filesystem: a rename)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        if old is not None:  # put the previous folder back
+            os.replace(old / out.name, out)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_folder(out: str | os.PathLike, *, marker: str, what: str) -> Iterator[Path]:
+    """Build a folder in a temporary sibling and swap it into place at the end.
+
+    ``out`` may be missing, empty, or a previous folder of the same kind (one holding
+    ``marker``); anything else is refused rather than deleted. If the block raises,
+    ``out`` is left as it was.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{str(out)!r} exists and is not a folder; choose another output folder.")
+    if out.is_dir() and any(out.iterdir()) and not (out / marker).is_file():
+        raise DataError(
+            f"{str(out)!r} exists, is not empty and is not a bayescale {what} (no {marker}); "
+            "refusing to replace it. Choose another output folder or empty it.")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    except OSError as exc:
+        raise DataError(f"cannot create the output folder {str(out)!r}: {exc}") from None
+    try:
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it private; the output is not
+        yield tmp
+        replace_folder(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _finite_or_none(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_none(v) for v in obj]
+    return obj
+
+
+def dumps_json(payload: dict, **kwargs) -> str:
+    """Strict JSON: NaN and infinities become ``null`` (``json.dumps`` would write
+    ``NaN``/``Infinity``, which JSON parsers reject)."""
+    return json.dumps(_finite_or_none(payload), allow_nan=False, **kwargs)
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
@@ -48,13 +126,26 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def save_fit(fit: ScalingFit, out_dir: str | os.PathLike, *, level: float | None = None,
-             payload: dict | None = None) -> dict[str, Path]:
+             payload: dict | None = None, atomic: bool = True) -> dict[str, Path]:
     """Write a fit folder; returns the paths written by name.
 
-    ``payload`` (the JSON object, default ``fit.to_dict(level)``) lets a caller add
-    fields such as timing before it is written.
+    The folder is built in a temporary sibling and swapped into place, so a re-run
+    replaces a previous fit folder as a whole (no stale ``posterior.nc`` from an
+    earlier Bayesian fit) and an interrupted one leaves it untouched. A non-empty
+    folder that is not a fit folder is refused. ``atomic=False`` writes straight into
+    ``out_dir`` (for callers that build their own folder atomically, as the report
+    does). ``payload`` (the JSON object, default ``fit.to_dict(level)``) lets a caller
+    add fields such as timing.
     """
     out = Path(out_dir)
+    if atomic:
+        with atomic_folder(out, marker="fit.json", what="fit folder") as tmp:
+            written = _write_fit_files(fit, tmp, level, payload)
+        return {k: out / p.name for k, p in written.items()}
+    return _write_fit_files(fit, out, level, payload)
+
+
+def _write_fit_files(fit: ScalingFit, out: Path, level, payload) -> dict[str, Path]:
     payload = fit.to_dict(level) if payload is None else payload
     written = {
         "summary": atomic_write(out / "summary.csv", lambda p: fit.summary(level).to_csv(p)),
@@ -67,7 +158,7 @@ def save_fit(fit: ScalingFit, out_dir: str | os.PathLike, *, level: float | None
 
         written["posterior"] = save_idata(fit.idata, out / "posterior.nc")
     # fit.json goes last: its presence marks a complete folder.
-    written["json"] = write_text(out / "fit.json", json.dumps(payload, indent=2) + "\n")
+    written["json"] = write_text(out / "fit.json", dumps_json(payload, indent=2) + "\n")
     return written
 
 
@@ -84,8 +175,12 @@ def load_fit(path: str | os.PathLike) -> ScalingFit:
             f"{str(folder)!r} is not a complete fit folder (needs fit.json and draws.csv); "
             "write one with `bayescale fit DATA --out DIR`."
         )
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    draws = pd.read_csv(draws_path)
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        draws = pd.read_csv(draws_path)
+    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise DataError(f"{str(folder)!r} holds an unreadable fit.json or draws.csv ({exc}); "
+                        "write the folder again with `bayescale fit DATA --out DIR`.") from None
     missing = [c for c in PARAM_NAMES if c not in draws.columns]
     if missing:
         raise DataError(f"{str(draws_path)!r} lacks columns {missing}.")
@@ -95,10 +190,14 @@ def load_fit(path: str | os.PathLike) -> ScalingFit:
     params = LawParams(*(np.asarray(v) for v in values))
     runs_path = folder / "runs.csv"
     if runs_path.is_file():
-        frame = pd.read_csv(runs_path, index_col=0)
-        runs = Runs(N=frame["N"].to_numpy(float), D=frame["D"].to_numpy(float),
-                    loss=frame["loss"].to_numpy(float), row=frame.index.to_numpy(),
-                    source=str(meta.get("data", {}).get("source", folder)))
+        try:
+            frame = pd.read_csv(runs_path, index_col=0)
+            runs = Runs(N=frame["N"].to_numpy(float), D=frame["D"].to_numpy(float),
+                        loss=frame["loss"].to_numpy(float), row=frame.index.to_numpy(),
+                        source=str(meta.get("data", {}).get("source", folder)))
+        except (KeyError, ValueError, pd.errors.ParserError) as exc:
+            raise DataError(f"{str(runs_path)!r} is not a runs table written by bayescale "
+                            f"({exc}); write the folder again.") from None
     else:
         raise DataError(f"{str(folder)!r} lacks runs.csv; re-run `bayescale fit ... --out DIR`.")
     idata = None
@@ -107,6 +206,11 @@ def load_fit(path: str | os.PathLike) -> ScalingFit:
 
         idata = load_idata(folder / "posterior.nc")
     info = {k: v for k, v in meta.items()
-            if k not in ("method", "n_runs", "params", "intervals", "data", "allocation")}
+            if k not in ("method", "n_runs", "params", "intervals", "data", "allocation",
+                         "reference")}
+    reference = None
+    if isinstance(meta.get("reference"), dict):
+        reference = LawParams(**{k: float(meta["reference"][k]) for k in PARAM_NAMES})
     return ScalingFit(method=meta.get("method", "unknown"), params=params, runs=runs,
-                      level=float(meta.get("level", 0.9)), info=info, idata=idata)
+                      level=float(meta.get("level", 0.9)), info=info, idata=idata,
+                      reference=reference)

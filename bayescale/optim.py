@@ -55,7 +55,7 @@ class BatchResult(NamedTuple):
     x : (batch, dim) minimisers.
     fun : (batch,) objective values.
     grad_norm : (batch,) infinity norm of the gradient at ``x``.
-    status : (batch,) int codes, see :data:`STATUS`; 1, 2 and 3 count as converged.
+    status : (batch,) int codes, see :data:`STATUS`; see :attr:`converged`.
     num_iter : (batch,) accepted L-BFGS iterations.
     num_evals : (batch,) objective-and-gradient evaluations.
     """
@@ -69,7 +69,12 @@ class BatchResult(NamedTuple):
 
     @property
     def converged(self) -> Array:
-        return (self.status >= 1) & (self.status <= 3)
+        """Converged by the gradient or the objective-change test, or stalled (no
+        decrease along the search direction) where the gradient is already small
+        (``<= 1e-6 max(1, |f|)``): a stall far from a stationary point is not
+        convergence."""
+        small = self.grad_norm <= 1e-6 * jnp.maximum(1.0, jnp.abs(self.fun))
+        return (self.status == 1) | (self.status == 2) | ((self.status == 3) & small)
 
 
 class _Slot(NamedTuple):

@@ -58,6 +58,7 @@ import pandas as pd
 from bayescale.data import Runs, load_runs
 from bayescale.errors import BayescaleError, ConvergenceWarning
 from bayescale.fitting import PARAM_NAMES, ScalingFit, fit
+from bayescale.io import dumps_json, replace_folder, save_fit, umask
 from bayescale.law import BESIROGLU_2024, HOFFMANN_2022, HOFFMANN_2022_UNROUNDED, LawParams
 
 __all__ = [
@@ -659,8 +660,6 @@ def _json_default(o):
 
 def _write_folder(folder: Path, ctx, figs) -> dict[str, Path]:
     """Write every file of the report into ``folder`` (a fresh temporary folder)."""
-    from bayescale.io import save_fit
-
     fits, level = ctx["fits"], ctx["level"]
     bayes = fits["bayes"]
     methods = ctx["methods"]
@@ -670,9 +669,9 @@ def _write_folder(folder: Path, ctx, figs) -> dict[str, Path]:
         "frontier": ctx["frontiers"]["bayes"].to_dict(level),
         "settings": ctx["settings"],
     }
-    payload = json.loads(json.dumps(payload, default=_json_default))
-    written = {k: Path(v) for k, v in save_fit(bayes, folder, level=level,
-                                               payload=payload).items()}
+    payload = json.loads(json.dumps(payload, default=_json_default))  # plain types
+    written = {k: Path(v) for k, v in save_fit(bayes, folder, level=level, payload=payload,
+                                               atomic=False).items()}
     written["methods"] = folder / "methods.csv"
     methods.to_csv(written["methods"])
     written["frontier"] = folder / "frontier.csv"
@@ -697,7 +696,8 @@ def _write_folder(folder: Path, ctx, figs) -> dict[str, Path]:
                 "settings": ctx["settings"],
                 "files": sorted(str(p.relative_to(folder)) for p in written.values())}
     written["manifest"] = folder / "manifest.json"
-    written["manifest"].write_text(json.dumps(manifest, indent=2, default=_json_default) + "\n",
+    plain = json.loads(json.dumps(manifest, default=_json_default))
+    written["manifest"].write_text(dumps_json(plain, indent=2) + "\n",
                                    encoding="utf-8")
     return written
 
@@ -709,29 +709,6 @@ def _check_replaceable(out: Path) -> None:
         raise BayescaleError(
             f"{str(out)!r} exists, is not empty and is not a bayescale report (no "
             "manifest.json); refusing to replace it. Choose another --out or empty it.")
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Replace ``out`` by ``tmp``: each step a rename; ``out`` is never half-written."""
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        os.replace(out, old / out.name)  # move aside (same filesystem: a rename)
-    try:
-        os.replace(tmp, out)
-    except BaseException:
-        if old is not None:  # put the previous report back
-            os.replace(old / out.name, out)
-        raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
 
 
 def build_report(runs: Runs | Any, *, out_dir: str | os.PathLike,
@@ -815,10 +792,10 @@ def build_report(runs: Runs | Any, *, out_dir: str | os.PathLike,
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
         try:
-            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; a report is not
+            os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it private; a report is not
             written = _write_folder(tmp, ctx, figs)
             _check_replaceable(out)  # nothing else moved in meanwhile
-            _swap_into_place(tmp, out)
+            replace_folder(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -150,7 +150,8 @@ def test_dataset_source_is_fitted_first(tmp_path, capsys, monkeypatch):
 
     csv = tmp_path / "runs.csv"
     csv.write_text("N,D,loss\n" + "".join(f"{n},{d},{l}\n" for n, d, l in
-                                          zip(_RUNS["N"], _RUNS["D"], _RUNS["loss"])))
+                                          zip(_RUNS["N"], _RUNS["D"], _RUNS["loss"]))
+                   + "6.4e9,3.2e10,2.4\n")  # a 7th run: 6 remain after --exclude-top 1
     calls = {}
 
     def fake_fit(runs, *, method, seed=0, **options):
@@ -160,7 +161,7 @@ def test_dataset_source_is_fitted_first(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(bayescale.fitting, "fit", fake_fit)
     out = _json(capsys, ["frontier", str(csv), "-C", "1e22", "--exclude-top", "1",
                          "--resamples", "20", "--json"])
-    assert calls == {"method": "bootstrap", "n_runs": 5, "seed": 0, "resamples": 20}
+    assert calls == {"method": "bootstrap", "n_runs": 6, "seed": 0, "resamples": 20}
     assert out["method"] == "bootstrap" and out["num_draws"] == 20
     _json(capsys, ["decide", str(csv), "-N", "1e9", "-D", "2e10", "--method", "huber", "--json"])
     assert calls["method"] == "huber"

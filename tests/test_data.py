@@ -370,11 +370,19 @@ def test_exclude_top_5_on_chinchilla(chinchilla_240, chinchilla_245):
     np.testing.assert_array_equal(runs.loss, chinchilla_245.loss[epoch_keep])
 
 
+def _seven(frame):
+    # A 7th run, so that 6 (more than the law's 5 parameters) remain after dropping one.
+    extra = pd.DataFrame({"N": [6.4e9], "D": [3.2e10], "loss": [2.4]})
+    return pd.concat([frame, extra], ignore_index=True)
+
+
 def test_exclude_top_on_a_frame(frame):
-    runs = load_runs(frame, exclude_top=1)
+    runs = load_runs(_seven(frame), exclude_top=1)
     assert list(runs.dropped.index) == [0]  # loss 3.4 is the highest
     assert runs.dropped["dropped_by"].tolist() == ["exclude_top=1"]
     assert len(load_runs(frame, exclude_top=0)) == 6
+    with pytest.raises(DataError, match="at least 6 runs"):
+        load_runs(frame, exclude_top=1)
 
 
 def test_mask_records_its_reason():
@@ -441,11 +449,11 @@ def test_describe_without_filters(frame):
 
 
 def test_to_frame(frame):
-    runs = load_runs(frame.set_index(pd.Index(range(100, 106))), exclude_top=1)
+    runs = load_runs(_seven(frame).set_index(pd.Index(range(100, 107))), exclude_top=1)
     out = runs.to_frame()
     assert list(out.columns) == ["N", "D", "C", "loss"]
-    assert out.index.name == "row" and list(out.index) == [101, 102, 103, 104, 105]
-    np.testing.assert_array_equal(out["N"], N6[1:])
+    assert out.index.name == "row" and list(out.index) == [101, 102, 103, 104, 105, 106]
+    np.testing.assert_array_equal(out["N"], list(N6[1:]) + [6.4e9])
     np.testing.assert_allclose(out["C"], 6 * out["N"] * out["D"], rtol=1e-15)
     # The frame loads back to the same runs.
     back = load_runs(out)

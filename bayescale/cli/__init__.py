@@ -67,17 +67,19 @@ def main(argv: list[str] | None = None) -> int:
     except BayescaleError as exc:
         print(f"bayescale {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-        print(f"bayescale {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("bayescale: interrupted", file=sys.stderr)
-        return 130
     except BrokenPipeError:
         # stdout was closed early (e.g. `bayescale fit ... | head`): exit quietly. Point
         # stdout at devnull so the interpreter's final flush does not raise again.
         _silence_stdout()
         return 0
+    except OSError as exc:
+        # A path the user gave cannot be read or written (missing, a file where a
+        # folder is needed, no permission, disk full): their input, not our bug.
+        print(f"bayescale {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bayescale: interrupted", file=sys.stderr)
+        return 130
 
 
 def _silence_stdout() -> None:

@@ -59,6 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bayescale.io import dumps_json
+
     from bayescale.errors import BayescaleError
 
     level = args.level if args.level is not None else (0.95 if args.method == "bootstrap" else 0.9)
@@ -89,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"wrote {', '.join(str(p) for p in written.values())}", file=sys.stderr)
     if args.json:
-        print(json.dumps(payload, indent=2))
+        print(dumps_json(payload, indent=2))
     else:
         print(_format(result, payload, level))
     return 0

@@ -150,6 +150,8 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
+    from bayescale.io import dumps_json
+
     _check(args)
     enable_compilation_cache()
     runs = load_runs_from_args(args)
@@ -165,7 +167,7 @@ def run_compare(args: argparse.Namespace) -> int:
         diag = fits["bayes"].diagnostics
         if diag is not None:
             payload["diagnostics"] = diag.to_dict()
-        print(json.dumps(payload, indent=2))
+        print(dumps_json(payload, indent=2))
         return 0
     from bayescale.report import _methods_display
 
