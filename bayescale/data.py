@@ -8,6 +8,7 @@ offending rows and the fix rather than a traceback from inside a traced function
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import re
 from pathlib import Path
@@ -189,6 +190,10 @@ def _read_source(source, columns: dict) -> tuple[pd.DataFrame, str, dict]:
                     f"({', '.join(sorted(datasets.DATASETS))})."
                 )
             return _read_csv(path), str(path), columns
+        if os.sep in text or (os.altsep and os.altsep in text):
+            raise DataError(
+                f"no such file or folder: {text!r}. DATA is a CSV path, a fit folder (for "
+                f"frontier/decide) or a registered dataset ({', '.join(sorted(datasets.DATASETS))}).")
         datasets.get_dataset(text)  # raises the unknown-name error
     raise DataError(
         f"cannot load runs from a {type(source).__name__}; pass a pandas DataFrame, "
@@ -276,9 +281,13 @@ def load_runs(
     found = {key: _find_column(frame, key, columns.get(key), where) for key in COLUMN_ALIASES}
     for key in ("N", "loss"):
         if found[key] is None:
+            close = difflib.get_close_matches(key, [str(c) for c in frame.columns], n=1,
+                                              cutoff=0.5)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise DataError(
-                f"no {key} column in {where}; its columns are {list(frame.columns)}. "
-                f"Fix: rename one to {key!r} or pass {key}='your column'."
+                f"no {key} column in {where}{hint}; its columns are {list(frame.columns)}. "
+                f"Fix: rename one to {key!r}, or name it: {key}='your column' in Python, "
+                f"--{key}-column NAME on the command line."
             )
     if found["D"] is None and found["C"] is None:
         raise DataError(

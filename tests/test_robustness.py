@@ -145,3 +145,23 @@ def test_cli_out_under_a_file_exits_2(tmp_path, capsys):
     code = main(["fit", "synthetic", "--method", "huber", "--out", str(blocker / "x")])
     assert code == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_decide_refuses_over_budget_plans_and_bad_within(tmp_path, huber, capsys):
+    out = tmp_path / "fit"
+    save_fit(huber, out)
+    # 6 * 70e9 * 1.4e12 = 5.88e23 > 5.76e23: not comparable with that budget's optimum.
+    assert main(["decide", str(out), "--budget", "5.76e23", "--params", "70e9",
+                 "--tokens", "1.4e12"]) == 2
+    assert "more than the budget" in capsys.readouterr().err
+    assert main(["decide", str(out), "--budget", "5.76e23", "--params", "70e9",
+                 "--tokens", "1.37e12", "--within", "150%"]) == 2
+    assert main(["decide", str(out), "--budget", "5.76e23", "--params", "70e9",
+                 "--tokens", "1.37e12", "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["plan"]["over_budget"] is False
+
+
+def test_missing_path_is_named_as_such(capsys):
+    assert main(["frontier", "no/such/folder", "--budget", "1e23"]) == 2
+    assert "no such file or folder" in capsys.readouterr().err

@@ -60,7 +60,7 @@ def register(subparsers) -> None:
         "decide",
         help="how good is a plan (N params, D tokens) for a budget, under the fit's uncertainty",
         description=("For a plan of N parameters trained on D tokens: the distribution of its "
-                     "loss, the probability it is within 1%%/5%% of the optimum for the budget "
+                     "loss, the probability it is within 1%/5% of the optimum for the budget "
                      "(in loss and in compute), its expected excess loss (regret) against the "
                      "Bayes-optimal plan, and the Bayes-optimal and plug-in plans."),
         epilog=DECIDE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -116,8 +116,9 @@ def _parse_fraction(text: str) -> float:
         value = float(t[:-1]) / 100 if t.endswith("%") else float(t)
     except ValueError:
         raise BayescaleError(f"--within {text!r} is not a fraction or percentage (0.01 or 1%).") from None
-    if not (math.isfinite(value) and 0 <= value):
-        raise BayescaleError(f"--within must be >= 0, got {text!r}.")
+    if not (math.isfinite(value) and 0 < value <= 1):
+        raise BayescaleError(f"--within must be a fraction in (0, 1] or a percentage in "
+                             f"(0%, 100%], got {text!r}.")
     return value
 
 
@@ -194,7 +195,9 @@ def _run_frontier(args) -> int:
     out = {"source": str(args.source), "method": fit.method, "cost": args.cost,
            "inference_tokens": D_inf, **out}
     if args.json:
-        json.dump(out, sys.stdout, indent=2)
+        from bayescale.io import dumps_json
+
+        sys.stdout.write(dumps_json(out, indent=2))
         sys.stdout.write("\n")
         return 0
     pct = f"{100 * level:g}%"
@@ -221,6 +224,12 @@ def _run_decide(args) -> int:
     N = parse_flops(args.params, "--params")
     D = parse_flops(args.tokens, "--tokens")
     budget = None if args.budget is None else parse_flops(args.budget)
+    if budget is not None and 6 * N * D > budget * (1 + 1e-3):
+        raise BayescaleError(
+            f"the plan needs 6 N D = {6 * N * D:.4g} FLOPs, more than the budget {budget:.4g}; "
+            "it cannot be compared with the optimum for that budget. Fix: raise --budget to "
+            f"at least {6 * N * D:.4g}, omit it (the plan's own 6ND is used), or shrink "
+            "--params/--tokens.")
     within = (0.01, 0.05) if not args.within else tuple(_parse_fraction(w) for w in args.within)
     level = _check_level(args.level)
     fit = load_source(args)
@@ -232,7 +241,9 @@ def _run_decide(args) -> int:
                                                (float(runs_C.min()), float(runs_C.max())))[0])
     out = {"source": str(args.source), "method": fit.method, **out}
     if args.json:
-        json.dump(out, sys.stdout, indent=2)
+        from bayescale.io import dumps_json
+
+        sys.stdout.write(dumps_json(out, indent=2))
         sys.stdout.write("\n")
         return 0
     pct = f"{100 * level:g}%"
@@ -240,8 +251,10 @@ def _run_decide(args) -> int:
     print(f"plan: N = {p['N']:.3g} parameters, D = {p['D']:.3g} tokens "
           f"({p['tokens_per_param']:.3g} tokens/param), 6ND = {p['C_plan']:.3g} FLOPs; "
           f"budget C = {p['C']:.3g}" + ("  [OVER BUDGET]" if p["over_budget"] else ""))
-    print(f"fit: {args.source} ({fit.method}, {out['num_draws']} draws); budget extrapolates "
-          f"{out['extrapolation']:.2f} orders of magnitude beyond the data")
+    where = ("within the data's compute range" if out["extrapolation"] == 0 else
+             f"{out['extrapolation']:.2f} orders of magnitude outside the data's compute range")
+    print(f"fit: {args.source} ({fit.method}, {out['num_draws']} draws); the plan's compute is "
+          f"{where}")
     print(f"loss of the plan: median {loss['median']:.4f} [{pct}: {loss['lower']:.4f}, "
           f"{loss['upper']:.4f}], mean {loss['mean']:.4f}")
     lo = out["optimum"]["L_opt"]
