@@ -37,8 +37,8 @@ from bayescale.synthetic import simulate_runs
 
 
 def write_csv(path: Path, seed: int = 0) -> pd.DataFrame:
-    """A user's log: 6 budgets x 6 model sizes from a known law, pipeline column names."""
-    runs = simulate_runs(BESIROGLU_2024, budgets=np.geomspace(1e18, 3e20, 6),
+    """A user's log: 9 budgets x 6 model sizes from a known law, pipeline column names."""
+    runs = simulate_runs(BESIROGLU_2024, budgets=np.geomspace(6e18, 3e21, 9),
                          models_per_budget=6, seed=seed)
     frame = pd.DataFrame({"run_id": [f"run{i:03d}" for i in range(len(runs))],
                           "params": runs.N.round(), "tokens": runs.D.round(),
@@ -96,6 +96,10 @@ def main(args: argparse.Namespace) -> dict:
           f"{result.diagnostics.ok}); truth: E 1.817, A 482, B 2085, alpha 0.348, beta 0.366")
     for k in ("E", "A", "B", "alpha", "beta", "a_opt"):
         print(f"  {k:>6} {est[k]:9.4g}  90% [{ivals[k][0]:.4g}, {ivals[k][1]:.4g}]")
+    print("  (one simulated dataset: E, A and alpha move together, so on an unlucky draw of the "
+          "noise several\n   intervals miss the truth at once, as the Huber fit would too; across "
+          "many datasets the 90%\n   intervals cover the truth about 90% of the time, which "
+          "tests/test_inference.py checks)")
     C = 10 * float(runs.C.max())
     summary = result.frontier([C]).summary(0.9).iloc[0]
     print(f"at C = {C:.3g} FLOPs: N_opt {summary['N_opt_median']:.3g} "
