@@ -499,9 +499,12 @@ def plot_methods(fits: Mapping[str, Any], *, level: float = 0.9,
         ax.set_yticks(range(len(labels)), labels)
         ax.set_ylim(-0.7, len(labels) - 0.3)
         ax.invert_yaxis()
-        if q in _LOG_PARAMS:
+        lo_x, hi_x = ax.get_xlim()
+        if q in _LOG_PARAMS and lo_x > 0 and hi_x / lo_x > 5:
             ax.set_xscale("log")
             _plain_log_ticks(ax)
+        else:
+            ax.locator_params(axis="x", nbins=4)  # small panels: labels must not collide
         ax.set_title(q)
         ax.grid(True, axis="x", alpha=0.3)
     for ax in axes[len(quantities):]:

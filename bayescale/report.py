@@ -346,6 +346,8 @@ def _ci(med, lo, hi) -> str:
 
 
 def _md_table(df: pd.DataFrame, index: bool = True) -> str:
+    # A default 0..n-1 index carries no information: leave it out.
+    index = index and not isinstance(df.index, pd.RangeIndex)
     frame = df.reset_index() if index else df
     head = [str(c) for c in frame.columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
@@ -355,6 +357,8 @@ def _md_table(df: pd.DataFrame, index: bool = True) -> str:
 
 
 def _html_table(df: pd.DataFrame, table_id: str, index: bool = True) -> str:
+    # A default 0..n-1 index carries no information: leave it out.
+    index = index and not isinstance(df.index, pd.RangeIndex)
     frame = df.reset_index() if index else df
     out = [f'<table id="{table_id}" class="data">', "<thead><tr>"]
     out += [f"<th>{html.escape(str(c))}</th>" for c in frame.columns]
