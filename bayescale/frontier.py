@@ -522,7 +522,11 @@ class Frontier(NamedTuple):
         ``D_opt``, ``L_opt`` and ``tokens_per_param`` (central interval at ``level``
         over draws), the ``extrapolation`` and the share of draws that ``converged``.
         """
-        qs = {k: getattr(self, k) for k in ("N_opt", "D_opt", "L_opt", "tokens_per_param")}
+        # Draws whose solve did not converge are left out of the quantiles (their last
+        # iterate is not an optimum); the ``converged`` column says how many were kept.
+        ok = np.asarray(self.converged, dtype=bool)
+        qs = {k: np.where(ok, np.asarray(getattr(self, k), dtype=float), np.nan)
+              for k in ("N_opt", "D_opt", "L_opt", "tokens_per_param")}
         table = _summary_table(qs, "C", self.budgets, level)
         table["extrapolation"] = np.asarray(self.extrapolation, dtype=float)
         table["converged"] = np.asarray(self.converged).mean(axis=0)

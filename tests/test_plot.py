@@ -54,8 +54,18 @@ def test_plot_frontier_and_tokens(fits, frontiers):
 
 
 def test_plot_point_estimate_frontier_has_no_band(fits):
+    from matplotlib.collections import PolyCollection
+
     fr = fits["huber"].frontier(np.geomspace(1e19, 1e23, 10))
-    _png(plot.plot_frontier(fr, label="Huber", references=False))
+    fig = plot.plot_frontier(fr, label="Huber", references=False)
+    _png(fig)
+    # One draw: a line and no credible band (bands are filled PolyCollections).
+    assert all(not isinstance(c, PolyCollection) for ax in fig.axes for c in ax.collections)
+    assert any(line.get_label().startswith("Huber") for ax in fig.axes for line in ax.get_lines())
+    # ... whereas the posterior's frontier has one.
+    fb = plot.plot_frontier(fits["bayes"].frontier(np.geomspace(1e19, 1e23, 10)),
+                            label="Bayes", references=False)
+    assert any(isinstance(c, PolyCollection) for ax in fb.axes for c in ax.collections)
 
 
 def test_plot_pair(fits):
