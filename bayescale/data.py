@@ -235,7 +235,8 @@ def load_runs(
         loss as ``loss``/``final_loss``.
     exclude_top : int
         Drop the ``exclude_top`` runs with the highest loss (Besiroglu et al. 2024
-        drop 5 of the 245 digitised Chinchilla runs).
+        drop 5 of the 245 digitised Chinchilla runs). Applied after ``mask`` and
+        ``query``, to the runs they keep.
     mask : boolean array or callable, optional
         Keep only rows where ``mask`` is true (a callable gets the DataFrame with
         columns ``N, D, C, loss`` and returns the mask).

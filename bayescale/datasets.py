@@ -4,8 +4,10 @@ A named dataset is looked for, in order,
 
 1. in the folder named by the ``BAYESCALE_DATA`` environment variable,
 2. in the user cache folder (``$XDG_CACHE_HOME/bayescale`` or ``~/.cache/bayescale``),
-3. on the network: the file is downloaded from its public source into the cache
-   and checked against a pinned sha256 before it is used.
+3. on the network: the file is downloaded from its public source into the cache.
+
+Whichever way it is found, the file must match the pinned sha256: a named dataset
+always means the published bytes (an edited copy is fitted by its path instead).
 
 Nothing in this module imports JAX or pandas, so listing datasets is instant.
 """
@@ -190,6 +192,13 @@ def locate(name: str, *, download: bool = True, timeout: float = 20.0) -> Path:
         candidate = folder / dataset.filename
         searched.append(str(candidate))
         if candidate.is_file():
+            got = _sha256(candidate)
+            if got != dataset.sha256:
+                raise DatasetNotFoundError(
+                    f"{candidate} has sha256 {got}, not the published file's {dataset.sha256}: "
+                    f"it is not dataset {name!r} as registered. Fix: restore the original "
+                    f"file, or fit your edited copy by passing its path instead of the name "
+                    f"{name!r}.")
             return candidate
     dest = cache_dir() / dataset.filename
     if download and os.environ.get("BAYESCALE_OFFLINE", "") not in ("1", "true", "yes"):

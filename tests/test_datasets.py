@@ -122,10 +122,10 @@ def test_cache_dir_defaults_to_home(tmp_path, monkeypatch):
 def test_locate_prefers_BAYESCALE_DATA_over_the_cache(tmp_path, monkeypatch, isolated):
     env_dir = tmp_path / "env"
     env_dir.mkdir()
-    (env_dir / FILENAME).write_text("from env\n")
+    (env_dir / FILENAME).write_bytes(SHARED_FILE.read_bytes())
     cached = cache_dir() / FILENAME
     cached.parent.mkdir(parents=True)
-    cached.write_text("from cache\n")
+    cached.write_bytes(SHARED_FILE.read_bytes())
 
     monkeypatch.setenv("BAYESCALE_DATA", str(env_dir))
     assert locate("chinchilla") == env_dir / FILENAME
@@ -274,3 +274,13 @@ def test_load_runs_reports_the_offline_error(monkeypatch, isolated):
     with pytest.raises(DataError, match="was not found; looked in: .*BAYESCALE_DATA"):
         load_runs("chinchilla")
     assert len(isolated) == 1
+
+
+def test_an_edited_local_copy_is_refused(tmp_path, monkeypatch, isolated):
+    # A named dataset means the published bytes; an edited copy is fitted by its path.
+    env_dir = tmp_path / "env"
+    env_dir.mkdir()
+    (env_dir / FILENAME).write_bytes(SHARED_FILE.read_bytes().replace(b"5.005", b"5.006", 1))
+    monkeypatch.setenv("BAYESCALE_DATA", str(env_dir))
+    with pytest.raises(DatasetNotFoundError, match="not the published file.*passing its path"):
+        locate("chinchilla")
