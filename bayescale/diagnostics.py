@@ -4,6 +4,9 @@ The numbers come from ArviZ (``az.rhat``, ``az.ess``, ``az.bfmi``); this module 
 collects them and applies the usual thresholds (Vehtari et al. 2021): rank-normalised
 R-hat <= 1.01, bulk ESS >= 400 and no divergent transition. E-BFMI below 0.3 is
 reported (and included in the warning text) but does not fail a fit by itself.
+R-hat compares chains, so it needs at least 2: with one chain it is NaN (``None``
+in JSON), is not checked, and :attr:`Diagnostics.notes` says so; the ESS and
+divergence checks still apply.
 
 References
 ----------
@@ -16,6 +19,7 @@ arXiv:1701.02434 (2017), sec. 6.
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any, NamedTuple
 
@@ -25,12 +29,21 @@ import pandas as pd
 from bayescale.errors import ConvergenceError, ConvergenceWarning
 
 __all__ = ["Diagnostics", "compute_diagnostics", "check", "DIAGNOSED_PARAMS",
-           "RHAT_MAX", "ESS_BULK_MIN", "EBFMI_MIN"]
+           "RHAT_MAX", "ESS_BULK_MIN", "EBFMI_MIN", "RHAT_MIN_CHAINS"]
 
-DIAGNOSED_PARAMS = ("E", "A", "B", "alpha", "beta", "a_opt", "b_opt")
+#: Parameters checked, those of them in the posterior (``nu`` only when it is sampled).
+DIAGNOSED_PARAMS = ("E", "A", "B", "alpha", "beta", "a_opt", "b_opt", "sigma", "nu")
 RHAT_MAX = 1.01
 ESS_BULK_MIN = 400
 EBFMI_MIN = 0.3
+RHAT_MIN_CHAINS = 2
+RHAT_NOTE = (f"R-hat needs at least {RHAT_MIN_CHAINS} chains; with 1 chain it is not "
+             "computed or checked (run chains >= 2 to check convergence across chains)")
+
+
+def _finite_or_none(value: float) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
 class Diagnostics(NamedTuple):
@@ -38,12 +51,15 @@ class Diagnostics(NamedTuple):
 
     Attributes
     ----------
-    rhat_max : largest rank-normalised split R-hat over :data:`DIAGNOSED_PARAMS`.
+    rhat_max : largest rank-normalised split R-hat over :data:`DIAGNOSED_PARAMS`
+        (NaN with one chain).
     ess_bulk_min, ess_tail_min : smallest bulk and tail effective sample sizes.
     divergences : number of divergent transitions after warmup (all chains).
     ebfmi_min : smallest per-chain energy Bayesian fraction of missing information.
-    ok : R-hat <= 1.01, bulk ESS >= 400 and no divergence.
+    ok : R-hat <= 1.01 (when there are >= 2 chains), bulk ESS >= 400 and no divergence.
     per_param : DataFrame indexed by parameter with columns r_hat, ess_bulk, ess_tail.
+    chains : number of chains (``None``: unknown, R-hat is checked).
+    notes : remarks that are not failures, e.g. that R-hat was not checked.
     """
 
     rhat_max: float
@@ -53,22 +69,31 @@ class Diagnostics(NamedTuple):
     ebfmi_min: float
     ok: bool
     per_param: pd.DataFrame
+    chains: int | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def rhat_checked(self) -> bool:
+        """Whether R-hat applies (at least 2 chains, or an unknown number)."""
+        return self.chains is None or self.chains >= RHAT_MIN_CHAINS
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready scalars (no ``per_param``)."""
+        """JSON-ready scalars (no ``per_param``); NaN and infinities become ``None``."""
         return {
-            "rhat_max": float(self.rhat_max),
-            "ess_bulk_min": float(self.ess_bulk_min),
-            "ess_tail_min": float(self.ess_tail_min),
+            "rhat_max": _finite_or_none(self.rhat_max),
+            "ess_bulk_min": _finite_or_none(self.ess_bulk_min),
+            "ess_tail_min": _finite_or_none(self.ess_tail_min),
             "divergences": int(self.divergences),
-            "ebfmi_min": float(self.ebfmi_min),
+            "ebfmi_min": _finite_or_none(self.ebfmi_min),
             "ok": bool(self.ok),
+            "chains": None if self.chains is None else int(self.chains),
+            "notes": list(self.notes),
         }
 
     def problems(self) -> list[str]:
         """What failed, in words (empty when ``ok``)."""
         out = []
-        if not self.rhat_max <= RHAT_MAX:  # also catches NaN
+        if self.rhat_checked and not self.rhat_max <= RHAT_MAX:  # also catches NaN
             out.append(f"R-hat {self.rhat_max:.3f} > {RHAT_MAX}")
         if not self.ess_bulk_min >= ESS_BULK_MIN:
             out.append(f"bulk ESS {self.ess_bulk_min:.0f} < {ESS_BULK_MIN}")
@@ -80,18 +105,19 @@ class Diagnostics(NamedTuple):
 def compute_diagnostics(idata) -> Diagnostics:
     """Diagnostics from an ``arviz.InferenceData`` with posterior and sample_stats.
 
-    Needs at least 2 chains for a meaningful R-hat (ArviZ splits each chain in two,
-    so one chain still gives a number).
+    R-hat needs at least 2 chains: with one, ``r_hat`` is NaN, ``rhat_max`` is NaN,
+    R-hat is not checked and ``notes`` says so.
     """
     import arviz as az
 
     names = [n for n in DIAGNOSED_PARAMS if n in idata.posterior]
     post = idata.posterior[names]
+    chains = int(post.sizes.get("chain", 1))
     with warnings.catch_warnings():
         # ArviZ warns (RuntimeWarning) for degenerate chains, e.g. a stuck chain of
         # constant draws; the NaN / inf it returns fails the checks below instead.
         warnings.simplefilter("ignore", RuntimeWarning)
-        rhat = az.rhat(post)
+        rhat = az.rhat(post) if chains >= RHAT_MIN_CHAINS else None
         ess_bulk = az.ess(post, method="bulk")
         ess_tail = az.ess(post, method="tail")
         try:
@@ -100,37 +126,48 @@ def compute_diagnostics(idata) -> Diagnostics:
             bfmi = np.array([np.nan])
     per_param = pd.DataFrame(
         {
-            "r_hat": [float(rhat[n]) for n in names],
+            "r_hat": [float(rhat[n]) if rhat is not None else np.nan for n in names],
             "ess_bulk": [float(ess_bulk[n]) for n in names],
             "ess_tail": [float(ess_tail[n]) for n in names],
         },
         index=pd.Index(names, name="parameter"),
     )
     divergences = int(np.sum(np.asarray(idata.sample_stats["diverging"])))
-    rhat_max = float(np.max(np.nan_to_num(per_param["r_hat"], nan=np.inf)))
+    if rhat is not None:
+        rhat_max = float(np.max(np.nan_to_num(per_param["r_hat"], nan=np.inf)))
+        notes: tuple[str, ...] = ()
+    else:
+        rhat_max, notes = float("nan"), (RHAT_NOTE,)
     ess_bulk_min = float(np.min(np.nan_to_num(per_param["ess_bulk"], nan=0.0)))
     ess_tail_min = float(np.min(np.nan_to_num(per_param["ess_tail"], nan=0.0)))
     ebfmi_min = float(np.nanmin(bfmi)) if np.any(np.isfinite(bfmi)) else float("nan")
-    ok = rhat_max <= RHAT_MAX and ess_bulk_min >= ESS_BULK_MIN and divergences == 0
-    return Diagnostics(rhat_max=rhat_max, ess_bulk_min=ess_bulk_min, ess_tail_min=ess_tail_min,
-                       divergences=divergences, ebfmi_min=ebfmi_min, ok=bool(ok),
-                       per_param=per_param)
+    diag = Diagnostics(rhat_max=rhat_max, ess_bulk_min=ess_bulk_min, ess_tail_min=ess_tail_min,
+                       divergences=divergences, ebfmi_min=ebfmi_min, ok=False,
+                       per_param=per_param, chains=chains, notes=notes)
+    return diag._replace(ok=not diag.problems())
 
 
-def _advice(diag: Diagnostics) -> str:
+def _advice(diag: Diagnostics, likelihood: str | None = None) -> str:
     tips = []
     if diag.divergences > 0:
         tips.append("raise target_accept (e.g. 0.95) so NUTS takes smaller steps")
-    if not diag.rhat_max <= RHAT_MAX or not diag.ess_bulk_min >= ESS_BULK_MIN:
+    if (diag.rhat_checked and not diag.rhat_max <= RHAT_MAX) or \
+            not diag.ess_bulk_min >= ESS_BULK_MIN:
         tips.append("run longer (more warmup, e.g. warmup=2000, and more draws) or more chains")
     if np.isfinite(diag.ebfmi_min) and diag.ebfmi_min < EBFMI_MIN:
         tips.append(f"E-BFMI {diag.ebfmi_min:.2f} < {EBFMI_MIN} suggests heavy tails or a "
                     "funnel: check the priors (e.g. on sigma)")
-    tips.append("check the data for runs far off the law (try likelihood='student_t')")
+    if likelihood == "student_t":
+        tips.append("check the data for runs far off the law (the Student-t likelihood "
+                    "already discounts a few outliers; many, or a systematic misfit, "
+                    "need the runs looked at or removed)")
+    else:
+        tips.append("check the data for runs far off the law (try likelihood='student_t')")
     return "; ".join(tips)
 
 
-def check(diag: Diagnostics, strict: bool = False, *, stacklevel: int = 1) -> Diagnostics:
+def check(diag: Diagnostics, strict: bool = False, *, stacklevel: int = 1,
+          likelihood: str | None = None) -> Diagnostics:
     """Warn (or, with ``strict``, raise) when ``diag`` fails the thresholds.
 
     Parameters
@@ -139,6 +176,8 @@ def check(diag: Diagnostics, strict: bool = False, *, stacklevel: int = 1) -> Di
     strict : raise :class:`~bayescale.errors.ConvergenceError` instead of warning.
     stacklevel : frames above the caller of ``check`` to attribute the warning to
         (1: the caller itself).
+    likelihood : the likelihood of the fit (``"student_t"``, ``"normal"``, ``"huber"``),
+        for the advice in the message; ``None`` if unknown.
 
     Returns
     -------
@@ -148,12 +187,13 @@ def check(diag: Diagnostics, strict: bool = False, *, stacklevel: int = 1) -> Di
     Warns
     -----
     ConvergenceWarning
-        R-hat > 1.01, bulk ESS < 400 or any divergence (and ``strict`` is false).
+        R-hat > 1.01 (with >= 2 chains), bulk ESS < 400 or any divergence (and
+        ``strict`` is false).
     """
     problems = diag.problems()
     if not problems:
         return diag
-    message = (f"NUTS did not converge: {', '.join(problems)}. Try: {_advice(diag)}. "
+    message = (f"NUTS did not converge: {', '.join(problems)}. Try: {_advice(diag, likelihood)}. "
                "The estimates may be unreliable.")
     if strict:
         raise ConvergenceError(message)

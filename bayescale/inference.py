@@ -2,8 +2,16 @@
 
 Without a progress bar the whole NUTS run of all chains (initialisation, warmup,
 draws) is traced into one ``jit`` program, so that a fit is one XLA compile, or one
-read of JAX's persistent compilation cache; with a progress bar, or ``pmap`` chains,
-NumPyro drives and compiles its own loop. Chains run in parallel (``pmap``) when
+read of JAX's persistent compilation cache. The data, their centre, ``E_max`` (the
+bound of the default prior on E) and the initial point are arguments of that program,
+not constants in it, and the compiled program is kept in memory keyed by the static
+settings (chains, warmup, draws, chain method, likelihood, mass matrix, tree depth,
+target acceptance, the priors) and the data's size: a second fit in the same process
+with the same settings on data of the same size, whatever the values, neither traces
+nor compiles again. Priors that cannot be described exactly by a hashable key (a
+distribution class from outside NumPyro, or non-array parameters) are compiled into
+a fresh program on every call. With a progress bar, or ``pmap`` chains, NumPyro
+drives and compiles its own loop (every call). Chains run in parallel (``pmap``) when
 there are at least as many devices as chains, else one after another on a CPU and
 vectorised on an accelerator (``chain_method="auto"``); the code is the same on CPU
 and GPU.
@@ -24,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
@@ -32,6 +41,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from numpyro.distributions import Distribution
 
 from bayescale import models
 from bayescale.data import Runs
@@ -142,14 +152,27 @@ def _initial_values(log_N: np.ndarray, log_D: np.ndarray, y: np.ndarray, centre,
             "b_c": math.log(reducible / 2), "sigma": sigma0}
 
 
-def _init_near(site=None, *, values: Mapping[str, float], radius: float):
+# the prior that bounds each initialised site (a_c, b_c: the centred log A, log B)
+_SITE_PRIOR = {"E": "E", "alpha": "alpha", "beta": "beta", "a_c": "log_A", "b_c": "log_B",
+               "sigma": "sigma"}
+
+
+def _init_near(site=None, *, values: Mapping[str, float], radius: float,
+               check: frozenset = frozenset()):
     """Init strategy: ``values`` jittered by ``Uniform(-radius, radius)`` in
-    unconstrained space (each chain its own jitter); other sites: the prior median."""
+    unconstrained space (each chain its own jitter); other sites: the prior median.
+
+    For the sites in ``check`` (those with a user prior, which may exclude the
+    heuristic value) a value outside the prior's support falls back to the prior
+    median. The default priors always contain the heuristic values, and leaving the
+    fallback out of the program for them saves XLA compile time when ``values`` are
+    traced (it cannot be folded away as with constants).
+    """
     from numpyro.distributions.transforms import biject_to
     from numpyro.infer import init_to_median
 
     if site is None:
-        return partial(_init_near, values=values, radius=radius)
+        return partial(_init_near, values=values, radius=radius, check=check)
     if site["type"] == "sample" and not site["is_observed"] and site["name"] in values:
         transform = biject_to(site["fn"].support)
         value = jnp.asarray(values[site["name"]], dtype=jnp.result_type(float))
@@ -157,6 +180,8 @@ def _init_near(site=None, *, values: Mapping[str, float], radius: float):
         sample_shape = site["kwargs"].get("sample_shape", ())
         jitter = jax.random.uniform(rng_key, sample_shape, minval=-radius, maxval=radius)
         near = transform(transform.inv(value) + jitter)
+        if site["name"] not in check:
+            return near
         # a user prior may exclude the heuristic value: fall back to the prior median
         return jnp.where(site["fn"].support(value), near, init_to_median(site))
     return init_to_median(site)
@@ -177,8 +202,120 @@ def _quiet_import(name: str) -> None:
         pass
 
 
-def _run_as_one_program(kernel, *, warmup: int, draws: int, chains: int, method: str,
-                        rng_key, args: tuple, run_kwargs: dict):
+class _Settings(NamedTuple):
+    """The static (compile-time) settings of a NUTS program; hashable."""
+
+    likelihood: str
+    chains: int
+    warmup: int
+    draws: int
+    method: str
+    dense_mass: bool
+    max_tree_depth: int
+    target_accept: float
+
+
+_EXTRA_FIELDS = ("diverging", "energy", "num_steps", "accept_prob", "adapt_state.step_size",
+                 "potential_energy")
+_PROGRAMS: "OrderedDict[tuple, Any]" = OrderedDict()  # key -> compiled NUTS program
+_PROGRAMS_MAX = 8
+_UNKEYABLE = object()
+
+
+def _priors_key(priors: Mapping[str, Any] | None):
+    """A hashable key that determines the user's ``priors`` exactly, or ``_UNKEYABLE``.
+
+    A distribution is described by its pytree structure (classes, static fields) and
+    the bytes of its parameters; that is exact for NumPyro's own classes (which
+    declare their fields for ``jit``/``vmap``), so only they are keyed: any other
+    class (a user's ``Distribution`` subclass may keep state outside its pytree)
+    makes the fit compile its own program.
+    """
+    if not priors:
+        return ()
+    items = []
+    for name in sorted(priors):
+        value = priors[name]
+        if not isinstance(value, Distribution):  # a fixed nu (resolve_priors made it a float)
+            try:
+                items.append((name, "fixed", float(value)))
+                continue
+            except (TypeError, ValueError):
+                return _UNKEYABLE
+        try:
+            leaves, treedef = jax.tree_util.tree_flatten(value)
+            hash(treedef)
+        except Exception:  # noqa: BLE001 - anything unusual: compile per call
+            return _UNKEYABLE
+        if not all(t in (tuple, list, dict, type(None)) or t.__module__.startswith("numpyro.")
+                   for t in _node_types(treedef)):
+            return _UNKEYABLE
+        described = []
+        for leaf in leaves:
+            if isinstance(leaf, jax.core.Tracer):
+                return _UNKEYABLE
+            try:
+                a = np.asarray(leaf)
+            except Exception:  # noqa: BLE001
+                return _UNKEYABLE
+            if a.dtype.kind not in "biuf":
+                return _UNKEYABLE
+            described.append((a.dtype.str, a.shape, a.tobytes()))
+        items.append((name, treedef, tuple(described)))
+    return tuple(items)
+
+
+def _node_types(treedef):
+    data = treedef.node_data()
+    if data is not None:
+        yield data[0]
+    for child in treedef.children():
+        yield from _node_types(child)
+
+
+def _args_signature(args) -> tuple:
+    leaves, treedef = jax.tree_util.tree_flatten(args)
+    return treedef, tuple((np.shape(x), str(jnp.result_type(x))) for x in leaves)
+
+
+def _checked_sites(priors: Mapping[str, Any] | None) -> frozenset:
+    """Initialised sites whose prior the user gave (see :func:`_init_near`)."""
+    return frozenset(site for site, key in _SITE_PRIOR.items() if key in (priors or {}))
+
+
+def _nuts_program(settings: _Settings, priors: Mapping[str, Any] | None):
+    """The function traced into one program: NUTS for all chains, from the traced
+    ``(rng_key, log_N, log_D, y, centre, E_max, init_values)``; ``settings`` and the
+    user's ``priors`` (default priors are built from the traced ``E_max``) are static.
+    """
+    from numpyro.infer import MCMC, NUTS
+
+    check = _checked_sites(priors)
+
+    def run_all(rng_key, log_N, log_D, y, centre, E_max, init_values):
+        kernel = NUTS(models.scaling_law_model, target_accept_prob=settings.target_accept,
+                      dense_mass=settings.dense_mass, max_tree_depth=settings.max_tree_depth,
+                      init_strategy=_init_near(values=init_values, radius=_INIT_RADIUS,
+                                               check=check))
+
+        def one_chain(key):
+            mcmc = MCMC(kernel, num_warmup=settings.warmup, num_samples=settings.draws,
+                        num_chains=1, progress_bar=False)
+            mcmc.run(key, log_N, log_D, y, extra_fields=_EXTRA_FIELDS,
+                     record_log_likelihood=True, priors=priors,
+                     likelihood=settings.likelihood, centre=(centre[0], centre[1]),
+                     E_max=E_max)
+            return mcmc.get_samples(), mcmc.get_extra_fields()
+
+        keys = jax.random.split(rng_key, settings.chains)
+        if settings.method == "sequential":
+            return jax.lax.map(one_chain, keys)
+        return jax.vmap(one_chain)(keys)
+
+    return run_all
+
+
+def _run_as_one_program(settings: _Settings, priors: Mapping[str, Any] | None, args: tuple):
     """NUTS for all chains (initialisation, warmup, draws) as one ``jit`` program.
 
     Each chain is NumPyro's single-chain ``MCMC.run``, traced once and mapped over the
@@ -190,28 +327,32 @@ def _run_as_one_program(kernel, *, warmup: int, draws: int, chains: int, method:
     each compiled or read from the persistent cache on its own, and its
     ``"sequential"`` method traces the chains one by one into one program.
     The chain keys are ``random.split(rng_key, chains)``, as NumPyro's.
-    ArviZ is imported while XLA compiles and runs the program (which releases the
-    GIL; tracing does not).
+
+    The compiled program is kept (the last ``_PROGRAMS_MAX``) under ``settings``, the
+    priors' key and the shapes and dtypes of ``args``; unkeyable priors compile
+    every call. ArviZ is imported while XLA compiles and runs the program (which
+    releases the GIL; tracing does not).
 
     Returns samples and extra fields with leading axes ``(chain, draw)``.
     """
-    from numpyro.infer import MCMC
-
-    def one_chain(key, arrays):
-        mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=1,
-                    progress_bar=False)
-        mcmc.run(key, *arrays, **run_kwargs)
-        return mcmc.get_samples(), mcmc.get_extra_fields()
-
-    def run_all(key, *arrays):
-        keys = jax.random.split(key, chains)
-        if method == "sequential":
-            return jax.lax.map(lambda k: one_chain(k, arrays), keys)
-        return jax.vmap(one_chain, in_axes=(0, None))(keys, arrays)
-
-    lowered = jax.jit(run_all).lower(rng_key, *args)
-    _import_arviz_in_background()
-    return lowered.compile()(rng_key, *args)
+    pkey = _priors_key(priors)
+    key = None
+    if pkey is not _UNKEYABLE:
+        key = (settings, pkey, _args_signature(args), jax.default_backend(),
+               str(jax.config.jax_default_device), bool(jax.config.jax_enable_x64))
+    compiled = _PROGRAMS.get(key) if key is not None else None
+    if compiled is None:
+        lowered = jax.jit(_nuts_program(settings, priors)).lower(*args)
+        _import_arviz_in_background()
+        compiled = lowered.compile()
+        if key is not None:
+            _PROGRAMS[key] = compiled
+            while len(_PROGRAMS) > _PROGRAMS_MAX:
+                _PROGRAMS.popitem(last=False)
+    else:
+        _PROGRAMS.move_to_end(key)
+        _import_arviz_in_background()
+    return compiled(*args)
 
 
 def sample_posterior(
@@ -270,7 +411,8 @@ def sample_posterior(
     BayescaleError
         Bad arguments (before anything is compiled).
     ConvergenceError
-        ``strict=True`` and R-hat > 1.01, bulk ESS < 400 or a divergence.
+        ``strict=True`` and R-hat > 1.01 (checked with >= 2 chains), bulk ESS < 400
+        or a divergence.
 
     Warns
     -----
@@ -294,7 +436,9 @@ def sample_posterior(
     if progress is None:
         progress = bool(getattr(sys.stderr, "isatty", lambda: False)())
     E_max = float(np.min(runs.loss))
-    resolved = models.resolve_priors(priors, E_max=E_max)
+    user_priors = dict(priors or {})
+    resolved = models.resolve_priors(user_priors, E_max=E_max)  # validates, before compiling
+    user_priors = {k: resolved[k] for k in user_priors}  # e.g. a fixed nu as a float
 
     from numpyro.infer import MCMC, NUTS
 
@@ -304,28 +448,32 @@ def sample_posterior(
     log_N, log_D, y = (jnp.asarray(v, dtype=dtype) for v in (log_N_np, log_D_np, y_np))
     init_values = _initial_values(log_N_np, log_D_np, y_np, centre, likelihood, E_max)
     model_kwargs = dict(priors=resolved, likelihood=likelihood, centre=centre, E_max=E_max)
-    kernel = NUTS(models.scaling_law_model, target_accept_prob=target_accept,
-                  dense_mass=dense_mass, max_tree_depth=max_tree_depth,
-                  init_strategy=_init_near(values=init_values, radius=_INIT_RADIUS))
     rng_key = jax.random.PRNGKey(seed)
-    extra = ("diverging", "energy", "num_steps", "accept_prob", "adapt_state.step_size",
-             "potential_energy")
-    run_kwargs = dict(extra_fields=extra, record_log_likelihood=True, **model_kwargs)
+    settings = _Settings(likelihood=likelihood, chains=chains, warmup=warmup, draws=draws,
+                         method=method, dense_mass=bool(dense_mass),
+                         max_tree_depth=max_tree_depth, target_accept=target_accept)
     with _CompileClock() as clock_run:
         t0 = time.perf_counter()
         if progress or method == "parallel":
             # A progress bar steps the sampler from Python, and pmap places the chains
             # itself: let NumPyro drive (it jits its sampling loop on its own).
             _import_arviz_in_background()
+            kernel = NUTS(models.scaling_law_model, target_accept_prob=target_accept,
+                          dense_mass=dense_mass, max_tree_depth=max_tree_depth,
+                          init_strategy=_init_near(values=init_values, radius=_INIT_RADIUS,
+                                                   check=_checked_sites(user_priors)))
             mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains,
                         chain_method=method, progress_bar=progress)
-            mcmc.run(rng_key, log_N, log_D, y, **run_kwargs)
+            mcmc.run(rng_key, log_N, log_D, y, extra_fields=_EXTRA_FIELDS,
+                     record_log_likelihood=True, **model_kwargs)
             samples = mcmc.get_samples(group_by_chain=True)
             stats = mcmc.get_extra_fields(group_by_chain=True)
         else:
-            samples, stats = _run_as_one_program(
-                kernel, warmup=warmup, draws=draws, chains=chains, method=method,
-                rng_key=rng_key, args=(log_N, log_D, y), run_kwargs=run_kwargs)
+            # data-dependent values are arguments of the program, not constants in it
+            traced = (rng_key, log_N, log_D, y, jnp.asarray(centre, dtype=dtype),
+                      jnp.asarray(E_max, dtype=dtype),
+                      {k: jnp.asarray(v, dtype=dtype) for k, v in init_values.items()})
+            samples, stats = _run_as_one_program(settings, user_priors or None, traced)
         samples, stats = jax.block_until_ready((samples, stats))
         t_run = time.perf_counter() - t0
     with _CompileClock() as clock_post:
@@ -369,7 +517,8 @@ def sample_posterior(
             "total": time.perf_counter() - t_start,
         },
     }
-    _diagnostics.check(diagnostics, strict=strict, stacklevel=_stacklevel)
+    _diagnostics.check(diagnostics, strict=strict, stacklevel=_stacklevel,
+                       likelihood=likelihood)
     return Posterior(params=params, idata=idata, diagnostics=diagnostics, info=info)
 
 

@@ -529,11 +529,12 @@ def _text_sections(ctx) -> list[tuple[str, list[str], list[tuple[str, pd.DataFra
     info = bayes.info
     sections = []
 
-    d = ctx["diagnostics"]
+    d = {k: (math.nan if v is None else v) for k, v in ctx["diagnostics"].items()}
     paras = [f"R-hat max {d.get('rhat_max', math.nan):.4f} (threshold 1.01), bulk ESS min "
              f"{d.get('ess_bulk_min', math.nan):.0f} (400), tail ESS min "
              f"{d.get('ess_tail_min', math.nan):.0f}, divergences {d.get('divergences', 0)} (0), "
              f"E-BFMI min {d.get('ebfmi_min', math.nan):.2f} (0.3)."]
+    paras += [str(note) for note in (d.get("notes") or [])]
     sections.append(("Diagnostics", paras, [("diagnostics", _diagnostics_display(bayes))]))
 
     paras = [f"Source: {prov['source']}; {prov['n_runs']} runs used. "

@@ -12,12 +12,19 @@ data_analysis.ipynb, cells 24-26).
 
 from __future__ import annotations
 
+import json
+import math
 import warnings
+from collections import OrderedDict
 
 import arviz as az
 import numpy as np
 import pytest
 
+import numpyro.distributions as dist
+
+from bayescale import inference, models, synthetic
+from bayescale.diagnostics import RHAT_NOTE
 from bayescale.errors import BayescaleError, ConvergenceError, ConvergenceWarning
 from bayescale.inference import Posterior, load_idata, sample_posterior, save_idata
 from bayescale.law import HOFFMANN_2022
@@ -196,3 +203,73 @@ def test_arguments_are_validated_before_compiling(kwargs, match):
 def test_runs_type_is_checked():
     with pytest.raises(BayescaleError, match="Runs"):
         sample_posterior({"N": [1.0]})
+
+
+TINY = dict(chains=2, warmup=50, draws=50)
+
+
+def _quiet_fit(runs, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return sample_posterior(runs, **kwargs)
+
+
+def test_same_settings_trace_and_compile_once(monkeypatch):
+    # the data, their centre, E_max and the initial point are arguments of the
+    # compiled program: a second fit on other data of the same size reuses it
+    calls = []
+    original = models.scaling_law_model
+
+    def counting_model(*args, **kwargs):
+        calls.append(1)  # runs only while JAX traces the program
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(models, "scaling_law_model", counting_model)
+    monkeypatch.setattr(inference, "_PROGRAMS", OrderedDict())
+    runs_a = simulate_runs(seed=11, models_per_budget=4)
+    runs_b = simulate_runs(seed=12, models_per_budget=4, noise=0.02,
+                           budgets=synthetic.DEFAULT_BUDGETS * 3)  # another centre
+    assert len(runs_a) == len(runs_b) and not np.allclose(runs_a.loss, runs_b.loss)
+    post_a = _quiet_fit(runs_a, seed=0, **TINY)
+    traced = len(calls)
+    assert traced > 0 and len(inference._PROGRAMS) == 1
+    post_b = _quiet_fit(runs_b, seed=1, **TINY)
+    assert len(calls) == traced and len(inference._PROGRAMS) == 1  # no new trace
+    assert post_b.info["timing"]["compile"] < 0.5 * post_a.info["timing"]["compile"]
+    assert post_a.info["centre"] != post_b.info["centre"]
+    assert not np.allclose(post_a.params.E, post_b.params.E)
+    # E's default prior is Uniform(0, smallest loss) of *this* data set, not the first
+    assert np.all(post_b.params.E < runs_b.loss.min())
+    # the same priors given explicitly share a program; other settings get their own
+    _quiet_fit(runs_a, seed=0, priors={"sigma": dist.HalfNormal(0.1)}, **TINY)
+    _quiet_fit(runs_b, seed=0, priors={"sigma": dist.HalfNormal(0.1)}, **TINY)
+    assert len(inference._PROGRAMS) == 2
+
+
+def test_priors_key():
+    key = inference._priors_key
+    assert key(None) == key({}) == ()
+    assert key({"alpha": dist.Uniform(0.0, 1.0)}) == key({"alpha": dist.Uniform(0.0, 1.0)})
+    assert key({"alpha": dist.Uniform(0.0, 1.0)}) != key({"alpha": dist.Uniform(0.0, 2.0)})
+    assert key({"alpha": dist.Uniform(0.0, 1.0)}) != key({"beta": dist.Uniform(0.0, 1.0)})
+    assert key({"nu": 4.0}) != key({"nu": 5.0})
+    hash(key({"nu": dist.Gamma(2.0, 0.1), "E": dist.TruncatedNormal(1.0, 1.0, low=0.0)}))
+
+    class MyHalfNormal(dist.HalfNormal):  # may keep state outside its pytree fields
+        pass
+
+    assert key({"sigma": MyHalfNormal(0.1)}) is inference._UNKEYABLE
+
+
+def test_one_chain_does_not_check_rhat():
+    runs = simulate_runs(seed=3)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        post = sample_posterior(runs, seed=0, chains=1, warmup=300, draws=400)
+    assert not any("R-hat" in str(w.message) for w in record), [str(w.message) for w in record]
+    d = post.diagnostics
+    assert d.chains == 1 and math.isnan(d.rhat_max) and RHAT_NOTE in d.notes
+    assert "R-hat" not in " ".join(d.problems())
+    assert d.to_dict()["rhat_max"] is None
+    json.dumps(d.to_dict(), allow_nan=False)
+    assert post.idata.posterior["alpha"].shape == (1, 400)
