@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -173,6 +174,11 @@ def _read_source(source, columns: dict) -> tuple[pd.DataFrame, str, dict]:
         return source, "DataFrame", columns
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
+        if text == "-":  # standard input, as a CSV
+            try:
+                return pd.read_csv(sys.stdin), "stdin", columns
+            except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+                raise DataError(f"could not read standard input as CSV: {exc}") from None
         if text in datasets.DATASETS:
             ds = datasets.get_dataset(text)
             merged = {**ds.columns, **{k: v for k, v in columns.items() if v is not None}}
@@ -224,7 +230,7 @@ def load_runs(
 
     Parameters
     ----------
-    source : DataFrame, CSV path or registered dataset name
+    source : DataFrame, CSV path, ``"-"`` (a CSV on standard input) or registered dataset name
         Registered names (e.g. ``"chinchilla"``) are found through
         :func:`bayescale.datasets.locate` (``BAYESCALE_DATA``, the user cache, then
         the network with a pinned sha256).

@@ -165,3 +165,15 @@ def test_decide_refuses_over_budget_plans_and_bad_within(tmp_path, huber, capsys
 def test_missing_path_is_named_as_such(capsys):
     assert main(["frontier", "no/such/folder", "--budget", "1e23"]) == 2
     assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_dash_reads_a_csv_from_stdin(monkeypatch, runs):
+    import io
+
+    from bayescale import load_runs
+
+    text = runs.to_frame().to_csv()
+    monkeypatch.setattr("sys.stdin", io.StringIO(text))
+    loaded = load_runs("-")
+    assert loaded.source == "stdin" and len(loaded) == len(runs)
+    np.testing.assert_allclose(loaded.loss, runs.loss)

@@ -9,7 +9,8 @@ import os
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
     """DATA plus the filters and column names of :func:`bayescale.load_runs`."""
     p.add_argument("data", metavar="DATA",
-                   help="registered dataset name (e.g. chinchilla) or CSV path")
+                   help="registered dataset name (e.g. chinchilla), CSV path, or - for a CSV "
+                        "on standard input")
     p.add_argument("--exclude-top", type=int, default=0, metavar="K",
                    help="drop the K highest-loss runs (Besiroglu et al. 2024 drop 5)")
     p.add_argument("--query", default=None,
