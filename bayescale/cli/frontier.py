@@ -253,7 +253,7 @@ def _run_decide(args) -> int:
           f"budget C = {p['C']:.3g}" + ("  [OVER BUDGET]" if p["over_budget"] else ""))
     where = ("within the data's compute range" if out["extrapolation"] == 0 else
              f"{out['extrapolation']:.2f} orders of magnitude outside the data's compute range")
-    print(f"fit: {args.source} ({fit.method}, {out['num_draws']} draws); the plan's compute is "
+    print(f"fit: {args.source} ({fit.method}, {out['num_draws']} draws); the budget is "
           f"{where}")
     print(f"loss of the plan: median {loss['median']:.4f} [{pct}: {loss['lower']:.4f}, "
           f"{loss['upper']:.4f}], mean {loss['mean']:.4f}")
