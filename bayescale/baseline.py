@@ -98,8 +98,8 @@ def huber_log_normaliser(delta: float = DELTA) -> float:
     ``Z = sqrt(2 pi) (1 - 2 Phi(-delta)) + 2 exp(-delta^2 / 2) / delta``
     (Besiroglu et al. 2024, notebook ``huber_normalizing_factor``).
     """
-    sf = 0.5 * math.erfc(delta / math.sqrt(2.0))  # Phi(-delta)
-    z = (math.sqrt(2 * math.pi) * (1 - 2 * sf)
+    # 1 - 2 Phi(-delta) = erf(delta / sqrt 2): no cancellation for small delta.
+    z = (math.sqrt(2 * math.pi) * math.erf(delta / math.sqrt(2.0))
          + 2 * math.exp(-0.5 * delta**2) / delta)
     return math.log(z)
 

@@ -49,6 +49,7 @@ from numpyro.distributions import constraints
 from numpyro.distributions.transforms import AffineTransform
 from scipy.special import logsumexp as _np_logsumexp
 
+from bayescale.baseline import huber_log_normaliser
 from bayescale.errors import BayescaleError
 from bayescale.law import LawParams
 
@@ -73,14 +74,6 @@ PRIOR_KEYS = ("E", "log_A", "log_B", "alpha", "beta", "sigma", "nu")
 DEFAULT_NU = 4.0
 HUBER_DELTA = 1e-3
 EXPONENT_MAX = 1.5
-
-
-def _huber_log_normaliser(delta: float) -> float:
-    # Z(delta) = sqrt(2 pi) (1 - 2 Phi_sf(delta)) + 2 exp(-delta^2 / 2) / delta, with
-    # 1 - 2 Phi_sf(delta) = erf(delta / sqrt 2) (no cancellation for small delta).
-    z = math.sqrt(2 * math.pi) * math.erf(delta / math.sqrt(2)) + 2 * math.exp(
-        -0.5 * delta**2) / delta
-    return math.log(z)
 
 
 class Huber(dist.Distribution):
@@ -113,7 +106,7 @@ class Huber(dist.Distribution):
             raise BayescaleError(f"Huber delta must be positive, got {delta}.")
         self.loc, self.scale = jnp.broadcast_arrays(jnp.asarray(loc), jnp.asarray(scale))
         self.delta = delta
-        self._log_z = _huber_log_normaliser(delta)
+        self._log_z = huber_log_normaliser(delta)
         super().__init__(batch_shape=jnp.shape(self.loc), validate_args=validate_args)
 
     def log_prob(self, value: ArrayLike) -> Array:
