@@ -11,22 +11,22 @@ import importlib
 __version__ = "0.1.0"
 
 _LAZY = {
-    "load_runs": "bayescale.data",
-    "Runs": "bayescale.data",
-    "LawParams": "bayescale.law",
-    "fit": "bayescale.fitting",
-    "ScalingFit": "bayescale.fitting",
+    "load_runs": "bayescale.data.runs",
+    "Runs": "bayescale.data.runs",
+    "LawParams": "bayescale.laws.chinchilla",
+    "fit": "bayescale.estimators.fit",
+    "ScalingFit": "bayescale.estimators.fit",
     "DataError": "bayescale.errors",
     "BayescaleError": "bayescale.errors",
     "DatasetNotFoundError": "bayescale.errors",
     "ConvergenceWarning": "bayescale.errors",
     "ConvergenceError": "bayescale.errors",
-    "DATASETS": "bayescale.datasets",
-    "Frontier": "bayescale.frontier",
-    "compute_optimal": "bayescale.frontier",
-    "simulate_runs": "bayescale.synthetic",
-    "HOFFMANN_2022": "bayescale.law",
-    "BESIROGLU_2024": "bayescale.law",
+    "DATASETS": "bayescale.data.registry",
+    "Frontier": "bayescale.planning.frontier",
+    "compute_optimal": "bayescale.planning.frontier",
+    "simulate_runs": "bayescale.data.simulate",
+    "HOFFMANN_2022": "bayescale.laws.chinchilla",
+    "BESIROGLU_2024": "bayescale.laws.chinchilla",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

@@ -19,10 +19,11 @@ from typing import Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from bayescale.data import Runs
+from bayescale._util import to_jsonable
+from bayescale.data.runs import Runs
 from bayescale.errors import DataError
-from bayescale.fitting import PARAM_NAMES, ScalingFit
-from bayescale.law import LawParams
+from bayescale.estimators.fit import PARAM_NAMES, ScalingFit
+from bayescale.laws.chinchilla import LawParams
 
 __all__ = ["atomic_write", "atomic_folder", "replace_folder", "write_text", "dumps_json",
            "save_fit", "load_fit"]
@@ -101,20 +102,12 @@ def atomic_folder(out: str | os.PathLike, *, marker: str, what: str) -> Iterator
         raise
 
 
-def _finite_or_none(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite_or_none(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite_or_none(v) for v in obj]
-    return obj
 
 
 def dumps_json(payload: dict, **kwargs) -> str:
     """Strict JSON: NaN and infinities become ``null`` (``json.dumps`` would write
     ``NaN``/``Infinity``, which JSON parsers reject)."""
-    return json.dumps(_finite_or_none(payload), allow_nan=False, **kwargs)
+    return json.dumps(to_jsonable(payload), allow_nan=False, **kwargs)
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
@@ -154,7 +147,7 @@ def _write_fit_files(fit: ScalingFit, out: Path, level, payload) -> dict[str, Pa
         "runs": atomic_write(out / "runs.csv", lambda p: fit.runs.to_frame().to_csv(p)),
     }
     if fit.idata is not None:
-        from bayescale.inference import save_idata
+        from bayescale.estimators.nuts import save_idata
 
         written["posterior"] = save_idata(fit.idata, out / "posterior.nc")
     # fit.json goes last: its presence marks a complete folder.
@@ -202,7 +195,7 @@ def load_fit(path: str | os.PathLike) -> ScalingFit:
         raise DataError(f"{str(folder)!r} lacks runs.csv; re-run `bayescale fit ... --out DIR`.")
     idata = None
     if (folder / "posterior.nc").is_file():
-        from bayescale.inference import load_idata
+        from bayescale.estimators.nuts import load_idata
 
         idata = load_idata(folder / "posterior.nc")
     info = {k: v for k, v in meta.items()

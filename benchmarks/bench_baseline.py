@@ -68,7 +68,8 @@ def main(argv=None) -> dict:
 
     import jax
 
-    from bayescale import baseline, load_runs
+    from bayescale import load_runs
+    from bayescale.estimators import huber as baseline
 
     runs = load_runs("chinchilla", exclude_top=5)
     lN, lD, lL = runs.log_N, runs.log_D, runs.log_loss

@@ -32,9 +32,9 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from bayescale.costs import AttentionCost, TrainCost
-from bayescale.frontier import compute_optimal, solve_optimal
-from bayescale.law import BESIROGLU_2024, LawParams
+from bayescale.planning.costs import AttentionCost, TrainCost
+from bayescale.planning.frontier import compute_optimal, solve_optimal
+from bayescale.laws.chinchilla import BESIROGLU_2024, LawParams
 
 RESULTS = Path(__file__).resolve().parent / "results" / "frontier.json"
 

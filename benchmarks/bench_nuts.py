@@ -4,7 +4,7 @@ Run ``python benchmarks/bench_nuts.py [--skip-cli]``; writes ``benchmarks/result
 and prints a table. Both fits use 4 chains x 1000 warmup x 1000 draws on the 240
 Chinchilla runs of Besiroglu et al. (2024), in the same process, float32 (JAX default).
 
-* ``bayescale``: :func:`bayescale.inference.sample_posterior` defaults (Student-t,
+* ``bayescale``: :func:`bayescale.estimators.nuts.sample_posterior` defaults (Student-t,
   centred parameterisation, dense mass matrix, data-driven initialisation).
 * ``bayescale-normal``: the same with the Normal likelihood (like for like with the newcomer).
 * ``newcomer``: Normal likelihood on log loss, ``a, b, e, alpha, beta`` sampled in
@@ -60,7 +60,7 @@ def run_newcomer(runs, seed=0, chains=4, warmup=1000, draws=1000):
     import numpy as np
     from numpyro.infer import MCMC, NUTS
 
-    from bayescale.inference import _CompileClock
+    from bayescale.estimators.nuts import _CompileClock
 
     mcmc = MCMC(NUTS(newcomer_model), num_warmup=warmup, num_samples=draws, num_chains=chains,
                 chain_method="vectorized", progress_bar=False)
@@ -90,7 +90,7 @@ def run_bayescale(runs, likelihood="student_t", seed=0):
 
     import numpy as np
 
-    from bayescale.inference import sample_posterior
+    from bayescale.estimators.nuts import sample_posterior
 
     t0 = time.perf_counter()
     with warnings.catch_warnings():

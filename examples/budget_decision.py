@@ -25,9 +25,9 @@ import sys
 
 import numpy as np
 
-from bayescale.data import load_runs
-from bayescale.fitting import fit
-from bayescale.decisions import bayes_optimal, compare_plans
+from bayescale.data.runs import load_runs
+from bayescale.estimators.fit import fit
+from bayescale.planning.decisions import bayes_optimal, compare_plans
 from bayescale.errors import DatasetNotFoundError
 
 

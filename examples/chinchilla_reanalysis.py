@@ -29,9 +29,9 @@ import sys
 
 import numpy as np
 
-from bayescale.data import load_runs
-from bayescale.fitting import fit
-from bayescale.law import BESIROGLU_2024, HOFFMANN_2022, HOFFMANN_2022_UNROUNDED
+from bayescale.data.runs import load_runs
+from bayescale.estimators.fit import fit
+from bayescale.laws.chinchilla import BESIROGLU_2024, HOFFMANN_2022, HOFFMANN_2022_UNROUNDED
 
 GOPHER = 5.76e23
 PARAMS = ("E", "A", "B", "alpha", "beta")

@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayescale.data import load_runs
-from bayescale.fitting import fit
+from bayescale.data.runs import load_runs
+from bayescale.estimators.fit import fit
 from bayescale.errors import DataError
-from bayescale.law import BESIROGLU_2024
-from bayescale.synthetic import simulate_runs
+from bayescale.laws.chinchilla import BESIROGLU_2024
+from bayescale.data.simulate import simulate_runs
 
 
 def write_csv(path: Path, seed: int = 0) -> pd.DataFrame:

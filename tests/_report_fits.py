@@ -14,8 +14,8 @@ import warnings
 @functools.cache
 def small_fits():
     from bayescale.errors import ConvergenceWarning
-    from bayescale.report import fit_methods
-    from bayescale.synthetic import simulate_runs
+    from bayescale.report.build import fit_methods
+    from bayescale.data.simulate import simulate_runs
 
     runs = simulate_runs(seed=0)
     with warnings.catch_warnings():

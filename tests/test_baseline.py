@@ -18,9 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bayescale import baseline, load_runs
-from bayescale.fitting import fit
-from bayescale.law import HOFFMANN_2022, LawParams, log_loss_from_theta
+from bayescale import load_runs
+from bayescale.estimators import huber as baseline
+from bayescale.estimators.fit import fit
+from bayescale.laws.chinchilla import HOFFMANN_2022, LawParams, log_loss_from_theta
 
 # scipy L-BFGS-B from the 4500-point grid on the 240 runs (issue 2).
 SCIPY_GRID_OBJECTIVE = 0.00101827402

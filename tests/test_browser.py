@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from _report_fits import small_fits
 
-from bayescale import report
+from bayescale.report import build as report
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from bayescale.cli import build_parser, main
-from bayescale.data import Runs
-from bayescale.fitting import ScalingFit
-from bayescale.law import BESIROGLU_2024, LawParams
+from bayescale.data.runs import Runs
+from bayescale.estimators.fit import ScalingFit
+from bayescale.laws.chinchilla import BESIROGLU_2024, LawParams
 
 GOPHER_C = "5.76e23"
 
@@ -146,7 +146,7 @@ def test_decide_bad_input_exits_2(fit_dir, capsys, argv, message):
 
 
 def test_dataset_source_is_fitted_first(tmp_path, capsys, monkeypatch):
-    import bayescale.fitting
+    import bayescale.estimators.fit
 
     csv = tmp_path / "runs.csv"
     csv.write_text("N,D,loss\n" + "".join(f"{n},{d},{l}\n" for n, d, l in
@@ -158,7 +158,7 @@ def test_dataset_source_is_fitted_first(tmp_path, capsys, monkeypatch):
         calls.update(method=method, n_runs=len(runs), seed=seed, **options)
         return _fit(num_draws=20)
 
-    monkeypatch.setattr(bayescale.fitting, "fit", fake_fit)
+    monkeypatch.setattr(bayescale.estimators.fit, "fit", fake_fit)
     out = _json(capsys, ["frontier", str(csv), "-C", "1e22", "--exclude-top", "1",
                          "--resamples", "20", "--json"])
     assert calls == {"method": "bootstrap", "n_runs": 6, "seed": 0, "resamples": 20}

@@ -13,7 +13,7 @@ import json
 import pytest
 from _report_fits import small_fits
 
-from bayescale import report
+from bayescale.report import build as report
 from bayescale.cli import main
 
 

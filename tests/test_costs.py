@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bayescale.costs import (
+from bayescale.planning.costs import (
     AttentionCost,
     Cost,
     CostFn,
@@ -19,8 +19,8 @@ from bayescale.costs import (
     get_cost,
 )
 from bayescale.errors import BayescaleError
-from bayescale.frontier import solve_optimal
-from bayescale.law import BESIROGLU_2024, LawParams
+from bayescale.planning.frontier import solve_optimal
+from bayescale.laws.chinchilla import BESIROGLU_2024, LawParams
 
 COSTS = [TrainCost(), AttentionCost(), AttentionCost(n_ctx=8192, aspect_ratio=64),
          NonEmbeddingCost(), InferenceCost(D_inf=1e12), CostFn(lambda N, D: 6 * N * D + 1e9 * D)]

@@ -1,4 +1,4 @@
-"""Tests of bayescale.data: loading runs and validating them at the boundary.
+"""Tests of bayescale.data.runs: loading runs and validating them at the boundary.
 
 Every validation error is a :class:`bayescale.errors.DataError` (a ``ValueError``)
 whose message names the column, the offending rows and the fix.
@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from bayescale import load_runs
-from bayescale.data import Runs
+from bayescale.data.runs import Runs
 from bayescale.errors import BayescaleError, DataError, DatasetNotFoundError
 
 # Three model sizes x two token counts (plus two more), all distinct.
@@ -82,7 +82,7 @@ def test_from_registered_name(chinchilla_245):
 
 
 def _chinchilla_path():
-    from bayescale.datasets import locate
+    from bayescale.data.registry import locate
 
     return locate("chinchilla", download=False)
 

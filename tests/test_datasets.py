@@ -1,4 +1,4 @@
-"""Tests of bayescale.datasets: the registry and where a named dataset is found.
+"""Tests of bayescale.data.registry: the registry and where a named dataset is found.
 
 Order: ``BAYESCALE_DATA``, then the user cache (``$XDG_CACHE_HOME/bayescale``), then
 a download checked against the pinned sha256. ``urllib.request.urlopen`` is replaced
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from bayescale import datasets
-from bayescale.datasets import DATASETS, cache_dir, data_dirs, get_dataset, locate
+from bayescale.data import registry as datasets
+from bayescale.data.registry import DATASETS, cache_dir, data_dirs, get_dataset, locate
 from bayescale.errors import DataError, DatasetNotFoundError
 
 FILENAME = "chinchilla_svg_extracted.csv"

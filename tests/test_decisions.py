@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize_scalar
 
-from bayescale.decisions import (
+from bayescale.planning.decisions import (
     KAPLAN_2020,
     PF_DAY,
     assess,
@@ -22,8 +22,8 @@ from bayescale.decisions import (
     tokens_20,
 )
 from bayescale.errors import BayescaleError
-from bayescale.frontier import compute_optimal
-from bayescale.law import BESIROGLU_2024, LawParams
+from bayescale.planning.frontier import compute_optimal
+from bayescale.laws.chinchilla import BESIROGLU_2024, LawParams
 
 GOPHER_C = 5.76e23
 BUDGETS = np.array([1e21, GOPHER_C, 1e25])
@@ -97,7 +97,7 @@ def test_plan_loss_distribution(draws):
 
 
 def test_compute_equivalent_consistency(draws):
-    from bayescale.decisions import _assess
+    from bayescale.planning.decisions import _assess
 
     # the compute-optimal allocation at C_eq = efficiency * C reaches the plan's loss
     a = assess(draws, [3e10], [3e12], [GOPHER_C])

@@ -1,4 +1,4 @@
-"""Tests of bayescale.diagnostics on hand-made chains (no NUTS needed)."""
+"""Tests of bayescale.estimators.diagnostics on hand-made chains (no NUTS needed)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import arviz as az
 import numpy as np
 import pytest
 
-from bayescale.diagnostics import (DIAGNOSED_PARAMS, RHAT_NOTE, Diagnostics, check,
+from bayescale.estimators.diagnostics import (DIAGNOSED_PARAMS, RHAT_NOTE, Diagnostics, check,
                                    compute_diagnostics)
 from bayescale.errors import ConvergenceError, ConvergenceWarning
 

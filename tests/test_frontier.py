@@ -16,9 +16,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from bayescale.costs import AttentionCost, InferenceCost, NonEmbeddingCost, TrainCost
+from bayescale.planning.costs import AttentionCost, InferenceCost, NonEmbeddingCost, TrainCost
 from bayescale.errors import BayescaleError
-from bayescale.frontier import (
+from bayescale.planning.frontier import (
     Frontier,
     compute_equivalent,
     compute_optimal,
@@ -27,7 +27,7 @@ from bayescale.frontier import (
     optimal_loss_curve,
     solve_optimal,
 )
-from bayescale.law import (
+from bayescale.laws.chinchilla import (
     BESIROGLU_2024,
     HOFFMANN_2022,
     HOFFMANN_2022_UNROUNDED,
@@ -285,15 +285,15 @@ def test_inference_split_reduces_to_train_without_inference():
 
 
 def test_no_stationary_point_is_flagged_not_converged():
-    from bayescale.frontier import _safeguarded_newton
+    from bayescale._solvers.newton import safeguarded_newton
 
     # h < 0 everywhere: the objective rises across the whole bracket, so the solver
     # bisects down to the left edge and must not call that a minimum.
-    x, ok = jax.jit(lambda x0: _safeguarded_newton(lambda x: -1.0 - x**2, x0, x0 - 5, x0 + 5,
+    x, ok = jax.jit(lambda x0: safeguarded_newton(lambda x: -1.0 - x**2, x0, x0 - 5, x0 + 5,
                                                    max_iter=200, rtol=1e-14))(1.0)
     assert not bool(ok)
     assert float(x) == pytest.approx(-4.0, abs=1e-9)
-    x, ok = jax.jit(lambda x0: _safeguarded_newton(lambda x: 2.0 - x, x0, x0 - 5, x0 + 5,
+    x, ok = jax.jit(lambda x0: safeguarded_newton(lambda x: 2.0 - x, x0, x0 - 5, x0 + 5,
                                                    max_iter=200, rtol=1e-14))(0.0)
     assert bool(ok) and float(x) == pytest.approx(2.0, rel=1e-14)
 
@@ -443,8 +443,8 @@ def test_frontier_bad_params_and_level():
 
 
 def test_scaling_fit_frontier_flags_extrapolation(rng):
-    from bayescale.data import Runs
-    from bayescale.fitting import ScalingFit
+    from bayescale.data.runs import Runs
+    from bayescale.estimators.fit import ScalingFit
 
     N = np.array([1e8, 1e8, 4e8, 4e8, 1.6e9, 1.6e9])
     D = np.array([2e9, 8e9, 2e9, 3.2e10, 8e9, 3.2e10])

@@ -1,4 +1,4 @@
-"""Tests of bayescale.inference: NUTS on synthetic and Chinchilla runs.
+"""Tests of bayescale.estimators.nuts: NUTS on synthetic and Chinchilla runs.
 
 Regular tests use 4 chains x 500 warmup x 500 draws (about 1 s of sampling after a
 few seconds of compilation each); ``@pytest.mark.slow`` tests run the full default
@@ -23,12 +23,14 @@ import pytest
 
 import numpyro.distributions as dist
 
-from bayescale import inference, models, synthetic
-from bayescale.diagnostics import RHAT_NOTE
+from bayescale.data import synthetic
+from bayescale.estimators import model as models
+from bayescale.estimators import nuts as inference
+from bayescale.estimators.diagnostics import RHAT_NOTE
 from bayescale.errors import BayescaleError, ConvergenceError, ConvergenceWarning
-from bayescale.inference import Posterior, load_idata, sample_posterior, save_idata
-from bayescale.law import HOFFMANN_2022
-from bayescale.synthetic import simulate_runs
+from bayescale.estimators.nuts import Posterior, load_idata, sample_posterior, save_idata
+from bayescale.laws.chinchilla import HOFFMANN_2022
+from bayescale.data.simulate import simulate_runs
 
 from conftest import requires_chinchilla
 

@@ -1,4 +1,4 @@
-"""Tests of bayescale.law: L(N, D) = E + A / N**alpha + B / D**beta, in log space.
+"""Tests of bayescale.laws.chinchilla: L(N, D) = E + A / N**alpha + B / D**beta, in log space.
 
 References for the constants:
 J. Hoffmann et al., "Training Compute-Optimal Large Language Models",
@@ -20,8 +20,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bayescale import law
-from bayescale.law import (
+from bayescale.laws import chinchilla as law
+from bayescale.laws.chinchilla import (
     BESIROGLU_2024,
     HOFFMANN_2022,
     HOFFMANN_2022_UNROUNDED,
@@ -214,7 +214,7 @@ def test_allocation_exponents_sum_to_one(rng):
 
 
 def test_docstring_value():
-    # bayescale.law.log_loss's example: Chinchilla (70B params, 1.4T tokens) under eq. 10.
+    # bayescale.laws.chinchilla.log_loss's example: Chinchilla (70B params, 1.4T tokens) under eq. 10.
     assert round(float(jnp.exp(log_loss(HOFFMANN_2022, 70e9, 1.4e12))), 3) == 1.937
     assert float(loss(HOFFMANN_2022, 70e9, 1.4e12)) == pytest.approx(
         1.69 + 406.4 / 70e9**0.34 + 410.7 / 1.4e12**0.28, rel=1e-12)

@@ -14,8 +14,8 @@ import warnings
 import numpy as np
 import pytest
 
-from bayescale.fitting import fit
-from bayescale.law import HOFFMANN_2022
+from bayescale.estimators.fit import fit
+from bayescale.laws.chinchilla import HOFFMANN_2022
 
 NAMES = ("E", "A", "B", "alpha", "beta", "a_opt")
 

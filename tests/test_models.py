@@ -1,4 +1,4 @@
-"""Tests of bayescale.models: the Huber density, priors, the model's sites and float32."""
+"""Tests of bayescale.estimators.model: the Huber density, priors, the model's sites and float32."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from numpyro.infer.util import log_density
 from scipy import integrate, stats
 
 from bayescale.errors import BayescaleError
-from bayescale.law import HOFFMANN_2022, log_loss_from_theta, theta_from_params
-from bayescale.models import (
+from bayescale.laws.chinchilla import HOFFMANN_2022, log_loss_from_theta, theta_from_params
+from bayescale.estimators.model import (
     HUBER_DELTA,
     MODELS,
     PRIOR_KEYS,
@@ -25,7 +25,7 @@ from bayescale.models import (
     resolve_priors,
     scaling_law_model,
 )
-from bayescale.synthetic import simulate_runs
+from bayescale.data.simulate import simulate_runs
 
 
 @pytest.mark.parametrize("delta", [HUBER_DELTA, 0.5, 1.5])

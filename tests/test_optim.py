@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bayescale.optim import STATUS, minimize_batch
+from bayescale._solvers.lbfgs import STATUS, minimize_batch
 
 
 def rosenbrock(x):

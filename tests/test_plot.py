@@ -1,4 +1,4 @@
-"""The six figures of :mod:`bayescale.plot`: each a Figure that renders to a non-empty PNG."""
+"""The six figures of :mod:`bayescale.report.plots`: each a Figure that renders to a non-empty PNG."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from _report_fits import small_fits
 
-from bayescale import plot
+from bayescale.report import plots as plot
 
 
 @pytest.fixture(scope="module")

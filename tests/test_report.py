@@ -1,4 +1,4 @@
-"""``bayescale.report``: the report folder, its files, and atomic replacement."""
+"""``bayescale.report.build``: the report folder, its files, and atomic replacement."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from _report_fits import small_fits
 
-from bayescale import report
+from bayescale.report import build as report
 from bayescale.errors import BayescaleError
 from bayescale.io import load_fit
 

@@ -13,10 +13,10 @@ import pytest
 
 from bayescale import errors
 from bayescale.cli import main
-from bayescale.fitting import fit
+from bayescale.estimators.fit import fit
 from bayescale.io import dumps_json, load_fit, save_fit
-from bayescale.optim import minimize_batch
-from bayescale.synthetic import simulate_runs
+from bayescale._solvers.lbfgs import minimize_batch
+from bayescale.data.simulate import simulate_runs
 
 
 @pytest.fixture(scope="module")

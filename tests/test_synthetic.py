@@ -1,4 +1,4 @@
-"""Tests of bayescale.synthetic: the Epoch-like isoFLOP design and its noise."""
+"""Tests of bayescale.data.synthetic: the Epoch-like isoFLOP design and its noise."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from bayescale.errors import BayescaleError
-from bayescale.law import HOFFMANN_2022, log_loss
-from bayescale.synthetic import DEFAULT_NOISE, optimal_N, simulate_runs
+from bayescale.laws.chinchilla import HOFFMANN_2022, log_loss
+from bayescale.data.simulate import simulate_runs
+from bayescale.data.synthetic import DEFAULT_NOISE, optimal_N
 
 
 def test_design_matches_isoflop_budgets():

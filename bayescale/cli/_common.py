@@ -35,7 +35,7 @@ def add_nuts_arguments(g) -> None:
 
 
 def load_runs_from_args(args: argparse.Namespace):
-    from bayescale.data import load_runs
+    from bayescale.data.runs import load_runs
 
     return load_runs(args.data, N=args.N_column, D=args.D_column, C=args.C_column,
                      loss=args.loss_column, exclude_top=args.exclude_top, query=args.query)
@@ -52,7 +52,7 @@ def enable_compilation_cache() -> None:
         return
     import jax
 
-    from bayescale.datasets import cache_dir
+    from bayescale.data.registry import cache_dir
 
     folder = os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(cache_dir() / "jax")
     try:

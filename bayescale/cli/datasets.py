@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _entry(ds) -> dict:
-    from bayescale.datasets import data_dirs
+    from bayescale.data.registry import data_dirs
 
     generated = bool(getattr(ds, "generated", False))
     path = None
@@ -47,7 +47,7 @@ def _entry(ds) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bayescale.datasets import DATASETS, data_dirs
+    from bayescale.data.registry import DATASETS, data_dirs
 
     entries = [_entry(ds) for ds in DATASETS.values()]
     if args.json:

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     enable_compilation_cache()
     t0 = time.perf_counter()
     runs = load_runs_from_args(args)
-    from bayescale.fitting import fit
+    from bayescale.estimators.fit import fit
 
     options: dict = {}
     if args.method == "bootstrap":

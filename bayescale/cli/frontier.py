@@ -14,6 +14,7 @@ import math
 import sys
 from pathlib import Path
 
+from bayescale._util import check_level, parse_flops
 from bayescale.errors import BayescaleError
 
 _METHODS = ("bootstrap", "bayes", "huber", "huber_mle")
@@ -98,16 +99,6 @@ def _add_source_args(p: argparse.ArgumentParser) -> None:
 # Parsing
 # ---------------------------------------------------------------------------
 
-def parse_flops(text: str, what: str = "budget") -> float:
-    """Parse ``"1e23"``, ``"5.76e23"``, ``"1_000"`` or ``"2.5E+24"`` into a positive float."""
-    try:
-        value = float(str(text).strip().replace("_", ""))
-    except ValueError:
-        raise BayescaleError(
-            f"{what} {text!r} is not a number; write it like 1e23 or 5.76e23.") from None
-    if not (math.isfinite(value) and value > 0):
-        raise BayescaleError(f"{what} must be a finite positive number, got {text!r}.")
-    return value
 
 
 def _parse_fraction(text: str) -> float:
@@ -122,14 +113,10 @@ def _parse_fraction(text: str) -> float:
     return value
 
 
-def _check_level(level: float) -> float:
-    if not 0 < level < 1:
-        raise BayescaleError(f"--level must be between 0 and 1 (e.g. 0.9), got {level}.")
-    return level
 
 
 def load_source(args):
-    """The :class:`~bayescale.fitting.ScalingFit` named by ``args.source``."""
+    """The :class:`~bayescale.estimators.fit.ScalingFit` named by ``args.source``."""
     path = Path(args.source)
     if path.is_file() and path.name == "fit.json":
         path = path.parent
@@ -137,8 +124,8 @@ def load_source(args):
         from bayescale.io import load_fit
 
         return load_fit(path)
-    from bayescale.data import load_runs
-    from bayescale.fitting import fit
+    from bayescale.data.runs import load_runs
+    from bayescale.estimators.fit import fit
 
     if args.exclude_top < 0:
         raise BayescaleError(f"--exclude-top must be >= 0, got {args.exclude_top}.")
@@ -180,7 +167,7 @@ def run_decide(args) -> int:
 
 def _run_frontier(args) -> int:
     budgets = [parse_flops(b) for b in args.budget]
-    level = _check_level(args.level)
+    level = check_level(args.level, name="--level")
     D_inf = None
     if args.inference_tokens is not None:
         if args.cost != "inference":
@@ -219,7 +206,7 @@ def _run_frontier(args) -> int:
 
 
 def _run_decide(args) -> int:
-    from bayescale.decisions import assess_plan
+    from bayescale.planning.decisions import assess_plan
 
     N = parse_flops(args.params, "--params")
     D = parse_flops(args.tokens, "--tokens")
@@ -231,11 +218,11 @@ def _run_decide(args) -> int:
             f"at least {6 * N * D:.4g}, omit it (the plan's own 6ND is used), or shrink "
             "--params/--tokens.")
     within = (0.01, 0.05) if not args.within else tuple(_parse_fraction(w) for w in args.within)
-    level = _check_level(args.level)
+    level = check_level(args.level, name="--level")
     fit = load_source(args)
     out = assess_plan(fit.params, N, D, budget=budget, within=within, level=level)
     runs_C = fit.runs.C
-    from bayescale.frontier import extrapolation
+    from bayescale.planning.frontier import extrapolation
 
     out["extrapolation"] = float(extrapolation([out["plan"]["C"]],
                                                (float(runs_C.min()), float(runs_C.max())))[0])

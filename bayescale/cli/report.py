@@ -129,7 +129,7 @@ def run_report(args: argparse.Namespace) -> int:
     _check(args)
     enable_compilation_cache()
     runs = load_runs_from_args(args)
-    from bayescale.report import build_report
+    from bayescale.report.build import build_report
 
     out = args.out or _default_out(args.data)
     paths = build_report(runs, out_dir=out, budgets=args.budget,
@@ -155,7 +155,7 @@ def run_compare(args: argparse.Namespace) -> int:
     _check(args)
     enable_compilation_cache()
     runs = load_runs_from_args(args)
-    from bayescale.report import compare_methods, compare_methods_json, fit_methods
+    from bayescale.report.build import compare_methods, compare_methods_json, fit_methods
 
     fits = fit_methods(runs, bayes_options=_bayes_options(args), resamples=args.resamples,
                        seed=args.seed, level=args.level, quiet=args.quiet or args.json)
@@ -169,14 +169,14 @@ def run_compare(args: argparse.Namespace) -> int:
             payload["diagnostics"] = diag.to_dict()
         print(dumps_json(payload, indent=2))
         return 0
-    from bayescale.report import _methods_display
+    from bayescale.report.build import methods_display
 
     print(f"bayescale compare: {runs.source}, {len(runs)} runs; central {100 * args.level:g}% "
           f"intervals; N_opt, D_opt, tokens_per_param at C = {args.reference_budget:.3g} FLOPs")
     import pandas as pd
 
     with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(_methods_display(table).to_string())
+        print(methods_display(table).to_string())
     diag = fits["bayes"].diagnostics
     if diag is not None and not diag.ok:
         print(f"WARNING: NUTS diagnostics failed: {'; '.join(diag.problems())}", file=sys.stderr)

@@ -6,13 +6,13 @@ estimate) and every budget ``C`` this finds
     N_opt, D_opt = argmin L(N, D)  subject to  cost(N, D) = C,
     L_opt = L(N_opt, D_opt),
 
-with ``L(N, D) = E + A / N**alpha + B / D**beta`` (:mod:`bayescale.law`).
+with ``L(N, D) = E + A / N**alpha + B / D**beta`` (:mod:`bayescale.laws.chinchilla`).
 
 * ``C = 6 N D`` has a closed form (Hoffmann et al. 2022, eq. 4 and Appendix D.2):
   ``N_opt = G (C/6)**a``, ``D_opt = G**-1 (C/6)**b`` with ``a = beta / (alpha + beta)``,
   ``b = alpha / (alpha + beta)`` and ``G = (alpha A / (beta B))**(1 / (alpha + beta))``.
   :func:`compute_optimal` evaluates it in log space, so float32 is safe.
-* Any other cost model (:mod:`bayescale.costs`) is solved numerically by
+* Any other cost model (:mod:`bayescale.planning.costs`) is solved numerically by
   :func:`solve_optimal`. On the surface ``cost(N, D) = C`` write ``x = log N`` and
   ``y(x) = log D`` (analytic for the shipped models, a Newton solve in ``log D`` for a
   user function). The first-order condition for a minimum of ``L`` along the surface,
@@ -55,9 +55,12 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from bayescale.costs import LOG6, Cost, TrainCost, get_cost
+from bayescale.planning.costs import LOG6, Cost, TrainCost, get_cost
+from bayescale._util import as_budgets, check_level, median_interval
+from bayescale._solvers.newton import default_rtol, safeguarded_newton
 from bayescale.errors import BayescaleError
-from bayescale.law import LawParams
+from bayescale.planning._common import Draw, closed_form_one, draws, loss
+from bayescale.laws.chinchilla import LawParams
 
 __all__ = [
     "Allocation",
@@ -98,100 +101,7 @@ class Allocation(NamedTuple):
 # One draw, one budget
 # ---------------------------------------------------------------------------
 
-class _Draw(NamedTuple):
-    """One parameter set in the log coordinates the solvers use."""
-
-    a: Array  # log A
-    b: Array  # log B
-    e: Array  # log E
-    alpha: Array
-    beta: Array
-    log_alpha: Array
-    log_beta: Array
-
-
-def _draws(params: LawParams) -> tuple[_Draw, tuple[int, ...]]:
-    """Flatten ``params`` (scalars or arrays of one shape) to a ``_Draw`` of shape (P,)."""
-    dtype = jnp.result_type(float)  # float64 under x64, else float32
-    leaves = jnp.broadcast_arrays(*(jnp.asarray(v, dtype=dtype) for v in params))
-    shape = leaves[0].shape
-    E, A, B, alpha, beta = (v.reshape(-1) for v in leaves)
-    return _Draw(jnp.log(A), jnp.log(B), jnp.log(E), alpha, beta,
-                 jnp.log(alpha), jnp.log(beta)), shape
-
-
-def _loss(d: _Draw, x, y):
-    """``L = E + A N**-alpha + B D**-beta`` from ``x = log N``, ``y = log D`` (float32-safe:
-    each term is the exponential of a moderate number)."""
-    return jnp.exp(d.e) + jnp.exp(d.a - d.alpha * x) + jnp.exp(d.b - d.beta * y)
-
-
-def _closed_form_one(d: _Draw, log_C):
-    """``(log N_opt, log D_opt)`` for ``C = 6 N D``."""
-    s = d.alpha + d.beta
-    log_G = (d.log_alpha + d.a - d.log_beta - d.b) / s
-    x = log_G + d.beta / s * (log_C - LOG6)
-    return x, log_C - LOG6 - x
-
-
-class _NewtonState(NamedTuple):
-    x: Array
-    lo: Array
-    hi: Array
-    slope: Array
-    it: Array
-    done: Array
-    ok: Array
-
-
-def _safeguarded_newton(h: Callable, x0, lo, hi, *, max_iter: int, rtol, fused_iters: int = 2):
-    """Root of a scalar ``h`` that is positive left of it and negative right of it.
-
-    Newton steps while they land inside the current bracket ``[lo, hi]`` and the
-    slope is negative (a minimum, not a maximum, of the objective whose derivative
-    ``h`` is); bisection of the bracket otherwise. The bracket shrinks to ``x`` on
-    the side ``h``'s sign says. A point is done, and stays put, once a Newton step
-    is at most ``rtol (1 + |x|)`` (converged) or the bracket has shrunk to that
-    width without one (not converged: the root is at an edge of the bracket, e.g.
-    the optimum is on the boundary of a cost model's domain).
-
-    The first ``fused_iters`` iterations are unrolled, so that under ``vmap`` they
-    compile to one fused elementwise loop (typically all a solve needs); a
-    ``while_loop`` then carries on, up to ``max_iter`` in all, while any point is
-    not done.
-
-    Returns ``(x, converged)``.
-    """
-    one = jnp.ones_like(x0)
-
-    def body(s):
-        hx, dh = jax.jvp(h, (s.x,), (one,))
-        lo = jnp.where(hx > 0, jnp.maximum(s.lo, s.x), s.lo)
-        hi = jnp.where(hx < 0, jnp.minimum(s.hi, s.x), s.hi)
-        newton = s.x - hx / dh
-        use_newton = (dh < 0) & jnp.isfinite(newton) & (newton >= lo) & (newton <= hi)
-        x_new = jnp.where(use_newton, newton, 0.5 * (lo + hi))
-        tol = rtol * (1 + jnp.abs(s.x))
-        ok = (use_newton & (jnp.abs(newton - s.x) <= tol)) | (hx == 0)
-        done = s.done | ok | (hi - lo <= tol)
-        x_new = jnp.where(s.done | (hx == 0), s.x, x_new)
-        return _NewtonState(x_new, lo, hi, jnp.where(s.done, s.slope, dh), s.it + 1, done,
-                            jnp.where(s.done, s.ok, ok))
-
-    false = jnp.zeros((), bool)
-    s = _NewtonState(x0, lo, hi, jnp.full_like(x0, jnp.nan), jnp.zeros((), jnp.int32), false,
-                     false)
-    for _ in range(min(fused_iters, max_iter)):
-        s = body(s)
-    s = jax.lax.while_loop(lambda s: (s.it < max_iter) & ~s.done, body, s)
-    return s.x, s.ok & jnp.isfinite(s.x)
-
-
-def _rtol(dtype) -> float:
-    return 16.0 * float(jnp.finfo(dtype).eps)
-
-
-def _foc(d: _Draw, log_C, cost: Cost) -> Callable:
+def _foc(d: Draw, log_C, cost: Cost) -> Callable:
     """First-order condition ``h(x)`` for a minimum of ``L`` on ``cost(N, D) = C``."""
 
     def h(x):
@@ -205,12 +115,12 @@ def _foc(d: _Draw, log_C, cost: Cost) -> Callable:
 _INITS = ("chinchilla", "tokens20")
 
 
-def _numerical_one(d: _Draw, log_C, *, cost: Cost, max_iter: int, init: str,
+def _numerical_one(d: Draw, log_C, *, cost: Cost, max_iter: int, init: str,
                    fused_iters: int):
     """``(log N_opt, log D_opt, converged)`` for one draw and budget by safeguarded Newton."""
     dlo, dhi = cost.log_N_bounds(log_C)
     if init == "chinchilla":  # the 6ND optimum of this draw
-        x0 = _closed_form_one(d, log_C)[0]
+        x0 = closed_form_one(d, log_C)[0]
     else:  # 20 tokens per parameter (C = 120 N**2): parameter-free
         x0 = 0.5 * (log_C - _LOG120)
     # No closer than a factor 2 to a finite edge of the model's domain.
@@ -221,10 +131,10 @@ def _numerical_one(d: _Draw, log_C, *, cost: Cost, max_iter: int, init: str,
     lo = jnp.maximum(x0 - width, dlo + margin)
     hi = jnp.minimum(x0 + width, dhi - margin)
     x0 = jnp.where((x0 > lo) & (x0 < hi), x0, 0.5 * (lo + hi))
-    rtol = _rtol(x0.dtype)
+    rtol = default_rtol(x0.dtype)
 
     def solve(h, x_init):
-        x, ok = _safeguarded_newton(h, x_init, lo, hi, max_iter=max_iter, rtol=rtol,
+        x, ok = safeguarded_newton(h, x_init, lo, hi, max_iter=max_iter, rtol=rtol,
                                     fused_iters=fused_iters)
         return x, ok.astype(x.dtype)  # a float aux: custom_root cannot carry bool tangents
 
@@ -240,7 +150,7 @@ def _numerical_one(d: _Draw, log_C, *, cost: Cost, max_iter: int, init: str,
 
 def _over_draws_and_budgets(fn_one: Callable, params: LawParams, C: ArrayLike):
     """Apply ``fn_one(draw, log_C) -> tuple`` over draws x budgets; shape params + C."""
-    d, pshape = _draws(params)
+    d, pshape = draws(params)
     C = jnp.asarray(C, dtype=d.a.dtype)
     cshape = C.shape
     log_C = jnp.log(C.reshape(-1))
@@ -270,7 +180,7 @@ def compute_optimal(params: LawParams, C: ArrayLike) -> Allocation:
 
     Examples
     --------
-    >>> from bayescale.law import BESIROGLU_2024
+    >>> from bayescale.laws.chinchilla import BESIROGLU_2024
     >>> opt = compute_optimal(BESIROGLU_2024, 5.76e23)  # Gopher's budget
     >>> round(float(opt.N_opt) / 1e9, 1), round(float(opt.D_opt) / 1e12, 2)
     (72.2, 1.33)
@@ -281,8 +191,8 @@ def compute_optimal(params: LawParams, C: ArrayLike) -> Allocation:
     """
 
     def one(d, log_C):
-        x, y = _closed_form_one(d, log_C)
-        return jnp.exp(x), jnp.exp(y), _loss(d, x, y), jnp.ones((), bool)
+        x, y = closed_form_one(d, log_C)
+        return jnp.exp(x), jnp.exp(y), loss(d, x, y), jnp.ones((), bool)
 
     return Allocation(*_over_draws_and_budgets(one, params, C))
 
@@ -303,7 +213,7 @@ def solve_optimal(params: LawParams, C: ArrayLike, *, cost: Cost = TrainCost(),
     C : array of shape () or ``(budget,)``
         Budgets in FLOPs, in the units of ``cost``.
     cost : Cost
-        A :class:`bayescale.costs.Cost` (static: hashable, by value for the shipped
+        A :class:`bayescale.planning.costs.Cost` (static: hashable, by value for the shipped
         models).
     max_iter : int
         Newton/bisection iterations at most (static).
@@ -323,8 +233,8 @@ def solve_optimal(params: LawParams, C: ArrayLike, *, cost: Cost = TrainCost(),
 
     Examples
     --------
-    >>> from bayescale.costs import AttentionCost
-    >>> from bayescale.law import BESIROGLU_2024
+    >>> from bayescale.planning.costs import AttentionCost
+    >>> from bayescale.laws.chinchilla import BESIROGLU_2024
     >>> opt = solve_optimal(BESIROGLU_2024, 5.76e23, cost=AttentionCost(n_ctx=2048))
     >>> bool(opt.converged), round(float(opt.N_opt) / 1e9, 1)
     (True, 72.2)
@@ -336,7 +246,7 @@ def solve_optimal(params: LawParams, C: ArrayLike, *, cost: Cost = TrainCost(),
     def one(d, log_C):
         x, y, ok = _numerical_one(d, log_C, cost=cost, max_iter=max_iter, init=init,
                                   fused_iters=fused_iters)
-        return jnp.exp(x), jnp.exp(y), _loss(d, x, y), ok
+        return jnp.exp(x), jnp.exp(y), loss(d, x, y), ok
 
     return Allocation(*_over_draws_and_budgets(one, params, C))
 
@@ -358,11 +268,11 @@ def compute_equivalent(params: LawParams, L: ArrayLike) -> Array:
     (alpha beta))``; ``inf`` for ``L <= E``. ``L`` must broadcast against the
     draws (shape ``params.shape``).
     """
-    d, pshape = _draws(params)
+    d, pshape = draws(params)
     L = jnp.broadcast_to(jnp.asarray(L, dtype=d.a.dtype), pshape).reshape(-1)
 
     def one(d, L):
-        x, y = _closed_form_one(d, jnp.zeros_like(d.a))  # allocation at C = 1
+        x, y = closed_form_one(d, jnp.zeros_like(d.a))  # allocation at C = 1
         log_K = jnp.logaddexp(d.a - d.alpha * x, d.b - d.beta * y)  # L_opt(1) - E
         gamma = d.alpha * d.beta / (d.alpha + d.beta)
         excess = L - jnp.exp(d.e)
@@ -377,7 +287,7 @@ def compute_equivalent(params: LawParams, L: ArrayLike) -> Array:
 # Inference-aware allocation for a target loss (Sardana et al. 2023)
 # ---------------------------------------------------------------------------
 
-def _inference_one(d: _Draw, log_target, log_D_inf, *, max_iter: int):
+def _inference_one(d: Draw, log_target, log_D_inf, *, max_iter: int):
     """Minimise ``6 N D + 2 N D_inf`` subject to ``L(N, D) = target`` (one draw)."""
     target = jnp.exp(log_target)
     excess = target - jnp.exp(d.e)
@@ -400,8 +310,8 @@ def _inference_one(d: _Draw, log_target, log_D_inf, *, max_iter: int):
 
     lo = x_min + 1e-6 * (1 + jnp.abs(x_min))
     hi = x_chin + 1.0
-    rtol = _rtol(x_min.dtype)
-    x, ok = _safeguarded_newton(h, x_chin, lo, hi, max_iter=max_iter, rtol=rtol)
+    rtol = default_rtol(x_min.dtype)
+    x, ok = safeguarded_newton(h, x_chin, lo, hi, max_iter=max_iter, rtol=rtol)
     y = log_D(x)
     ok = ok & feasible & jnp.isfinite(y)
     log_C_train = LOG6 + x + y
@@ -464,7 +374,7 @@ def inference_optimal(params: LawParams, target_loss: ArrayLike | Sequence[float
 
     Examples
     --------
-    >>> from bayescale.law import BESIROGLU_2024
+    >>> from bayescale.laws.chinchilla import BESIROGLU_2024
     >>> plan = inference_optimal(BESIROGLU_2024, 2.0, inference_tokens=2e12)
     >>> bool(plan.converged[0, 0]), round(float(plan.tokens_per_param[0, 0]))
     (True, 52)
@@ -479,7 +389,7 @@ def inference_optimal(params: LawParams, target_loss: ArrayLike | Sequence[float
     targets = np.atleast_1d(np.asarray(target_loss, dtype=float))
     if targets.ndim != 1 or not np.all(np.isfinite(targets)) or np.any(targets <= 0):
         raise BayescaleError(f"target_loss must be positive finite losses, got {target_loss!r}.")
-    params = _as_draws(params)
+    params = as_draws(params)
     x, y, lct, lci, ok = _inference_optimal(params, targets, D_inf, max_iter=max_iter)
     N, D = jnp.exp(x), jnp.exp(y)
     nan = jnp.nan
@@ -554,41 +464,29 @@ def _num(v) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def _check_level(level: float) -> float:
-    level = float(level)
-    if not 0.0 < level < 1.0:
-        raise BayescaleError(f"level must be between 0 and 1 (e.g. 0.9), got {level}.")
-    return level
 
 
 def _summary_table(quantities: dict[str, ArrayLike], index_name: str, index, level: float):
     """Median and central ``level`` interval over axis 0 of each ``[draws x k]`` array."""
     import pandas as pd  # the only pandas use here: tables for people
 
-    level = _check_level(level)
-    q = [0.5, (1 - level) / 2, (1 + level) / 2]
+    level = check_level(level)
     cols = {}
     for name, arr in quantities.items():
-        arr = np.asarray(arr, dtype=float)
-        # Columns that are NaN throughout (e.g. an infeasible target loss) stay NaN,
-        # without numpy's all-NaN-slice warning.
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            med, lo, hi = np.nanquantile(arr, q, axis=0) if np.isfinite(arr).any() \
-                else (np.full(arr.shape[1:], np.nan),) * 3
+        med, lo, hi = median_interval(arr, level)
         cols[f"{name}_median"], cols[f"{name}_lower"], cols[f"{name}_upper"] = med, lo, hi
     table = pd.DataFrame(cols, index=pd.Index(np.asarray(index, dtype=float), name=index_name))
     table.attrs["level"] = level
     return table
 
 
-def _as_draws(params: LawParams) -> LawParams:
+def as_draws(params: LawParams) -> LawParams:
     """Validate parameters eagerly and give every leaf a leading draw axis."""
     if not isinstance(params, LawParams):
         if hasattr(params, "_fields") and set(params._fields) >= set(LawParams._fields):
             params = LawParams(*(getattr(params, f) for f in LawParams._fields))
         else:
-            raise BayescaleError(f"params must be a bayescale.law.LawParams, got {type(params).__name__}.")
+            raise BayescaleError(f"params must be a bayescale.laws.chinchilla.LawParams, got {type(params).__name__}.")
     leaves = [np.asarray(v, dtype=float) for v in params]
     try:
         leaves = np.broadcast_arrays(*leaves)
@@ -606,16 +504,6 @@ def _as_draws(params: LawParams) -> LawParams:
     return LawParams(*leaves)
 
 
-def _as_budgets(budgets) -> np.ndarray:
-    try:
-        C = np.atleast_1d(np.asarray(budgets, dtype=float))
-    except (TypeError, ValueError):
-        raise BayescaleError(f"budgets must be numbers of FLOPs (e.g. 1e23), got {budgets!r}.") from None
-    if C.ndim != 1 or C.size == 0:
-        raise BayescaleError(f"budgets must be a number or a 1-D sequence of numbers, got shape {C.shape}.")
-    if not np.all(np.isfinite(C) & (C > 0)):
-        raise BayescaleError(f"budgets must be finite and positive FLOPs, got {C.tolist()}.")
-    return C
 
 
 def extrapolation(budgets: ArrayLike, data_C_range: tuple[float, float] | None) -> np.ndarray:
@@ -643,7 +531,7 @@ def frontier(params: LawParams, budgets: ArrayLike | Sequence[float], *,
         Compute budgets ``C`` in FLOPs.
     cost : ``"train"`` (``6 N D``, closed form), ``"inference"`` (``6 N D + 2 N D_inf``,
         the loss-minimising split of a fixed total budget, Sardana et al. 2023),
-        ``"attention"``, ``"non-embedding"``, a :class:`bayescale.costs.Cost`, or a
+        ``"attention"``, ``"non-embedding"``, a :class:`bayescale.planning.costs.Cost`, or a
         JAX-traceable function ``cost(N, D) -> FLOPs``.
     data_C_range : (C_min, C_max), optional
         Compute range of the fitted runs, to flag extrapolation.
@@ -666,14 +554,14 @@ def frontier(params: LawParams, budgets: ArrayLike | Sequence[float], *,
 
     Examples
     --------
-    >>> from bayescale.law import HOFFMANN_2022_UNROUNDED
+    >>> from bayescale.laws.chinchilla import HOFFMANN_2022_UNROUNDED
     >>> f = frontier(HOFFMANN_2022_UNROUNDED, [5.76e23])
     >>> round(float(f.N_opt[0, 0]) / 1e9, 1), round(float(f.tokens_per_param[0, 0]))
     (40.4, 59)
     """
     cost = get_cost(cost, inference_tokens=inference_tokens, **cost_settings)
-    C = _as_budgets(budgets)
-    params = _as_draws(params)
+    C = as_budgets(budgets)
+    params = as_draws(params)
     if method not in ("auto", "closed", "numerical"):
         raise BayescaleError(f"method must be 'auto', 'closed' or 'numerical', got {method!r}.")
     if method == "closed" and not cost.closed_form:

@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayescale.data import Runs, load_runs
+from bayescale.data.runs import Runs, load_runs
+from bayescale._util import check_level, to_jsonable
 from bayescale.errors import BayescaleError, ConvergenceError, ConvergenceWarning
-from bayescale.law import LawParams
+from bayescale.laws.chinchilla import LawParams
 
 __all__ = ["ScalingFit", "fit", "METHODS", "PARAM_NAMES"]
 
@@ -49,9 +50,9 @@ class ScalingFit:
     Attributes
     ----------
     method : which estimator produced it (see :data:`METHODS`).
-    params : :class:`~bayescale.law.LawParams` of NumPy arrays: scalars for a point
+    params : :class:`~bayescale.laws.chinchilla.LawParams` of NumPy arrays: scalars for a point
         estimate, shape ``(draw,)`` for bootstrap resamples or posterior draws.
-    runs : the :class:`~bayescale.data.Runs` that were fitted.
+    runs : the :class:`~bayescale.data.runs.Runs` that were fitted.
     level : default credible / confidence level of intervals.
     info : estimator details (objective, convergence, starts, timing, settings).
     idata : ``arviz.InferenceData`` for Bayesian fits, else ``None``.
@@ -98,7 +99,7 @@ class ScalingFit:
         """
         if self.is_point:
             return {}
-        level = self.level if level is None else _check_level(level)
+        level = self.level if level is None else check_level(level)
         q = [(1 - level) / 2, (1 + level) / 2]
         d = self.draws()
         return {k: tuple(float(x) for x in np.quantile(d[k], q)) for k in d.columns}
@@ -108,7 +109,7 @@ class ScalingFit:
 
         Bayesian fits add their per-parameter diagnostics (R-hat, bulk and tail ESS).
         """
-        level = self.level if level is None else _check_level(level)
+        level = self.level if level is None else check_level(level)
         est = self.point_estimate()
         table = pd.DataFrame({"estimate": est}).rename_axis("parameter")
         if not self.is_point:
@@ -130,7 +131,7 @@ class ScalingFit:
 
     def to_dict(self, level: float | None = None) -> dict[str, Any]:
         """JSON-ready description: method, n_runs, params, intervals, info."""
-        level = self.level if level is None else _check_level(level)
+        level = self.level if level is None else check_level(level)
         est = self.point_estimate()
         out: dict[str, Any] = {
             "method": self.method,
@@ -150,38 +151,19 @@ class ScalingFit:
         if self.diagnostics is not None and hasattr(self.diagnostics, "to_dict"):
             out["diagnostics"] = self.diagnostics.to_dict()
         out.update({k: v for k, v in self.info.items() if k not in out})
-        return _jsonable(out)
+        return to_jsonable(out)
 
     def frontier(self, budgets, *, cost: Any = "train", **kwargs):
-        """Compute-optimal allocation for every draw and budget; see :mod:`bayescale.frontier`."""
-        from bayescale import frontier as _frontier
+        """Compute-optimal allocation for every draw and budget; see :mod:`bayescale.planning.frontier`."""
+        from bayescale.planning import frontier as _frontier
 
         return _frontier.frontier(self.params, budgets, cost=cost,
                                   data_C_range=(float(self.runs.C.min()), float(self.runs.C.max())),
                                   **kwargs)
 
 
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        return float(obj)
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    return obj
 
 
-def _check_level(level: float) -> float:
-    level = float(level)
-    if not 0.0 < level < 1.0:
-        raise BayescaleError(f"level must be between 0 and 1 (e.g. 0.9), got {level}.")
-    return level
 
 
 # Settings each point-estimate method takes (``strict`` is handled here).
@@ -196,7 +178,7 @@ def _check_options(method: str, options: dict) -> None:
     if method == "bayes":
         import inspect
 
-        from bayescale import inference
+        from bayescale.estimators import nuts as inference
 
         valid = [k for k in inspect.signature(inference.sample_posterior).parameters
                  if k not in ("runs", "seed") and not k.startswith("_")]
@@ -235,7 +217,7 @@ def fit(runs: Runs | pd.DataFrame | str | os.PathLike, *, method: str = "bayes",
 
     Parameters
     ----------
-    runs : :class:`~bayescale.data.Runs`, or anything :func:`~bayescale.load_runs` takes.
+    runs : :class:`~bayescale.data.runs.Runs`, or anything :func:`~bayescale.load_runs` takes.
     method : ``"bayes"`` (default), ``"huber"``, ``"huber_mle"`` or ``"bootstrap"``.
     level : default interval level for summaries (0.9).
     seed : random seed, a non-negative integer (bootstrap resampling, NUTS).
@@ -246,7 +228,7 @@ def fit(runs: Runs | pd.DataFrame | str | os.PathLike, *, method: str = "bayes",
         * huber_mle: ``delta``, ``init``, ``max_iter``;
         * bootstrap: ``resamples`` (4000), ``delta``, ``init`` (default Hoffmann's
           unrounded published parameters), ``max_iter``;
-        * bayes: see :func:`bayescale.inference.sample_posterior`;
+        * bayes: see :func:`bayescale.estimators.nuts.sample_posterior`;
         * every method: ``strict`` (raise :class:`~bayescale.errors.ConvergenceError`
           instead of warning with :class:`~bayescale.errors.ConvergenceWarning`).
 
@@ -266,14 +248,14 @@ def fit(runs: Runs | pd.DataFrame | str | os.PathLike, *, method: str = "bayes",
     """
     if method not in METHODS:
         raise BayescaleError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}.")
-    level = _check_level(level)
+    level = check_level(level)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise BayescaleError(f"seed must be a non-negative integer, got {seed!r}.")
     _check_options(method, options)
     if not isinstance(runs, Runs):
         runs = load_runs(runs)
     if method in ("huber", "huber_mle", "bootstrap"):
-        from bayescale import baseline
+        from bayescale.estimators import huber as baseline
 
         fn = {"huber": baseline.fit_huber, "huber_mle": baseline.fit_huber_mle,
               "bootstrap": baseline.fit_bootstrap}[method]
@@ -287,7 +269,7 @@ def fit(runs: Runs | pd.DataFrame | str | os.PathLike, *, method: str = "bayes",
         return ScalingFit(method=method, params=params, runs=runs,
                           level=level, info=result.info,
                           reference=getattr(result, "reference", None))
-    from bayescale import inference
+    from bayescale.estimators import nuts as inference
 
     # Point a ConvergenceWarning at the caller of fit(), not at this line.
     posterior = inference.sample_posterior(runs, seed=int(seed), _stacklevel=3, **options)

@@ -18,7 +18,8 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from bayescale import datasets
+from bayescale.data import registry as datasets
+from bayescale.data.synthetic import simulate_frame
 from bayescale.errors import DataError
 
 __all__ = ["Runs", "load_runs", "COLUMN_ALIASES"]
@@ -183,7 +184,6 @@ def _read_source(source, columns: dict) -> tuple[pd.DataFrame, str, dict]:
             ds = datasets.get_dataset(text)
             merged = {**ds.columns, **{k: v for k, v in columns.items() if v is not None}}
             if ds.generated:
-                from bayescale.synthetic import simulate_frame
 
                 return simulate_frame(), text, merged
             path = datasets.locate(text)
@@ -232,7 +232,7 @@ def load_runs(
     ----------
     source : DataFrame, CSV path, ``"-"`` (a CSV on standard input) or registered dataset name
         Registered names (e.g. ``"chinchilla"``) are found through
-        :func:`bayescale.datasets.locate` (``BAYESCALE_DATA``, the user cache, then
+        :func:`bayescale.data.registry.locate` (``BAYESCALE_DATA``, the user cache, then
         the network with a pinned sha256).
     N, D, C, loss : str, optional
         Column names, when the usual ones are not used. Recognised by default

@@ -1,4 +1,4 @@
-"""NUTS for :mod:`bayescale.models`: runs -> :class:`Posterior` (draws, InferenceData, diagnostics).
+"""NUTS for :mod:`bayescale.estimators.model`: runs -> :class:`Posterior` (draws, InferenceData, diagnostics).
 
 Without a progress bar the whole NUTS run of all chains (initialisation, warmup,
 draws) is traced into one ``jit`` program, so that a fit is one XLA compile, or one
@@ -43,13 +43,13 @@ import jax.numpy as jnp
 import numpy as np
 from numpyro.distributions import Distribution
 
-from bayescale import models
-from bayescale.data import Runs
+from bayescale.estimators import model as models
+from bayescale.data.runs import Runs
 from bayescale.errors import BayescaleError
-from bayescale.law import LawParams
+from bayescale.laws.chinchilla import LawParams
 
 if TYPE_CHECKING:  # diagnostics comes after inference in the layering (STYLE.md section 1)
-    from bayescale.diagnostics import Diagnostics
+    from bayescale.estimators.diagnostics import Diagnostics
 
 __all__ = ["Posterior", "sample_posterior", "save_idata", "load_idata", "CHAIN_METHODS"]
 
@@ -67,12 +67,12 @@ class Posterior(NamedTuple):
 
     Attributes
     ----------
-    params : :class:`~bayescale.law.LawParams` of NumPy arrays of shape
+    params : :class:`~bayescale.laws.chinchilla.LawParams` of NumPy arrays of shape
         ``(chains * draws,)``, chain-major.
     idata : ``arviz.InferenceData`` with groups posterior, sample_stats,
         observed_data, log_likelihood (so ``arviz.loo`` works) and, when asked,
         posterior_predictive.
-    diagnostics : :class:`~bayescale.diagnostics.Diagnostics`.
+    diagnostics : :class:`~bayescale.estimators.diagnostics.Diagnostics`.
     info : settings, priors (as text), the centre, and ``timing`` in seconds.
     """
 
@@ -377,13 +377,13 @@ def sample_posterior(
 
     Parameters
     ----------
-    runs : :class:`~bayescale.data.Runs`
+    runs : :class:`~bayescale.data.runs.Runs`
     seed : random seed (initial jitter and NUTS).
     chains, warmup, draws : number of chains, warmup (adaptation) iterations and
         kept draws per chain.
     likelihood : ``"student_t"`` (default), ``"normal"`` or ``"huber"``; see
-        :func:`bayescale.models.scaling_law_model`.
-    priors : overrides of :func:`bayescale.models.default_priors`, keyed by
+        :func:`bayescale.estimators.model.scaling_law_model`.
+    priors : overrides of :func:`bayescale.estimators.model.default_priors`, keyed by
         ``E, log_A, log_B, alpha, beta, sigma, nu``.
     target_accept : NUTS target acceptance probability, in (0, 1).
     chain_method : ``"auto"`` (``"parallel"`` when there are at least ``chains``
@@ -421,7 +421,7 @@ def sample_posterior(
     """
     t_start = time.perf_counter()
     if not isinstance(runs, Runs):
-        raise BayescaleError(f"runs must be bayescale.data.Runs (see bayescale.load_runs), "
+        raise BayescaleError(f"runs must be bayescale.data.runs.Runs (see bayescale.load_runs), "
                              f"got {type(runs).__name__}.")
     seed = _check_int("seed", seed, 0)
     chains = _check_int("chains", chains, 1)
@@ -488,7 +488,7 @@ def sample_posterior(
             predictive = pred(jax.random.fold_in(rng_key, 1), log_N, log_D, None,
                               **model_kwargs)["log_loss"]
         idata = _to_inference_data(samples, stats, loglik, predictive, y_np, runs)
-        from bayescale import diagnostics as _diagnostics  # lazy: later in the layering
+        from bayescale.estimators import diagnostics as _diagnostics  # lazy: later in the layering
 
         diagnostics = _diagnostics.compute_diagnostics(idata)
         t_post = time.perf_counter() - t0

@@ -49,9 +49,9 @@ from numpyro.distributions import constraints
 from numpyro.distributions.transforms import AffineTransform
 from scipy.special import logsumexp as _np_logsumexp
 
-from bayescale.baseline import huber_log_normaliser
+from bayescale.estimators.huber import huber_log_normaliser
 from bayescale.errors import BayescaleError
-from bayescale.law import LawParams
+from bayescale.laws.chinchilla import LawParams
 
 __all__ = [
     "Huber",
@@ -363,7 +363,7 @@ class PriorPredictive(NamedTuple):
 
     Attributes
     ----------
-    params : :class:`~bayescale.law.LawParams`, leaves of shape (draw,).
+    params : :class:`~bayescale.laws.chinchilla.LawParams`, leaves of shape (draw,).
     loss : noiseless law ``L(N, D)`` per draw, shape (draw, n).
     observed_loss : ``exp`` of predictive log losses (law plus noise), shape (draw, n).
     """
@@ -404,7 +404,7 @@ def prior_predictive(
     Examples
     --------
     >>> import numpy as np
-    >>> from bayescale.models import prior_predictive
+    >>> from bayescale.estimators.model import prior_predictive
     >>> pp = prior_predictive(np.geomspace(1e8, 1e10, 5), np.full(5, 2e10),
     ...                       num_samples=100, E_max=2.0)
     >>> pp.loss.shape

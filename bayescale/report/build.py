@@ -3,7 +3,7 @@
 :func:`build_report` fits the law three ways (the NUTS posterior, Besiroglu et al.'s
 bootstrap, and the Huber grid fit of Hoffmann et al. that the bootstrap is centred
 on), computes the compute-optimal frontier and the decision table at a set of
-budgets, draws the six figures of :mod:`bayescale.plot`, and writes one folder:
+budgets, draws the six figures of :mod:`bayescale.report.plots`, and writes one folder:
 
 ``report.html``
     Self-contained (figures embedded as base64 PNG, inline CSS); opens from disk.
@@ -55,11 +55,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayescale.data import Runs, load_runs
+from bayescale.data.runs import Runs, load_runs
+from bayescale._util import as_budgets
 from bayescale.errors import BayescaleError, ConvergenceWarning
-from bayescale.fitting import PARAM_NAMES, ScalingFit, fit
+from bayescale.estimators.fit import PARAM_NAMES, ScalingFit, fit
 from bayescale.io import dumps_json, replace_folder, save_fit, umask
-from bayescale.law import BESIROGLU_2024, HOFFMANN_2022, HOFFMANN_2022_UNROUNDED, LawParams
+from bayescale.laws.chinchilla import BESIROGLU_2024, HOFFMANN_2022, HOFFMANN_2022_UNROUNDED, LawParams
 
 __all__ = [
     "GOPHER_BUDGET",
@@ -164,12 +165,12 @@ def fit_methods(runs: Runs, *, bayes_options: Mapping[str, Any] | None = None,
     """The Bayesian fit, the bootstrap and the Huber grid fit of ``runs``.
 
     The Huber fit is the bootstrap's reference (the grid fit to the full data that
-    :func:`bayescale.baseline.fit_bootstrap` computes anyway), so it is not run twice.
+    :func:`bayescale.estimators.huber.fit_bootstrap` computes anyway), so it is not run twice.
 
     Parameters
     ----------
     runs : Runs
-    bayes_options : options of :func:`bayescale.inference.sample_posterior` (chains,
+    bayes_options : options of :func:`bayescale.estimators.nuts.sample_posterior` (chains,
         warmup, draws, likelihood, ...); ``posterior_predictive`` defaults to true and
         ``progress`` to a bar on a terminal unless ``quiet``.
     resamples : bootstrap resamples.
@@ -369,7 +370,7 @@ def _html_table(df: pd.DataFrame, table_id: str, index: bool = True) -> str:
     return "\n".join(out)
 
 
-def _methods_display(table: pd.DataFrame) -> pd.DataFrame:
+def methods_display(table: pd.DataFrame) -> pd.DataFrame:
     """Estimate [lower, upper] per method, published values as they are."""
     out = {}
     for col in table.columns:
@@ -444,7 +445,7 @@ figcaption{font-size:.9em;color:#555}code{background:#f5f5f5;padding:0 3px}
 
 def _figures(fits: Mapping[str, ScalingFit], frontiers: Mapping[str, Any], data_C_range,
              level: float) -> dict[str, Any]:
-    from bayescale import plot
+    from bayescale.report import plots as plot
 
     bayes, boot, huber = fits["bayes"], fits["bootstrap"], fits["huber"]
     others = {"bootstrap": frontiers["bootstrap"]}
@@ -471,7 +472,7 @@ def _png_bytes(fig) -> bytes:
 
 
 def _provenance(runs: Runs) -> dict[str, Any]:
-    from bayescale import datasets
+    from bayescale.data import registry as datasets
 
     d = runs.describe()
     ds = datasets.DATASETS.get(str(runs.source))
@@ -578,7 +579,7 @@ def _text_sections(ctx) -> list[tuple[str, list[str], list[tuple[str, pd.DataFra
          f"{100 * level:g}% intervals; N_opt, D_opt and tokens per parameter at the reference "
          f"budget C = {methods.attrs['reference_budget']:.3g} FLOPs. The last columns are the "
          "published fits."] + _gopher_lines(methods),
-        [("methods", _methods_display(methods))]))
+        [("methods", methods_display(methods))]))
 
     sections.append((
         "Compute-optimal frontier",
@@ -731,7 +732,7 @@ def build_report(runs: Runs | Any, *, out_dir: str | os.PathLike,
     budgets : budgets (FLOPs) for the frontier and decision tables; default
         :func:`default_budgets` (the data's compute range and two decades beyond).
     bayes_options : NUTS settings (``chains``, ``warmup``, ``draws``, ``likelihood``,
-        ``target_accept``, ...), see :func:`bayescale.inference.sample_posterior`.
+        ``target_accept``, ...), see :func:`bayescale.estimators.nuts.sample_posterior`.
     resamples : bootstrap resamples.
     seed : seed of NUTS and the bootstrap.
     level : interval level throughout.
@@ -753,15 +754,14 @@ def build_report(runs: Runs | Any, *, out_dir: str | os.PathLike,
         by this function.
     """
     from bayescale import __version__
-    from bayescale.decisions import compare_plans
-    from bayescale.frontier import _as_budgets  # validation shared with the frontier
+    from bayescale.planning.decisions import compare_plans
 
     if not isinstance(runs, Runs):
         runs = load_runs(runs)
     level = float(level)
     if not 0 < level < 1:
         raise BayescaleError(f"level must be between 0 and 1, got {level}.")
-    budgets = default_budgets(runs) if budgets is None else np.sort(_as_budgets(budgets))
+    budgets = default_budgets(runs) if budgets is None else np.sort(as_budgets(budgets))
     out = Path(out_dir).absolute()
     _check_replaceable(out)
     show = _show_progress(quiet)

@@ -1,7 +1,7 @@
 """Cost models ``C(N, D)``: how many FLOPs a run with ``N`` parameters on ``D`` tokens costs.
 
 The compute-optimal frontier minimises the loss on the surface ``cost(N, D) = C``
-(:mod:`bayescale.frontier`). A cost model is a :class:`Cost`: a frozen, hashable
+(:mod:`bayescale.planning.frontier`). A cost model is a :class:`Cost`: a frozen, hashable
 object (so it can be a static argument of ``jax.jit``) whose methods are pure,
 traceable functions *of one point* in log space,
 
@@ -366,7 +366,7 @@ def get_cost(cost: str | Cost | Callable, *, inference_tokens: float | None = No
         if key not in COSTS:
             raise BayescaleError(
                 f"unknown cost model {cost!r}; choose one of {', '.join(COSTS)}, pass a "
-                "bayescale.costs.Cost, or a JAX-traceable function cost(N, D) -> FLOPs.")
+                "bayescale.planning.costs.Cost, or a JAX-traceable function cost(N, D) -> FLOPs.")
         if key == "inference":
             if inference_tokens is None:
                 raise BayescaleError(

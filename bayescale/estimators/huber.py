@@ -35,12 +35,12 @@ import optax
 from jax import Array
 
 from bayescale.errors import BayescaleError
-from bayescale.law import (
+from bayescale.laws.chinchilla import (
     HOFFMANN_2022_UNROUNDED,
     LawParams,
     log_loss_from_theta,
 )
-from bayescale.optim import STATUS, BatchResult, minimize_batch
+from bayescale._solvers.lbfgs import STATUS, BatchResult, minimize_batch
 
 __all__ = [
     "HOFFMANN_GRID",
@@ -155,7 +155,7 @@ BOOTSTRAP_FTOL = 1e-13
 
 
 def default_num_slots(batch: int) -> int:
-    """Problems in flight in :func:`~bayescale.optim.minimize_batch`: 512 on a CPU,
+    """Problems in flight in :func:`~bayescale._solvers.lbfgs.minimize_batch`: 512 on a CPU,
     the whole batch on an accelerator (where width is free)."""
     return min(batch, 512) if jax.default_backend() == "cpu" else batch
 
@@ -191,7 +191,7 @@ def fit_huber(log_N, log_D, log_loss, *, delta: float = DELTA, starts=None,
               ) -> BaselineResult:
     """Hoffmann et al. (2022) Approach 3: Huber loss on log loss, L-BFGS from a grid.
 
-    Every start is solved by L-BFGS (:func:`bayescale.optim.minimize_batch`) in
+    Every start is solved by L-BFGS (:func:`bayescale._solvers.lbfgs.minimize_batch`) in
     float32 to scipy's default L-BFGS-B tolerance; the ``polish`` best are then
     re-solved in float64 to a tight tolerance (objective change below 1e-14) and the
     best kept. The reported objective is the float64 one.

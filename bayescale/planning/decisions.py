@@ -50,20 +50,13 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from bayescale.costs import LOG6
+from bayescale.planning.costs import LOG6
+from bayescale._util import as_budgets, check_level
 from bayescale.errors import BayescaleError
-from bayescale.frontier import (
-    _as_budgets,
-    _as_draws,
-    _check_level,
-    _closed_form_one,
-    _draws,
-    _loss,
-    _rtol,
-    _safeguarded_newton,
-    compute_optimal,
-)
-from bayescale.law import LawParams
+from bayescale._solvers.newton import default_rtol, safeguarded_newton
+from bayescale.planning._common import closed_form_one, draws, loss
+from bayescale.planning.frontier import as_draws, compute_optimal
+from bayescale.laws.chinchilla import LawParams
 
 __all__ = [
     "Plan",
@@ -100,14 +93,14 @@ class Plan(NamedTuple):
 
 def tokens_20(budgets: ArrayLike) -> Plan:
     """20 tokens per parameter on ``6 N D = C``: ``N = sqrt(C / 120)`` (Hoffmann et al. 2022)."""
-    C = _as_budgets(budgets)
+    C = as_budgets(budgets)
     N = np.sqrt(C / 120.0)
     return Plan(N, C / (6.0 * N))
 
 
 def kaplan_2020(budgets: ArrayLike) -> Plan:
     """Kaplan et al. (2020), Table 6: ``N = 1.3e9 (C / 8.64e19)**0.73``, ``D = C / 6N``."""
-    C = _as_budgets(budgets)
+    C = as_budgets(budgets)
     N = KAPLAN_2020["N_e"] * (C / PF_DAY) ** KAPLAN_2020["p_N"]
     return Plan(N, C / (6.0 * N))
 
@@ -126,11 +119,11 @@ def plan_loss(params: LawParams, N: ArrayLike, D: ArrayLike) -> Array:
 
     ``N`` and ``D`` must have the same shape (scalar or ``(plan,)``).
     """
-    d, pshape = _draws(params)
+    d, pshape = draws(params)
     log_N = jnp.log(jnp.asarray(N, dtype=d.a.dtype))
     log_D = jnp.log(jnp.asarray(D, dtype=d.a.dtype))
     shape = log_N.shape
-    out = jax.vmap(lambda di: jax.vmap(lambda x, y: _loss(di, x, y))(
+    out = jax.vmap(lambda di: jax.vmap(lambda x, y: loss(di, x, y))(
         log_N.reshape(-1), log_D.reshape(-1)))(d)
     return out.reshape(pshape + shape)
 
@@ -138,19 +131,19 @@ def plan_loss(params: LawParams, N: ArrayLike, D: ArrayLike) -> Array:
 @jax.jit
 def _assess(params: LawParams, N, D, C):
     """Per draw x plan: plan loss, optimal loss at C, log compute efficiency log(C_eq / C)."""
-    d, _ = _draws(params)
+    d, _ = draws(params)
     dtype = d.a.dtype
     log_N, log_D, log_C = (jnp.log(jnp.asarray(v, dtype=dtype)) for v in (N, D, C))
 
     def one(di, x, y, lc):
-        L = _loss(di, x, y)
-        xo, yo = _closed_form_one(di, lc)
+        L = loss(di, x, y)
+        xo, yo = closed_form_one(di, lc)
         log_reducible_opt = jnp.logaddexp(di.a - di.alpha * xo, di.b - di.beta * yo)
         log_reducible = jnp.logaddexp(di.a - di.alpha * x, di.b - di.beta * y)
         gamma = di.alpha * di.beta / (di.alpha + di.beta)
         # L_opt(C) - E = K (C/6)**-gamma  =>  log(C_eq / C) = (log(L_opt - E) - log(L - E)) / gamma
         log_eff = (log_reducible_opt - log_reducible) / gamma
-        return L, _loss(di, xo, yo), log_eff
+        return L, loss(di, xo, yo), log_eff
 
     return jax.vmap(lambda di: jax.vmap(lambda x, y, lc: one(di, x, y, lc))(
         log_N, log_D, log_C))(d)
@@ -158,7 +151,7 @@ def _assess(params: LawParams, N, D, C):
 
 @functools.partial(jax.jit, static_argnames=("max_iter",))
 def _bayes_optimal(params: LawParams, C, *, max_iter: int):
-    d, _ = _draws(params)
+    d, _ = draws(params)
     log_C = jnp.log(jnp.asarray(C, dtype=d.a.dtype))
 
     def one(lc):
@@ -173,12 +166,12 @@ def _bayes_optimal(params: LawParams, C, *, max_iter: int):
 
         # Every draw's loss falls left of its own optimum and rises right of it, so
         # the minimiser of the mean lies between the smallest and largest optimum.
-        x_opt = jax.vmap(lambda di: _closed_form_one(di, lc)[0])(d)
+        x_opt = jax.vmap(lambda di: closed_form_one(di, lc)[0])(d)
         lo, hi = jnp.min(x_opt), jnp.max(x_opt)
         pad = 1e-3 * (1 + jnp.abs(lo))
         lo, hi = lo - pad, hi + pad
         x0 = jnp.median(x_opt)
-        x, ok = _safeguarded_newton(h, x0, lo, hi, max_iter=max_iter, rtol=_rtol(x0.dtype),
+        x, ok = safeguarded_newton(h, x0, lo, hi, max_iter=max_iter, rtol=default_rtol(x0.dtype),
                                     fused_iters=3)
         return x, lc - LOG6 - x, mean_loss(x), ok
 
@@ -204,25 +197,25 @@ def bayes_optimal(params: LawParams, budgets: ArrayLike, *, max_iter: int = 64) 
 
     Examples
     --------
-    >>> from bayescale.law import BESIROGLU_2024
+    >>> from bayescale.laws.chinchilla import BESIROGLU_2024
     >>> plan = bayes_optimal(BESIROGLU_2024, [5.76e23])  # one draw: the closed form
     >>> round(float(plan.N[0]) / 1e9, 1)
     72.2
     """
-    C = _as_budgets(budgets)
-    params = _as_draws(params)
+    C = as_budgets(budgets)
+    params = as_draws(params)
     x, y, _, ok = _bayes_optimal(params, C, max_iter=int(max_iter))
     return Plan(np.exp(np.asarray(x, dtype=float)), np.exp(np.asarray(y, dtype=float)),
                 np.asarray(ok))
 
 
 def _median_params(params: LawParams) -> LawParams:
-    return LawParams(*(np.median(np.asarray(v, dtype=float)) for v in _as_draws(params)))
+    return LawParams(*(np.median(np.asarray(v, dtype=float)) for v in as_draws(params)))
 
 
 def plug_in(params: LawParams, budgets: ArrayLike) -> Plan:
     """The closed-form ``6 N D`` optimum of the median parameters (each field's median)."""
-    C = _as_budgets(budgets)
+    C = as_budgets(budgets)
     opt = compute_optimal(_median_params(params), C)
     return Plan(np.asarray(opt.N_opt, dtype=float), np.asarray(opt.D_opt, dtype=float),
                 np.ones(C.shape, bool))
@@ -254,15 +247,15 @@ def assess(params: LawParams, N: ArrayLike, D: ArrayLike, budgets: ArrayLike | N
     (``C_eq / C``), ``p_within_loss`` and ``p_within_compute`` (dicts keyed by
     ``"1%"``...), and ``over_budget`` (``6 N D > C``).
     """
-    level = _check_level(level)
-    params = _as_draws(params)
+    level = check_level(level)
+    params = as_draws(params)
     N = np.atleast_1d(np.asarray(N, dtype=float))
     D = np.atleast_1d(np.asarray(D, dtype=float))
     if N.shape != D.shape or N.ndim != 1:
         raise BayescaleError(f"N and D must be numbers or 1-D arrays of one length, got shapes {N.shape} and {D.shape}.")
     if not np.all(np.isfinite(N) & (N > 0) & np.isfinite(D) & (D > 0)):
         raise BayescaleError(f"N (parameters) and D (tokens) must be finite and positive, got N={N.tolist()}, D={D.tolist()}.")
-    C = 6.0 * N * D if budgets is None else np.broadcast_to(_as_budgets(budgets), N.shape).copy()
+    C = 6.0 * N * D if budgets is None else np.broadcast_to(as_budgets(budgets), N.shape).copy()
     within = [float(x) for x in np.atleast_1d(within)]
     if any(not (x >= 0 and math.isfinite(x)) for x in within):
         raise BayescaleError(f"within must be non-negative fractions (0.01 = 1%), got {within}.")
@@ -313,14 +306,14 @@ def assess_plan(params: LawParams, N: float, D: float, *, budget: float | None =
 
     Examples
     --------
-    >>> from bayescale.law import BESIROGLU_2024
+    >>> from bayescale.laws.chinchilla import BESIROGLU_2024
     >>> out = assess_plan(BESIROGLU_2024, 70e9, 1.4e12)  # Chinchilla itself
     >>> out["p_within_loss"]["1%"], round(out["compute_efficiency"]["median"], 3)
     (1.0, 0.999)
     """
-    level = _check_level(level)
-    params = _as_draws(params)
-    C = 6.0 * float(N) * float(D) if budget is None else float(_as_budgets(budget)[0])
+    level = check_level(level)
+    params = as_draws(params)
+    C = 6.0 * float(N) * float(D) if budget is None else float(as_budgets(budget)[0])
     bayes = bayes_optimal(params, [C])
     pin = plug_in(params, [C])
     a = assess(params, [N], [D], [C], within=within, level=level, bayes=bayes)
@@ -372,16 +365,16 @@ def compare_plans(params: LawParams, budgets: ArrayLike, *, level: float = 0.9,
 
     Examples
     --------
-    >>> from bayescale.law import BESIROGLU_2024
+    >>> from bayescale.laws.chinchilla import BESIROGLU_2024
     >>> table = compare_plans(BESIROGLU_2024, [5.76e23])
     >>> round(float(table.loc[(5.76e23, "kaplan_2020"), "regret"]), 3)
     0.063
     """
     import pandas as pd  # tables for people
 
-    level = _check_level(level)
-    params = _as_draws(params)
-    C = _as_budgets(budgets)
+    level = check_level(level)
+    params = as_draws(params)
+    C = as_budgets(budgets)
     unknown = [r for r in rules if r not in RULES]
     if unknown:
         raise BayescaleError(f"unknown rules {unknown}; choose from {list(RULES)}.")

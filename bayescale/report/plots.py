@@ -1,7 +1,7 @@
 """Figures of a fit: the only matplotlib import in bayescale.
 
-Every function takes fits (:class:`~bayescale.fitting.ScalingFit`) or frontiers
-(:class:`~bayescale.frontier.Frontier`) and returns a :class:`matplotlib.figure.Figure`
+Every function takes fits (:class:`~bayescale.estimators.fit.ScalingFit`) or frontiers
+(:class:`~bayescale.planning.frontier.Frontier`) and returns a :class:`matplotlib.figure.Figure`
 built directly (no ``pyplot`` state: nothing is shown, no global backend is
 changed, figures are garbage-collected like any object). Save one with
 ``fig.savefig("x.png")`` (matplotlib picks its Agg canvas for PNG).
@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from bayescale.law import BESIROGLU_2024, HOFFMANN_2022, HOFFMANN_2022_UNROUNDED, LawParams
+from bayescale.laws.chinchilla import BESIROGLU_2024, HOFFMANN_2022, HOFFMANN_2022_UNROUNDED, LawParams
 
 __all__ = [
     "plot_runs",

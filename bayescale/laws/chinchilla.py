@@ -141,7 +141,7 @@ def log_loss(params: LawParams, N: ArrayLike, D: ArrayLike) -> Array:
     Examples
     --------
     >>> import jax.numpy as jnp
-    >>> from bayescale.law import HOFFMANN_2022, log_loss
+    >>> from bayescale.laws.chinchilla import HOFFMANN_2022, log_loss
     >>> round(float(jnp.exp(log_loss(HOFFMANN_2022, 70e9, 1.4e12))), 3)
     1.937
     """

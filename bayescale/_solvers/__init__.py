@@ -1,0 +1,1 @@
+"""Batched solvers shared by the estimators and the planning tools (private)."""

@@ -1,0 +1,1 @@
+"""Training runs: loading and validation, the dataset registry, synthetic runs."""

@@ -1,0 +1,1 @@
+"""Scaling laws: the law concept, its kernels, and the shipped families."""

@@ -1,0 +1,1 @@
+"""Planning: training costs, the compute-optimal frontier, serving-aware optima, decisions."""

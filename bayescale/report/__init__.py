@@ -1,0 +1,1 @@
+"""The report: method comparison, figures, rendering and the report folder."""
