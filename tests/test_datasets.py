@@ -284,3 +284,27 @@ def test_an_edited_local_copy_is_refused(tmp_path, monkeypatch, isolated):
     monkeypatch.setenv("BAYESCALE_DATA", str(env_dir))
     with pytest.raises(DatasetNotFoundError, match="not the published file.*passing its path"):
         locate("chinchilla")
+
+
+# ---------------------------------------------------------------- unique tokens U
+
+
+def test_unique_tokens_column_becomes_runs_U():
+    import numpy as np
+    import pandas as pd
+
+    from bayescale import load_runs
+
+    frame = pd.DataFrame({"params": [1e8, 1e8, 4e8, 4e8, 1.6e9, 1.6e9],
+                          "tokens": [2e9, 8e9, 2e9, 3.2e10, 8e9, 3.2e10],
+                          "unique_tokens": [1e9, 2e9, 2e9, 4e9, 8e9, 8e9],
+                          "loss": [3.4, 3.1, 3.1, 2.7, 2.8, 2.5]})
+    runs = load_runs(frame)
+    np.testing.assert_array_equal(runs.U, frame["unique_tokens"].to_numpy())
+    np.testing.assert_array_equal(runs.resample(np.array([5, 0])).U, [8e9, 1e9])
+    assert list(runs.to_frame().columns) == ["N", "D", "C", "loss", "U"]
+    assert load_runs(frame.rename(columns={"unique_tokens": "U"})).U[0] == 1e9
+    assert load_runs(frame.drop(columns="unique_tokens")).U is None
+    for bad in (0.0, -1.0, float("inf"), float("nan")):
+        with pytest.raises(DataError, match="unique_tokens"):
+            load_runs(frame.assign(unique_tokens=[1e9, bad, 2e9, 4e9, 8e9, 8e9]))

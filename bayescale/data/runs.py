@@ -31,6 +31,7 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "D": ("D", "tokens", "Training Tokens", "num_tokens", "n_tokens", "train_tokens", "data"),
     "C": ("C", "FLOP", "FLOPs", "Training FLOP", "Training FLOPs", "compute", "flops"),
     "loss": ("loss", "L", "final_loss", "train_loss", "eval_loss", "val_loss"),
+    "U": ("U", "unique_tokens"),  # optional: unique tokens (data-constrained runs)
 }
 
 _MIN_DISTINCT = 3  # distinct N and D values needed to separate A, alpha (B, beta) from E
@@ -65,6 +66,12 @@ class Runs:
     dropped : the rows removed by ``exclude_top`` / ``mask`` / ``query``, with the
         reason in a ``dropped_by`` column.
     notes : how the data were derived (e.g. ``D = C / (6 N)``).
+    U : unique training tokens, float64, shape (n,), or None when the data have no
+        such column (data-constrained runs repeat U tokens for D / U epochs;
+        Muennighoff et al. 2023).
+    group : the group label of each run (e.g. the training corpus), shape (n,), or None.
+    run : the training-run id of each row (rows of one run are checkpoints), shape (n,),
+        or None.
     """
 
     N: np.ndarray
@@ -74,6 +81,9 @@ class Runs:
     source: str = "DataFrame"
     dropped: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
     notes: tuple[str, ...] = ()
+    U: np.ndarray | None = None
+    group: np.ndarray | None = None
+    run: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.N.shape[0])
@@ -96,17 +106,22 @@ class Runs:
         return np.log(self.loss)
 
     def to_frame(self) -> pd.DataFrame:
-        """The runs as a DataFrame with columns N, D, C, loss, indexed by source row."""
+        """The runs as a DataFrame with columns N, D, C, loss (and U, group, run where
+        present), indexed by source row."""
+        extra = {k: v for k, v in (("U", self.U), ("group", self.group), ("run", self.run))
+                 if v is not None}
         return pd.DataFrame(
-            {"N": self.N, "D": self.D, "C": self.C, "loss": self.loss},
+            {"N": self.N, "D": self.D, "C": self.C, "loss": self.loss, **extra},
             index=pd.Index(self.row, name="row"),
         )
 
     def resample(self, index: np.ndarray) -> "Runs":
         """The runs at positions ``index`` (with repetition), e.g. for a bootstrap."""
         index = np.asarray(index)
+        extra = {k: getattr(self, k)[index] for k in ("U", "group", "run")
+                 if getattr(self, k) is not None}
         return dataclasses.replace(self, N=self.N[index], D=self.D[index],
-                                   loss=self.loss[index], row=self.row[index])
+                                   loss=self.loss[index], row=self.row[index], **extra)
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready summary: size, ranges, what was dropped and why."""
@@ -222,6 +237,7 @@ def load_runs(
     D: str | None = None,
     C: str | None = None,
     loss: str | None = None,
+    U: str | None = None,
     exclude_top: int = 0,
     mask: np.ndarray | Callable[[pd.DataFrame], Any] | None = None,
     query: str | None = None,
@@ -239,6 +255,9 @@ def load_runs(
         (case, spaces and underscores ignored): N as ``N``/``params``/``Model Size``;
         D as ``D``/``tokens``/``Training Tokens``; C as ``C``/``FLOP``/``Training FLOP``;
         loss as ``loss``/``final_loss``.
+    U : str, optional
+        Column of unique training tokens (optional; recognised as ``U``/``unique_tokens``).
+        Must be positive and finite; kept as ``Runs.U`` (None when absent).
     exclude_top : int
         Drop the ``exclude_top`` runs with the highest loss (Besiroglu et al. 2024
         drop 5 of the 245 digitised Chinchilla runs). Applied after ``mask`` and
@@ -279,7 +298,7 @@ def load_runs(
     >>> len(load_runs(df))
     6
     """
-    columns = {"N": N, "D": D, "C": C, "loss": loss}
+    columns = {"N": N, "D": D, "C": C, "loss": loss, "U": U}
     frame, name, columns = _read_source(source, columns)
     where = f"the data from {name}"
     if frame.shape[0] == 0:
@@ -315,9 +334,12 @@ def load_runs(
 
     tidy = pd.DataFrame({"N": n_vals, "D": d_vals, "C": 6.0 * n_vals * d_vals, "loss": loss_vals},
                         index=frame.index)
-    dup = tidy.duplicated(subset=["N", "D", "loss"], keep="first")
+    if found["U"] is not None:
+        tidy["U"] = _numeric(frame, found["U"], "U")
+    key_cols = ["N", "D", "loss"] + (["U"] if "U" in tidy else [])
+    dup = tidy.duplicated(subset=key_cols, keep="first")
     if dup.any():
-        firsts = tidy.duplicated(subset=["N", "D", "loss"], keep=False) & ~dup
+        firsts = tidy.duplicated(subset=key_cols, keep=False) & ~dup
         raise DataError(
             f"{_rows(tidy.index[dup])} of {where} duplicate earlier rows (same N, D and loss; "
             f"first copies at {_rows(tidy.index[firsts])}). Each run must appear once. Fix: "
@@ -393,4 +415,5 @@ def load_runs(
         source=name,
         dropped=dropped,
         notes=tuple(notes),
+        U=kept["U"].to_numpy(dtype=float) if "U" in kept else None,
     )
