@@ -24,11 +24,13 @@ J. Hoffmann et al., arXiv:2203.15556 (2022); T. Besiroglu et al., arXiv:2404.101
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
 from bayescale.errors import BayescaleError
-from bayescale.laws.chinchilla import HOFFMANN_2022, LawParams
+from bayescale.laws.chinchilla import HOFFMANN_2022, LAW, LawParams, log_loss
 
 __all__ = ["simulate_frame", "optimal_N", "DEFAULT_BUDGETS", "DEFAULT_NOISE", "SPAN"]
 
@@ -38,22 +40,19 @@ SPAN = 4.0  # model sizes from N_opt / SPAN to N_opt * SPAN at each budget
 
 
 def optimal_N(params: LawParams, C: np.ndarray) -> np.ndarray:
-    """Compute-optimal model size under ``C = 6 N D`` (Hoffmann et al. 2022, eq. 4).
-
-    ``N_opt = G (C / 6)**(beta / (alpha + beta))`` with
-    ``G = (alpha A / (beta B))**(1 / (alpha + beta))``.
-    """
-    E, A, B, alpha, beta = (float(v) for v in params)
-    G = (alpha * A / (beta * B)) ** (1.0 / (alpha + beta))
-    return G * (np.asarray(C, dtype=float) / 6.0) ** (beta / (alpha + beta))
+    """Compute-optimal model size under ``C = 6 N D`` (Hoffmann et al. 2022, eq. 4),
+    from the Chinchilla law's closed form (float64)."""
+    with jax.enable_x64(True):
+        theta = LAW.to_theta(LawParams(*(np.float64(v) for v in params)))
+        log_C = jnp.log(jnp.asarray(C, dtype=jnp.float64))
+        x, _ = LAW.closed_form(theta, log_C)
+        return np.exp(np.asarray(x, dtype=np.float64))
 
 
 def _log_law(params: LawParams, N: np.ndarray, D: np.ndarray) -> np.ndarray:
-    E, A, B, alpha, beta = (float(v) for v in params)
-    terms = np.stack([np.full_like(N, np.log(E)), np.log(A) - alpha * np.log(N),
-                      np.log(B) - beta * np.log(D)])
-    top = terms.max(axis=0)
-    return top + np.log(np.exp(terms - top).sum(axis=0))
+    with jax.enable_x64(True):
+        return np.asarray(log_loss(LawParams(*(np.float64(v) for v in params)), N, D),
+                          dtype=np.float64)
 
 
 def simulate_frame(

@@ -1,12 +1,26 @@
 """The Chinchilla scaling law ``L(N, D) = E + A / N**alpha + B / D**beta``.
 
-Everything here is a pure ``jax.numpy`` function of *one* parameter set (scalars)
-and arrays of runs; ``jax.vmap`` it over posterior draws or bootstrap resamples.
-The law is evaluated in log space,
+The law's one kernel (:func:`kernel`) is written for *one* parameter vector and *one*
+point; :func:`bayescale.laws.base.log_loss_theta` maps it over runs and draws. It is
+evaluated in log space,
 
     log L = logsumexp(a - alpha log N, b - beta log D, e),  A = e^a, B = e^b, E = e^e,
 
 so that float32 is safe for N ~ 1e10 and D ~ 1e12 (``N**alpha`` never appears).
+
+Default priors (on the fitting coordinates ``a, b, e, alpha, beta``; NUTS samples
+``a`` and ``b`` centred on the data, see :mod:`bayescale.estimators.model`):
+
+* ``E ~ Uniform(0, smallest observed loss)`` (sampled as ``E``; ``e = log E``): the
+  irreducible loss is positive and below every observed loss, flat in between.
+* ``alpha, beta ~ Uniform(0, 1.5)``: published exponents are 0.05-0.8 (Kaplan et
+  al. 2020: ~0.08; Hoffmann et al. 2022: 0.34, 0.28; Besiroglu et al. 2024: 0.35,
+  0.37), so 1.5 is generous.
+* ``log A, log B ~ Normal(6, 10)``: centred on Hoffmann's ``log A ~ log B ~ 6`` but so
+  broad that the data decide; Epoch's start grid spans 0-25.
+
+Compute-optimal allocation under ``C = 6 N D`` (Hoffmann et al. 2022, eq. 4):
+``N_opt = G (C/6)**(beta/(alpha+beta))``, ``G = (alpha A / (beta B))**(1/(alpha+beta))``.
 
 References
 ----------
@@ -22,9 +36,13 @@ import math
 from typing import NamedTuple
 
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 from jax.scipy.special import logsumexp
 from jax.typing import ArrayLike
+
+from bayescale.laws import base
+from bayescale.laws.base import LOG6, Law, Prior
 
 __all__ = [
     "LawParams",
@@ -37,6 +55,8 @@ __all__ = [
     "theta_from_params",
     "params_from_theta",
     "allocation_exponents",
+    "kernel",
+    "LAW",
 ]
 
 
@@ -94,11 +114,17 @@ HOFFMANN_2022_UNROUNDED = LawParams(
 BESIROGLU_2024 = LawParams(E=1.817, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658)
 
 
+def kernel(theta: Array, log_x: Array) -> Array:
+    """``log L`` for one ``theta = (a, b, e, alpha, beta)`` at one point ``(log N, log D)``."""
+    a, b, e, alpha, beta = theta[0], theta[1], theta[2], theta[3], theta[4]
+    return logsumexp(jnp.stack([a - alpha * log_x[0], b - beta * log_x[1], e]))
+
+
 def theta_from_params(params: LawParams) -> Array:
     """Stack a parameter set into the log-space vector ``(a, b, e, alpha, beta)``."""
     return jnp.stack(
-        [jnp.log(params.A), jnp.log(params.B), jnp.log(params.E),
-         jnp.asarray(params.alpha), jnp.asarray(params.beta)],
+        [jnp.log(jnp.asarray(params.A)), jnp.log(jnp.asarray(params.B)),
+         jnp.log(jnp.asarray(params.E)), jnp.asarray(params.alpha), jnp.asarray(params.beta)],
         axis=-1,
     )
 
@@ -110,33 +136,24 @@ def params_from_theta(theta: ArrayLike) -> LawParams:
                               theta[..., 3], theta[..., 4])
 
 
+def closed_form(theta: Array, log_C: Array) -> tuple[Array, Array]:
+    """``(log N_opt, log D_opt)`` under ``C = 6 N D`` for one ``theta`` (Hoffmann et al.
+    2022, eq. 4)."""
+    a, b, alpha, beta = theta[0], theta[1], theta[3], theta[4]
+    s = alpha + beta
+    log_G = (jnp.log(alpha) + a - jnp.log(beta) - b) / s
+    x = log_G + beta / s * (log_C - LOG6)
+    return x, log_C - LOG6 - x
+
+
 def log_loss_from_theta(theta: ArrayLike, log_N: ArrayLike, log_D: ArrayLike) -> Array:
-    """``log L`` at runs ``(log N, log D)`` for ``theta = (a, b, e, alpha, beta)``.
-
-    Parameters
-    ----------
-    theta : array of shape (5,)
-        One parameter set in log space.
-    log_N, log_D : arrays of shape (n,)
-        Natural logs of model size and training tokens.
-
-    Returns
-    -------
-    array of shape (n,)
-        ``logsumexp(a - alpha log N, b - beta log D, e)``.
-    """
-    a, b, e, alpha, beta = (theta[..., i] for i in range(5))
-    log_N = jnp.asarray(log_N)
-    log_D = jnp.asarray(log_D)
-    terms = jnp.stack(
-        jnp.broadcast_arrays(a - alpha * log_N, b - beta * log_D, e * jnp.ones_like(log_N)),
-        axis=0,
-    )
-    return logsumexp(terms, axis=0)
+    """``log L`` at runs ``(log N, log D)`` (shape (n,)) for one ``theta`` (shape (5,))."""
+    log_X = jnp.stack(jnp.broadcast_arrays(jnp.asarray(log_N), jnp.asarray(log_D)), axis=-1)
+    return base.log_loss_theta(LAW, theta, log_X)
 
 
 def log_loss(params: LawParams, N: ArrayLike, D: ArrayLike) -> Array:
-    """Natural log of the predicted loss ``log L(N, D)`` for one parameter set.
+    """Natural log of the predicted loss ``log L(N, D)``.
 
     Examples
     --------
@@ -145,8 +162,7 @@ def log_loss(params: LawParams, N: ArrayLike, D: ArrayLike) -> Array:
     >>> round(float(jnp.exp(log_loss(HOFFMANN_2022, 70e9, 1.4e12))), 3)
     1.937
     """
-    theta = theta_from_params(params)
-    return log_loss_from_theta(theta, jnp.log(jnp.asarray(N)), jnp.log(jnp.asarray(D)))
+    return base.evaluate(LAW, LawParams(*params), N, D)
 
 
 def loss(params: LawParams, N: ArrayLike, D: ArrayLike) -> Array:
@@ -163,3 +179,35 @@ def allocation_exponents(params: LawParams) -> tuple[Array, Array]:
     alpha = jnp.asarray(params.alpha)
     beta = jnp.asarray(params.beta)
     return beta / (alpha + beta), alpha / (alpha + beta)
+
+
+LAW = base.register(Law(
+    name="chinchilla",
+    params_type=LawParams,
+    inputs=("N", "D"),
+    coords=("a", "b", "e", "alpha", "beta"),
+    kernel=kernel,
+    to_theta=theta_from_params,
+    from_theta=params_from_theta,
+    priors={
+        "a": Prior("normal", 6.0, 10.0),
+        "b": Prior("normal", 6.0, 10.0),
+        "e": Prior("log_uniform_below_min_loss", 0.0, 1.0),
+        "alpha": Prior("uniform", 0.0, 1.5),
+        "beta": Prior("uniform", 0.0, 1.5),
+    },
+    # Hoffmann et al. (2022), Appendix D.2, as run by Besiroglu et al. (2024).
+    start_grid={
+        "a": tuple(np.arange(0, 30, 5.0)),
+        "b": tuple(np.arange(0, 30, 5.0)),
+        "e": tuple(np.arange(-1, 1.5, 0.5)),
+        "alpha": tuple(np.arange(0, 2.5, 0.5)),
+        "beta": tuple(np.arange(0, 2.5, 0.5)),
+    },
+    shears=(("a", "alpha", "N"), ("b", "beta", "D")),
+    closed_form=closed_form,
+    positive=("E", "A", "B", "alpha", "beta"),
+    citation="J. Hoffmann et al., 'Training Compute-Optimal Large Language Models', "
+             "arXiv:2203.15556 (2022), eq. 2 (Approach 3).",
+    description="L(N, D) = E + A / N^alpha + B / D^beta",
+))

@@ -1,49 +1,68 @@
-"""The Chinchilla law in the log coordinates the planning solvers use (private to planning)."""
+"""Draws of any law in the form the planning solvers use (private to planning).
+
+A :class:`Draw` is one parameter vector ``theta`` in the law's fitting coordinates and
+the log of the unique-token budget (used only by laws whose inputs include ``U``).
+Everything here evaluates the law through its one kernel
+(:attr:`bayescale.laws.base.Law.kernel`); nothing writes a law's formula.
+"""
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 from jax import Array
 
-from bayescale.laws.chinchilla import LawParams
-from bayescale.planning.costs import LOG6
+from bayescale.errors import BayescaleError
+from bayescale.laws.base import Law
+from bayescale.laws.registry import law_of
 
-__all__ = ["Draw", "draws", "loss", "closed_form_one"]
+__all__ = ["Draw", "draws", "log_loss", "loss", "closed_form_one", "needs_unique_tokens"]
 
 
 class Draw(NamedTuple):
-    """One parameter set in the log coordinates the solvers use."""
+    """One parameter set: ``theta`` (``(k,)``) and ``log U`` (a scalar; 0 if unused)."""
 
-    a: Array  # log A
-    b: Array  # log B
-    e: Array  # log E
-    alpha: Array
-    beta: Array
-    log_alpha: Array
-    log_beta: Array
+    theta: Array
+    log_U: Array
 
 
-def draws(params: LawParams) -> tuple[Draw, tuple[int, ...]]:
-    """Flatten ``params`` (scalars or arrays of one shape) to a ``Draw`` of shape (P,)."""
+def needs_unique_tokens(law: Law) -> bool:
+    return "U" in law.inputs
+
+
+def draws(params: Any, unique_tokens: Any = None) -> tuple[Law, Draw, tuple[int, ...]]:
+    """Flatten ``params`` (scalars or arrays of one shape) to draws of shape (P,)."""
+    law = law_of(params)
     dtype = jnp.result_type(float)  # float64 under x64, else float32
     leaves = jnp.broadcast_arrays(*(jnp.asarray(v, dtype=dtype) for v in params))
     shape = leaves[0].shape
-    E, A, B, alpha, beta = (v.reshape(-1) for v in leaves)
-    return Draw(jnp.log(A), jnp.log(B), jnp.log(E), alpha, beta,
-                 jnp.log(alpha), jnp.log(beta)), shape
+    theta = law.to_theta(law.params_type(*(v.reshape(-1) for v in leaves)))
+    if needs_unique_tokens(law):
+        if unique_tokens is None:
+            raise BayescaleError(
+                f"the {law.name} law needs a unique-token budget: pass unique_tokens=U "
+                f"(--unique-tokens on the command line).")
+        log_U = jnp.log(jnp.asarray(unique_tokens, dtype=dtype))
+    else:
+        log_U = jnp.zeros((), dtype)
+    return law, Draw(theta, jnp.broadcast_to(log_U, theta.shape[:1])), shape
 
 
-def loss(d: Draw, x, y):
-    """``L = E + A N**-alpha + B D**-beta`` from ``x = log N``, ``y = log D`` (float32-safe:
-    each term is the exponential of a moderate number)."""
-    return jnp.exp(d.e) + jnp.exp(d.a - d.alpha * x) + jnp.exp(d.b - d.beta * y)
+def log_loss(law: Law, d: Draw, x: Array, y: Array) -> Array:
+    """``log L`` of one draw at ``x = log N``, ``y = log D``."""
+    x, y = jnp.broadcast_arrays(x, y)
+    point = [x, y] + ([jnp.broadcast_to(d.log_U, x.shape)] if needs_unique_tokens(law) else [])
+    return law.kernel(d.theta, jnp.stack(point))
 
 
-def closed_form_one(d: Draw, log_C):
-    """``(log N_opt, log D_opt)`` for ``C = 6 N D``."""
-    s = d.alpha + d.beta
-    log_G = (d.log_alpha + d.a - d.log_beta - d.b) / s
-    x = log_G + d.beta / s * (log_C - LOG6)
-    return x, log_C - LOG6 - x
+def loss(law: Law, d: Draw, x: Array, y: Array) -> Array:
+    """``L`` of one draw at ``x = log N``, ``y = log D``."""
+    return jnp.exp(log_loss(law, d, x, y))
+
+
+def closed_form_one(law: Law, d: Draw, log_C: Array) -> tuple[Array, Array]:
+    """``(log N_opt, log D_opt)`` under ``C = 6 N D`` from the law's closed form."""
+    if law.closed_form is None:
+        raise BayescaleError(f"the {law.name} law has no closed-form allocation.")
+    return law.closed_form(d.theta, log_C)

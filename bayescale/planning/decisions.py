@@ -119,11 +119,11 @@ def plan_loss(params: LawParams, N: ArrayLike, D: ArrayLike) -> Array:
 
     ``N`` and ``D`` must have the same shape (scalar or ``(plan,)``).
     """
-    d, pshape = draws(params)
-    log_N = jnp.log(jnp.asarray(N, dtype=d.a.dtype))
-    log_D = jnp.log(jnp.asarray(D, dtype=d.a.dtype))
+    law, d, pshape = draws(params)
+    log_N = jnp.log(jnp.asarray(N, dtype=d.theta.dtype))
+    log_D = jnp.log(jnp.asarray(D, dtype=d.theta.dtype))
     shape = log_N.shape
-    out = jax.vmap(lambda di: jax.vmap(lambda x, y: loss(di, x, y))(
+    out = jax.vmap(lambda di: jax.vmap(lambda x, y: loss(law, di, x, y))(
         log_N.reshape(-1), log_D.reshape(-1)))(d)
     return out.reshape(pshape + shape)
 
@@ -131,19 +131,26 @@ def plan_loss(params: LawParams, N: ArrayLike, D: ArrayLike) -> Array:
 @jax.jit
 def _assess(params: LawParams, N, D, C):
     """Per draw x plan: plan loss, optimal loss at C, log compute efficiency log(C_eq / C)."""
-    d, _ = draws(params)
-    dtype = d.a.dtype
+    law, d, _ = draws(params)
+    dtype = d.theta.dtype
     log_N, log_D, log_C = (jnp.log(jnp.asarray(v, dtype=dtype)) for v in (N, D, C))
+    if law.name != "chinchilla":
+        # L_opt from the law's allocation; compute efficiency needs the Chinchilla
+        # law's closed-form L_opt(C) and is left NaN for other laws.
+        L_opt = compute_optimal(params, C).L_opt
+        L = jax.vmap(lambda di: jax.vmap(lambda x, y: loss(law, di, x, y))(log_N, log_D))(d)
+        return L, jnp.reshape(L_opt, L.shape), jnp.full(L.shape, jnp.nan, dtype)
 
     def one(di, x, y, lc):
-        L = loss(di, x, y)
-        xo, yo = closed_form_one(di, lc)
-        log_reducible_opt = jnp.logaddexp(di.a - di.alpha * xo, di.b - di.beta * yo)
-        log_reducible = jnp.logaddexp(di.a - di.alpha * x, di.b - di.beta * y)
-        gamma = di.alpha * di.beta / (di.alpha + di.beta)
+        a, b, _, alpha, beta = (di.theta[i] for i in range(5))
+        L = loss(law, di, x, y)
+        xo, yo = closed_form_one(law, di, lc)
+        log_reducible_opt = jnp.logaddexp(a - alpha * xo, b - beta * yo)
+        log_reducible = jnp.logaddexp(a - alpha * x, b - beta * y)
+        gamma = alpha * beta / (alpha + beta)
         # L_opt(C) - E = K (C/6)**-gamma  =>  log(C_eq / C) = (log(L_opt - E) - log(L - E)) / gamma
         log_eff = (log_reducible_opt - log_reducible) / gamma
-        return L, loss(di, xo, yo), log_eff
+        return L, loss(law, di, xo, yo), log_eff
 
     return jax.vmap(lambda di: jax.vmap(lambda x, y, lc: one(di, x, y, lc))(
         log_N, log_D, log_C))(d)
@@ -151,22 +158,21 @@ def _assess(params: LawParams, N, D, C):
 
 @functools.partial(jax.jit, static_argnames=("max_iter",))
 def _bayes_optimal(params: LawParams, C, *, max_iter: int):
-    d, _ = draws(params)
-    log_C = jnp.log(jnp.asarray(C, dtype=d.a.dtype))
+    law, d, _ = draws(params)
+    log_C = jnp.log(jnp.asarray(C, dtype=d.theta.dtype))
+    # each draw's own optimum (closed form or solved), per budget: (draw, budget)
+    x_opts = jnp.log(compute_optimal(params, jnp.exp(log_C)).N_opt).reshape(-1, log_C.shape[0])
 
-    def one(lc):
-        e_E = jnp.exp(d.e)
-
+    def one(lc, x_opt):
         def mean_loss(x):
             y = lc - LOG6 - x
-            return jnp.mean(e_E + jnp.exp(d.a - d.alpha * x) + jnp.exp(d.b - d.beta * y))
+            return jnp.mean(jax.vmap(lambda di: loss(law, di, x, y))(d))
 
         def h(x):  # minus the slope of the expected loss: > 0 where N should grow
             return -jax.grad(mean_loss)(x)
 
         # Every draw's loss falls left of its own optimum and rises right of it, so
         # the minimiser of the mean lies between the smallest and largest optimum.
-        x_opt = jax.vmap(lambda di: closed_form_one(di, lc)[0])(d)
         lo, hi = jnp.min(x_opt), jnp.max(x_opt)
         pad = 1e-3 * (1 + jnp.abs(lo))
         lo, hi = lo - pad, hi + pad
@@ -175,7 +181,7 @@ def _bayes_optimal(params: LawParams, C, *, max_iter: int):
                                     fused_iters=3)
         return x, lc - LOG6 - x, mean_loss(x), ok
 
-    return jax.vmap(one)(log_C)
+    return jax.vmap(one, in_axes=(0, 1))(log_C, x_opts)
 
 
 # ---------------------------------------------------------------------------
@@ -209,8 +215,9 @@ def bayes_optimal(params: LawParams, budgets: ArrayLike, *, max_iter: int = 64) 
                 np.asarray(ok))
 
 
-def _median_params(params: LawParams) -> LawParams:
-    return LawParams(*(np.median(np.asarray(v, dtype=float)) for v in as_draws(params)))
+def _median_params(params):
+    params = as_draws(params)
+    return type(params)(*(np.median(np.asarray(v, dtype=float)) for v in params))
 
 
 def plug_in(params: LawParams, budgets: ArrayLike) -> Plan:

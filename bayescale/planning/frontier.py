@@ -59,7 +59,8 @@ from bayescale.planning.costs import LOG6, Cost, TrainCost, get_cost
 from bayescale._util import as_budgets, check_level, median_interval
 from bayescale._solvers.newton import default_rtol, safeguarded_newton
 from bayescale.errors import BayescaleError
-from bayescale.planning._common import Draw, closed_form_one, draws, loss
+from bayescale.laws.registry import law_of
+from bayescale.planning._common import Draw, closed_form_one, draws, log_loss, loss
 from bayescale.laws.chinchilla import LawParams
 
 __all__ = [
@@ -101,13 +102,28 @@ class Allocation(NamedTuple):
 # One draw, one budget
 # ---------------------------------------------------------------------------
 
-def _foc(d: Draw, log_C, cost: Cost) -> Callable:
-    """First-order condition ``h(x)`` for a minimum of ``L`` on ``cost(N, D) = C``."""
+def _foc(law, d: Draw, log_C, cost: Cost) -> Callable:
+    """First-order condition ``h(x)`` for a minimum of ``L`` on ``cost(N, D) = C``, in
+    ``x = log N``: the log of the ratio of the marginal gains in loss from N and from D,
+
+        h(x) = log(-dlogL/dlogN) - log(-dlogL/dlogD) - log(-dlogD/dlogN |cost),
+
+    positive left of the optimum and negative right of it. The partial derivatives
+    come from the law's kernel by autodiff; for the Chinchilla law ``h`` is
+    ``log(alpha A N**-alpha) - log(beta B D**-beta) - log(-dy/dx)`` (``L`` cancels), a
+    difference of logs that stays well conditioned in float32 even where ``L`` is
+    flat (small exponents), unlike the derivative of ``log L`` itself.
+    """
+    tiny = jnp.finfo(jnp.result_type(float)).tiny
+
+    def partials(x, y):
+        return jax.grad(lambda xy: log_loss(law, d, xy[0], xy[1]))(jnp.stack([x, y]))
 
     def h(x):
         y, dy = jax.jvp(lambda x_: cost.log_D(x_, log_C), (x,), (jnp.ones_like(x),))
-        return (d.log_alpha + d.a - d.alpha * x) - (d.log_beta + d.b - d.beta * y) \
-            - jnp.log(-dy)
+        g = partials(x, y)
+        return (jnp.log(jnp.maximum(-g[0], tiny)) - jnp.log(jnp.maximum(-g[1], tiny))
+                - jnp.log(-dy))
 
     return h
 
@@ -115,12 +131,12 @@ def _foc(d: Draw, log_C, cost: Cost) -> Callable:
 _INITS = ("chinchilla", "tokens20")
 
 
-def _numerical_one(d: Draw, log_C, *, cost: Cost, max_iter: int, init: str,
+def _numerical_one(law, d: Draw, log_C, *, cost: Cost, max_iter: int, init: str,
                    fused_iters: int):
     """``(log N_opt, log D_opt, converged)`` for one draw and budget by safeguarded Newton."""
     dlo, dhi = cost.log_N_bounds(log_C)
-    if init == "chinchilla":  # the 6ND optimum of this draw
-        x0 = closed_form_one(d, log_C)[0]
+    if init == "chinchilla" and law.closed_form is not None:  # this draw's 6ND optimum
+        x0 = closed_form_one(law, d, log_C)[0]
     else:  # 20 tokens per parameter (C = 120 N**2): parameter-free
         x0 = 0.5 * (log_C - _LOG120)
     # No closer than a factor 2 to a finite edge of the model's domain.
@@ -131,7 +147,11 @@ def _numerical_one(d: Draw, log_C, *, cost: Cost, max_iter: int, init: str,
     lo = jnp.maximum(x0 - width, dlo + margin)
     hi = jnp.minimum(x0 + width, dhi - margin)
     x0 = jnp.where((x0 > lo) & (x0 < hi), x0, 0.5 * (lo + hi))
-    rtol = default_rtol(x0.dtype)
+    # The kernel's partial derivatives carry rounding of order eps * |log L| (the
+    # log-sum-exp does not cancel exactly as a hand-written difference of log terms
+    # would): stop once a Newton step is below 16x the default tolerance. Newton's
+    # quadratic convergence leaves the iterate far closer than the stopping step.
+    rtol = 16.0 * default_rtol(x0.dtype)
 
     def solve(h, x_init):
         x, ok = safeguarded_newton(h, x_init, lo, hi, max_iter=max_iter, rtol=rtol,
@@ -141,17 +161,18 @@ def _numerical_one(d: Draw, log_C, *, cost: Cost, max_iter: int, init: str,
     def tangent_solve(g, v):
         return v / g(jnp.ones_like(v))
 
-    h = _foc(d, log_C, cost)
+    h = _foc(law, d, log_C, cost)
     x, ok = jax.lax.custom_root(h, x0, solve, tangent_solve, has_aux=True)
     y = cost.log_D(x, log_C)
     ok = (jax.lax.stop_gradient(ok) > 0) & jnp.isfinite(y) & (hi > lo)
     return x, y, ok
 
 
-def _over_draws_and_budgets(fn_one: Callable, params: LawParams, C: ArrayLike):
-    """Apply ``fn_one(draw, log_C) -> tuple`` over draws x budgets; shape params + C."""
-    d, pshape = draws(params)
-    C = jnp.asarray(C, dtype=d.a.dtype)
+def _over_draws_and_budgets(fn_one: Callable, params: Any, C: ArrayLike, unique_tokens=None):
+    """Apply ``fn_one(law, draw, log_C) -> tuple`` over draws x budgets; shape params + C."""
+    law, d, pshape = draws(params, unique_tokens)
+    fn_one = functools.partial(fn_one, law)
+    C = jnp.asarray(C, dtype=d.theta.dtype)
     cshape = C.shape
     log_C = jnp.log(C.reshape(-1))
     out = jax.vmap(lambda di: jax.vmap(lambda lc: fn_one(di, lc))(log_C))(d)
@@ -163,15 +184,20 @@ def _over_draws_and_budgets(fn_one: Callable, params: LawParams, C: ArrayLike):
 # ---------------------------------------------------------------------------
 
 @jax.jit
-def compute_optimal(params: LawParams, C: ArrayLike) -> Allocation:
-    """Closed-form compute-optimal allocation under ``C = 6 N D``.
+def compute_optimal(params: Any, C: ArrayLike, unique_tokens: ArrayLike | None = None) -> Allocation:
+    """Compute-optimal allocation under ``C = 6 N D``, for any law.
+
+    Closed form where the law has one (Chinchilla: Hoffmann et al. 2022, eq. 4);
+    otherwise the safeguarded Newton solve of :func:`solve_optimal` with ``6 N D``.
 
     Parameters
     ----------
-    params : LawParams
+    params : parameters of any registered law (``LawParams``, ``KaplanParams``, ...)
         Leaves scalars (a point estimate) or arrays of shape ``(draw,)``.
     C : array of shape () or ``(budget,)``
         Training budgets in FLOPs.
+    unique_tokens : the unique-token budget ``U``, for laws whose inputs include it
+        (``data_constrained``).
 
     Returns
     -------
@@ -190,17 +216,20 @@ def compute_optimal(params: LawParams, C: ArrayLike) -> Allocation:
     Hoffmann et al. (2022), eq. 4 and Appendix D.2.
     """
 
-    def one(d, log_C):
-        x, y = closed_form_one(d, log_C)
-        return jnp.exp(x), jnp.exp(y), loss(d, x, y), jnp.ones((), bool)
+    if law_of(params).closed_form is None:
+        return solve_optimal(params, C, unique_tokens=unique_tokens)
+
+    def one(law, d, log_C):
+        x, y = closed_form_one(law, d, log_C)
+        return jnp.exp(x), jnp.exp(y), loss(law, d, x, y), jnp.ones((), bool)
 
     return Allocation(*_over_draws_and_budgets(one, params, C))
 
 
 @functools.partial(jax.jit, static_argnames=("cost", "max_iter", "init", "fused_iters"))
-def solve_optimal(params: LawParams, C: ArrayLike, *, cost: Cost = TrainCost(),
+def solve_optimal(params: Any, C: ArrayLike, *, cost: Cost = TrainCost(),
                   max_iter: int = 64, init: str = "chinchilla",
-                  fused_iters: int = 2) -> Allocation:
+                  fused_iters: int = 2, unique_tokens: ArrayLike | None = None) -> Allocation:
     """Compute-optimal allocation on ``cost(N, D) = C``, solved numerically.
 
     A safeguarded Newton iteration on the first-order condition in ``log N`` (see
@@ -217,8 +246,9 @@ def solve_optimal(params: LawParams, C: ArrayLike, *, cost: Cost = TrainCost(),
         models).
     max_iter : int
         Newton/bisection iterations at most (static).
-    init : ``"chinchilla"`` (default: start from the draw's ``6 N D`` optimum, close
-        for cost models near ``6 N D``) or ``"tokens20"`` (start from 20 tokens per
+    init : ``"chinchilla"`` (default: start from the draw's closed-form ``6 N D``
+        optimum where the law has one, close for cost models near ``6 N D``; else 20
+        tokens per parameter) or ``"tokens20"`` (start from 20 tokens per
         parameter, independent of the parameters). Static.
     fused_iters : iterations unrolled into one fused loop before the
         ``while_loop`` takes over (static; a tuning knob, not a tolerance).
@@ -243,12 +273,12 @@ def solve_optimal(params: LawParams, C: ArrayLike, *, cost: Cost = TrainCost(),
     if init not in _INITS:
         raise BayescaleError(f"init must be one of {_INITS}, got {init!r}.")
 
-    def one(d, log_C):
-        x, y, ok = _numerical_one(d, log_C, cost=cost, max_iter=max_iter, init=init,
+    def one(law, d, log_C):
+        x, y, ok = _numerical_one(law, d, log_C, cost=cost, max_iter=max_iter, init=init,
                                   fused_iters=fused_iters)
-        return jnp.exp(x), jnp.exp(y), loss(d, x, y), ok
+        return jnp.exp(x), jnp.exp(y), loss(law, d, x, y), ok
 
-    return Allocation(*_over_draws_and_budgets(one, params, C))
+    return Allocation(*_over_draws_and_budgets(one, params, C, unique_tokens))
 
 
 @jax.jit
@@ -268,14 +298,16 @@ def compute_equivalent(params: LawParams, L: ArrayLike) -> Array:
     (alpha beta))``; ``inf`` for ``L <= E``. ``L`` must broadcast against the
     draws (shape ``params.shape``).
     """
-    d, pshape = draws(params)
-    L = jnp.broadcast_to(jnp.asarray(L, dtype=d.a.dtype), pshape).reshape(-1)
+    law, d, pshape = draws(params)
+    _require_chinchilla(law, "compute_equivalent")
+    L = jnp.broadcast_to(jnp.asarray(L, dtype=d.theta.dtype), pshape).reshape(-1)
 
     def one(d, L):
-        x, y = closed_form_one(d, jnp.zeros_like(d.a))  # allocation at C = 1
-        log_K = jnp.logaddexp(d.a - d.alpha * x, d.b - d.beta * y)  # L_opt(1) - E
-        gamma = d.alpha * d.beta / (d.alpha + d.beta)
-        excess = L - jnp.exp(d.e)
+        a, b, e, alpha, beta = (d.theta[i] for i in range(5))
+        x, y = closed_form_one(law, d, jnp.zeros_like(a))  # allocation at C = 1
+        log_K = jnp.logaddexp(a - alpha * x, b - beta * y)  # L_opt(1) - E
+        gamma = alpha * beta / (alpha + beta)
+        excess = L - jnp.exp(e)
         log_C = jnp.where(excess > 0, (log_K - jnp.log(jnp.where(excess > 0, excess, 1.0))) / gamma,
                           jnp.inf)
         return jnp.exp(log_C)
@@ -287,8 +319,10 @@ def compute_equivalent(params: LawParams, L: ArrayLike) -> Array:
 # Inference-aware allocation for a target loss (Sardana et al. 2023)
 # ---------------------------------------------------------------------------
 
-def _inference_one(d: Draw, log_target, log_D_inf, *, max_iter: int):
-    """Minimise ``6 N D + 2 N D_inf`` subject to ``L(N, D) = target`` (one draw)."""
+def _inference_one(law, d: Draw, log_target, log_D_inf, *, max_iter: int):
+    """Minimise ``6 N D + 2 N D_inf`` subject to ``L(N, D) = target`` (one draw of the
+    Chinchilla law, whose iso-loss curve ``D(N)`` is explicit)."""
+    d = _ChinchillaDraw(*(d.theta[i] for i in range(5)))
     target = jnp.exp(log_target)
     excess = target - jnp.exp(d.e)
     feasible = excess > 0
@@ -296,7 +330,7 @@ def _inference_one(d: Draw, log_target, log_D_inf, *, max_iter: int):
     # On L = target: B D**-beta = excess - A N**-alpha, so N > (A / excess)**(1/alpha).
     x_min = (d.a - log_excess) / d.alpha
     # Chinchilla optimum for this loss (D_inf = 0): A N**-alpha = excess beta / (alpha + beta).
-    x_chin = x_min + (jnp.log(d.alpha + d.beta) - d.log_beta) / d.alpha
+    x_chin = x_min + (jnp.log(d.alpha + d.beta) - jnp.log(d.beta)) / d.alpha
 
     def log_D(x):
         rest = excess - jnp.exp(d.a - d.alpha * x)
@@ -322,8 +356,10 @@ def _inference_one(d: Draw, log_target, log_D_inf, *, max_iter: int):
 @functools.partial(jax.jit, static_argnames=("max_iter",))
 def _inference_optimal(params, target_loss, D_inf, *, max_iter: int):
     log_D_inf = jnp.log(jnp.asarray(D_inf, dtype=jnp.result_type(float)))
+    _require_chinchilla(law_of(params), "inference_optimal")
     return _over_draws_and_budgets(
-        lambda d, lt: _inference_one(d, lt, log_D_inf, max_iter=max_iter), params, target_loss)
+        lambda law, d, lt: _inference_one(law, d, lt, log_D_inf, max_iter=max_iter), params,
+        target_loss)
 
 
 class InferencePlan(NamedTuple):
@@ -480,30 +516,45 @@ def _summary_table(quantities: dict[str, ArrayLike], index_name: str, index, lev
     return table
 
 
-def as_draws(params: LawParams) -> LawParams:
-    """Validate parameters eagerly and give every leaf a leading draw axis."""
-    if not isinstance(params, LawParams):
-        if hasattr(params, "_fields") and set(params._fields) >= set(LawParams._fields):
-            params = LawParams(*(getattr(params, f) for f in LawParams._fields))
-        else:
-            raise BayescaleError(f"params must be a bayescale.laws.chinchilla.LawParams, got {type(params).__name__}.")
+def as_draws(params: Any) -> Any:
+    """Validate any law's parameters eagerly and give every leaf a leading draw axis."""
+    try:
+        law = law_of(params)
+    except BayescaleError:
+        raise BayescaleError(
+            f"params must be the parameters of a scaling law (e.g. "
+            f"bayescale.laws.chinchilla.LawParams), got {type(params).__name__}.") from None
+    params = law.params_type(*params)
     leaves = [np.asarray(v, dtype=float) for v in params]
     try:
         leaves = np.broadcast_arrays(*leaves)
     except ValueError:
         raise BayescaleError(
-            "the fields of params (E, A, B, alpha, beta) must be scalars or arrays of one "
-            f"shape (draw,), got shapes {[np.shape(v) for v in params]}.") from None
+            f"the fields of params ({', '.join(law.param_names)}) must be scalars or arrays of "
+            f"one shape (draw,), got shapes {[np.shape(v) for v in params]}.") from None
     if leaves[0].ndim > 1:
         raise BayescaleError(f"params must be scalars or 1-D over draws, got shape {leaves[0].shape}.")
     leaves = [np.atleast_1d(v) for v in leaves]
-    bad = [n for n, v in zip(LawParams._fields, leaves) if not np.all(np.isfinite(v) & (v > 0))]
+    bad = [n for n, v in zip(law.param_names, leaves)
+           if not np.all(np.isfinite(v)) or (n in law.positive and not np.all(v > 0))]
     if bad:
         raise BayescaleError(
-            f"params {bad} must be finite and positive in every draw; drop the bad draws first.")
-    return LawParams(*leaves)
+            f"params {bad} must be finite (and positive) in every draw; drop the bad draws first.")
+    return law.params_type(*leaves)
 
 
+def _require_chinchilla(law, what: str) -> None:
+    if law.name != "chinchilla":
+        raise BayescaleError(f"{what} needs the Chinchilla law's explicit iso-loss curve; it is "
+                             f"not available for the {law.name} law.")
+
+
+class _ChinchillaDraw(NamedTuple):
+    a: Array
+    b: Array
+    e: Array
+    alpha: Array
+    beta: Array
 
 
 def extrapolation(budgets: ArrayLike, data_C_range: tuple[float, float] | None) -> np.ndarray:
@@ -520,7 +571,8 @@ def extrapolation(budgets: ArrayLike, data_C_range: tuple[float, float] | None) 
 def frontier(params: LawParams, budgets: ArrayLike | Sequence[float], *,
              cost: str | Cost | Callable = "train", data_C_range: tuple[float, float] | None = None,
              inference_tokens: float | None = None, method: str = "auto",
-             max_iter: int = 64, **cost_settings) -> Frontier:
+             max_iter: int = 64, unique_tokens: float | None = None,
+             **cost_settings) -> Frontier:
     """The compute-optimal frontier for every draw and budget.
 
     Parameters
@@ -539,6 +591,8 @@ def frontier(params: LawParams, budgets: ArrayLike | Sequence[float], *,
     method : ``"auto"`` (closed form for ``6 N D``, else numerical), ``"closed"`` or
         ``"numerical"``.
     max_iter : iteration cap of the numerical solver.
+    unique_tokens : the unique-token budget ``U`` for laws that take it
+        (``data_constrained``); an error for laws that do not.
     **cost_settings : settings of a named cost model (``n_ctx``, ``aspect_ratio``,
         ``vocab_size``).
 
@@ -566,10 +620,19 @@ def frontier(params: LawParams, budgets: ArrayLike | Sequence[float], *,
         raise BayescaleError(f"method must be 'auto', 'closed' or 'numerical', got {method!r}.")
     if method == "closed" and not cost.closed_form:
         raise BayescaleError(f"the {cost.name!r} cost model has no closed form; use method='auto'.")
-    if cost.closed_form and method != "numerical":
+    law = law_of(params)
+    if unique_tokens is not None:
+        if "U" not in law.inputs:
+            raise BayescaleError(f"unique_tokens applies to laws with unique tokens as an input "
+                                 f"(data_constrained); the {law.name} law has none.")
+        unique_tokens = float(as_budgets(unique_tokens)[0])
+    if method == "closed" and law.closed_form is None:
+        raise BayescaleError(f"the {law.name} law has no closed-form allocation; use method='auto'.")
+    if cost.closed_form and law.closed_form is not None and method != "numerical":
         opt = compute_optimal(params, C)
     else:
-        opt = solve_optimal(params, C, cost=cost, max_iter=int(max_iter))
+        opt = solve_optimal(params, C, cost=cost, max_iter=int(max_iter),
+                            unique_tokens=unique_tokens)
     return Frontier(N_opt=opt.N_opt, D_opt=opt.D_opt, L_opt=opt.L_opt,
                     tokens_per_param=opt.D_opt / opt.N_opt, budgets=C, converged=opt.converged,
                     extrapolation=extrapolation(C, data_C_range))
