@@ -24,9 +24,11 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bayescale"
 # Module-level imports may only point to a module earlier in this list.
 ORDER = [
     "errors", "_util",
-    "laws.base", "laws.chinchilla", "laws.kaplan", "laws.data_constrained", "laws.published",
+    "laws.base", "laws.chinchilla", "laws.kaplan", "laws.data_constrained", "laws.registry",
+    "laws.published",
     "laws",
-    "data.registry", "data.synthetic", "data.runs", "data.simulate", "data",
+    "data.sources", "data.registry", "data.loaders", "data.synthetic", "data.runs",
+    "data.simulate", "data",
     "_solvers.lbfgs", "_solvers.newton", "_solvers",
     "estimators.huber", "estimators.model", "estimators.diagnostics", "estimators.nuts",
     "estimators.fit", "estimators",

@@ -30,20 +30,33 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _entry(ds) -> dict:
-    from bayescale.data.registry import data_dirs
+    from bayescale.data.registry import download_command, find_local
 
     generated = bool(getattr(ds, "generated", False))
+    found = [find_local(f) for f in ds.files]
+    missing = [f for f, p in zip(ds.files, found) if p is None]
     path = None
-    if not generated and ds.filename:
-        for folder in data_dirs():
-            if (folder / ds.filename).is_file():
-                path = str(folder / ds.filename)
-                break
-    return {"name": ds.name, "num_runs": ds.num_runs, "generated": generated,
-            "available": generated or path is not None, "path": path,
+    if found and not missing:
+        path = str(found[0]) if len(found) == 1 else str(found[0].parent)
+    return {"name": ds.name, "num_runs": ds.num_runs, "groups": dict(ds.groups),
+            "splits": dict(ds.splits), "generated": generated,
+            "available": generated or (bool(ds.files) and not missing), "path": path,
+            "num_files": len(ds.files), "num_missing": len(missing),
             "filename": ds.filename or None, "url": ds.url or None,
+            "fetch": download_command(missing[0]) if missing else None,
+            "n_convention": ds.n_convention, "loss": ds.loss_definition,
+            "licence": ds.licence, "options": ds.options or None,
             "description": ds.description, "citation": ds.citation,
             "provenance": ds.provenance}
+
+
+def _counts(e: dict) -> str:
+    text = f"{e['num_runs']} runs"
+    if e["groups"]:
+        text += " in groups " + ", ".join(f"{g} {n}" for g, n in e["groups"].items())
+    if e["splits"]:
+        text += "; splits " + ", ".join(f"{s} {n}" for s, n in e["splits"].items())
+    return text
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,12 +69,20 @@ def run(args: argparse.Namespace) -> int:
         return 0
     lines = []
     for e in entries:
-        where = "generated in the package" if e["generated"] else (
-            f"found at {e['path']}" if e["available"] else
-            f"NOT available locally: set BAYESCALE_DATA to the folder holding {e['filename']}, "
-            f"or it is downloaded from {e['url']} when online")
-        lines += [f"{e['name']}: {e['num_runs']} runs; {where}",
+        if e["generated"]:
+            where = "available (generated in the package)"
+        elif e["available"]:
+            where = f"available at {e['path']}"
+        else:
+            where = (f"NOT available locally ({e['num_missing']} of {e['num_files']} files "
+                     f"missing): set BAYESCALE_DATA to the folder holding {e['filename']}, "
+                     f"or it is downloaded when online; by hand: {e['fetch']}")
+        lines += [f"{e['name']}: {_counts(e)}; {where}",
                   f"  {e['description']}",
+                  f"  N: {e['n_convention']}; loss: {e['loss']}"]
+        if e["options"]:
+            lines.append(f"  options: {e['options']}")
+        lines += [f"  licence: {e['licence']}",
                   f"  provenance: {e['provenance']}",
                   f"  cite: {e['citation']}", ""]
     lines.append("searched: " + os.pathsep.join(str(d) for d in data_dirs()))

@@ -18,6 +18,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from bayescale.data import loaders
 from bayescale.data import registry as datasets
 from bayescale.data.synthetic import simulate_frame
 from bayescale.errors import DataError
@@ -185,7 +186,8 @@ def _numeric(frame: pd.DataFrame, column: str, key: str) -> np.ndarray:
     return values
 
 
-def _read_source(source, columns: dict) -> tuple[pd.DataFrame, str, dict]:
+def _read_source(source, columns: dict, options: dict | None = None
+                 ) -> tuple[pd.DataFrame, str, dict]:
     if isinstance(source, pd.DataFrame):
         return source, "DataFrame", columns
     if isinstance(source, (str, os.PathLike)):
@@ -198,11 +200,15 @@ def _read_source(source, columns: dict) -> tuple[pd.DataFrame, str, dict]:
         if text in datasets.DATASETS:
             ds = datasets.get_dataset(text)
             merged = {**ds.columns, **{k: v for k, v in columns.items() if v is not None}}
+            options = {k: v for k, v in (options or {}).items() if v is not None}
             if ds.generated:
-
+                if options:
+                    raise DataError(f"dataset {text!r} has no options {sorted(options)}. "
+                                    "Fix: leave them unset.")
                 return simulate_frame(), text, merged
-            path = datasets.locate(text)
-            return _read_csv(path), text, merged
+            frame, notes = loaders.read_table(text, **options)
+            frame.attrs["notes"] = notes
+            return frame, text, merged
         path = Path(text)
         if path.suffix.lower() in (".csv", ".tsv", ".txt") or path.exists():
             if not path.is_file():
@@ -241,6 +247,11 @@ def load_runs(
     exclude_top: int = 0,
     mask: np.ndarray | Callable[[pd.DataFrame], Any] | None = None,
     query: str | None = None,
+    group: str | None = None,
+    split: str | None = None,
+    best_per_cell: bool | None = None,
+    group_column: str | None = None,
+    run_column: str | None = None,
 ) -> Runs:
     """Load and validate training runs.
 
@@ -268,6 +279,19 @@ def load_runs(
     query : str, optional
         A :meth:`pandas.DataFrame.query` expression over ``N, D, C, loss``; rows for
         which it is false are dropped.
+    group : str, optional
+        Keep only the runs of this group (e.g. ``group="C4"`` for ``"gadre2024"``). A
+        registered dataset whose groups are different corpora is never pooled silently:
+        without ``group=`` it raises, listing the groups.
+    split : str, optional
+        For registered datasets with a held-out split (``data_constrained``, ``farseer``):
+        ``"train"`` (the default) or ``"test"``.
+    best_per_cell : bool, optional
+        For the hyper-parameter grids ``misfitting`` and ``steplaw``: keep the best run per
+        (N, D) cell (the default) or, with False, every run.
+    group_column, run_column : str, optional
+        Columns holding group labels and training-run ids (registered datasets name their
+        own); kept as ``Runs.group`` and ``Runs.run``.
 
     Returns
     -------
@@ -298,11 +322,19 @@ def load_runs(
     >>> len(load_runs(df))
     6
     """
-    columns = {"N": N, "D": D, "C": C, "loss": loss, "U": U}
-    frame, name, columns = _read_source(source, columns)
+    columns = {"N": N, "D": D, "C": C, "loss": loss, "U": U, "group": group_column,
+               "run": run_column}
+    options = {"split": split, "best_per_cell": best_per_cell}
+    if not (isinstance(source, str) and source in datasets.DATASETS):
+        if split is not None or best_per_cell is not None:
+            raise DataError("split= and best_per_cell= apply to registered datasets only. "
+                            "Fix: filter your own data with query= or mask=.")
+    frame, name, columns = _read_source(source, columns, options)
     where = f"the data from {name}"
     if frame.shape[0] == 0:
         raise DataError(f"{where} has no rows.")
+    pre_notes = list(frame.attrs.get("notes", []))
+    frame = loaders.select_group(frame, columns.get("group"), group, name, pre_notes)
 
     found = {key: _find_column(frame, key, columns.get(key), where) for key in COLUMN_ALIASES}
     for key in ("N", "loss"):
@@ -322,7 +354,7 @@ def load_runs(
             "C='your FLOPs column'."
         )
 
-    notes = []
+    notes = pre_notes
     n_vals = _numeric(frame, found["N"], "N")
     loss_vals = _numeric(frame, found["loss"], "loss")
     if found["D"] is not None:
@@ -336,7 +368,13 @@ def load_runs(
                         index=frame.index)
     if found["U"] is not None:
         tidy["U"] = _numeric(frame, found["U"], "U")
-    key_cols = ["N", "D", "loss"] + (["U"] if "U" in tidy else [])
+    for key in ("group", "run"):
+        if columns.get(key) is not None:
+            if columns[key] not in frame.columns:
+                raise DataError(f"column {columns[key]!r} given for {key} is not in {where}; "
+                                f"its columns are {list(frame.columns)}.")
+            tidy[key] = frame[columns[key]].to_numpy()
+    key_cols = ["N", "D", "loss"] + [k for k in ("U", "group", "run") if k in tidy]
     dup = tidy.duplicated(subset=key_cols, keep="first")
     if dup.any():
         firsts = tidy.duplicated(subset=key_cols, keep=False) & ~dup
@@ -416,4 +454,6 @@ def load_runs(
         dropped=dropped,
         notes=tuple(notes),
         U=kept["U"].to_numpy(dtype=float) if "U" in kept else None,
+        group=kept["group"].to_numpy() if "group" in kept else None,
+        run=kept["run"].to_numpy() if "run" in kept else None,
     )
