@@ -110,7 +110,7 @@ def test_compute_only_gives_D_equal_C_over_6N(c_name):
 
 def test_D_wins_over_C_when_both_given():
     df = pd.DataFrame({"N": N6, "D": D6, "C": np.ones(6), "loss": L6})
-    runs = load_runs(df)
+    runs = load_runs(df, check_plausible={"C": False})  # C = 1 FLOP: see test_plausibility
     np.testing.assert_array_equal(runs.D, D6)
     assert runs.notes == ()
 
@@ -198,14 +198,18 @@ def test_non_numeric_values_in_a_csv(tmp_path, frame):
     df.loc[2, "loss"] = "diverged"
     path = tmp_path / "runs.csv"
     df.to_csv(path, index=False)
-    _fix_named(_raises(["column 'loss'", "non-numeric", "row 2", "'diverged'"], path))
+    message = _raises(["column 'loss'", "non-numeric", "line 4", "'diverged'"], path)
+    _fix_named(message)
+    # A file's errors name its lines (header = line 1): line 4 is the one that says so.
+    assert path.read_text().splitlines()[4 - 1].endswith(",diverged")
 
 
 def test_nan(frame):
     df = frame.copy()
     df.loc[3, "loss"] = np.nan
-    message = _raises(["column 'loss'", "NaN", "row 3", "dropna(subset=['loss'])"], df)
+    message = _raises(["column 'loss'", "NaN", "row 3"], df)
     _fix_named(message)
+    _follow_the_python_fix(message, df)
 
 
 def test_nan_in_a_csv(tmp_path, frame):
@@ -214,14 +218,27 @@ def test_nan_in_a_csv(tmp_path, frame):
     lines = path.read_text().splitlines()
     lines[2] = lines[2].rsplit(",", 1)[0] + ","  # empty loss at data row 1
     path.write_text("\n".join(lines) + "\n")
-    _fix_named(_raises(["column 'loss'", "row 1"], path))
+    _fix_named(_raises(["column 'loss'", "line 3"], path))
 
 
 @pytest.mark.parametrize("value", [np.inf, -np.inf])
 def test_inf(frame, value):
     df = frame.copy()
     df.loc[[0, 5], "D"] = value
-    _fix_named(_raises(["column 'D'", "infinite", "rows 0, 5"], df))
+    message = _raises(["column 'D'", "infinite", "rows 0, 5"], df)
+    _fix_named(message)
+    assert "dropna" not in message  # dropna keeps inf
+    _follow_the_python_fix(message, df)
+
+
+def _follow_the_python_fix(message: str, df: pd.DataFrame) -> None:
+    """Run the `df = ...` fix the message gives; the result must then load."""
+    code = re.search(r"(df = df\[.*\])", message).group(1)
+    scope = {"df": df, "np": np, "pd": pd}
+    exec(code, scope)  # noqa: S102 - the message's own advice, run as a user would
+    assert len(scope["df"]) < len(df)
+    if len(scope["df"]) >= 6:
+        load_runs(scope["df"], check_plausible=False)
 
 
 @pytest.mark.parametrize("column", ["N", "D", "loss"])
@@ -278,9 +295,12 @@ def test_same_N_and_D_with_different_losses_is_allowed(frame):
 
 def test_ambiguous_columns(frame):
     df = frame.assign(params=frame["N"])
-    message = _raises(["several columns", "could be N", "['N', 'params']", "N='N'",
-                       "--N-column"], df)
+    message = _raises(["several columns", "could be N", "['N', 'params']", "N='N'"], df)
     _fix_named(message)
+    # The command line prints the same advice as a flag, not as Python.
+    with pytest.raises(DataError) as info:
+        load_runs(df)
+    assert "--N-column N" in info.value.cli_message and "N='N'" not in info.value.cli_message
     df = frame.assign(FLOP=1.0, compute=2.0)
     _raises(["could be C", "['FLOP', 'compute']"], df)
 
@@ -469,12 +489,147 @@ def test_resample(frame):
     assert sub.source == runs.source
 
 
-def test_docstring_rows_are_zero_based_data_rows(tmp_path, frame):
-    # Runs.row for a CSV is the 0-based data row (file line minus 2).
+def test_csv_errors_name_the_file_line(tmp_path, frame):
+    # Runs.row for a CSV is the 0-based data row, but messages name the line of the file
+    # (data row 4 is line 6), as an editor shows it.
     path = tmp_path / "runs.csv"
     df = frame.copy()
     df.loc[4, "loss"] = -2.5
     df.to_csv(path, index=False)
-    _raises(["row 4"], path)
-    line = path.read_text().splitlines()[4 + 1]
+    message = _raises(["line 6"], path)
+    assert "row 4" not in message
+    line = path.read_text().splitlines()[6 - 1]
     assert re.search(r",-2\.5$", line)
+    assert list(load_runs(frame.to_csv(path, index=False) or path).row) == list(range(6))
+
+
+# ---------------------------------------------------------------- plausibility (unit mistakes)
+
+from bayescale.errors import DataWarning  # noqa: E402
+
+
+def _warns(match_all, *args, **kwargs):
+    """load_runs warns with one DataWarning whose message has every fragment; returns it."""
+    with pytest.warns(DataWarning) as record:
+        runs = load_runs(*args, **kwargs)
+    messages = [str(w.message) for w in record if issubclass(w.category, DataWarning)]
+    hits = [m for m in messages if all(f in m for f in match_all)]
+    assert hits, (match_all, messages)
+    return runs, hits[0], record
+
+
+def test_tokens_in_billions_warn(frame):
+    # The issue's case: D = 20 meaning 20B tokens. D < 1e6 and D/N ~ 1e-8 both fire.
+    df = frame.assign(D=np.array(D6) / 1e9)
+    _, message, _ = _warns(["column 'D'", "below 1e+06", "rows 0, 1, 2, 3, 4, 5", "billions",
+                            "check_plausible=False"], df)
+    _fix_named(message)
+    _warns(["tokens per parameter", "same units"], df)
+
+
+def test_params_in_billions_warn(frame):
+    df = frame.assign(N=np.array(N6) / 1e9)
+    _warns(["column 'N'", "below 1e+05", "billions"], df)
+
+
+def test_perplexity_and_tiny_losses_warn(frame):
+    _, message, _ = _warns(["column 'loss'", "perplexities", "np.log"], frame.assign(loss=np.exp(L6) * 1.5))
+    df = frame.copy()
+    df.loc[[1, 4], "loss"] = 0.01
+    _warns(["column 'loss'", "below 0.05", "rows 1, 4"], df)
+
+
+def test_compute_that_is_not_6ND_warns_and_can_be_turned_off_alone(frame):
+    df = frame.assign(C=2 * np.array(N6) * np.array(D6))  # 2ND (as Marin's column), a factor 3
+    _, message, _ = _warns(["column 'C'", "6 N D", "factor of 2", "{'C': False}"], df)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_runs(df, check_plausible={"C": False})
+        load_runs(frame.assign(C=6 * np.array(N6) * np.array(D6) * 1.5))  # within a factor 2
+
+
+def test_plausibility_warnings_can_be_silenced(frame):
+    import warnings
+
+    df = frame.assign(D=np.array(D6) / 1e9, loss=np.exp(L6))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        runs = load_runs(df, check_plausible=False)
+    assert len(runs) == 6
+    with pytest.raises(DataError, match="unknown plausibility checks"):
+        load_runs(frame, check_plausible={"tokens": False})
+
+
+def test_plausibility_names_file_lines_and_the_cli_flag(tmp_path, frame):
+    path = tmp_path / "runs.csv"
+    frame.assign(loss=2 * np.exp(L6)).to_csv(path, index=False)  # perplexities, all > 24
+    _, _, record = _warns(["perplexities", "lines 2, 3, 4, 5, 6, 7"], path)
+    cli = [w.message.cli_message for w in record if issubclass(w.category, DataWarning)]
+    assert any("--no-plausibility-checks" in m and "check_plausible" not in m for m in cli)
+
+
+def test_registered_and_synthetic_data_are_plausible(chinchilla_245):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_runs("synthetic")
+        load_runs("chinchilla")
+
+
+# ---------------------------------------------------------------- messages that lead to the fix
+
+
+def test_semicolon_separated_file_is_read(tmp_path, frame):
+    path = tmp_path / "runs.csv"
+    frame.to_csv(path, index=False, sep=";")
+    runs = load_runs(path)
+    np.testing.assert_array_equal(runs.N, N6)
+    # An explicit separator wins; a wrong one is named in the error, with the flag.
+    with pytest.raises(DataError) as info:
+        load_runs(path, sep=",")
+    assert "separator" in str(info.value) and "sep=';'" in str(info.value)
+    assert "--sep ';'" in info.value.cli_message
+
+
+def test_semicolon_on_stdin(monkeypatch, frame):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(frame.to_csv(index=False, sep=";")))
+    assert len(load_runs("-")) == 6
+
+
+def test_a_folder_is_not_called_missing(tmp_path):
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    message = _raises(["is a folder", "not a CSV file"], folder)
+    assert "no such file" not in message
+
+
+def test_duplicate_rows_can_be_dropped(frame):
+    df = pd.concat([frame, frame.iloc[[1, 3]]], ignore_index=True)
+    with pytest.raises(DataError) as info:
+        load_runs(df)
+    assert "drop_duplicates=True" in str(info.value)
+    assert "--drop-duplicates" in info.value.cli_message
+    runs = load_runs(df, drop_duplicates=True)
+    assert len(runs) == 6 and list(runs.row) == [0, 1, 2, 3, 4, 5]
+    assert any("dropped 2 duplicate rows" in n for n in runs.notes)
+
+
+def test_the_misfitting_checkpoint_file_has_24_duplicates():
+    import os
+    from pathlib import Path
+
+    path = Path(os.environ.get("BAYESCALE_DATA", "/nonexistent").split(os.pathsep)[0],
+                "misfitting", "scaling_results.csv")
+    if not path.is_file():
+        pytest.skip("misfitting/scaling_results.csv not available")
+    # The file has two token columns (D and train_tokens); the first is D.
+    message = _raises(["24 lines", "duplicate", "drop_duplicates=True"], path, D="D")
+    assert "line" in message
+    runs = load_runs(path, D="D", drop_duplicates=True)
+    assert len(runs) == len(path.read_text().splitlines()) - 1 - 24
+    assert any("dropped 24 duplicate rows" in n for n in runs.notes)

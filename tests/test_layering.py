@@ -27,7 +27,7 @@ ORDER = [
     "laws.base", "laws.chinchilla", "laws.kaplan", "laws.data_constrained", "laws.registry",
     "laws.published",
     "laws",
-    "data.sources", "data.registry", "data.loaders", "data.synthetic", "data.runs",
+    "data.sources", "data.registry", "data.loaders", "data.synthetic", "data.validate", "data.runs",
     "data.simulate", "data",
     "_solvers.lbfgs", "_solvers.newton", "_solvers",
     "estimators.huber", "estimators.model", "estimators.diagnostics", "estimators.nuts",

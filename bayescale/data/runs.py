@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import io
 import os
 import re
 import sys
@@ -20,7 +21,9 @@ import pandas as pd
 
 from bayescale.data import loaders
 from bayescale.data import registry as datasets
+from bayescale.data import validate
 from bayescale.data.synthetic import simulate_frame
+from bayescale.data.validate import data_error
 from bayescale.errors import DataError
 
 __all__ = ["Runs", "load_runs", "COLUMN_ALIASES"]
@@ -35,21 +38,10 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "U": ("U", "unique_tokens"),  # optional: unique tokens (data-constrained runs)
 }
 
-_MIN_DISTINCT = 3  # distinct N and D values needed to separate A, alpha (B, beta) from E
-_MIN_RUNS = 6  # more runs than the law's 5 parameters
-_MAX_ROWS_SHOWN = 8
 
 
 def _norm(name: str) -> str:
     return re.sub(r"[\s_\-]+", "", str(name)).lower()
-
-
-def _rows(labels) -> str:
-    labels = list(labels)
-    shown = ", ".join(str(x) for x in labels[:_MAX_ROWS_SHOWN])
-    more = f" and {len(labels) - _MAX_ROWS_SHOWN} more" if len(labels) > _MAX_ROWS_SHOWN else ""
-    word = "row" if len(labels) == 1 else "rows"
-    return f"{word} {shown}{more}"
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -143,50 +135,27 @@ class Runs:
 def _find_column(frame: pd.DataFrame, key: str, explicit: str | None, where: str) -> str | None:
     if explicit is not None:
         if explicit not in frame.columns:
-            raise DataError(
+            raise data_error(
                 f"column {explicit!r} given for {key} is not in {where}; its columns are "
-                f"{list(frame.columns)}. Fix: pass one of those as {key}=..."
-            )
+                f"{list(frame.columns)}. Fix: name one of those, {{fix}}.",
+                f"{key}='...'", f"--{key}-column NAME")
         return explicit
     wanted = {_norm(a) for a in COLUMN_ALIASES[key]}
     matches = [c for c in frame.columns if _norm(c) in wanted]
     if len(matches) > 1:
-        raise DataError(
+        raise data_error(
             f"several columns of {where} could be {key}: {matches}. Fix: name the one to use, "
-            f"e.g. load_runs(..., {key}={matches[0]!r}) or --{key}-column on the command line."
-        )
+            "e.g. {fix}.", f"load_runs(..., {key}={matches[0]!r})",
+            f"--{key}-column {_shell(matches[0])}")
     return matches[0] if matches else None
 
 
-def _numeric(frame: pd.DataFrame, column: str, key: str) -> np.ndarray:
-    raw = frame[column]
-    values = pd.to_numeric(raw, errors="coerce")
-    bad = values.isna() & raw.notna()
-    if bad.any():
-        examples = ", ".join(repr(v) for v in raw[bad].head(3))
-        raise DataError(
-            f"column {column!r} ({key}) has non-numeric values at {_rows(frame.index[bad])} "
-            f"(e.g. {examples}). Fix: clean or drop those rows."
-        )
-    values = values.to_numpy(dtype=float)
-    missing = ~np.isfinite(values)
-    if missing.any():
-        raise DataError(
-            f"column {column!r} ({key}) has missing, NaN or infinite values at "
-            f"{_rows(frame.index[missing])}. Fix: drop or fill those rows "
-            f"(e.g. df.dropna(subset=[{column!r}]))."
-        )
-    nonpos = values <= 0
-    if nonpos.any():
-        raise DataError(
-            f"column {column!r} ({key}) must be positive but is <= 0 at "
-            f"{_rows(frame.index[nonpos])}. Fix: check the units and drop those rows; "
-            f"{key} enters the law through its logarithm."
-        )
-    return values
+def _shell(name: str) -> str:
+    """``name`` quoted for a shell command line when it needs to be."""
+    return name if re.fullmatch(r"[\w.\-/]+", name) else "'" + name.replace("'", "'\\''") + "'"
 
 
-def _read_source(source, columns: dict, options: dict | None = None
+def _read_source(source, columns: dict, options: dict | None = None, sep: str | None = None
                  ) -> tuple[pd.DataFrame, str, dict]:
     if isinstance(source, pd.DataFrame):
         return source, "DataFrame", columns
@@ -194,7 +163,9 @@ def _read_source(source, columns: dict, options: dict | None = None
         text = os.fspath(source)
         if text == "-":  # standard input, as a CSV
             try:
-                return pd.read_csv(sys.stdin), "stdin", columns
+                text = sys.stdin.read()
+                return (pd.read_csv(io.StringIO(text), sep=sep or validate.sniff(text)),
+                        "stdin", columns)
             except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
                 raise DataError(f"could not read standard input as CSV: {exc}") from None
         if text in datasets.DATASETS:
@@ -211,12 +182,14 @@ def _read_source(source, columns: dict, options: dict | None = None
             return frame, text, merged
         path = Path(text)
         if path.suffix.lower() in (".csv", ".tsv", ".txt") or path.exists():
+            if path.is_dir():
+                return validate.read_csv(path), str(path), columns  # raises: a folder
             if not path.is_file():
                 raise DataError(
                     f"no such file: {text!r}. DATA is a CSV path or a registered dataset "
                     f"({', '.join(sorted(datasets.DATASETS))})."
                 )
-            return _read_csv(path), str(path), columns
+            return validate.read_csv(path, sep), str(path), columns
         if os.sep in text or (os.altsep and os.altsep in text):
             raise DataError(
                 f"no such file or folder: {text!r}. DATA is a CSV path, a fit folder (for "
@@ -226,14 +199,6 @@ def _read_source(source, columns: dict, options: dict | None = None
         f"cannot load runs from a {type(source).__name__}; pass a pandas DataFrame, "
         "a CSV path or a registered dataset name."
     )
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    sep = "\t" if path.suffix.lower() == ".tsv" else ","
-    try:
-        return pd.read_csv(path, sep=sep)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"could not read {str(path)!r} as CSV: {exc}") from None
 
 
 def load_runs(
@@ -252,6 +217,9 @@ def load_runs(
     best_per_cell: bool | None = None,
     group_column: str | None = None,
     run_column: str | None = None,
+    sep: str | None = None,
+    drop_duplicates: bool = False,
+    check_plausible: bool | dict[str, bool] = True,
 ) -> Runs:
     """Load and validate training runs.
 
@@ -292,6 +260,19 @@ def load_runs(
     group_column, run_column : str, optional
         Columns holding group labels and training-run ids (registered datasets name their
         own); kept as ``Runs.group`` and ``Runs.run``.
+    sep : str, optional
+        The delimiter of a CSV file or standard input (default: detected; comma,
+        semicolon, tab or bar).
+    drop_duplicates : bool
+        Keep the first of rows that repeat an earlier row (same N, D, loss, ...) instead
+        of refusing them; ``Runs.notes`` says how many were dropped.
+    check_plausible : bool or dict
+        Warn (:class:`~bayescale.errors.DataWarning`) for values that look like a unit
+        mistake: N below 1e5 or D below 1e6 (counts given in millions or billions?),
+        tokens per parameter outside 0.01-1e5, losses above 15 (perplexities?) or below
+        0.05, and a C column more than a factor 2 from ``6 N D``. ``False`` silences
+        them all; a dict turns some off by name (``{"C": False}``; the names are
+        ``N, D, tokens_per_param, loss, C``).
 
     Returns
     -------
@@ -329,7 +310,14 @@ def load_runs(
         if split is not None or best_per_cell is not None:
             raise DataError("split= and best_per_cell= apply to registered datasets only. "
                             "Fix: filter your own data with query= or mask=.")
-    frame, name, columns = _read_source(source, columns, options)
+    registered = isinstance(source, str) and source in datasets.DATASETS
+    checks = validate.plausibility_checks(check_plausible)
+    if registered and checks:  # a dataset may turn checks off (e.g. {"C": False})
+        checks &= validate.plausibility_checks(
+            getattr(datasets.DATASETS[source], "check_plausible", True))
+    frame, name, columns = _read_source(source, columns, options, sep)
+    # For a file, name lines of the file (header = line 1), not 0-based data rows.
+    lines = not registered and name != "DataFrame"
     where = f"the data from {name}"
     if frame.shape[0] == 0:
         raise DataError(f"{where} has no rows.")
@@ -342,32 +330,39 @@ def load_runs(
             close = difflib.get_close_matches(key, [str(c) for c in frame.columns], n=1,
                                               cutoff=0.5)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise DataError(
+            if frame.shape[1] == 1 and any(c in str(frame.columns[0]) for c in ",;\t|"):
+                raise data_error(
+                    f"{where} was read as one column {str(frame.columns[0])!r}: the separator "
+                    "is not the one used in the file. Fix: give it, e.g. {fix}.",
+                    "load_runs(..., sep=';')", "--sep ';'")
+            raise data_error(
                 f"no {key} column in {where}{hint}; its columns are {list(frame.columns)}. "
-                f"Fix: rename one to {key!r}, or name it: {key}='your column' in Python, "
-                f"--{key}-column NAME on the command line."
-            )
+                f"Fix: rename one to {key!r}, or name it: {{fix}}.",
+                f"load_runs(..., {key}='your column')", f"--{key}-column NAME")
     if found["D"] is None and found["C"] is None:
-        raise DataError(
+        raise data_error(
             f"neither a D (tokens) nor a C (FLOPs) column in {where}; its columns are "
-            f"{list(frame.columns)}. Fix: add one, or pass D='your tokens column' or "
-            "C='your FLOPs column'."
-        )
+            f"{list(frame.columns)}. Fix: add one, or name it: {{fix}}.",
+            "load_runs(..., D='your tokens column') or C='your FLOPs column'",
+            "--D-column NAME or --C-column NAME")
 
     notes = pre_notes
-    n_vals = _numeric(frame, found["N"], "N")
-    loss_vals = _numeric(frame, found["loss"], "loss")
+    n_vals = validate.numeric(frame, found["N"], "N", lines)
+    loss_vals = validate.numeric(frame, found["loss"], "loss", lines)
+    c_given = None
     if found["D"] is not None:
-        d_vals = _numeric(frame, found["D"], "D")
+        d_vals = validate.numeric(frame, found["D"], "D", lines)
+        if found["C"] is not None:  # ignored, but compared with 6ND (a unit check)
+            c_given = pd.to_numeric(frame[found["C"]], errors="coerce").to_numpy(float)
     else:
-        c_vals = _numeric(frame, found["C"], "C")
+        c_vals = validate.numeric(frame, found["C"], "C", lines)
         d_vals = c_vals / (6.0 * n_vals)
         notes.append(f"D = C / (6 N) from column {found['C']!r}")
 
     tidy = pd.DataFrame({"N": n_vals, "D": d_vals, "C": 6.0 * n_vals * d_vals, "loss": loss_vals},
                         index=frame.index)
     if found["U"] is not None:
-        tidy["U"] = _numeric(frame, found["U"], "U")
+        tidy["U"] = validate.numeric(frame, found["U"], "U", lines)
     for key in ("group", "run"):
         if columns.get(key) is not None:
             if columns[key] not in frame.columns:
@@ -375,75 +370,20 @@ def load_runs(
                                 f"its columns are {list(frame.columns)}.")
             tidy[key] = frame[columns[key]].to_numpy()
     key_cols = ["N", "D", "loss"] + [k for k in ("U", "group", "run") if k in tidy]
-    dup = tidy.duplicated(subset=key_cols, keep="first")
-    if dup.any():
-        firsts = tidy.duplicated(subset=key_cols, keep=False) & ~dup
-        raise DataError(
-            f"{_rows(tidy.index[dup])} of {where} duplicate earlier rows (same N, D and loss; "
-            f"first copies at {_rows(tidy.index[firsts])}). Each run must appear once. Fix: "
-            "drop them, e.g. df.drop_duplicates()."
-        )
+    if c_given is not None:
+        tidy["_C_given"] = c_given
+    tidy, note = validate.duplicates(tidy, key_cols, where, drop=drop_duplicates, lines=lines)
+    if note:
+        notes.append(note)
+    c_given = tidy.pop("_C_given").to_numpy() if "_C_given" in tidy else None
 
-    try:
-        bad_top = isinstance(exclude_top, (bool, np.bool_)) or int(exclude_top) != exclude_top
-    except (TypeError, ValueError, OverflowError):
-        bad_top = True
-    if bad_top or exclude_top < 0:
-        raise DataError(f"exclude_top must be a non-negative integer, got {exclude_top!r}. "
-                        "Fix: pass e.g. exclude_top=5 (Besiroglu et al. 2024).")
-
-    keep = np.ones(len(tidy), dtype=bool)
-    reason = pd.Series("", index=tidy.index, dtype=object)
-    if mask is not None:
-        m = mask(tidy) if callable(mask) else mask
-        m = np.asarray(m)
-        if m.dtype != bool or m.shape != (len(tidy),):
-            raise DataError(
-                f"mask must be a boolean array with one entry per row ({len(tidy)}), got "
-                f"dtype {m.dtype} and shape {m.shape}. Fix: pass e.g. mask=df['loss'] < 4 "
-                "(same rows as the data), or a function of the columns N, D, C, loss."
-            )
-        reason[keep & ~m] = "mask"
-        keep &= m
-    if query is not None:
-        try:
-            q = tidy.eval(query)
-        except Exception as exc:  # pandas raises many types for a bad expression
-            raise DataError(
-                f"query {query!r} could not be evaluated over columns N, D, C, loss: {exc}. "
-                "Fix: write a condition over those names, e.g. 'C > 1e18 and N < D'."
-            ) from None
-        q = np.asarray(q)
-        if q.dtype != bool or q.shape != (len(tidy),):
-            raise DataError(
-                f"query {query!r} must give one True/False per row ({len(tidy)}), got dtype "
-                f"{q.dtype} and shape {q.shape}. Fix: write a condition such as 'C > 1e18' or "
-                "'N < D'."
-            )
-        reason[keep & ~q] = "query"
-        keep &= q
-    if exclude_top:
-        order = np.argsort(-tidy["loss"].to_numpy(), kind="stable")
-        kept_pos = [i for i in order if keep[i]][: int(exclude_top)]
-        reason.iloc[kept_pos] = f"exclude_top={int(exclude_top)}"
-        keep[kept_pos] = False
-
+    keep, reason = validate.filters(tidy, mask=mask, query=query, exclude_top=exclude_top)
     dropped = tidy[~keep].assign(dropped_by=reason[~keep])
     kept = tidy[keep]
-    for key in ("N", "D"):
-        distinct = np.unique(kept[key].to_numpy()).size
-        if distinct < _MIN_DISTINCT:
-            raise DataError(
-                f"only {distinct} distinct value(s) of {key} among the {len(kept)} runs left "
-                f"of {where}; the law needs at least {_MIN_DISTINCT} to separate the {key} term "
-                "from the irreducible loss E. Fix: add runs at more model sizes and token counts, "
-                "or loosen the filters."
-            )
-    if len(kept) < _MIN_RUNS:
-        raise DataError(
-            f"only {len(kept)} runs left of {where}; the law has 5 parameters, so at least "
-            f"{_MIN_RUNS} runs are needed for a fit that is not an exact interpolation. Fix: "
-            "add runs or loosen the filters.")
+    validate.identifiable(kept, where)
+    if checks:
+        validate.check_plausible(kept, found, checks=checks, lines=lines, stacklevel=2,
+                                 C_given=None if c_given is None else c_given[keep])
     row = kept.index.to_numpy()
     return Runs(
         N=kept["N"].to_numpy(dtype=float),
