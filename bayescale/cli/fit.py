@@ -66,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
     level = args.level if args.level is not None else (0.95 if args.method == "bootstrap" else 0.9)
     if not 0 < level < 1:
         raise BayescaleError(f"--level must be between 0 and 1, got {level}.")
+    if args.out:  # refuse a folder in the way before the fit, not after it
+        from bayescale.io import check_fit_destination
+
+        check_fit_destination(args.out)
     enable_compilation_cache()
     t0 = time.perf_counter()
     runs = load_runs_from_args(args)
