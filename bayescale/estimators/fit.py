@@ -39,8 +39,17 @@ PARAM_NAMES = ("E", "A", "B", "alpha", "beta")
 DERIVED_NAMES = ("a_opt", "b_opt")
 
 
-def _as_numpy_params(params: LawParams) -> LawParams:
-    return LawParams(*(np.asarray(v, dtype=float) for v in params))
+def _as_numpy_params(params):
+    return type(params)(*(np.asarray(v, dtype=float) for v in params))
+
+
+def _derived(law_name: str, cols: dict) -> dict:
+    """Allocation exponents ``a_opt, b_opt`` (Chinchilla law only: they are its
+    closed-form exponents of N_opt and D_opt in C)."""
+    if law_name != "chinchilla":
+        return {}
+    alpha, beta = cols["alpha"], cols["beta"]
+    return {"a_opt": beta / (alpha + beta), "b_opt": alpha / (alpha + beta)}
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -71,20 +80,31 @@ class ScalingFit:
     reference: LawParams | None = None
 
     @property
+    def law(self):
+        """The :class:`~bayescale.laws.base.Law` fitted (from the parameters' type)."""
+        from bayescale.laws.registry import law_of
+
+        return law_of(self.params)
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(self.params._fields)
+
+    @property
     def is_point(self) -> bool:
         """True for a point estimate (scalar parameters)."""
-        return np.ndim(self.params.E) == 0
+        return np.ndim(self.params[0]) == 0
 
     @property
     def num_draws(self) -> int:
-        return 1 if self.is_point else int(np.shape(self.params.E)[0])
+        return 1 if self.is_point else int(np.shape(self.params[0])[0])
 
     def draws(self) -> pd.DataFrame:
-        """Parameters per draw (one row for a point estimate), with a_opt and b_opt."""
+        """Parameters per draw (one row for a point estimate), with the paper's symbols;
+        Chinchilla fits add ``a_opt`` and ``b_opt``."""
         p = self.params
-        cols = {name: np.atleast_1d(getattr(p, name)) for name in PARAM_NAMES}
-        cols["a_opt"] = cols["beta"] / (cols["alpha"] + cols["beta"])
-        cols["b_opt"] = cols["alpha"] / (cols["alpha"] + cols["beta"])
+        cols = {name: np.atleast_1d(getattr(p, name)) for name in self.param_names}
+        cols.update(_derived(self.law.name, cols))
         return pd.DataFrame(cols)
 
     def point_estimate(self) -> dict[str, float]:
@@ -120,9 +140,8 @@ class ScalingFit:
             table.attrs["level"] = level
         if self.reference is not None:
             ref = _as_numpy_params(self.reference)
-            refd = {n: float(getattr(ref, n)) for n in PARAM_NAMES}
-            refd["a_opt"] = refd["beta"] / (refd["alpha"] + refd["beta"])
-            refd["b_opt"] = refd["alpha"] / (refd["alpha"] + refd["beta"])
+            refd = {n: float(getattr(ref, n)) for n in self.param_names}
+            refd.update(_derived(self.law.name, refd))
             table["reference"] = pd.Series(refd)
         per_param = getattr(self.diagnostics, "per_param", None)
         if per_param is not None:
@@ -135,11 +154,13 @@ class ScalingFit:
         est = self.point_estimate()
         out: dict[str, Any] = {
             "method": self.method,
+            "law": self.law.name,
             "n_runs": len(self.runs),
-            "params": {k: est[k] for k in PARAM_NAMES},
-            "allocation": {k: est[k] for k in DERIVED_NAMES},
+            "params": {k: est[k] for k in self.param_names},
             "data": self.runs.describe(),
         }
+        if self.law.name == "chinchilla":
+            out["allocation"] = {k: est[k] for k in DERIVED_NAMES}
         if not self.is_point:
             out["level"] = level
             out["num_draws"] = self.num_draws
@@ -147,7 +168,7 @@ class ScalingFit:
                                 for k, (lo, hi) in self.intervals(level).items()}
         if self.reference is not None:
             ref = _as_numpy_params(self.reference)
-            out["reference"] = {n: float(getattr(ref, n)) for n in PARAM_NAMES}
+            out["reference"] = {n: float(getattr(ref, n)) for n in self.param_names}
         if self.diagnostics is not None and hasattr(self.diagnostics, "to_dict"):
             out["diagnostics"] = self.diagnostics.to_dict()
         out.update({k: v for k, v in self.info.items() if k not in out})
@@ -212,13 +233,17 @@ def _check_point_fit(method: str, params: LawParams, info: dict, strict: bool) -
 
 
 def fit(runs: Runs | pd.DataFrame | str | os.PathLike, *, method: str = "bayes",
-        level: float = 0.9, seed: int = 0, **options) -> ScalingFit:
-    """Fit ``L(N, D) = E + A / N**alpha + B / D**beta`` to training runs.
+        level: float = 0.9, seed: int = 0, law: Any = "chinchilla", **options) -> ScalingFit:
+    """Fit a scaling law (default ``L(N, D) = E + A / N**alpha + B / D**beta``) to runs.
 
     Parameters
     ----------
     runs : :class:`~bayescale.data.runs.Runs`, or anything :func:`~bayescale.load_runs` takes.
     method : ``"bayes"`` (default), ``"huber"``, ``"huber_mle"`` or ``"bootstrap"``.
+    law : a law's name (``"chinchilla"``, ``"kaplan"``, ``"data_constrained"``, or one
+        registered with :func:`bayescale.laws.register`) or a
+        :class:`~bayescale.laws.base.Law`. ``huber`` and ``bootstrap`` fit every law;
+        ``huber_mle`` and ``bayes`` fit the Chinchilla law only in this version.
     level : default interval level for summaries (0.9).
     seed : random seed, a non-negative integer (bootstrap resampling, NUTS).
     **options : estimator settings, passed on:
@@ -252,6 +277,13 @@ def fit(runs: Runs | pd.DataFrame | str | os.PathLike, *, method: str = "bayes",
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise BayescaleError(f"seed must be a non-negative integer, got {seed!r}.")
     _check_options(method, options)
+    from bayescale.laws.registry import get_law
+
+    law = get_law(law)
+    if law.name != "chinchilla" and method in ("huber_mle", "bayes"):
+        raise BayescaleError(
+            f"method {method!r} fits the chinchilla law only in this version; fit the "
+            f"{law.name} law with method='huber' or method='bootstrap'.")
     if not isinstance(runs, Runs):
         runs = load_runs(runs)
     if method in ("huber", "huber_mle", "bootstrap"):
@@ -263,6 +295,14 @@ def fit(runs: Runs | pd.DataFrame | str | os.PathLike, *, method: str = "bayes",
         strict = bool(kwargs.pop("strict", False))
         if method == "bootstrap":
             kwargs["seed"] = int(seed)
+        if method != "huber_mle":
+            kwargs["law"] = law
+            if "U" in law.inputs:
+                if getattr(runs, "U", None) is None:
+                    raise BayescaleError(
+                        f"the {law.name} law needs the unique tokens of every run: add a 'U' "
+                        f"(or 'unique_tokens') column.")
+                kwargs["log_U"] = np.log(np.asarray(runs.U, dtype=float))
         result = fn(runs.log_N, runs.log_D, runs.log_loss, **kwargs)
         params = _as_numpy_params(result.params)
         _check_point_fit(method, params, result.info, strict)

@@ -35,8 +35,10 @@ import optax
 from jax import Array
 
 from bayescale.errors import BayescaleError
+from bayescale.laws.base import Law, log_loss_theta
 from bayescale.laws.chinchilla import (
     HOFFMANN_2022_UNROUNDED,
+    LAW as CHINCHILLA,
     LawParams,
     log_loss_from_theta,
 )
@@ -83,13 +85,32 @@ def hoffmann_grid(**overrides) -> np.ndarray:
 
 def huber_objective(theta: Array, weights: Array, log_N: Array, log_D: Array,
                     log_loss: Array, delta: float = DELTA) -> Array:
-    """Summed (weighted) Huber loss of ``log L_obs - LSE(theta)`` for one parameter set.
+    """Summed (weighted) Huber loss of ``log L_obs - log L(theta)`` for one parameter set
+    of the Chinchilla law; see :func:`law_objective` for any law.
 
     ``weights`` are per-run multiplicities (ones for the plain fit, bootstrap counts
     for a resample). Uses ``optax.losses.huber_loss``.
     """
-    pred = log_loss_from_theta(theta, log_N, log_D)
+    log_X = jnp.stack([log_N, log_D], axis=-1)
+    return law_objective(theta, weights, log_X, log_loss, delta=delta, law=CHINCHILLA)
+
+
+def law_objective(theta: Array, weights: Array, log_X: Array, log_loss: Array, *,
+                  delta: float = DELTA, law: Law = CHINCHILLA) -> Array:
+    """Summed (weighted) Huber loss of log-loss residuals under ``law`` at runs ``log_X``
+    (``(n, len(law.inputs))``), for one parameter vector ``theta``."""
+    pred = log_loss_theta(law, theta, log_X)
     return jnp.sum(weights * optax.losses.huber_loss(pred, log_loss, delta=delta))
+
+
+def _log_X(law: Law, log_N, log_D, log_U=None) -> np.ndarray:
+    cols = [np.asarray(log_N, dtype=float), np.asarray(log_D, dtype=float)]
+    if "U" in law.inputs:
+        if log_U is None:
+            raise BayescaleError(f"the {law.name} law needs the unique tokens U of every run "
+                                 f"(a 'U' or 'unique_tokens' column).")
+        cols.append(np.asarray(log_U, dtype=float))
+    return np.stack(cols, axis=-1)
 
 
 def huber_log_normaliser(delta: float = DELTA) -> float:
@@ -160,22 +181,23 @@ def default_num_slots(batch: int) -> int:
     return min(batch, 512) if jax.default_backend() == "cpu" else batch
 
 
-@functools.partial(jax.jit, static_argnames=("delta", "max_iter", "num_slots", "ftol", "gtol"))
-def _huber_solve(x0, weights, log_N, log_D, log_loss, *, delta, max_iter, num_slots, ftol,
-                 gtol=1e-10):
+@functools.partial(jax.jit, static_argnames=("delta", "max_iter", "num_slots", "ftol", "gtol",
+                                             "law"))
+def _huber_solve(x0, weights, log_X, log_loss, *, delta, max_iter, num_slots, ftol,
+                 gtol=1e-10, law=CHINCHILLA):
     """Minimise the Huber objective from every row of ``x0``; ``weights`` is (n,)
     (shared) or (batch, n) (one weight vector per problem, e.g. a bootstrap)."""
-    fun = functools.partial(huber_objective, delta=delta)
+    fun = functools.partial(law_objective, delta=delta, law=law)
     if weights.ndim == 2:
-        return minimize_batch(fun, x0, (weights,), (log_N, log_D, log_loss),
+        return minimize_batch(fun, x0, (weights,), (log_X, log_loss),
                               max_iter=max_iter, num_slots=num_slots, ftol=ftol, gtol=gtol)
     shared_fun = functools.partial(_with_weights, fun)
-    return minimize_batch(shared_fun, x0, (), (weights, log_N, log_D, log_loss),
+    return minimize_batch(shared_fun, x0, (), (weights, log_X, log_loss),
                           max_iter=max_iter, num_slots=num_slots, ftol=ftol, gtol=gtol)
 
 
-def _with_weights(fun, x, weights, log_N, log_D, log_loss):
-    return fun(x, weights, log_N, log_D, log_loss)
+def _with_weights(fun, x, weights, log_X, log_loss):
+    return fun(x, weights, log_X, log_loss)
 
 
 def _status_counts(status: np.ndarray) -> dict[str, int]:
@@ -187,8 +209,8 @@ _THETA = ("a", "b", "e", "alpha", "beta")
 
 
 def fit_huber(log_N, log_D, log_loss, *, delta: float = DELTA, starts=None,
-              max_iter: int = 1000, polish: int = _POLISH, num_slots: int | None = None
-              ) -> BaselineResult:
+              max_iter: int = 1000, polish: int = _POLISH, num_slots: int | None = None,
+              law: Law = CHINCHILLA, log_U=None) -> BaselineResult:
     """Hoffmann et al. (2022) Approach 3: Huber loss on log loss, L-BFGS from a grid.
 
     Every start is solved by L-BFGS (:func:`bayescale._solvers.lbfgs.minimize_batch`) in
@@ -206,6 +228,9 @@ def fit_huber(log_N, log_D, log_loss, *, delta: float = DELTA, starts=None,
     max_iter : L-BFGS iterations per start.
     polish : how many of the best starts to re-solve tightly.
     num_slots : problems in flight at once (see :func:`default_num_slots`).
+    law : the :class:`~bayescale.laws.base.Law` to fit (default Chinchilla); its
+        ``start_grid`` replaces Hoffmann's grid and ``starts`` has its coordinates.
+    log_U : log unique tokens per run, for laws that take them.
 
     Returns
     -------
@@ -214,10 +239,13 @@ def fit_huber(log_N, log_D, log_loss, *, delta: float = DELTA, starts=None,
         every start, how many reached the best objective (within 1e-8, as screened in
         float32), and timings.
     """
-    starts = hoffmann_grid() if starts is None else np.asarray(starts, dtype=float)
-    if starts.ndim != 2 or starts.shape[1] != 5 or starts.shape[0] < 1:
+    k_coords = law.num_coords
+    starts = law.starts() if starts is None else np.asarray(starts, dtype=float)
+    if starts.ndim != 2 or starts.shape[1] != k_coords or starts.shape[0] < 1:
         raise BayescaleError(
-            f"starts must have shape (k, 5) of (a, b, e, alpha, beta); got {starts.shape}.")
+            f"starts must have shape (k, {k_coords}) of ({', '.join(law.coords)}); "
+            f"got {starts.shape}.")
+    log_X = _log_X(law, log_N, log_D, log_U)
     if int(polish) < 1:
         raise BayescaleError(f"polish must be at least 1 (the best start is always polished), "
                              f"got {polish!r}.")
@@ -225,11 +253,11 @@ def fit_huber(log_N, log_D, log_loss, *, delta: float = DELTA, starts=None,
     t0 = time.perf_counter()
     # Screen every start in float32 (twice the throughput) to scipy's tolerance ...
     with jax.enable_x64(False):
-        x0, lN, lD, lL = (jnp.asarray(np.asarray(v), jnp.float32)
-                          for v in (starts, log_N, log_D, log_loss))
-        res: BatchResult = _huber_solve(x0, jnp.ones_like(lL), lN, lD, lL, delta=float(delta),
+        x0, lX, lL = (jnp.asarray(np.asarray(v), jnp.float32)
+                      for v in (starts, log_X, log_loss))
+        res: BatchResult = _huber_solve(x0, jnp.ones_like(lL), lX, lL, delta=float(delta),
                                         max_iter=int(max_iter), num_slots=slots,
-                                        ftol=SCIPY_FTOL)
+                                        ftol=SCIPY_FTOL, law=law)
         fun = np.asarray(res.fun, dtype=np.float64)
         fun = np.where(np.isfinite(fun), fun, np.inf)
         k = min(int(polish), fun.shape[0])
@@ -237,9 +265,10 @@ def fit_huber(log_N, log_D, log_loss, *, delta: float = DELTA, starts=None,
         screened = np.asarray(res.x, dtype=np.float64)[top]
     # ... then re-solve the best in float64 to a tight tolerance.
     with jax.enable_x64(True):
-        x0, lN, lD, lL = _as_f64(screened, log_N, log_D, log_loss)
-        fine = _huber_solve(x0, jnp.ones_like(lL), lN, lD, lL, delta=float(delta),
-                            max_iter=int(max_iter), num_slots=k, ftol=1e-14, gtol=1e-12)
+        x0, lX, lL = _as_f64(screened, log_X, log_loss)
+        fine = _huber_solve(x0, jnp.ones_like(lL), lX, lL, delta=float(delta),
+                            max_iter=int(max_iter), num_slots=k, ftol=1e-14, gtol=1e-12,
+                            law=law)
         jax.block_until_ready(fine)
         seconds = time.perf_counter() - t0
         fine_fun = np.where(np.isfinite(np.asarray(fine.fun)), np.asarray(fine.fun), np.inf)
@@ -250,10 +279,11 @@ def fit_huber(log_N, log_D, log_loss, *, delta: float = DELTA, starts=None,
     objective = float(fine_fun[j])
     info = {
         "objective": objective,
-        "theta": dict(zip(_THETA, map(float, theta))),
+        "law": law.name,
+        "theta": dict(zip(law.coords, map(float, theta))),
         "delta": float(delta),
         "num_starts": int(starts.shape[0]),
-        "best_start": dict(zip(_THETA, map(float, starts[best]))),
+        "best_start": dict(zip(law.coords, map(float, starts[best]))),
         "converged": bool(fine_converged[j]),
         "status": STATUS[int(np.asarray(fine.status)[j])],
         "starts_status": _status_counts(res.status),
@@ -261,7 +291,14 @@ def fit_huber(log_N, log_D, log_loss, *, delta: float = DELTA, starts=None,
         "evaluations": int(np.sum(np.asarray(res.num_evals)) + np.sum(np.asarray(fine.num_evals))),
         "timing": {"total": seconds},
     }
-    return BaselineResult(params=_params(theta), info=info)
+    return BaselineResult(params=_law_params(law, theta), info=info)
+
+
+def _law_params(law: Law, theta: np.ndarray):
+    """The law's parameters (float64 NumPy) from ``theta[..., :]`` in its coordinates."""
+    with jax.enable_x64(True):
+        params = law.from_theta(jnp.asarray(np.asarray(theta, dtype=np.float64)))
+        return type(params)(*(np.asarray(v, dtype=np.float64) for v in params))
 
 
 @functools.partial(jax.jit, static_argnames=("delta", "max_iter"))
@@ -349,14 +386,14 @@ def bootstrap_weights(num_runs: int, resamples: int, seed: int) -> np.ndarray:
 
 
 def fit_bootstrap(log_N, log_D, log_loss, *, resamples: int = 4000, seed: int = 0,
-                  delta: float = DELTA, init: LawParams | None = None,
-                  max_iter: int = 1000) -> BaselineResult:
+                  delta: float = DELTA, init=None, max_iter: int = 1000,
+                  law: Law = CHINCHILLA, log_U=None) -> BaselineResult:
     """Besiroglu et al. (2024) bootstrap of the Huber fit.
 
     Each of ``resamples`` resamples draws the runs with replacement and is refitted
     by L-BFGS from ``init`` (default: Hoffmann et al.'s unrounded published
-    parameters, as Besiroglu et al.); all resamples are solved in one batched
-    program. ``params`` are arrays over resamples; ``reference`` is the grid fit to
+    parameters, as Besiroglu et al.; for other laws, the grid fit to the full data);
+    all resamples are solved in one batched program. ``params`` are arrays over resamples; ``reference`` is the grid fit to
     the full data. Percentile intervals come from :meth:`ScalingFit.intervals`.
     """
     if int(resamples) != resamples or resamples < 2:
@@ -364,27 +401,32 @@ def fit_bootstrap(log_N, log_D, log_loss, *, resamples: int = 4000, seed: int = 
     if isinstance(seed, bool) or int(seed) != seed or seed < 0:
         raise BayescaleError(f"seed must be a non-negative integer, got {seed!r}.")
     log_N, log_D, log_loss = (np.asarray(v, dtype=float) for v in (log_N, log_D, log_loss))
-    init = HOFFMANN_2022_UNROUNDED if init is None else init
-    theta0 = _theta(init)
+    log_X = _log_X(law, log_N, log_D, log_U)
+    ref = fit_huber(log_N, log_D, log_loss, delta=delta, law=law, log_U=log_U)
+    if init is None:
+        init = HOFFMANN_2022_UNROUNDED if law is CHINCHILLA else ref.params
+    with jax.enable_x64(True):
+        theta0 = np.asarray(law.to_theta(type(init)(*(np.float64(v) for v in init))))
     weights = bootstrap_weights(log_N.shape[0], int(resamples), int(seed))
     t0 = time.perf_counter()
     with jax.enable_x64(True):
-        x0 = jnp.broadcast_to(jnp.asarray(theta0), (int(resamples), 5))
-        args = _as_f64(weights, log_N, log_D, log_loss)
+        x0 = jnp.broadcast_to(jnp.asarray(theta0), (int(resamples), law.num_coords))
+        args = _as_f64(weights, log_X, log_loss)
         res = _huber_solve(x0, *args, delta=float(delta), max_iter=int(max_iter),
-                           num_slots=default_num_slots(int(resamples)), ftol=BOOTSTRAP_FTOL)
+                           num_slots=default_num_slots(int(resamples)), ftol=BOOTSTRAP_FTOL,
+                           law=law)
         jax.block_until_ready(res)
         seconds = time.perf_counter() - t0
         theta = np.asarray(res.x)
         converged = np.asarray(res.converged)
-    ref = fit_huber(log_N, log_D, log_loss, delta=delta)
     info = {
+        "law": law.name,
         "resamples": int(resamples),
         "seed": int(seed),
         "delta": float(delta),
-        "init": dict(zip(_THETA, map(float, theta0))),
+        "init": dict(zip(law.coords, map(float, theta0))),
         "converged_fraction": float(np.mean(converged)),
         "resamples_status": _status_counts(res.status),
         "timing": {"total": seconds},
     }
-    return BaselineResult(params=_params(theta), info=info, reference=ref.params)
+    return BaselineResult(params=_law_params(law, theta), info=info, reference=ref.params)
