@@ -30,12 +30,13 @@ ORDER = [
     "data.sources", "data.registry", "data.loaders", "data.synthetic", "data.validate", "data.runs",
     "data.simulate", "data",
     "_solvers.lbfgs", "_solvers.newton", "_solvers",
-    "estimators.huber", "estimators.model", "estimators.diagnostics", "estimators.nuts",
+    "estimators.huber", "estimators.priors", "estimators.model", "estimators.diagnostics", "estimators.nuts",
     "estimators.fit", "estimators",
     "planning.costs", "planning._common", "planning.frontier", "planning.serving",
     "planning.decisions", "planning",
     "io",
-    "report.compare", "report.plots", "report.render", "report.build", "report",
+    "report._format", "report.compare", "report._plotting", "report._fit_plots",
+    "report.plots", "report.render", "report.build", "report",
     "cli._common", "cli.datasets", "cli.fit", "cli.frontier", "cli.report", "cli.laws", "cli",
 ]
 

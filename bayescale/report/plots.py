@@ -18,6 +18,11 @@ changed, figures are garbage-collected like any object). Save one with
 6. :func:`plot_methods` -- intervals for each parameter and ``a_opt`` by method.
 
 Bands are central intervals at ``level`` over draws; a point estimate draws a line.
+Every curve comes from the law (:func:`bayescale.laws.chinchilla.loss`) and the
+frontier solver (:func:`bayescale.planning.frontier.compute_optimal`); nothing here
+writes the formula again. Each figure exposes what it draws as ``fig.drawn`` (a dict
+of arrays) and tags its main lines with a ``gid``, so tests can check the pictures
+against the law. Tick labels are plain numbers with k, M, B, T suffixes.
 
 References
 ----------
@@ -26,13 +31,37 @@ J. Hoffmann et al., arXiv:2203.15556 (2022); T. Besiroglu et al., arXiv:2404.101
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from bayescale.laws.chinchilla import BESIROGLU_2024, HOFFMANN_2022, HOFFMANN_2022_UNROUNDED, LawParams
+from bayescale.laws.chinchilla import (
+    BESIROGLU_2024,
+    HOFFMANN_2022,
+    HOFFMANN_2022_UNROUNDED,
+    LawParams,
+)
+from bayescale.planning.frontier import compute_optimal
+from bayescale.report._fit_plots import plot_methods, plot_pair, plot_residuals
+from bayescale.report._format import human
+from bayescale.report._plotting import (
+    DATA_SHADE,
+    METHOD_COLORS,
+    MAX_CURVE_DRAWS,
+    band_legend,
+    cmap,
+    draw_band,
+    draw_bounds,
+    figure,
+    fmt_level,
+    human_figure,
+    human_formatter,
+    law_loss,
+    optimal,
+    set_loss_ylim,
+    thin,
+)
 
 __all__ = [
     "plot_runs",
@@ -42,6 +71,7 @@ __all__ = [
     "plot_residuals",
     "plot_methods",
     "REFERENCE_FITS",
+    "REFERENCE_POINTS",
     "METHOD_COLORS",
 ]
 
@@ -56,147 +86,97 @@ _REFERENCE_STYLES = {
     "Hoffmann 2022 (unrounded)": dict(color="tab:red", ls=":"),
     "Epoch refit (Besiroglu 2024)": dict(color="tab:green", ls="-."),
 }
-METHOD_COLORS = {"bayes": "tab:blue", "bootstrap": "tab:orange", "huber": "tab:red",
-                 "huber_mle": "tab:purple"}
-_PARAMS = ("E", "A", "B", "alpha", "beta")
-_LOG_PARAMS = ("A", "B")
-_MAX_CURVE_DRAWS = 400
-
-
-def _figure(width: float, height: float):
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), layout="constrained")
-
-
-def _params_array(params: LawParams, max_draws: int | None = None, seed: int = 0) -> np.ndarray:
-    """``(draw, 5)`` array of ``E, A, B, alpha, beta``, thinned to ``max_draws``."""
-    arr = np.stack([np.atleast_1d(np.asarray(v, dtype=float)) for v in params], axis=-1)
-    if max_draws is not None and arr.shape[0] > max_draws:
-        idx = np.random.default_rng(seed).choice(arr.shape[0], max_draws, replace=False)
-        arr = arr[np.sort(idx)]
-    return arr
-
-
-def _loss(p: np.ndarray, N, D) -> np.ndarray:
-    """Loss for draws ``p (draw, 5)`` at points ``N, D (k,)``: shape ``(draw, k)``."""
-    E, A, B, alpha, beta = (p[:, i:i + 1] for i in range(5))
-    N = np.asarray(N, dtype=float)[None, :]
-    D = np.asarray(D, dtype=float)[None, :]
-    return E + A * N ** -alpha + B * D ** -beta
-
-
-def _band(values: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    q = np.quantile(values, [0.5, (1 - level) / 2, (1 + level) / 2], axis=0)
-    return q[0], q[1], q[2]
-
-
-def _draw_band(ax, x, values, level, *, color, label=None, alpha=0.25, lw=1.5, ls="-"):
-    values = np.asarray(values, dtype=float)
-    if values.ndim == 1:
-        values = values[None, :]
-    med, lo, hi = _band(values, level)
-    ax.plot(x, med, color=color, lw=lw, ls=ls, label=label)
-    if values.shape[0] > 1:
-        ax.fill_between(x, lo, hi, color=color, alpha=alpha, lw=0)
-
-
-def _fmt_level(level: float) -> str:
-    return f"{100 * level:g}%"
-
-
+#: Models actually trained, drawn as points: label -> (N, D) (Hoffmann et al. 2022, Table 3).
+REFERENCE_POINTS: dict[str, tuple[float, float]] = {
+    "Chinchilla (70B, 1.4T tokens)": (70e9, 1.4e12),
+    "Gopher (280B, 300B tokens)": (280e9, 300e9),
+}
 # ---------------------------------------------------------------------------
 # 1. Runs, fitted curves and isoFLOP profiles
 # ---------------------------------------------------------------------------
 
 def plot_runs(fit, *, level: float = 0.9, num_sizes: int = 6, num_budgets: int = 5,
-              max_draws: int = _MAX_CURVE_DRAWS):
+              max_draws: int = MAX_CURVE_DRAWS):
     """The runs on loss vs compute, coloured by model size, with fitted curves.
 
     Left: each run at ``(C = 6 N D, loss)``, coloured by ``N``; for ``num_sizes``
     model sizes spanning the data, the fitted ``L(N, C / 6N)`` as ``C`` grows (median
     and band over draws), and the compute-optimal envelope ``L_opt(C)``. Right: the
     isoFLOP profiles, loss vs ``N`` at ``num_budgets`` budgets spanning the data, with
-    the runs whose compute is near each budget.
-
-    Parameters
-    ----------
-    fit : ScalingFit
-    level : band level.
-    num_sizes, num_budgets : curves drawn in each panel.
-    max_draws : draws used for the bands (a random subset, seeded).
+    the runs whose compute is near each budget and a marker at each profile's minimum
+    (the median compute-optimal ``N_opt`` and the loss there).
 
     Returns
     -------
     matplotlib.figure.Figure
+        ``fig.drawn`` holds ``sizes`` (N of each curve), ``size_curves`` (``(C,
+        median loss)`` per size), ``optimal`` (``(C, median L_opt)``), ``isoflop``
+        (``(C, N, median loss)`` per budget) and ``minima`` (``(C, N_opt, L)``).
     """
     from matplotlib.colors import LogNorm
 
     runs = fit.runs
-    p = _params_array(fit.params, max_draws)
-    fig = _figure(12, 4.8)
+    params = thin(fit.params, max_draws)
+    fig = figure(12, 4.8)
     ax, ax2 = fig.subplots(1, 2)
-    cmap = _cmap("viridis")
+    size_cmap = cmap("viridis")
     norm = LogNorm(vmin=float(runs.N.min()), vmax=float(runs.N.max()))
     C_lo, C_hi = float(runs.C.min()), float(runs.C.max())
+    drawn = fig.drawn
 
-    sizes = np.geomspace(float(runs.N.min()), float(runs.N.max()), num_sizes)
-    for N in sizes:
+    drawn["sizes"] = np.geomspace(float(runs.N.min()), float(runs.N.max()), num_sizes)
+    drawn["size_curves"] = []
+    for k, N in enumerate(drawn["sizes"]):
         # from 1 token per parameter (well left of any run) to the data's top compute
         C = np.geomspace(max(6.0 * N * N * 1.0, C_lo / 3), C_hi * 3, 120)
-        _draw_band(ax, C, _loss(p, np.full_like(C, N), C / (6 * N)), level,
-                   color=cmap(norm(N)), lw=1.0, alpha=0.2)
+        med, _, _ = draw_band(ax, C, law_loss(params, np.full_like(C, N), C / (6 * N)), level,
+                               color=size_cmap(norm(N)), lw=1.0, alpha=0.2, gid=f"size:{k}")
+        drawn["size_curves"].append((C, med))
     C = np.geomspace(C_lo / 3, C_hi * 3, 150)
-    _draw_band(ax, C, _opt_loss(p, C), level, color="black", ls="--",
-               label="compute-optimal $L_{opt}(C)$", alpha=0.15)
-    sc = ax.scatter(runs.C, runs.loss, c=runs.N, cmap=cmap, norm=norm, s=14,
-                    edgecolors="k", linewidths=0.3, zorder=3, label="runs")
+    med, _, _ = draw_band(ax, C, optimal(params, C)[2], level, color="black", ls="--",
+                           label="compute-optimal $L_{opt}(C)$", alpha=0.15, gid="optimal")
+    drawn["optimal"] = (C, med)
+    sc = ax.scatter(runs.C, runs.loss, c=runs.N, cmap=size_cmap, norm=norm, s=14,
+                    edgecolors="k", linewidths=0.3, zorder=4, label="runs")
     ax.set(xscale="log", yscale="log", xlabel="training compute C = 6ND (FLOPs)",
            ylabel="final loss (nats/token)",
-           title=f"Runs and fitted loss curves ({_fmt_level(level)} bands)")
-    _set_loss_ylim(ax, runs.loss)
+           title=f"Runs and fitted loss curves ({fmt_level(level)} bands)")
+    set_loss_ylim(ax, runs.loss)
     ax.legend(loc="upper right", fontsize=8)
-    fig.colorbar(sc, ax=ax, label="model size N (parameters)")
+    cb = fig.colorbar(sc, ax=ax, label="model size N (parameters)")
+    cb.ax.yaxis.set_major_formatter(human_formatter())
+    cb.ax.yaxis.set_minor_formatter(human_formatter(minor=True))
 
     budgets = np.geomspace(C_lo * 1.2, C_hi / 1.2, num_budgets)
-    bcmap = _cmap("plasma")
+    bcmap = cmap("plasma")
     near = np.abs(np.log10(runs.C[None, :] / budgets[:, None]))
+    N_opt, _, L_opt = optimal(params, budgets)
+    drawn["isoflop"], drawn["minima"] = [], []
     for k, Cb in enumerate(budgets):
         color = bcmap(0.1 + 0.75 * k / max(num_budgets - 1, 1))
         mask = near[k] <= 0.15
         N_lo = float(runs.N[mask].min()) / 2 if mask.any() else float(runs.N.min())
         N_hi = float(runs.N[mask].max()) * 2 if mask.any() else float(runs.N.max())
         N = np.geomspace(N_lo, N_hi, 100)
-        _draw_band(ax2, N, _loss(p, N, Cb / (6 * N)), level, color=color, lw=1.2,
-                   label=f"C = {Cb:.1e}")
+        med, _, _ = draw_band(ax2, N, law_loss(params, N, Cb / (6 * N)), level, color=color,
+                               lw=1.2, label=f"C = {human(Cb)}", gid=f"isoflop:{k}")
+        drawn["isoflop"].append((Cb, N, med))
+        n_star = float(np.median(N_opt[:, k]))
+        l_star = float(np.median(law_loss(params, [n_star], [Cb / (6 * n_star)])))
+        ax2.plot([n_star], [l_star], marker="D", ms=7, color=color, mec="k", ls="",
+                 zorder=5, gid=f"minimum:{k}")
+        drawn["minima"].append((Cb, n_star, l_star))
         if mask.any():
             ax2.scatter(runs.N[mask], runs.loss[mask], color=color, s=14, edgecolors="k",
-                        linewidths=0.3, zorder=3)
+                        linewidths=0.3, zorder=4)
+    ax2.plot([], [], marker="D", color="0.5", mec="k", ls="", label="minimum (median N_opt)")
     ax2.set(xscale="log", yscale="log", xlabel="model size N (parameters)",
             ylabel="final loss (nats/token)",
             title="isoFLOP profiles (runs within 0.15 decades of C)")
-    _set_loss_ylim(ax2, runs.loss)
+    set_loss_ylim(ax2, runs.loss)
     ax2.legend(fontsize=8)
+    human_figure(fig, nbins=7)
     return fig
-
-
-def _opt_loss(p: np.ndarray, C: np.ndarray) -> np.ndarray:
-    E, A, B, alpha, beta = (p[:, i:i + 1] for i in range(5))
-    G = (alpha * A / (beta * B)) ** (1 / (alpha + beta))
-    N = G * (C[None, :] / 6) ** (beta / (alpha + beta))
-    D = C[None, :] / (6 * N)
-    return E + A * N ** -alpha + B * D ** -beta
-
-
-def _set_loss_ylim(ax, loss):
-    lo, hi = float(np.min(loss)), float(np.max(loss))
-    ax.set_ylim(lo / 1.08, hi * 1.08)
-
-
-def _cmap(name: str):
-    import matplotlib
-
-    return matplotlib.colormaps[name]
 
 
 # ---------------------------------------------------------------------------
@@ -206,59 +186,95 @@ def _cmap(name: str):
 def _reference_allocations(C: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     out = {}
     for name, params in REFERENCE_FITS.items():
-        E, A, B, alpha, beta = (float(v) for v in params)
-        G = (alpha * A / (beta * B)) ** (1 / (alpha + beta))
-        N = G * (C / 6) ** (beta / (alpha + beta))
-        out[name] = (N, C / (6 * N))
+        opt = compute_optimal(params, np.asarray(C, dtype=float))
+        out[name] = (np.asarray(opt.N_opt, float), np.asarray(opt.D_opt, float))
     return out
 
 
 def _shade_data(ax, data_C_range):
     if data_C_range is not None:
-        ax.axvspan(float(data_C_range[0]), float(data_C_range[1]), color="0.85", alpha=0.6,
-                   lw=0, label="compute range of the runs")
+        ax.axvspan(float(data_C_range[0]), float(data_C_range[1]),
+                   label="compute range of the runs", **DATA_SHADE)
+
+
+def _span(ax, C, data_C_range) -> None:
+    lo, hi = float(np.min(C)), float(np.max(C))
+    if data_C_range is not None:
+        lo, hi = min(lo, float(data_C_range[0])), max(hi, float(data_C_range[1]))
+    ax.set_xlim(lo, hi)
 
 
 def plot_frontier(frontier, *, data_C_range: Sequence[float] | None = None,
                   others: Mapping[str, Any] | None = None, label: str = "Bayes posterior",
-                  level: float = 0.9, references: bool = True):
+                  level: float = 0.9, references: bool = True,
+                  reference_points: bool | None = None):
     """The compute-optimal frontier ``N_opt(C)`` and ``D_opt(C)`` on log-log axes.
+
+    Top row: median lines and ``level`` bands; bottom row: the width of each band as
+    the ratio of its upper to its lower bound (a band a few per cent wide is invisible
+    over seven decades, its ratio is not).
 
     Parameters
     ----------
     frontier : Frontier
         The main frontier (e.g. of the posterior); median line and ``level`` band.
-    data_C_range : (C_min, C_max) of the runs, shaded.
+    data_C_range : (C_min, C_max) of the runs, shaded; the axes span it and the budgets.
     others : more frontiers by label (e.g. ``{"bootstrap": ...}``), drawn as bands.
     label : legend label of ``frontier``.
     references : draw Hoffmann et al.'s published (rounded and unrounded) and
-        Besiroglu et al.'s refit allocations.
+        Besiroglu et al.'s refit allocations (they are fits of the Chinchilla data).
+    reference_points : mark the models trained at those budgets (Chinchilla, 70B on
+        1.4T tokens; Gopher); default ``references``.
 
     Returns
     -------
     matplotlib.figure.Figure
+        ``fig.drawn`` maps ``"<label>:<N_opt|D_opt>"`` to ``(C, median, lower, upper)``.
     """
     C = np.asarray(frontier.budgets, dtype=float)
-    fig = _figure(12, 4.8)
-    axes = fig.subplots(1, 2)
+    points = references if reference_points is None else reference_points
+    fig = figure(12, 6.8)
+    axes = fig.subplots(2, 2, sharex="col", height_ratios=[3, 1.3])
     refs = _reference_allocations(C) if references else {}
-    for j, (ax, key, name) in enumerate(zip(axes, ("N_opt", "D_opt"),
-                                            ("optimal model size N_opt (parameters)",
-                                             "optimal training tokens D_opt"))):
+    series = [(label, frontier, "tab:blue", 0.3, 1.6)]
+    series += [(olabel, other, METHOD_COLORS.get(olabel, f"C{k + 1}"), 0.2, 1.0)
+               for k, (olabel, other) in enumerate((others or {}).items())]
+    for j, (key, name) in enumerate((("N_opt", "optimal model size N_opt (parameters)"),
+                                     ("D_opt", "optimal training tokens D_opt"))):
+        ax, rax = axes[0, j], axes[1, j]
         _shade_data(ax, data_C_range)
-        _draw_band(ax, C, np.asarray(getattr(frontier, key)), level, color="tab:blue",
-                   label=f"{label} ({_fmt_level(level)})")
-        for k, (olabel, other) in enumerate((others or {}).items()):
-            color = METHOD_COLORS.get(olabel, f"C{k + 1}")
-            _draw_band(ax, np.asarray(other.budgets), np.asarray(getattr(other, key)), level,
-                       color=color, label=olabel, alpha=0.15, lw=1.0)
+        _shade_data(rax, data_C_range)
+        for lab, fr, color, alpha, lw in series:
+            x = np.asarray(fr.budgets, dtype=float)
+            text = f"{lab} ({fmt_level(level)})" if fr is frontier else \
+                f"{lab} (dashed: {fmt_level(level)})"
+            draw = draw_band if fr is frontier else draw_bounds
+            med, lo, hi = draw(ax, x, np.asarray(getattr(fr, key)), level, color=color,
+                               label=text, lw=lw, gid=f"{lab}:{key}",
+                               **({"alpha": alpha} if fr is frontier else {}))
+            fig.drawn[f"{lab}:{key}"] = (x, med, lo, hi)
+            if np.shape(getattr(fr, key))[0] > 1:
+                rax.plot(x, hi / lo, color=color, lw=lw, gid=f"ratio:{lab}:{key}",
+                         label=lab)
         for rname, (N, D) in refs.items():
             ax.plot(C, N if j == 0 else D, lw=1.2, label=rname, **_REFERENCE_STYLES[rname])
-        ax.set(xscale="log", yscale="log", xlabel="training compute C (FLOPs)", ylabel=name)
+        if points:
+            for (pname, (N, D)), marker in zip(REFERENCE_POINTS.items(), ("*", "P")):
+                ax.plot([6 * N * D], [N if j == 0 else D], marker=marker, ms=12, ls="",
+                        color="k", mfc="gold", label=pname, zorder=6, gid=f"point:{pname}")
+        ax.set(xscale="log", yscale="log", ylabel=name)
         ax.grid(True, which="major", alpha=0.3)
-    axes[0].set_title("Compute-optimal model size")
-    axes[1].set_title("Compute-optimal training tokens")
-    axes[0].legend(fontsize=8, loc="upper left")
+        rax.set(xscale="log", xlabel="training compute C (FLOPs)",
+                ylabel=f"band width\n(upper / lower)")
+        rax.axhline(1.0, color="0.5", lw=0.8)
+        rax.grid(True, which="major", alpha=0.3)
+        _span(ax, C, data_C_range)
+    axes[0, 0].set_title("Compute-optimal model size")
+    axes[0, 1].set_title("Compute-optimal training tokens")
+    band_legend(axes[0, 0], fontsize=8, loc="upper left")
+    if any((ln.get_gid() or "").startswith("ratio:") for ln in axes[1, 0].get_lines()):
+        axes[1, 0].legend(fontsize=7, loc="upper left")
+    human_figure(fig)
     return fig
 
 
@@ -271,17 +287,24 @@ def plot_tokens_per_param(frontier, *, data_C_range: Sequence[float] | None = No
     Returns
     -------
     matplotlib.figure.Figure
+        ``fig.drawn`` maps a label to ``(C, median, lower, upper)``.
     """
     C = np.asarray(frontier.budgets, dtype=float)
-    fig = _figure(8, 4.8)
+    fig = figure(8, 4.8)
     ax = fig.subplots()
     _shade_data(ax, data_C_range)
-    _draw_band(ax, C, np.asarray(frontier.tokens_per_param), level, color="tab:blue",
-               label=f"{label} ({_fmt_level(level)})")
-    for k, (olabel, other) in enumerate((others or {}).items()):
-        color = METHOD_COLORS.get(olabel, f"C{k + 1}")
-        _draw_band(ax, np.asarray(other.budgets), np.asarray(other.tokens_per_param), level,
-                   color=color, label=olabel, alpha=0.15, lw=1.0)
+    series = [(label, frontier, "tab:blue", 0.3, 1.6)]
+    series += [(olabel, other, METHOD_COLORS.get(olabel, f"C{k + 1}"), 0.2, 1.0)
+               for k, (olabel, other) in enumerate((others or {}).items())]
+    for lab, fr, color, alpha, lw in series:
+        x = np.asarray(fr.budgets, dtype=float)
+        text = f"{lab} ({fmt_level(level)})" if fr is frontier else \
+                f"{lab} (dashed: {fmt_level(level)})"
+        draw = draw_band if fr is frontier else draw_bounds
+        fig.drawn[lab] = (x,) + draw(ax, x, np.asarray(fr.tokens_per_param), level,
+                                     color=color, label=text, lw=lw,
+                                     gid=f"{lab}:tokens_per_param",
+                                     **({"alpha": alpha} if fr is frontier else {}))
     if references:
         for rname, (N, D) in _reference_allocations(C).items():
             ax.plot(C, D / N, lw=1.2, label=rname, **_REFERENCE_STYLES[rname])
@@ -290,236 +313,7 @@ def plot_tokens_per_param(frontier, *, data_C_range: Sequence[float] | None = No
            ylabel="tokens per parameter D_opt / N_opt",
            title="Compute-optimal tokens per parameter")
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8)
+    _span(ax, C, data_C_range)
+    band_legend(ax, fontsize=8)
+    human_figure(fig)
     return fig
-
-
-# ---------------------------------------------------------------------------
-# 4. Pair plot
-# ---------------------------------------------------------------------------
-
-def plot_pair(fit, *, huber=None, bootstrap=None, max_points: int = 1500, level: float = 0.9):
-    """Pair plot of ``E, A, B, alpha, beta`` over draws, others overlaid.
-
-    Lower triangle: posterior draws (blue), bootstrap resamples (orange), the Huber
-    estimate (red star). Diagonal: histograms. ``A`` and ``B`` on log axes.
-
-    Parameters
-    ----------
-    fit : ScalingFit with draws (the Bayesian fit).
-    huber : ScalingFit point estimate, optional.
-    bootstrap : ScalingFit bootstrap, optional.
-    max_points : draws per cloud (a seeded random subset).
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    main = _params_array(fit.params, max_points, seed=1)
-    boot = _params_array(bootstrap.params, max_points, seed=2) if bootstrap is not None else None
-    hub = _params_array(huber.params)[0] if huber is not None else None
-    clouds = [(main, METHOD_COLORS["bayes"], f"{fit.method} draws")]
-    if boot is not None:
-        clouds.append((boot, METHOD_COLORS["bootstrap"], "bootstrap resamples"))
-    n = len(_PARAMS)
-    fig = _figure(10, 10)
-    axes = fig.subplots(n, n, squeeze=False)
-    limits = []
-    for i, name in enumerate(_PARAMS):
-        vals = np.concatenate([c[0][:, i] for c in clouds]
-                              + ([np.array([hub[i]])] if hub is not None else []))
-        lo, hi = np.quantile(vals, [0.002, 0.998])
-        if name in _LOG_PARAMS:
-            lo, hi = lo / 1.05, hi * 1.05
-        else:
-            pad = 0.05 * (hi - lo) or 0.05 * abs(hi) or 0.05
-            lo, hi = lo - pad, hi + pad
-        limits.append((lo, hi))
-    for i in range(n):
-        for j in range(n):
-            ax = axes[i, j]
-            if j > i:
-                ax.set_visible(False)
-                continue
-            xlog = _PARAMS[j] in _LOG_PARAMS
-            if i == j:
-                lo, hi = limits[i]
-                bins = np.geomspace(lo, hi, 40) if xlog else np.linspace(lo, hi, 40)
-                for arr, color, _ in clouds:
-                    ax.hist(np.clip(arr[:, i], lo, hi), bins=bins, color=color, alpha=0.5,
-                            density=True)
-                if hub is not None:
-                    ax.axvline(hub[i], color=METHOD_COLORS["huber"], lw=1.5)
-                ax.set_yticks([])
-            else:
-                for arr, color, _ in clouds:
-                    ax.scatter(arr[:, j], arr[:, i], s=2, color=color, alpha=0.3,
-                               rasterized=True)
-                if hub is not None:
-                    ax.scatter([hub[j]], [hub[i]], marker="*", s=90, color=METHOD_COLORS["huber"],
-                               edgecolors="k", linewidths=0.5, zorder=3)
-                if _PARAMS[i] in _LOG_PARAMS:
-                    ax.set_yscale("log")
-                ax.set_ylim(*limits[i])
-            if xlog:
-                ax.set_xscale("log")
-            ax.set_xlim(*limits[j])
-            _plain_log_ticks(ax)
-            ax.tick_params(labelsize=7)
-            if i == n - 1:
-                ax.set_xlabel(_PARAMS[j])
-            else:
-                ax.tick_params(labelbottom=False)
-            if j == 0 and i > 0:
-                ax.set_ylabel(_PARAMS[i])
-            elif j > 0:
-                ax.tick_params(labelleft=False)
-    from matplotlib.lines import Line2D
-
-    handles = [Line2D([], [], ls="", marker="o", color=c, label=lab) for _, c, lab in clouds]
-    if hub is not None:
-        handles.append(Line2D([], [], ls="", marker="*", markersize=10,
-                              color=METHOD_COLORS["huber"], label="Huber estimate"))
-    fig.legend(handles=handles, loc="upper right", fontsize=10)
-    fig.suptitle("Joint distribution of the law's parameters")
-    return fig
-
-
-def _plain_log_ticks(ax) -> None:
-    """On log axes of a small panel: major ticks only, labelled as plain numbers."""
-    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
-
-    for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
-        if scale == "log":
-            axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0), numticks=4))
-            axis.set_major_formatter(ScalarFormatter())
-            axis.set_minor_formatter(NullFormatter())
-
-
-# ---------------------------------------------------------------------------
-# 5. Residuals
-# ---------------------------------------------------------------------------
-
-def _predictive_log_loss(fit) -> np.ndarray | None:
-    idata = getattr(fit, "idata", None)
-    if idata is None or not hasattr(idata, "posterior_predictive"):
-        return None
-    pp = np.asarray(idata.posterior_predictive["log_loss"])
-    return pp.reshape(-1, pp.shape[-1])
-
-
-def plot_residuals(fit, *, level: float = 0.9, max_draws: int = 2000):
-    """Residuals of log loss (observed minus the median fitted log loss) vs N and vs D.
-
-    Error bars are the central ``level`` posterior-predictive interval of each run's
-    log loss (from ``fit.idata.posterior_predictive`` when present, else the
-    interval of the fitted mean alone), shifted by the same median; runs outside
-    their interval are marked red. The title gives the share inside, which should be
-    close to ``level``.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    runs = fit.runs
-    p = _params_array(fit.params, max_draws)
-    mu = np.log(_loss(p, runs.N, runs.D))
-    centre = np.median(mu, axis=0)
-    resid = runs.log_loss - centre
-    pp = _predictive_log_loss(fit)
-    kind = "posterior-predictive"
-    if pp is None:
-        pp, kind = mu, "fitted-mean"
-    _, lo, hi = _band(pp - centre[None, :], level)
-    outside = (resid < lo) | (resid > hi)
-    inside = 1.0 - float(outside.mean())
-    fig = _figure(12, 4.5)
-    axes = fig.subplots(1, 2, sharey=True)
-    for ax, x, name in zip(axes, (runs.N, runs.D), ("model size N (parameters)",
-                                                     "training tokens D")):
-        ax.errorbar(x, np.zeros_like(x), yerr=np.stack([-lo, hi]), fmt="none",
-                    ecolor="0.6", elinewidth=0.8, alpha=0.7,
-                    label=f"{_fmt_level(level)} {kind} interval")
-        ax.scatter(x[~outside], resid[~outside], s=12, color="tab:blue", zorder=3,
-                   label="inside")
-        ax.scatter(x[outside], resid[outside], s=16, color="tab:red", zorder=3,
-                   label="outside")
-        ax.axhline(0.0, color="k", lw=0.8)
-        ax.set(xscale="log", xlabel=name)
-        ax.grid(True, alpha=0.3)
-    axes[0].set_ylabel("log loss residual (observed - fitted median)")
-    axes[0].legend(fontsize=8)
-    fig.suptitle(f"Residuals: {100 * inside:.1f}% of runs inside their "
-                 f"{_fmt_level(level)} {kind} interval")
-    return fig
-
-
-# ---------------------------------------------------------------------------
-# 6. Method comparison
-# ---------------------------------------------------------------------------
-
-def plot_methods(fits: Mapping[str, Any], *, level: float = 0.9,
-                 quantities: Sequence[str] = ("E", "A", "B", "alpha", "beta", "a_opt"),
-                 references: bool = True):
-    """Estimates and ``level`` intervals of each parameter and ``a_opt``, by method.
-
-    Parameters
-    ----------
-    fits : fits by label, e.g. ``{"bayes": ..., "bootstrap": ..., "huber": ...}``; a
-        point estimate draws a dot without an interval.
-    references : mark Hoffmann et al.'s and Besiroglu et al.'s published values.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    ncols = 3
-    nrows = math.ceil(len(quantities) / ncols)
-    fig = _figure(12, 2.6 * nrows + 0.6)
-    axes = np.atleast_1d(fig.subplots(nrows, ncols)).reshape(-1)
-    labels = list(fits)
-    refs = {"Hoffmann 2022": HOFFMANN_2022_UNROUNDED, "Epoch 2024": BESIROGLU_2024}
-    for ax, q in zip(axes, quantities):
-        for k, lab in enumerate(labels):
-            f = fits[lab]
-            est = f.point_estimate()[q]
-            color = METHOD_COLORS.get(lab, f"C{k}")
-            ivals = f.intervals(level) if not f.is_point else {}
-            if q in ivals:
-                lo, hi = ivals[q]
-                ax.errorbar([est], [k], xerr=[[est - lo], [hi - est]], fmt="o", color=color,
-                            capsize=4, lw=2)
-            else:
-                ax.plot([est], [k], "D", color=color)
-        if references:
-            for (rname, rp), ls in zip(refs.items(), ("--", "-.")):
-                v = _quantity(rp, q)
-                ax.axvline(v, color="0.4", ls=ls, lw=1,
-                           label=rname if q == quantities[0] else None)
-        ax.set_yticks(range(len(labels)), labels)
-        ax.set_ylim(-0.7, len(labels) - 0.3)
-        ax.invert_yaxis()
-        lo_x, hi_x = ax.get_xlim()
-        if q in _LOG_PARAMS and lo_x > 0 and hi_x / lo_x > 5:
-            ax.set_xscale("log")
-            _plain_log_ticks(ax)
-        else:
-            ax.locator_params(axis="x", nbins=4)  # small panels: labels must not collide
-        ax.set_title(q)
-        ax.grid(True, axis="x", alpha=0.3)
-    for ax in axes[len(quantities):]:
-        ax.set_visible(False)
-    if references:
-        axes[0].legend(fontsize=7, loc="best")
-    fig.suptitle(f"Estimates and {_fmt_level(level)} intervals by method "
-                 "(Huber: point estimate)")
-    return fig
-
-
-def _quantity(params: LawParams, q: str) -> float:
-    p = {k: float(v) for k, v in zip(_PARAMS, params)}
-    if q == "a_opt":
-        return p["beta"] / (p["alpha"] + p["beta"])
-    if q == "b_opt":
-        return p["alpha"] / (p["alpha"] + p["beta"])
-    return p[q]
