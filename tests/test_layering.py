@@ -30,7 +30,7 @@ ORDER = [
     "data.sources", "data.registry", "data.loaders", "data.synthetic", "data.validate", "data.runs",
     "data.simulate", "data",
     "_solvers.lbfgs", "_solvers.newton", "_solvers",
-    "estimators.huber", "estimators.priors", "estimators.model", "estimators.diagnostics", "estimators.nuts",
+    "estimators.huber", "estimators.bootstrap", "estimators.priors", "estimators.model", "estimators.diagnostics", "estimators.nuts",
     "estimators.fit", "estimators",
     "planning.costs", "planning._common", "planning.frontier", "planning.serving",
     "planning.decisions", "planning",

@@ -32,6 +32,7 @@ __all__ = ["Diagnostics", "compute_diagnostics", "check", "DIAGNOSED_PARAMS",
            "RHAT_MAX", "ESS_BULK_MIN", "EBFMI_MIN", "RHAT_MIN_CHAINS"]
 
 #: Parameters checked, those of them in the posterior (``nu`` only when it is sampled).
+# Chinchilla first, in this order; other laws add their own parameters after these.
 DIAGNOSED_PARAMS = ("E", "A", "B", "alpha", "beta", "a_opt", "b_opt", "sigma", "nu")
 RHAT_MAX = 1.01
 ESS_BULK_MIN = 400
@@ -102,15 +103,20 @@ class Diagnostics(NamedTuple):
         return out
 
 
-def compute_diagnostics(idata) -> Diagnostics:
+def compute_diagnostics(idata, exclude: tuple[str, ...] = ()) -> Diagnostics:
     """Diagnostics from an ``arviz.InferenceData`` with posterior and sample_stats.
 
     R-hat needs at least 2 chains: with one, ``r_hat`` is NaN, ``rhat_max`` is NaN,
-    R-hat is not checked and ``notes`` says so.
+    R-hat is not checked and ``notes`` says so. ``exclude`` names posterior variables
+    not to diagnose (the centred sampling coordinates, reparameterisations of the law's
+    parameters).
     """
     import arviz as az
 
+    # the law's parameters (paper symbols), derived quantities and the noise model
     names = [n for n in DIAGNOSED_PARAMS if n in idata.posterior]
+    names += [str(n) for n in idata.posterior.data_vars
+              if n not in names and str(n) not in exclude]
     post = idata.posterior[names]
     chains = int(post.sizes.get("chain", 1))
     with warnings.catch_warnings():

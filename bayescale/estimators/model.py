@@ -1,8 +1,13 @@
-"""NumPyro models of the Chinchilla law ``L(N, D) = E + A / N**alpha + B / D**beta``.
+"""NumPyro models of any scaling law (:class:`~bayescale.laws.base.Law`), with a robust
+likelihood on log loss.
 
-A model is a plain function of ``(log_N, log_D, log_loss=None)``: with observed log
-losses it is the posterior model that NUTS samples; with ``log_loss=None``
-:class:`numpyro.infer.Predictive` draws predictive log losses from it.
+A model is a plain function of ``(log_N, log_D, log_loss=None)`` (and ``log_U=`` for laws
+that take unique tokens): with observed log losses it is the posterior model that NUTS
+samples; with ``log_loss=None`` :class:`numpyro.infer.Predictive` draws predictive log
+losses from it. The law enters only through its kernel, its declarative priors
+(:class:`~bayescale.laws.base.Prior`, turned into NumPyro distributions here) and its
+centred sampling coordinates (``shears``). The text below is for the default, Chinchilla,
+law.
 
 Parameterisation
 ----------------
@@ -43,15 +48,25 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from jax import Array
-from jax.scipy.special import logsumexp
 from jax.typing import ArrayLike
 from numpyro.distributions import constraints
 from numpyro.distributions.transforms import AffineTransform
-from scipy.special import logsumexp as _np_logsumexp
 
 from bayescale.estimators.huber import huber_log_normaliser
 from bayescale.errors import BayescaleError
+from bayescale.laws.base import Law, log_loss_theta
+from bayescale.laws.chinchilla import LAW as CHINCHILLA
 from bayescale.laws.chinchilla import LawParams
+from bayescale.laws.registry import get_law
+from bayescale.estimators.priors import (  # noqa: F401  (re-exported)
+    DEFAULT_NU,
+    HUBER_DELTA,
+    PRIOR_KEYS,
+    default_priors,
+    describe_priors,
+    prior_keys,
+    resolve_priors,
+)
 
 __all__ = [
     "Huber",
@@ -64,6 +79,10 @@ __all__ = [
     "resolve_priors",
     "describe_priors",
     "data_centre",
+    "prior_keys",
+    "sample_sites",
+    "law_model",
+    "stack_inputs",
     "scaling_law_model",
     "PriorPredictive",
     "prior_predictive",
@@ -71,8 +90,6 @@ __all__ = [
 
 LIKELIHOODS = ("student_t", "normal", "huber")
 PRIOR_KEYS = ("E", "log_A", "log_B", "alpha", "beta", "sigma", "nu")
-DEFAULT_NU = 4.0
-HUBER_DELTA = 1e-3
 EXPONENT_MAX = 1.5
 
 
@@ -141,121 +158,9 @@ class Huber(dist.Distribution):
         return (core + tail) / math.exp(self._log_z) * self.scale**2
 
 
-def default_priors(E_max: float) -> dict[str, Any]:
-    """The default, weakly informative priors.
-
-    * ``E ~ Uniform(0, E_max)``: the irreducible loss is positive and below every
-      observed loss (``E_max`` is the smallest observed loss), flat in between.
-    * ``alpha, beta ~ Uniform(0, 1.5)``: the law must decrease in N and D; published
-      exponents are 0.05-0.8 (Kaplan et al. 2020: ~0.08; Hoffmann et al. 2022: 0.34,
-      0.28; Besiroglu et al. 2024: 0.35, 0.37), so 1.5 is generous.
-    * ``log_A, log_B ~ Normal(6, 10)``: centred on Hoffmann's ``log A ~ log B ~ 6`` but
-      so broad (A, B from 1e-6 to 1e11 within 2 sd) that the data decide; Epoch's
-      start grid spans ``a, b`` in 0-25.
-    * ``sigma ~ HalfNormal(0.1)``: noise scale of log loss. Digitised Chinchilla runs
-      scatter by ~0.005-0.01 in log loss about the law; 0.1 (10 % in loss) is a loose
-      ceiling. For the Huber likelihood ``sigma`` is Epoch's scale ``s`` (typical
-      residual ``s / delta``), which the half-normal leaves free near zero.
-    * ``nu = 4`` (Student-t degrees of freedom, fixed): t_4 is the robust default
-      of Lange, Little & Taylor (1989); heavy enough tails that the 5 outlying runs
-      Epoch drop by hand get little weight, yet a finite variance. Sampling ``nu``
-      adds a weakly identified dimension (nu against sigma) for no change in the law's
-      parameters; pass ``priors={"nu": dist.Gamma(2, 0.1)}`` to sample it.
-    """
-    if not isinstance(E_max, jax.core.Tracer):
-        E_max = float(E_max)
-        if not (np.isfinite(E_max) and E_max > 0):
-            raise BayescaleError(
-                f"E_max (the smallest observed loss) must be positive, got {E_max}.")
-    return {
-        "E": dist.Uniform(0.0, E_max),
-        "log_A": dist.Normal(6.0, 10.0),
-        "log_B": dist.Normal(6.0, 10.0),
-        "alpha": dist.Uniform(0.0, EXPONENT_MAX),
-        "beta": dist.Uniform(0.0, EXPONENT_MAX),
-        "sigma": dist.HalfNormal(0.1),
-        "nu": DEFAULT_NU,
-    }
-
-
-def resolve_priors(priors: Mapping[str, Any] | None = None, *,
-                   E_max: float | None = None) -> dict[str, Any]:
-    """Merge user priors over :func:`default_priors` and validate them.
-
-    Parameters
-    ----------
-    priors : mapping from names in :data:`PRIOR_KEYS` to NumPyro distributions
-        (``"nu"`` may also be a positive number, which fixes it).
-    E_max : upper bound of the default prior on E (the smallest observed loss);
-        needed unless ``priors`` gives ``"E"``.
-
-    Raises
-    ------
-    BayescaleError
-        Unknown keys (the message lists the valid ones), values that are not
-        distributions, or a scalar prior of the wrong support.
-    """
-    priors = dict(priors or {})
-    unknown = sorted(set(priors) - set(PRIOR_KEYS))
-    if unknown:
-        hint = ""
-        if {"A", "B"} & set(unknown):
-            hint = " Priors on A and B are given on their logs: use 'log_A' / 'log_B'."
-        raise BayescaleError(
-            f"unknown prior key(s) {unknown}; valid keys are {list(PRIOR_KEYS)}.{hint}"
-        )
-    if E_max is None and "E" not in priors:
-        raise BayescaleError("the default prior on E needs E_max (the smallest observed loss); "
-                             "pass E_max=... or priors={'E': ...}.")
-    base = default_priors(E_max) if E_max is not None else {
-        **default_priors(1.0), "E": priors["E"]}
-    out = {**base, **priors}
-    for key, value in out.items():
-        if key == "nu" and not isinstance(value, dist.Distribution):
-            try:
-                nu = float(value)
-            except (TypeError, ValueError):
-                nu = float("nan")
-            if not (np.isfinite(nu) and nu > 0):
-                raise BayescaleError(
-                    f"prior 'nu' must be a positive number (fixed degrees of freedom) or a "
-                    f"NumPyro distribution, got {value!r}.")
-            out[key] = nu
-            continue
-        if not isinstance(value, dist.Distribution):
-            raise BayescaleError(
-                f"prior {key!r} must be a numpyro.distributions.Distribution, got "
-                f"{type(value).__name__} ({value!r}).")
-        if value.batch_shape or value.event_shape:
-            raise BayescaleError(
-                f"prior {key!r} must be scalar (batch_shape=(), event_shape=()), got "
-                f"batch_shape={value.batch_shape}, event_shape={value.event_shape}.")
-    return out
-
-
-def describe_priors(priors: Mapping[str, Any]) -> dict[str, str]:
-    """Human-readable priors, e.g. ``{"alpha": "Uniform(low=0.0, high=1.5)"}``."""
-    out = {}
-    for key, value in priors.items():
-        if isinstance(value, dist.Distribution):
-            args = []
-            for name in value.arg_constraints:
-                v = getattr(value, name, None)
-                if v is None:
-                    continue
-                try:
-                    args.append(f"{name}={float(v):.6g}")
-                except (TypeError, ValueError):
-                    continue
-            out[key] = f"{type(value).__name__}({', '.join(args)})"
-        else:
-            out[key] = f"fixed {value:g}"
-    return out
-
-
-def data_centre(log_N: ArrayLike, log_D: ArrayLike) -> tuple[float, float]:
-    """The default centre ``(log N0, log D0)``: the means of ``log N`` and ``log D``."""
-    return float(np.mean(np.asarray(log_N))), float(np.mean(np.asarray(log_D)))
+def data_centre(*log_inputs: ArrayLike) -> tuple[float, ...]:
+    """The default centre ``(log N0, log D0[, log U0])``: the means of the log inputs."""
+    return tuple(float(np.mean(np.asarray(v))) for v in log_inputs)
 
 
 def _centred_log_prior(prior: dist.Distribution, shift: Array) -> dist.Distribution:
@@ -281,6 +186,94 @@ def check_likelihood(likelihood: str) -> str:
     return likelihood
 
 
+def _shear_of(law: Law) -> dict[str, tuple[str | None, int]]:
+    return {coord: (exponent, law.inputs.index(inp)) for coord, exponent, inp in law.shears}
+
+
+def sample_sites(law: Law | str, theta: Mapping[str, float] | ArrayLike,
+                 centre: tuple[float, ...]) -> dict[str, float]:
+    """The model's sampled-site values for one parameter vector ``theta`` (in the law's
+    coordinates) at data centre ``centre``: the inverse of what the model does, used to
+    initialise NUTS at a point estimate."""
+    law = get_law(law)
+    if not isinstance(theta, Mapping):
+        theta = dict(zip(law.coords, (float(v) for v in np.asarray(theta))))
+    shear = _shear_of(law)
+    out = {}
+    for coord in law.coords:
+        prior = law.priors[coord]
+        if coord in shear:
+            exponent, i = shear[coord]
+            k = 1.0 if exponent is None else theta[exponent]
+            out[f"{coord}_c"] = theta[coord] - k * centre[i]
+        elif prior.kind == "log_uniform_below_loss":
+            out[law.prior_key(coord)] = math.exp(theta[coord])
+        else:
+            out[coord] = theta[coord]
+    return out
+
+
+def law_model(log_X, log_loss=None, *, law: Law, priors, likelihood: str, centre, E_max,
+           record_log_likelihood: bool = False) -> None:
+    """The model on stacked log inputs ``log_X`` (``(n, len(law.inputs))``): what NUTS
+    samples (see :func:`scaling_law_model` for the arguments)."""
+    if E_max is None and log_loss is not None:
+        E_max = jnp.exp(jnp.median(jnp.asarray(log_loss)))
+    priors = resolve_priors(priors, E_max=E_max, likelihood=likelihood, law=law)
+    shear = _shear_of(law)
+    theta = {}
+    # unsheared coordinates first (the shears need the exponents), in the law's order
+    for coord in law.coords:
+        if coord in shear:
+            continue
+        prior = law.priors[coord]
+        key = law.prior_key(coord)
+        if prior.kind == "log_uniform_below_loss":
+            theta[coord] = jnp.log(numpyro.sample(key, priors[key]))
+        else:
+            theta[coord] = numpyro.sample(coord, priors[key])
+    for coord in law.coords:
+        if coord not in shear:
+            continue
+        exponent, i = shear[coord]
+        k = 1.0 if exponent is None else theta[exponent]
+        shift = k * centre[i]
+        theta[coord] = numpyro.sample(
+            f"{coord}_c", _centred_log_prior(priors[law.prior_key(coord)], shift)) + shift
+    sigma = numpyro.sample("sigma", priors["sigma"])
+    nu = priors["nu"]
+    if likelihood == "student_t" and isinstance(nu, dist.Distribution):
+        nu = numpyro.sample("nu", nu)
+
+    vec = jnp.stack([theta[c] for c in law.coords])
+    params = law.from_theta(vec)
+    sampled = {law.prior_key(c) if law.priors[c].kind == "log_uniform_below_loss" else c
+               for c in law.coords if c not in shear}
+    for name, value in zip(law.param_names, params):
+        if name not in sampled:
+            numpyro.deterministic(name, value)
+    if law is CHINCHILLA:
+        numpyro.deterministic("a_opt", theta["beta"] / (theta["alpha"] + theta["beta"]))
+        numpyro.deterministic("b_opt", theta["alpha"] / (theta["alpha"] + theta["beta"]))
+
+    mu = log_loss_theta(law, vec, log_X)
+    noise = _likelihood(likelihood, mu, sigma, nu)
+    with numpyro.plate("runs", log_X.shape[0]):
+        numpyro.sample("log_loss", noise, obs=log_loss)
+    if record_log_likelihood and log_loss is not None:
+        numpyro.deterministic("log_lik", noise.log_prob(jnp.asarray(log_loss)))
+
+
+def stack_inputs(law: Law, log_N, log_D, log_U=None):
+    """``(n, len(law.inputs))`` array of the log inputs a law takes."""
+    cols = [jnp.asarray(log_N), jnp.asarray(log_D)]
+    if "U" in law.inputs:
+        if log_U is None:
+            raise BayescaleError(f"the {law.name} law needs log_U (the unique tokens of every run).")
+        cols.append(jnp.asarray(log_U))
+    return jnp.stack(jnp.broadcast_arrays(*cols), axis=-1)
+
+
 def scaling_law_model(
     log_N: ArrayLike,
     log_D: ArrayLike,
@@ -288,11 +281,13 @@ def scaling_law_model(
     *,
     priors: Mapping[str, Any] | None = None,
     likelihood: str = "student_t",
-    centre: tuple[float, float] | None = None,
+    centre: tuple[float, ...] | None = None,
     E_max: float | None = None,
     record_log_likelihood: bool = False,
+    law: Law | str = CHINCHILLA,
+    log_U: ArrayLike | None = None,
 ) -> None:
-    """NumPyro model of ``log L(N, D)`` with a robust likelihood on log loss.
+    """NumPyro model of ``log L`` under a scaling law, with a robust likelihood on log loss.
 
     Parameters
     ----------
@@ -301,58 +296,33 @@ def scaling_law_model(
     log_loss : array of shape (n,), optional
         Observed log final losses; ``None`` to draw predictive ones.
     priors : mapping, optional
-        Overrides of :func:`default_priors` keyed by :data:`PRIOR_KEYS`
-        (``E, log_A, log_B, alpha, beta, sigma, nu``), NumPyro distributions.
+        Overrides of :func:`default_priors` keyed by :func:`prior_keys` (for
+        Chinchilla ``E, log_A, log_B, alpha, beta, sigma, nu``), NumPyro distributions.
     likelihood : ``"student_t"`` (default, ``nu`` fixed at 4 unless given a prior),
         ``"normal"`` or ``"huber"`` (Besiroglu et al. 2024, delta = 1e-3).
-    centre : ``(log N0, log D0)``; default the means of ``log_N`` and ``log_D``.
-        Posterior-predictive calls at new points must pass the fit's centre.
-    E_max : upper bound of the default prior on E; default ``min(exp(log_loss))``.
+    centre : the data centre ``(log N0, log D0[, log U0])``; default the means of the
+        inputs. Posterior-predictive calls at new points must pass the fit's centre.
+    E_max : upper bound of the default prior on E; default the median observed loss.
     record_log_likelihood : also record the pointwise log-likelihood of the observed
-        log losses as a deterministic site ``log_lik`` (shape (n,)), so that NUTS
-        collects it with the draws instead of a second pass over them.
+        log losses as a deterministic site ``log_lik`` (shape (n,)).
+    law : the law (default Chinchilla).
+    log_U : log unique tokens per run, for laws that take them.
 
     Notes
     -----
-    Sample sites: ``E``, ``alpha``, ``beta``, ``sigma`` (and ``nu`` when it has a
-    prior), ``a_c = log A - alpha log N0`` and ``b_c = log B - beta log D0``.
-    Deterministic sites: ``A``, ``B``, ``a_opt = beta / (alpha + beta)``,
-    ``b_opt = alpha / (alpha + beta)``. Observed site: ``log_loss`` (plate ``runs``).
+    Chinchilla's sample sites: ``E``, ``alpha``, ``beta``, ``sigma`` (and ``nu`` when it
+    has a prior), ``a_c = log A - alpha log N0`` and ``b_c = log B - beta log D0``.
+    Deterministic sites: the law's other parameters (``A``, ``B``) and, for Chinchilla,
+    ``a_opt = beta / (alpha + beta)``, ``b_opt = alpha / (alpha + beta)``. Observed
+    site: ``log_loss`` (plate ``runs``).
     """
     check_likelihood(likelihood)
-    log_N = jnp.asarray(log_N)
-    log_D = jnp.asarray(log_D)
-    if E_max is None and log_loss is not None and (priors is None or "E" not in priors):
-        E_max = jnp.exp(jnp.min(jnp.asarray(log_loss)))
-    priors = resolve_priors(priors, E_max=E_max)
+    law = get_law(law)
+    log_X = stack_inputs(law, log_N, log_D, log_U)
     if centre is None:
-        centre = (jnp.mean(log_N), jnp.mean(log_D))
-    log_N0, log_D0 = centre
-
-    E = numpyro.sample("E", priors["E"])
-    alpha = numpyro.sample("alpha", priors["alpha"])
-    beta = numpyro.sample("beta", priors["beta"])
-    a_c = numpyro.sample("a_c", _centred_log_prior(priors["log_A"], alpha * log_N0))
-    b_c = numpyro.sample("b_c", _centred_log_prior(priors["log_B"], beta * log_D0))
-    sigma = numpyro.sample("sigma", priors["sigma"])
-    nu = priors["nu"]
-    if likelihood == "student_t" and isinstance(nu, dist.Distribution):
-        nu = numpyro.sample("nu", nu)
-
-    numpyro.deterministic("A", jnp.exp(a_c + alpha * log_N0))
-    numpyro.deterministic("B", jnp.exp(b_c + beta * log_D0))
-    numpyro.deterministic("a_opt", beta / (alpha + beta))
-    numpyro.deterministic("b_opt", alpha / (alpha + beta))
-
-    terms = jnp.stack(jnp.broadcast_arrays(a_c - alpha * (log_N - log_N0),
-                                           b_c - beta * (log_D - log_D0),
-                                           jnp.log(E)), axis=0)
-    mu = logsumexp(terms, axis=0)
-    noise = _likelihood(likelihood, mu, sigma, nu)
-    with numpyro.plate("runs", log_N.shape[0]):
-        numpyro.sample("log_loss", noise, obs=log_loss)
-    if record_log_likelihood and log_loss is not None:
-        numpyro.deterministic("log_lik", noise.log_prob(jnp.asarray(log_loss)))
+        centre = tuple(jnp.mean(log_X, axis=0))
+    law_model(log_X, log_loss, law=law, priors=priors, likelihood=likelihood, centre=centre,
+           E_max=E_max, record_log_likelihood=record_log_likelihood)
 
 
 MODELS: dict[str, Callable[..., None]] = {"chinchilla": scaling_law_model}
@@ -363,12 +333,12 @@ class PriorPredictive(NamedTuple):
 
     Attributes
     ----------
-    params : :class:`~bayescale.laws.chinchilla.LawParams`, leaves of shape (draw,).
+    params : the law's parameters, leaves of shape (draw,).
     loss : noiseless law ``L(N, D)`` per draw, shape (draw, n).
     observed_loss : ``exp`` of predictive log losses (law plus noise), shape (draw, n).
     """
 
-    params: LawParams
+    params: Any
     loss: np.ndarray
     observed_loss: np.ndarray
 
@@ -382,7 +352,9 @@ def prior_predictive(
     priors: Mapping[str, Any] | None = None,
     likelihood: str = "student_t",
     E_max: float | None = None,
-    centre: tuple[float, float] | None = None,
+    centre: tuple[float, ...] | None = None,
+    law: Law | str = CHINCHILLA,
+    U: ArrayLike | None = None,
 ) -> PriorPredictive:
     """Loss curves implied by the priors, for a prior-predictive check.
 
@@ -393,9 +365,10 @@ def prior_predictive(
         isoFLOP profile, or the runs to be fitted).
     num_samples : number of prior draws.
     seed : random seed.
-    priors, likelihood, centre : as for :func:`scaling_law_model`.
-    E_max : upper bound of the default prior on E (the smallest loss you expect to
+    priors, likelihood, centre, law : as for :func:`scaling_law_model`.
+    E_max : upper bound of the default prior on E (a loss level you expect to
         observe); required unless ``priors`` gives ``"E"``.
+    U : unique tokens, for laws that take them.
 
     Returns
     -------
@@ -413,6 +386,7 @@ def prior_predictive(
     from numpyro.infer import Predictive
 
     check_likelihood(likelihood)
+    law = get_law(law)
     if int(num_samples) < 1:
         raise BayescaleError(f"num_samples must be >= 1, got {num_samples}.")
     log_N = np.log(np.asarray(N, dtype=float))
@@ -420,17 +394,16 @@ def prior_predictive(
     if log_N.shape != log_D.shape or log_N.ndim != 1:
         raise BayescaleError(f"N and D must be 1-d arrays of one shape, got {log_N.shape} "
                              f"and {log_D.shape}.")
-    resolve_priors(priors, E_max=E_max)  # validate eagerly
+    log_U = None if U is None else np.log(np.broadcast_to(np.asarray(U, dtype=float), log_N.shape))
+    resolve_priors(priors, E_max=E_max, likelihood=likelihood, law=law)  # validate eagerly
+    log_X = np.asarray(stack_inputs(law, log_N, log_D, log_U))
     if centre is None:
-        centre = data_centre(log_N, log_D)
-    predictive = Predictive(scaling_law_model, num_samples=int(num_samples))
-    draws = predictive(jax.random.PRNGKey(seed), log_N, log_D, None, priors=priors,
-                       likelihood=likelihood, centre=centre, E_max=E_max)
-    params = LawParams(*(np.asarray(draws[k]) for k in ("E", "A", "B", "alpha", "beta")))
-    log_N0, log_D0 = centre
-    terms = np.stack(np.broadcast_arrays(
-        np.asarray(draws["a_c"])[:, None] - params.alpha[:, None] * (log_N - log_N0)[None, :],
-        np.asarray(draws["b_c"])[:, None] - params.beta[:, None] * (log_D - log_D0)[None, :],
-        np.log(params.E)[:, None] * np.ones_like(log_N)[None, :]))
-    loss = np.exp(_np_logsumexp(terms, axis=0))
-    return PriorPredictive(params=params, loss=loss, observed_loss=np.exp(np.asarray(draws["log_loss"])))
+        centre = data_centre(*log_X.T)
+    predictive = Predictive(law_model, num_samples=int(num_samples))
+    draws = predictive(jax.random.PRNGKey(seed), jnp.asarray(log_X), None, law=law,
+                       priors=priors, likelihood=likelihood, centre=centre, E_max=E_max)
+    params = law.params_type(*(np.asarray(draws[k]) for k in law.param_names))
+    theta = law.to_theta(params)
+    loss = np.exp(np.asarray(log_loss_theta(law, theta, log_X)))
+    return PriorPredictive(params=params, loss=loss,
+                           observed_loss=np.exp(np.asarray(draws["log_loss"])))

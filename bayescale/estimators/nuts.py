@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
 from functools import partial
@@ -46,7 +47,13 @@ from numpyro.distributions import Distribution
 from bayescale.estimators import model as models
 from bayescale.data.runs import Runs
 from bayescale.errors import BayescaleError
-from bayescale.laws.chinchilla import LawParams
+
+# ArviZ 0.2x announces its 1.x refactor with a multi-line FutureWarning on import (once a
+# day per user cache); it is about ArviZ's future API, which a bayescale user neither calls
+# nor can act on. Filter exactly that message, here where ArviZ is imported (also in the
+# background thread below; a filter set at import time is thread-safe, catch_warnings is not).
+warnings.filterwarnings("ignore", message=r"\s*ArviZ is undergoing a major refactor",
+                        category=FutureWarning, module="arviz")
 
 if TYPE_CHECKING:  # diagnostics comes after inference in the layering (STYLE.md section 1)
     from bayescale.estimators.diagnostics import Diagnostics
@@ -67,7 +74,8 @@ class Posterior(NamedTuple):
 
     Attributes
     ----------
-    params : :class:`~bayescale.laws.chinchilla.LawParams` of NumPy arrays of shape
+    params : the law's parameters (e.g. :class:`~bayescale.laws.chinchilla.LawParams`) of
+        NumPy arrays of shape
         ``(chains * draws,)``, chain-major.
     idata : ``arviz.InferenceData`` with groups posterior, sample_stats,
         observed_data, log_likelihood (so ``arviz.loo`` works) and, when asked,
@@ -76,7 +84,7 @@ class Posterior(NamedTuple):
     info : settings, priors (as text), the centre, and ``timing`` in seconds.
     """
 
-    params: LawParams
+    params: Any
     idata: Any
     diagnostics: "Diagnostics"
     info: dict
@@ -136,11 +144,31 @@ def _chain_method(chain_method: str, chains: int) -> str:
     return chain_method
 
 
-def _initial_values(log_N: np.ndarray, log_D: np.ndarray, y: np.ndarray, centre,
-                    likelihood: str, E_max: float) -> dict[str, float]:
-    """A cheap data-driven starting point: E just below the smallest loss, exponents
-    0.3, the two reducible terms splitting the loss at the centre (from a linear fit
-    of log loss on centred log N, log D), sigma from that fit's residuals."""
+def _initial_values(law, log_X: np.ndarray, y: np.ndarray, centre,
+                    likelihood: str) -> dict[str, float]:
+    """A data-driven starting point for NUTS.
+
+    Chinchilla: a cheap heuristic (E just below the smallest loss, exponents 0.3, the
+    two reducible terms splitting the loss at the centre, from a linear fit of log loss
+    on centred log N, log D; sigma from that fit's residuals). Other laws: the Huber
+    grid fit of the law (:func:`bayescale.estimators.huber.fit_huber`), mapped to the
+    model's sampled sites, with sigma from its residuals.
+    """
+    if law is not models.CHINCHILLA:
+        from bayescale.estimators.huber import fit_huber
+        from bayescale.laws.base import log_loss_theta
+
+        log_U = log_X[:, 2] if log_X.shape[1] > 2 else None
+        res = fit_huber(log_X[:, 0], log_X[:, 1], y, law=law, log_U=log_U)
+        theta = np.array([res.info["theta"][c] for c in law.coords])
+        with jax.enable_x64(True):
+            resid = y - np.asarray(log_loss_theta(law, jnp.asarray(theta), jnp.asarray(log_X)))
+        scale = float(max(np.std(resid), 1e-3))
+        values = models.sample_sites(law, theta, centre)
+        values["sigma"] = scale * models.HUBER_DELTA if likelihood == "huber" else scale
+        return values
+    log_N, log_D = log_X[:, 0], log_X[:, 1]
+    E_max = float(np.exp(np.min(y)))
     X = np.column_stack([np.ones_like(log_N), log_N - centre[0], log_D - centre[1]])
     coef, *_ = np.linalg.lstsq(X, y, rcond=None)
     resid = y - X @ coef
@@ -152,9 +180,19 @@ def _initial_values(log_N: np.ndarray, log_D: np.ndarray, y: np.ndarray, centre,
             "b_c": math.log(reducible / 2), "sigma": sigma0}
 
 
-# the prior that bounds each initialised site (a_c, b_c: the centred log A, log B)
-_SITE_PRIOR = {"E": "E", "alpha": "alpha", "beta": "beta", "a_c": "log_A", "b_c": "log_B",
-               "sigma": "sigma"}
+def _site_priors(law) -> dict[str, str]:
+    """The prior key that bounds each sampled site (e.g. a_c: the centred log A)."""
+    sheared = {coord for coord, _, _ in law.shears}
+    out = {"sigma": "sigma"}
+    for coord in law.coords:
+        key = law.prior_key(coord)
+        if coord in sheared:
+            out[f"{coord}_c"] = key
+        elif law.priors[coord].kind == "log_uniform_below_loss":
+            out[key] = key
+        else:
+            out[coord] = key
+    return out
 
 
 def _init_near(site=None, *, values: Mapping[str, float], radius: float,
@@ -206,6 +244,7 @@ class _Settings(NamedTuple):
     """The static (compile-time) settings of a NUTS program; hashable."""
 
     likelihood: str
+    law: Any
     chains: int
     warmup: int
     draws: int
@@ -278,22 +317,22 @@ def _args_signature(args) -> tuple:
     return treedef, tuple((np.shape(x), str(jnp.result_type(x))) for x in leaves)
 
 
-def _checked_sites(priors: Mapping[str, Any] | None) -> frozenset:
+def _checked_sites(priors: Mapping[str, Any] | None, law) -> frozenset:
     """Initialised sites whose prior the user gave (see :func:`_init_near`)."""
-    return frozenset(site for site, key in _SITE_PRIOR.items() if key in (priors or {}))
+    return frozenset(site for site, key in _site_priors(law).items() if key in (priors or {}))
 
 
 def _nuts_program(settings: _Settings, priors: Mapping[str, Any] | None):
     """The function traced into one program: NUTS for all chains, from the traced
-    ``(rng_key, log_N, log_D, y, centre, E_max, init_values)``; ``settings`` and the
+    ``(rng_key, log_X, y, centre, E_max, init_values)``; ``settings`` and the
     user's ``priors`` (default priors are built from the traced ``E_max``) are static.
     """
     from numpyro.infer import MCMC, NUTS
 
-    check = _checked_sites(priors)
+    check = _checked_sites(priors, settings.law)
 
-    def run_all(rng_key, log_N, log_D, y, centre, E_max, init_values):
-        kernel = NUTS(models.scaling_law_model, target_accept_prob=settings.target_accept,
+    def run_all(rng_key, log_X, y, centre, E_max, init_values):
+        kernel = NUTS(models.law_model, target_accept_prob=settings.target_accept,
                       dense_mass=settings.dense_mass, max_tree_depth=settings.max_tree_depth,
                       init_strategy=_init_near(values=init_values, radius=_INIT_RADIUS,
                                                check=check))
@@ -301,9 +340,10 @@ def _nuts_program(settings: _Settings, priors: Mapping[str, Any] | None):
         def one_chain(key):
             mcmc = MCMC(kernel, num_warmup=settings.warmup, num_samples=settings.draws,
                         num_chains=1, progress_bar=False)
-            mcmc.run(key, log_N, log_D, y, extra_fields=_EXTRA_FIELDS,
-                     record_log_likelihood=True, priors=priors,
-                     likelihood=settings.likelihood, centre=(centre[0], centre[1]),
+            mcmc.run(key, log_X, y, extra_fields=_EXTRA_FIELDS,
+                     record_log_likelihood=True, priors=priors, law=settings.law,
+                     likelihood=settings.likelihood,
+                     centre=tuple(centre[i] for i in range(len(settings.law.inputs))),
                      E_max=E_max)
             return mcmc.get_samples(), mcmc.get_extra_fields()
 
@@ -371,6 +411,7 @@ def sample_posterior(
     posterior_predictive: bool = False,
     dense_mass: bool = True,
     max_tree_depth: int = 10,
+    law: Any = "chinchilla",
     _stacklevel: int = 2,
 ) -> Posterior:
     """Sample the posterior of the law's parameters with NUTS.
@@ -396,6 +437,8 @@ def sample_posterior(
         (``idata.posterior_predictive["log_loss"]``).
     dense_mass : adapt a dense mass matrix (default; the 6 parameters are correlated).
     max_tree_depth : NUTS maximum tree depth.
+    law : the law to fit (a name or a :class:`~bayescale.laws.base.Law`; default
+        Chinchilla). Laws other than Chinchilla start NUTS from their Huber grid fit.
 
     Returns
     -------
@@ -435,21 +478,33 @@ def sample_posterior(
     method = _chain_method(chain_method, chains)
     if progress is None:
         progress = bool(getattr(sys.stderr, "isatty", lambda: False)())
-    E_max = float(np.min(runs.loss))
+    from bayescale.laws.registry import get_law
+
+    law = get_law(law)
+    if "U" in law.inputs and getattr(runs, "U", None) is None:
+        raise BayescaleError(f"the {law.name} law needs the unique tokens of every run: add a "
+                             f"'U' (or 'unique_tokens') column.")
+    # the prior bound on E: the median loss, so that one low outlier cannot cap E
+    E_max = float(np.median(runs.loss))
     user_priors = dict(priors or {})
-    resolved = models.resolve_priors(user_priors, E_max=E_max)  # validates, before compiling
+    resolved = models.resolve_priors(user_priors, E_max=E_max, likelihood=likelihood,
+                                     law=law)  # validates, before compiling
     user_priors = {k: resolved[k] for k in user_priors}  # e.g. a fixed nu as a float
 
     from numpyro.infer import MCMC, NUTS
 
     dtype = jnp.result_type(float)  # float32 unless the user enabled x64
-    log_N_np, log_D_np, y_np = runs.log_N, runs.log_D, runs.log_loss
-    centre = models.data_centre(log_N_np, log_D_np)
-    log_N, log_D, y = (jnp.asarray(v, dtype=dtype) for v in (log_N_np, log_D_np, y_np))
-    init_values = _initial_values(log_N_np, log_D_np, y_np, centre, likelihood, E_max)
-    model_kwargs = dict(priors=resolved, likelihood=likelihood, centre=centre, E_max=E_max)
+    y_np = runs.log_loss
+    log_X_np = np.column_stack([runs.log_N, runs.log_D]
+                               + ([np.log(np.asarray(runs.U, dtype=float))]
+                                  if "U" in law.inputs else []))
+    centre = models.data_centre(*log_X_np.T)
+    log_X, y = (jnp.asarray(v, dtype=dtype) for v in (log_X_np, y_np))
+    init_values = _initial_values(law, log_X_np, y_np, centre, likelihood)
+    model_kwargs = dict(priors=resolved, likelihood=likelihood, centre=centre, E_max=E_max,
+                        law=law)
     rng_key = jax.random.PRNGKey(seed)
-    settings = _Settings(likelihood=likelihood, chains=chains, warmup=warmup, draws=draws,
+    settings = _Settings(likelihood=likelihood, law=law, chains=chains, warmup=warmup, draws=draws,
                          method=method, dense_mass=bool(dense_mass),
                          max_tree_depth=max_tree_depth, target_accept=target_accept)
     with _CompileClock() as clock_run:
@@ -458,19 +513,19 @@ def sample_posterior(
             # A progress bar steps the sampler from Python, and pmap places the chains
             # itself: let NumPyro drive (it jits its sampling loop on its own).
             _import_arviz_in_background()
-            kernel = NUTS(models.scaling_law_model, target_accept_prob=target_accept,
+            kernel = NUTS(models.law_model, target_accept_prob=target_accept,
                           dense_mass=dense_mass, max_tree_depth=max_tree_depth,
                           init_strategy=_init_near(values=init_values, radius=_INIT_RADIUS,
-                                                   check=_checked_sites(user_priors)))
+                                                   check=_checked_sites(user_priors, law)))
             mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains,
                         chain_method=method, progress_bar=progress)
-            mcmc.run(rng_key, log_N, log_D, y, extra_fields=_EXTRA_FIELDS,
+            mcmc.run(rng_key, log_X, y, extra_fields=_EXTRA_FIELDS,
                      record_log_likelihood=True, **model_kwargs)
             samples = mcmc.get_samples(group_by_chain=True)
             stats = mcmc.get_extra_fields(group_by_chain=True)
         else:
             # data-dependent values are arguments of the program, not constants in it
-            traced = (rng_key, log_N, log_D, y, jnp.asarray(centre, dtype=dtype),
+            traced = (rng_key, log_X, y, jnp.asarray(centre, dtype=dtype),
                       jnp.asarray(E_max, dtype=dtype),
                       {k: jnp.asarray(v, dtype=dtype) for k, v in init_values.items()})
             samples, stats = _run_as_one_program(settings, user_priors or None, traced)
@@ -483,21 +538,23 @@ def sample_posterior(
         loglik = samples.pop("log_lik")
         predictive = None
         if posterior_predictive:
-            pred = Predictive(models.scaling_law_model, posterior_samples=samples, batch_ndims=2,
+            pred = Predictive(models.law_model, posterior_samples=samples, batch_ndims=2,
                               return_sites=["log_loss"])
-            predictive = pred(jax.random.fold_in(rng_key, 1), log_N, log_D, None,
+            predictive = pred(jax.random.fold_in(rng_key, 1), log_X, None,
                               **model_kwargs)["log_loss"]
-        idata = _to_inference_data(samples, stats, loglik, predictive, y_np, runs)
+        idata = _to_inference_data(samples, stats, loglik, predictive, y_np, runs, law)
         from bayescale.estimators import diagnostics as _diagnostics  # lazy: later in the layering
 
-        diagnostics = _diagnostics.compute_diagnostics(idata)
+        diagnostics = _diagnostics.compute_diagnostics(
+            idata, exclude=tuple(f"{coord}_c" for coord, _, _ in law.shears))
         t_post = time.perf_counter() - t0
 
     flat = {k: np.asarray(v).reshape(-1) for k, v in samples.items()}
-    params = LawParams(*(flat[k].astype(float) for k in ("E", "A", "B", "alpha", "beta")))
+    params = law.params_type(*(flat[k].astype(float) for k in law.param_names))
     num_steps = np.asarray(stats["num_steps"])
     info = {
         "likelihood": likelihood,
+        "law": law.name,
         "chains": chains,
         "warmup": warmup,
         "draws": draws,
@@ -507,7 +564,7 @@ def sample_posterior(
         "dense_mass": bool(dense_mass),
         "dtype": str(np.dtype(dtype)),
         "device": jax.devices()[0].platform,
-        "centre": {"log_N0": centre[0], "log_D0": centre[1]},
+        "centre": dict(zip((f"log_{i}0" for i in law.inputs), centre)),
         "priors": models.describe_priors(resolved),
         "leapfrog_per_draw": float(num_steps.mean()),
         "timing": {
@@ -522,19 +579,21 @@ def sample_posterior(
     return Posterior(params=params, idata=idata, diagnostics=diagnostics, info=info)
 
 
-_POSTERIOR_VARS = ("E", "A", "B", "alpha", "beta", "a_opt", "b_opt", "sigma", "nu", "a_c", "b_c")
 _STAT_NAMES = {"diverging": "diverging", "energy": "energy", "num_steps": "n_steps",
                "accept_prob": "acceptance_rate", "adapt_state.step_size": "step_size"}
 
 
-def _to_inference_data(samples, stats, loglik, predictive, y, runs: Runs):
+def _to_inference_data(samples, stats, loglik, predictive, y, runs: Runs, law):
     import arviz as az
 
-    posterior = {k: np.asarray(samples[k]) for k in _POSTERIOR_VARS if k in samples}
+    posterior = {k: np.asarray(v) for k, v in samples.items() if k != "log_lik"}
     sample_stats = {new: np.asarray(stats[old]) for old, new in _STAT_NAMES.items()}
     sample_stats["lp"] = -np.asarray(stats["potential_energy"])
     sample_stats["tree_depth"] = np.floor(np.log2(np.asarray(stats["num_steps"]) + 1)).astype(int)
     coords = {"run": np.asarray(runs.row)}
+    constant = {"log_N": runs.log_N, "log_D": runs.log_D}
+    if "U" in law.inputs:
+        constant["log_U"] = np.log(np.asarray(runs.U, dtype=float))
     dims = {"log_loss": ["run"]}
     kwargs = {}
     if predictive is not None:
@@ -544,9 +603,9 @@ def _to_inference_data(samples, stats, loglik, predictive, y, runs: Runs):
         sample_stats=sample_stats,
         log_likelihood={"log_loss": np.asarray(loglik)},
         observed_data={"log_loss": np.asarray(y)},
-        constant_data={"log_N": runs.log_N, "log_D": runs.log_D},
+        constant_data=constant,
         coords=coords,
-        dims={**dims, "log_N": ["run"], "log_D": ["run"]},
+        dims={**dims, **{k: ["run"] for k in constant}},
         **kwargs,
     )
 

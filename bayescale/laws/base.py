@@ -50,14 +50,18 @@ class Prior(NamedTuple):
     """A declarative prior on one fitting coordinate (turned into a NumPyro
     distribution by :mod:`bayescale.estimators.model`, so laws need no NumPyro).
 
-    ``kind`` is ``"normal"`` (``a`` = loc, ``b`` = scale), ``"uniform"`` (``a`` = low,
-    ``b`` = high) or ``"uniform_below_min_loss"`` (``Uniform(a, b * min observed
-    loss)``, for ``E``; ``b`` defaults to 1).
+    ``kind`` is ``"normal"`` (``a`` = loc, ``b`` = scale) or ``"uniform"`` (``a`` = low,
+    ``b`` = high) on the coordinate itself, or ``"log_uniform_below_loss"``: the
+    coordinate is the log of a quantity ``X ~ Uniform(a, b * E_max)``, where ``E_max``
+    is a loss level taken from the data (for an irreducible loss ``E``, sampled as ``X``).
+    ``key`` is the name users give its prior by and, for the last kind, the sampled
+    site's name (default: the coordinate's name).
     """
 
     kind: str
     a: float = 0.0
     b: float = 1.0
+    key: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -89,6 +93,10 @@ class Law:
             raise BayescaleError(
                 f"law {self.name!r}: start_grid must list values for every coordinate "
                 f"{self.coords}, got {sorted(self.start_grid)}.")
+        kinds = {"normal", "uniform", "log_uniform_below_loss"}
+        bad_kinds = {c: p.kind for c, p in self.priors.items() if p.kind not in kinds}
+        if bad_kinds:
+            raise BayescaleError(f"law {self.name!r}: unknown prior kinds {bad_kinds}; use {sorted(kinds)}.")
         for coord, exponent, inp in self.shears:
             if coord not in self.coords or (exponent is not None and exponent not in self.coords) \
                     or inp not in self.inputs:
@@ -108,6 +116,10 @@ class Law:
     @property
     def num_coords(self) -> int:
         return len(self.coords)
+
+    def prior_key(self, coord: str) -> str:
+        """The name users give ``coord``'s prior by (e.g. ``log_A`` for ``a``)."""
+        return self.priors[coord].key or coord
 
     def params(self, *args, **kwargs):
         """Build this law's parameter tuple (``law.params(E=1.8, A=..., ...)``)."""

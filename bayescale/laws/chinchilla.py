@@ -11,8 +11,12 @@ so that float32 is safe for N ~ 1e10 and D ~ 1e12 (``N**alpha`` never appears).
 Default priors (on the fitting coordinates ``a, b, e, alpha, beta``; NUTS samples
 ``a`` and ``b`` centred on the data, see :mod:`bayescale.estimators.model`):
 
-* ``E ~ Uniform(0, smallest observed loss)`` (sampled as ``E``; ``e = log E``): the
-  irreducible loss is positive and below every observed loss, flat in between.
+* ``E ~ Uniform(0, median observed loss)`` (sampled as ``E``; ``e = log E``): the
+  irreducible loss is positive and below the losses the law describes, flat in
+  between. The bound is the *median* loss, not the smallest: with the smallest, one
+  low outlier (a mislabelled or digitisation-error run) would cap E below its true
+  value; a median bound binds only if half the runs lie below E, i.e. the law is
+  wrong. The likelihood keeps E below the typical loss in any case.
 * ``alpha, beta ~ Uniform(0, 1.5)``: published exponents are 0.05-0.8 (Kaplan et
   al. 2020: ~0.08; Hoffmann et al. 2022: 0.34, 0.28; Besiroglu et al. 2024: 0.35,
   0.37), so 1.5 is generous.
@@ -190,9 +194,9 @@ LAW = base.register(Law(
     to_theta=theta_from_params,
     from_theta=params_from_theta,
     priors={
-        "a": Prior("normal", 6.0, 10.0),
-        "b": Prior("normal", 6.0, 10.0),
-        "e": Prior("log_uniform_below_min_loss", 0.0, 1.0),
+        "a": Prior("normal", 6.0, 10.0, key="log_A"),
+        "b": Prior("normal", 6.0, 10.0, key="log_B"),
+        "e": Prior("log_uniform_below_loss", 0.0, 1.0, key="E"),
         "alpha": Prior("uniform", 0.0, 1.5),
         "beta": Prior("uniform", 0.0, 1.5),
     },

@@ -119,9 +119,9 @@ LAW = base.register(Law(
     to_theta=to_theta,
     from_theta=from_theta,
     priors={
-        "a": Prior("normal", 6.0, 10.0),
-        "b": Prior("normal", 6.0, 10.0),
-        "e": Prior("log_uniform_below_min_loss", 0.0, 1.0),
+        "a": Prior("normal", 6.0, 10.0, key="log_A"),
+        "b": Prior("normal", 6.0, 10.0, key="log_B"),
+        "e": Prior("log_uniform_below_loss", 0.0, 1.0, key="E"),
         "alpha": Prior("uniform", 0.0, 1.5),
         "beta": Prior("uniform", 0.0, 1.5),
         "log_R_N": Prior("normal", 2.0, 1.5),
