@@ -16,6 +16,8 @@ _LAZY = {
     "LawParams": "bayescale.laws.chinchilla",
     "fit": "bayescale.estimators.fit",
     "ScalingFit": "bayescale.estimators.fit",
+    "published": "bayescale.estimators.fit",
+    "get_law": "bayescale.laws.registry",
     "DataError": "bayescale.errors",
     "BayescaleError": "bayescale.errors",
     "DatasetNotFoundError": "bayescale.errors",

@@ -18,7 +18,7 @@ import sys
 from bayescale import __version__
 
 # module name -> subcommands it registers
-_COMMAND_MODULES = ("fit", "frontier", "report", "datasets")
+_COMMAND_MODULES = ("fit", "frontier", "report", "datasets", "laws")
 
 
 def _load_register(module: str):
@@ -65,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit
         return status
     except BayescaleError as exc:
-        print(f"bayescale {args.command}: error: {exc}", file=sys.stderr)
+        # the message's command-line form: fixes as flags (--N-column n), not Python (N="n")
+        print(f"bayescale {args.command}: error: {exc.cli_message}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # stdout was closed early (e.g. `bayescale fit ... | head`): exit quietly. Point

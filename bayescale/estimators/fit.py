@@ -9,7 +9,9 @@
   under the Huber log-density with a free scale; ``params`` are scalars.
 * ``"bootstrap"``: Besiroglu et al.'s bootstrap (runs resampled with replacement,
   each resample refitted from Hoffmann's published parameters); ``params`` are
-  arrays over resamples.
+  arrays over the usable resamples: degenerate ones (non-finite, unconverged,
+  exponent > 5, ``E ~ 0``; :func:`bayescale.estimators.bootstrap.degenerate_resamples`)
+  are left out, counted in ``info["dropped"]`` and warned about.
 * ``"bayes"``: NumPyro NUTS posterior; ``params`` are arrays over draws and
   ``idata`` holds the ArviZ ``InferenceData``.
 
@@ -32,7 +34,7 @@ from bayescale._util import check_level, to_jsonable
 from bayescale.errors import BayescaleError, ConvergenceError, ConvergenceWarning
 from bayescale.laws.chinchilla import LawParams
 
-__all__ = ["ScalingFit", "fit", "METHODS", "PARAM_NAMES"]
+__all__ = ["ScalingFit", "fit", "published", "METHODS", "PARAM_NAMES"]
 
 METHODS = ("bayes", "huber", "huber_mle", "bootstrap")
 PARAM_NAMES = ("E", "A", "B", "alpha", "beta")
@@ -61,7 +63,8 @@ class ScalingFit:
     method : which estimator produced it (see :data:`METHODS`).
     params : :class:`~bayescale.laws.chinchilla.LawParams` of NumPy arrays: scalars for a point
         estimate, shape ``(draw,)`` for bootstrap resamples or posterior draws.
-    runs : the :class:`~bayescale.data.runs.Runs` that were fitted.
+    runs : the :class:`~bayescale.data.runs.Runs` that were fitted (``None`` for a
+        published law, see :func:`published`).
     level : default credible / confidence level of intervals.
     info : estimator details (objective, convergence, starts, timing, settings).
     idata : ``arviz.InferenceData`` for Bayesian fits, else ``None``.
@@ -155,9 +158,10 @@ class ScalingFit:
         out: dict[str, Any] = {
             "method": self.method,
             "law": self.law.name,
-            "n_runs": len(self.runs),
+            "n_runs": 0 if self.runs is None else len(self.runs),
             "params": {k: est[k] for k in self.param_names},
-            "data": self.runs.describe(),
+            "data": ({"source": self.info.get("source", "published")} if self.runs is None
+                     else self.runs.describe()),
         }
         if self.law.name == "chinchilla":
             out["allocation"] = {k: est[k] for k in DERIVED_NAMES}
@@ -179,7 +183,8 @@ class ScalingFit:
         from bayescale.planning import frontier as _frontier
 
         return _frontier.frontier(self.params, budgets, cost=cost,
-                                  data_C_range=(float(self.runs.C.min()), float(self.runs.C.max())),
+                                  data_C_range=None if self.runs is None else
+                                  (float(self.runs.C.min()), float(self.runs.C.max())),
                                   **kwargs)
 
 
@@ -218,9 +223,11 @@ def _check_point_fit(method: str, params: LawParams, info: dict, strict: bool) -
     if not all(np.all(np.isfinite(np.asarray(v))) for v in params):
         problems.append("non-finite parameters")
     if method == "bootstrap":
-        frac = float(info.get("converged_fraction", 1.0))
-        if frac < 0.99:
-            problems.append(f"only {100 * frac:.1f}% of the resamples converged")
+        from bayescale.estimators.bootstrap import describe_dropped
+
+        dropped = describe_dropped(info)
+        if dropped:
+            problems.append(dropped)
     elif not info.get("converged", True):
         problems.append(f"the best fit did not converge ({info.get('status')})")
     if not problems:
@@ -242,8 +249,8 @@ def fit(runs: Runs | pd.DataFrame | str | os.PathLike, *, method: str = "bayes",
     method : ``"bayes"`` (default), ``"huber"``, ``"huber_mle"`` or ``"bootstrap"``.
     law : a law's name (``"chinchilla"``, ``"kaplan"``, ``"data_constrained"``, or one
         registered with :func:`bayescale.laws.register`) or a
-        :class:`~bayescale.laws.base.Law`. ``huber`` and ``bootstrap`` fit every law;
-        ``huber_mle`` and ``bayes`` fit the Chinchilla law only in this version.
+        :class:`~bayescale.laws.base.Law`. ``huber``, ``huber_mle`` and ``bootstrap``
+        fit every law.
     level : default interval level for summaries (0.9).
     seed : random seed, a non-negative integer (bootstrap resampling, NUTS).
     **options : estimator settings, passed on:
@@ -280,29 +287,24 @@ def fit(runs: Runs | pd.DataFrame | str | os.PathLike, *, method: str = "bayes",
     from bayescale.laws.registry import get_law
 
     law = get_law(law)
-    if law.name != "chinchilla" and method in ("huber_mle", "bayes"):
-        raise BayescaleError(
-            f"method {method!r} fits the chinchilla law only in this version; fit the "
-            f"{law.name} law with method='huber' or method='bootstrap'.")
     if not isinstance(runs, Runs):
         runs = load_runs(runs)
     if method in ("huber", "huber_mle", "bootstrap"):
-        from bayescale.estimators import huber as baseline
+        from bayescale.estimators import bootstrap, huber
 
-        fn = {"huber": baseline.fit_huber, "huber_mle": baseline.fit_huber_mle,
-              "bootstrap": baseline.fit_bootstrap}[method]
+        fn = {"huber": huber.fit_huber, "huber_mle": huber.fit_huber_mle,
+              "bootstrap": bootstrap.fit_bootstrap}[method]
         kwargs = dict(options)
         strict = bool(kwargs.pop("strict", False))
         if method == "bootstrap":
             kwargs["seed"] = int(seed)
-        if method != "huber_mle":
-            kwargs["law"] = law
-            if "U" in law.inputs:
-                if getattr(runs, "U", None) is None:
-                    raise BayescaleError(
-                        f"the {law.name} law needs the unique tokens of every run: add a 'U' "
-                        f"(or 'unique_tokens') column.")
-                kwargs["log_U"] = np.log(np.asarray(runs.U, dtype=float))
+        kwargs["law"] = law
+        if "U" in law.inputs:
+            if getattr(runs, "U", None) is None:
+                raise BayescaleError(
+                    f"the {law.name} law needs the unique tokens of every run: add a 'U' "
+                    f"(or 'unique_tokens') column.")
+            kwargs["log_U"] = np.log(np.asarray(runs.U, dtype=float))
         result = fn(runs.log_N, runs.log_D, runs.log_loss, **kwargs)
         params = _as_numpy_params(result.params)
         _check_point_fit(method, params, result.info, strict)
@@ -312,7 +314,25 @@ def fit(runs: Runs | pd.DataFrame | str | os.PathLike, *, method: str = "bayes",
     from bayescale.estimators import nuts as inference
 
     # Point a ConvergenceWarning at the caller of fit(), not at this line.
-    posterior = inference.sample_posterior(runs, seed=int(seed), _stacklevel=3, **options)
+    posterior = inference.sample_posterior(runs, seed=int(seed), law=law, _stacklevel=3,
+                                           **options)
     return ScalingFit(method=method, params=_as_numpy_params(posterior.params), runs=runs,
                       level=level, info=posterior.info, idata=posterior.idata,
                       diagnostics=posterior.diagnostics)
+
+
+def published(name: str) -> ScalingFit:
+    """A published law as a point-estimate fit (``method="published"``, no runs).
+
+    Examples
+    --------
+    >>> from bayescale.estimators.fit import published
+    >>> f = published("besiroglu2024")
+    >>> round(float(f.frontier([5.76e23]).N_opt[0, 0]) / 1e9, 1)
+    72.2
+    """
+    from bayescale.laws.published import get_published
+
+    pub = get_published(name)
+    return ScalingFit(method="published", params=_as_numpy_params(pub.params), runs=None,
+                      info={"source": pub.name, "citation": pub.citation, "note": pub.note})

@@ -254,6 +254,12 @@ class _Settings(NamedTuple):
     target_accept: float
 
 
+# The automatic second attempt when the diagnostics fail (issue 9: on a published
+# 199-run sweep with a weakly identified (B, beta), the defaults gave R-hat 1.13 and 281
+# divergences while target_accept=0.95 with 2000 warmup steps passed).
+RETRY_TARGET_ACCEPT = 0.95
+RETRY_WARMUP = 2000
+
 _EXTRA_FIELDS = ("diverging", "energy", "num_steps", "accept_prob", "adapt_state.step_size",
                  "potential_energy")
 _PROGRAMS: "OrderedDict[tuple, Any]" = OrderedDict()  # key -> compiled NUTS program
@@ -412,6 +418,7 @@ def sample_posterior(
     dense_mass: bool = True,
     max_tree_depth: int = 10,
     law: Any = "chinchilla",
+    retry: bool = True,
     _stacklevel: int = 2,
 ) -> Posterior:
     """Sample the posterior of the law's parameters with NUTS.
@@ -439,6 +446,13 @@ def sample_posterior(
     max_tree_depth : NUTS maximum tree depth.
     law : the law to fit (a name or a :class:`~bayescale.laws.base.Law`; default
         Chinchilla). Laws other than Chinchilla start NUTS from their Huber grid fit.
+    retry : when the diagnostics fail for the sampler's sake (divergences or R-hat,
+        not only a low ESS) in a run long enough to pass them (``chains * draws`` at
+        least the ESS threshold), sample once more with ``target_accept = 0.95``
+        and ``warmup = max(2 warmup, 2000)`` (smaller steps and a longer adaptation:
+        what weakly identified posteriors such as a flat (B, beta) ridge need), and
+        keep the second attempt; ``info["retry"]`` records the first attempt's
+        diagnostics. Default on; skipped when ``target_accept`` is already >= 0.95.
 
     Returns
     -------
@@ -574,6 +588,23 @@ def sample_posterior(
             "total": time.perf_counter() - t_start,
         },
     }
+    geometry = diagnostics.divergences > 0 or (math.isfinite(diagnostics.rhat_max)
+                                               and diagnostics.rhat_max > _diagnostics.RHAT_MAX)
+    if (not diagnostics.ok and retry and geometry and target_accept < RETRY_TARGET_ACCEPT
+            and chains * draws >= _diagnostics.ESS_BULK_MIN):
+        second = sample_posterior(
+            runs, seed=seed, chains=chains, warmup=max(2 * warmup, RETRY_WARMUP), draws=draws,
+            likelihood=likelihood, priors=priors, target_accept=RETRY_TARGET_ACCEPT,
+            chain_method=chain_method, progress=progress, strict=strict,
+            posterior_predictive=posterior_predictive, dense_mass=dense_mass,
+            max_tree_depth=max_tree_depth, law=law, retry=False, _stacklevel=_stacklevel + 1)
+        second.info["retry"] = {
+            "reason": "the first attempt failed the diagnostics",
+            "first_attempt": {"target_accept": target_accept, "warmup": warmup,
+                              **diagnostics.to_dict()},
+        }
+        second.info["timing"]["total"] = time.perf_counter() - t_start
+        return second
     _diagnostics.check(diagnostics, strict=strict, stacklevel=_stacklevel,
                        likelihood=likelihood)
     return Posterior(params=params, idata=idata, diagnostics=diagnostics, info=info)
