@@ -16,7 +16,13 @@ import numpy as np
 
 from bayescale.errors import BayescaleError
 
-__all__ = ["check_level", "as_budgets", "parse_flops", "to_jsonable", "median_interval"]
+__all__ = ["check_level", "as_budgets", "parse_flops", "to_jsonable", "median_interval",
+           "BUDGET_TOLERANCE"]
+
+# A plan whose 6 N D exceeds the budget by at most this fraction is still assessed at that
+# budget (Chinchilla's 70B x 1.4T is 5.88e23 FLOPs, 2% over Gopher's 5.76e23, and is the
+# plan everyone compares at that budget); beyond it, the plan is over budget.
+BUDGET_TOLERANCE = 0.05
 
 
 def check_level(level: float, *, name: str = "level") -> float:

@@ -366,10 +366,45 @@ def load_fit(path: str | os.PathLike) -> ScalingFit:
         idata = load_idata(folder / "posterior.nc")
     info = {k: v for k, v in meta.items()
             if k not in ("method", "n_runs", "params", "intervals", "data", "allocation",
-                         "reference")}
+                         "reference", "diagnostics")}
     reference = None
     if isinstance(meta.get("reference"), dict):
         reference = LawParams(**{k: float(meta["reference"][k]) for k in PARAM_NAMES})
     return ScalingFit(method=meta.get("method", "unknown"), params=params, runs=runs,
                       level=float(meta.get("level", 0.9)), info=info, idata=idata,
-                      reference=reference)
+                      reference=reference, diagnostics=_load_diagnostics(folder, meta, idata))
+
+
+def _load_diagnostics(folder: Path, meta: dict, idata):
+    """A Bayesian fit's Diagnostics: the scalars from fit.json, the per-parameter table
+    recomputed from posterior.nc (every parameter, sigma and nu included) or, without it,
+    read from summary.csv (the law's parameters)."""
+    d = meta.get("diagnostics")
+    if not isinstance(d, dict):
+        return None
+    from bayescale.estimators.diagnostics import DIAGNOSED_PARAMS, Diagnostics, compute_diagnostics
+
+    columns = ["r_hat", "ess_bulk", "ess_tail"]
+    per_param = pd.DataFrame(columns=columns, dtype=float,
+                             index=pd.Index([], name="parameter"))
+    summary_path = folder / "summary.csv"
+    if idata is not None and hasattr(idata, "sample_stats"):
+        per_param = compute_diagnostics(idata).per_param
+    elif summary_path.is_file():
+        try:
+            table = pd.read_csv(summary_path, index_col=0)
+        except (ValueError, pd.errors.ParserError):
+            table = pd.DataFrame()
+        if set(columns) <= set(table.columns):
+            rows = [n for n in DIAGNOSED_PARAMS if n in table.index]
+            per_param = table.loc[rows, columns].astype(float).rename_axis("parameter")
+
+    def num(key, default=math.nan):  # fit.json writes NaN and infinities as null
+        value = d.get(key)
+        return default if value is None else float(value)
+
+    return Diagnostics(rhat_max=num("rhat_max"), ess_bulk_min=num("ess_bulk_min"),
+                       ess_tail_min=num("ess_tail_min"), divergences=int(num("divergences", 0)),
+                       ebfmi_min=num("ebfmi_min"), ok=bool(d.get("ok", False)),
+                       per_param=per_param, chains=d.get("chains"),
+                       notes=tuple(d.get("notes") or ()))

@@ -158,7 +158,10 @@ def test_csv_with_nan_loss(capsys, tmp_path):
                   "loss": [3.4, 3.1, np.nan, 2.7, 2.8, 2.5]}).to_csv(path, index=False)
     code = main(["fit", str(path), "--method", "huber"])
     captured = capsys.readouterr()
-    _assert_clean_error(code, captured.out, captured.err, "column 'loss'", "NaN", "row 2", "Fix:")
+    # data row 2 is line 4 of the file (header = line 1); the fix is not Python
+    _assert_clean_error(code, captured.out, captured.err, "column 'loss'", "NaN", "line 4",
+                        "Fix:")
+    assert "df" not in captured.err and path.read_text().splitlines()[4 - 1].endswith(",")
 
 
 def test_unknown_column_name(capsys, chinchilla_245):
@@ -259,3 +262,69 @@ def test_broken_pipe_exits_quietly_through_a_real_pipe(lines):
     proc.stderr.close()
     assert proc.wait(timeout=60) == 0, err
     assert err == ""
+
+
+# ---------------------------------------------------------------- interval level, diagnostics
+
+
+@pytest.fixture(scope="module")
+def bayes_cli(tmp_path_factory):
+    """A short `bayescale fit synthetic --out DIR` (NUTS, 2 chains x 40 draws: unconverged)."""
+    import warnings
+
+    from bayescale.errors import ConvergenceWarning
+
+    out_dir = tmp_path_factory.mktemp("fit") / "bayes"
+    with pytest.MonkeyPatch.context() as mp, warnings.catch_warnings():
+        mp.setenv("BAYESCALE_NO_CACHE", "1")
+        warnings.simplefilter("ignore", ConvergenceWarning)  # 40 draws: expected
+        code, stdout, stderr = _run_main(
+            ["fit", "synthetic", "--chains", "2", "--warmup", "40", "--draws", "40", "--quiet",
+             "--out", str(out_dir)])
+    assert code == 0, stderr
+    return {"stdout": stdout, "dir": out_dir}
+
+
+def test_fit_text_states_the_interval_level(bayes_cli):
+    # The table's columns are "lower" and "upper": the level must be said in words.
+    assert "90% central credible interval" in bayes_cli["stdout"]
+    assert "lower" in bayes_cli["stdout"]
+
+
+def test_fit_text_states_the_bootstrap_level():
+    import warnings
+
+    from bayescale.errors import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # 40 resamples: a few may fail
+        code, stdout, stderr = _run_main(["fit", "synthetic", "--method", "bootstrap",
+                                          "--resamples", "40"])
+        assert code == 0, stderr
+        assert "95% bootstrap percentile interval" in stdout
+        code, stdout, stderr = _run_main(["fit", "synthetic", "--method", "bootstrap",
+                                          "--resamples", "40", "--level", "0.8"])
+        assert "80% bootstrap percentile interval" in stdout
+
+
+def test_load_fit_keeps_the_bayesian_diagnostics(bayes_cli):
+    from bayescale.io import load_fit
+
+    folder = bayes_cli["dir"]
+    fit = load_fit(folder)
+    saved = json.loads((folder / "fit.json").read_text())
+    assert fit.diagnostics is not None
+    assert fit.diagnostics.to_dict() == saved["diagnostics"]
+    # Per parameter: the table the original fit wrote equals the loaded fit's.
+    written = pd.read_csv(folder / "summary.csv", index_col=0)
+    loaded = fit.summary()
+    for column in ("r_hat", "ess_bulk", "ess_tail"):
+        np.testing.assert_allclose(loaded[column].to_numpy(float),
+                                   written.loc[loaded.index, column].to_numpy(float),
+                                   rtol=1e-12)
+    # ... and it is ArviZ's ESS of the saved posterior (sigma too, which summary.csv lacks).
+    import arviz as az
+
+    ess = az.ess(fit.idata.posterior, method="bulk")
+    assert fit.diagnostics.per_param.loc["sigma", "ess_bulk"] == pytest.approx(
+        float(ess["sigma"]), rel=1e-12)

@@ -4,23 +4,66 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 
-def add_data_arguments(p: argparse.ArgumentParser) -> None:
-    """DATA plus the filters and column names of :func:`bayescale.load_runs`."""
-    p.add_argument("data", metavar="DATA",
-                   help="registered dataset name (e.g. chinchilla), CSV path, or - for a CSV "
-                        "on standard input")
-    p.add_argument("--exclude-top", type=int, default=0, metavar="K",
+# Estimators the commands offer (the names of bayescale.fit's method=).
+METHODS = ("bayes", "huber", "huber_mle", "bootstrap")
+
+# Precision: every command runs in JAX's default precision, exactly as the library does
+# for a Python user (float32 unless JAX_ENABLE_X64=1): the NUTS posterior is the float32
+# program the test suite checks, the Huber fits switch to float64 internally, and the
+# frontier agrees with its float64 solution to about 1e-6 relative, far below the three
+# significant digits printed. One choice for all commands, so that `fit --out` followed by
+# `frontier` gives what `report` gives, and what the same calls give in Python.
+
+
+class _Likelihoods:
+    """``bayescale.estimators.model.LIKELIHOODS``, imported when argparse first needs it.
+
+    Building the parser must not import JAX (``bayescale datasets`` and ``--help`` stay
+    instant), yet the names have one definition, next to the model that implements them.
+    """
+
+    def _names(self) -> tuple[str, ...]:
+        from bayescale.estimators.model import LIKELIHOODS
+
+        return tuple(LIKELIHOODS)
+
+    def __contains__(self, item) -> bool:
+        return item in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+
+LIKELIHOODS = _Likelihoods()
+
+
+def add_data_arguments(p: argparse.ArgumentParser, *, dest: str = "data", metavar: str = "DATA",
+                       help: str | None = None) -> None:
+    """DATA plus the filters, column names and checks of :func:`bayescale.load_runs`."""
+    p.add_argument(dest, metavar=metavar,
+                   help=help or "registered dataset name (e.g. chinchilla), CSV path, or - for "
+                                "a CSV on standard input")
+    g = p.add_argument_group("data")
+    g.add_argument("--exclude-top", type=int, default=0, metavar="K",
                    help="drop the K highest-loss runs (Besiroglu et al. 2024 drop 5)")
-    p.add_argument("--query", default=None,
+    g.add_argument("--query", default=None,
                    help="keep rows matching a pandas query over N, D, C, loss (e.g. 'C > 1e18')")
     for key in ("N", "D", "C", "loss"):
-        p.add_argument(f"--{key}-column", default=None, metavar="NAME",
+        g.add_argument(f"--{key}-column", default=None, metavar="NAME",
                        help=f"name of the {key} column, if not one of the usual names")
-
-
-LIKELIHOODS = ("student_t", "normal", "huber")
+    g.add_argument("--sep", default=None, metavar="SEP",
+                   help="the CSV's separator, e.g. ';' (default: detected)")
+    g.add_argument("--drop-duplicates", action="store_true",
+                   help="keep the first of rows that repeat an earlier row, instead of refusing")
+    g.add_argument("--no-plausibility-checks", dest="check_plausible", action="store_false",
+                   help="no warnings for implausible values (N < 1e5, D < 1e6, losses > 15, "
+                        "...), for unusual but real data")
 
 
 def add_nuts_arguments(g) -> None:
@@ -28,17 +71,39 @@ def add_nuts_arguments(g) -> None:
     g.add_argument("--chains", type=int, default=4, help="NUTS chains (4)")
     g.add_argument("--warmup", type=int, default=1000, help="warmup iterations per chain (1000)")
     g.add_argument("--draws", type=int, default=1000, help="draws per chain (1000)")
-    g.add_argument("--likelihood", choices=LIKELIHOODS, default="student_t",
-                   help="likelihood of log loss (student_t, robust; default)")
+    # metavar: argparse would otherwise list the choices (importing JAX) when building the parser
+    g.add_argument("--likelihood", choices=LIKELIHOODS, default="student_t", metavar="NAME",
+                   help="likelihood of log loss: %(choices)s (default student_t, robust)")
     g.add_argument("--target-accept", type=float, default=None,
                    help="NUTS target acceptance probability (0.8)")
 
 
-def load_runs_from_args(args: argparse.Namespace):
-    from bayescale.data.runs import load_runs
+def load_runs_from_args(args: argparse.Namespace, source=None):
+    """:func:`bayescale.load_runs` with the options of :func:`add_data_arguments`.
 
-    return load_runs(args.data, N=args.N_column, D=args.D_column, C=args.C_column,
-                     loss=args.loss_column, exclude_top=args.exclude_top, query=args.query)
+    Plausibility warnings and dropped duplicates are told on stderr, in command-line terms.
+    """
+    import warnings
+
+    from bayescale.data.runs import load_runs
+    from bayescale.errors import DataWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataWarning)
+        runs = load_runs(args.data if source is None else source,
+                         N=args.N_column, D=args.D_column, C=args.C_column,
+                         loss=args.loss_column, exclude_top=args.exclude_top, query=args.query,
+                         sep=args.sep, drop_duplicates=args.drop_duplicates,
+                         check_plausible=args.check_plausible)
+    for w in caught:
+        if issubclass(w.category, DataWarning):
+            print(f"bayescale: warning: {w.message.cli_message}", file=sys.stderr)
+        else:  # not ours to judge: pass it on as it came
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    for note in runs.notes:
+        if note.startswith("dropped") and "duplicate" in note:
+            print(f"bayescale: {note}", file=sys.stderr)
+    return runs
 
 
 def enable_compilation_cache() -> None:

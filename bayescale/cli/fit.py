@@ -9,13 +9,12 @@ import sys
 import time
 
 from bayescale.cli._common import (
+    METHODS,
     add_data_arguments,
     add_nuts_arguments,
     enable_compilation_cache,
     load_runs_from_args,
 )
-
-METHODS = ("bayes", "huber", "huber_mle", "bootstrap")
 
 EXAMPLES = """\
 examples:
@@ -110,6 +109,11 @@ def _format(result, payload: dict, level: float) -> str:
     dropped = payload["data"].get("dropped_rows") or []
     if dropped:
         lines.append(f"dropped {len(dropped)} rows ({', '.join(payload['data']['dropped_by'])})")
+    if "lower" in table.columns:  # the level is not in the table's column names: say it
+        kind = {"bayes": "central credible interval of the posterior",
+                "bootstrap": "bootstrap percentile interval"}.get(payload["method"],
+                                                                  "central interval of the draws")
+        lines.append(f"lower, upper: {100 * level:g}% {kind}; estimate: median of the draws")
     with_pd_options = table.to_string(float_format=lambda v: f"{v:.6g}")
     lines.append(with_pd_options)
     if "objective" in payload:

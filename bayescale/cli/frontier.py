@@ -14,17 +14,21 @@ import math
 import sys
 from pathlib import Path
 
-from bayescale._util import check_level, parse_flops
+from bayescale._util import BUDGET_TOLERANCE, check_level, parse_flops
+from bayescale.cli._common import METHODS, add_data_arguments, load_runs_from_args
 from bayescale.errors import BayescaleError
 
-_METHODS = ("bootstrap", "bayes", "huber", "huber_mle")
 _COSTS = ("train", "inference", "attention", "non-embedding")
+# The settings of each cost model that the command line exposes (flag -> field).
+_COST_SETTINGS = {"attention": ("n_ctx", "aspect_ratio"),
+                  "non-embedding": ("vocab_size", "aspect_ratio")}
 
 FRONTIER_EXAMPLES = """\
 examples:
   bayescale frontier fits/chinchilla --budget 5.76e23 --budget 1e25
   bayescale frontier chinchilla --exclude-top 5 --budget 1e24 --json
   bayescale frontier fits/chinchilla --budget 1e24 --cost inference --inference-tokens 2e12
+  bayescale frontier chinchilla --budget 1e24 --cost attention --n-ctx 8192 --aspect-ratio 128
 """
 
 DECIDE_EXAMPLES = """\
@@ -53,6 +57,13 @@ def register(subparsers) -> None:
                         "attention = 6ND + attention FLOPs; non-embedding = 6(N - N_emb)D")
     p.add_argument("--inference-tokens", type=str, default=None, metavar="T",
                    help="lifetime inference tokens D_inf for --cost inference, e.g. 2e12")
+    p.add_argument("--n-ctx", type=float, default=None, metavar="T",
+                   help="context length for --cost attention (default 2048, Chinchilla's)")
+    p.add_argument("--aspect-ratio", type=float, default=None, metavar="R",
+                   help="d_model / n_layer for --cost attention and non-embedding (default 128; "
+                        "Chinchilla 70B: 102.4)")
+    p.add_argument("--vocab-size", type=float, default=None, metavar="V",
+                   help="vocabulary size for --cost non-embedding (default 32000, Chinchilla's)")
     p.add_argument("--level", type=float, default=0.9, help="central interval level (0.9)")
     p.add_argument("--json", action="store_true", help="print JSON to stdout")
     p.set_defaults(func=run_frontier)
@@ -67,7 +78,8 @@ def register(subparsers) -> None:
         epilog=DECIDE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_source_args(d)
     d.add_argument("--budget", "-C", type=str, default=None, metavar="C",
-                   help="training budget in FLOPs (default 6 N D)")
+                   help="training budget in FLOPs (default 6 N D); a plan up to "
+                        f"{100 * BUDGET_TOLERANCE:g}%% over it is assessed at it")
     d.add_argument("--params", "-N", type=str, required=True, metavar="N",
                    help="model parameters of the plan, e.g. 70e9")
     d.add_argument("--tokens", "-D", type=str, required=True, metavar="D",
@@ -81,15 +93,14 @@ def register(subparsers) -> None:
 
 
 def _add_source_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("source", metavar="SOURCE",
-                   help="fit folder (from `bayescale fit ... --out DIR`), or a dataset name or "
-                        "CSV path to fit first")
+    # The data options are fit's (one definition); they apply when SOURCE is data.
+    add_data_arguments(p, dest="source", metavar="SOURCE",
+                       help="fit folder (from `bayescale fit ... --out DIR`), or a dataset "
+                            "name, CSV path or - (CSV on standard input) to fit first")
     g = p.add_argument_group("fitting (when SOURCE is data, not a fit folder)")
-    g.add_argument("--method", choices=_METHODS, default="bootstrap",
+    g.add_argument("--method", choices=METHODS, default="bootstrap",
                    help="estimator for SOURCE data (default bootstrap: resampled Huber fits "
                         "as in Besiroglu et al. 2024, giving draws)")
-    g.add_argument("--exclude-top", type=int, default=0, metavar="K",
-                   help="drop the K highest-loss runs first (Besiroglu et al. drop 5)")
     g.add_argument("--resamples", type=int, default=None, metavar="R",
                    help="bootstrap resamples (default: the fitter's, 4000)")
     g.add_argument("--seed", type=int, default=0, help="random seed of the fit (0)")
@@ -124,7 +135,6 @@ def load_source(args):
         from bayescale.io import load_fit
 
         return load_fit(path)
-    from bayescale.data.runs import load_runs
     from bayescale.estimators.fit import fit
 
     if args.exclude_top < 0:
@@ -134,8 +144,28 @@ def load_source(args):
         if args.method != "bootstrap" or args.resamples < 1:
             raise BayescaleError("--resamples takes a positive count and goes with --method bootstrap.")
         options["resamples"] = int(args.resamples)
-    runs = load_runs(args.source, exclude_top=args.exclude_top)
+    runs = load_runs_from_args(args, source=args.source)
     return fit(runs, method=args.method, seed=args.seed, **options)
+
+
+def _cost_settings(args) -> dict[str, float]:
+    """The cost-model settings given on the command line, checked against --cost."""
+    given = {k: getattr(args, k) for k in ("n_ctx", "aspect_ratio", "vocab_size")
+             if getattr(args, k) is not None}
+    allowed = _COST_SETTINGS.get(args.cost, ())
+    for key, value in given.items():
+        flag = "--" + key.replace("_", "-")
+        if key not in allowed:
+            users = [c for c, keys in _COST_SETTINGS.items() if key in keys]
+            raise BayescaleError(f"{flag} goes with --cost {' or '.join(users)}, not --cost "
+                                 f"{args.cost}.")
+        if not (math.isfinite(value) and value > 0):
+            raise BayescaleError(f"{flag} must be a positive number, got {value:g}.")
+    return given
+
+
+def _over(N: float, D: float, budget: float) -> str:
+    return f"{100 * (6 * N * D / budget - 1):.1f}%"
 
 
 # ---------------------------------------------------------------------------
@@ -148,24 +178,10 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}"
 
 
-def _x64():
-    """Double precision for the duration of a command (JAX's global default is untouched)."""
-    import jax
-
-    return jax.enable_x64(True)
+# Both commands run in JAX's default precision, as every command does (see cli/_common.py).
 
 
 def run_frontier(args) -> int:
-    with _x64():
-        return _run_frontier(args)
-
-
-def run_decide(args) -> int:
-    with _x64():
-        return _run_decide(args)
-
-
-def _run_frontier(args) -> int:
     budgets = [parse_flops(b) for b in args.budget]
     level = check_level(args.level, name="--level")
     D_inf = None
@@ -176,11 +192,12 @@ def _run_frontier(args) -> int:
     elif args.cost == "inference":
         raise BayescaleError("--cost inference needs --inference-tokens T (lifetime inference "
                              "tokens, e.g. 2e12).")
+    settings = _cost_settings(args)
     fit = load_source(args)
-    result = fit.frontier(budgets, cost=args.cost, inference_tokens=D_inf)
+    result = fit.frontier(budgets, cost=args.cost, inference_tokens=D_inf, **settings)
     out = result.to_dict(level)
     out = {"source": str(args.source), "method": fit.method, "cost": args.cost,
-           "inference_tokens": D_inf, **out}
+           "inference_tokens": D_inf, "cost_settings": settings, **out}
     if args.json:
         from bayescale.io import dumps_json
 
@@ -189,7 +206,8 @@ def _run_frontier(args) -> int:
         return 0
     pct = f"{100 * level:g}%"
     print(f"compute-optimal frontier: {args.source} ({fit.method}, {result.num_draws} draws), "
-          f"cost {args.cost}" + (f", D_inf {D_inf:.3g}" if D_inf else ""))
+          f"cost {args.cost}" + (f", D_inf {D_inf:.3g}" if D_inf else "")
+          + "".join(f", {k} {v:g}" for k, v in settings.items()))
     print(f"median [{pct} interval]")
     header = f"{'C (FLOPs)':>10}  {'N_opt':>26}  {'D_opt':>26}  {'L_opt':>22}  {'D/N':>20}  extrap."
     print(header)
@@ -205,18 +223,19 @@ def _run_frontier(args) -> int:
     return 0
 
 
-def _run_decide(args) -> int:
+def run_decide(args) -> int:
     from bayescale.planning.decisions import assess_plan
 
     N = parse_flops(args.params, "--params")
     D = parse_flops(args.tokens, "--tokens")
     budget = None if args.budget is None else parse_flops(args.budget)
-    if budget is not None and 6 * N * D > budget * (1 + 1e-3):
+    if budget is not None and 6 * N * D > budget * (1 + BUDGET_TOLERANCE):
         raise BayescaleError(
-            f"the plan needs 6 N D = {6 * N * D:.4g} FLOPs, more than the budget {budget:.4g}; "
-            "it cannot be compared with the optimum for that budget. Fix: raise --budget to "
-            f"at least {6 * N * D:.4g}, omit it (the plan's own 6ND is used), or shrink "
-            "--params/--tokens.")
+            f"the plan needs 6 N D = {6 * N * D:.4g} FLOPs, {_over(N, D, budget)} over the "
+            f"budget {budget:.4g}, beyond the {100 * BUDGET_TOLERANCE:g}% tolerance; it cannot be "
+            "compared with the optimum for that budget. Fix: raise --budget to at least "
+            f"{6 * N * D / (1 + BUDGET_TOLERANCE):.4g}, omit it (the plan's own 6ND is used), "
+            "or shrink --params/--tokens.")
     within = (0.01, 0.05) if not args.within else tuple(_parse_fraction(w) for w in args.within)
     level = check_level(args.level, name="--level")
     fit = load_source(args)
@@ -238,6 +257,10 @@ def _run_decide(args) -> int:
     print(f"plan: N = {p['N']:.3g} parameters, D = {p['D']:.3g} tokens "
           f"({p['tokens_per_param']:.3g} tokens/param), 6ND = {p['C_plan']:.3g} FLOPs; "
           f"budget C = {p['C']:.3g}" + ("  [OVER BUDGET]" if p["over_budget"] else ""))
+    if budget is not None and 6 * N * D > budget:
+        print(f"note: the plan's 6ND is {_over(N, D, budget)} over the budget, within the "
+              f"{100 * BUDGET_TOLERANCE:g}% tolerance; it is compared with the optimum at the "
+              "budget, so its excess loss may be slightly negative")
     where = ("within the data's compute range" if out["extrapolation"] == 0 else
              f"{out['extrapolation']:.2f} orders of magnitude outside the data's compute range")
     print(f"fit: {args.source} ({fit.method}, {out['num_draws']} draws); the budget is "

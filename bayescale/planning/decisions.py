@@ -51,7 +51,7 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from bayescale.planning.costs import LOG6
-from bayescale._util import as_budgets, check_level
+from bayescale._util import BUDGET_TOLERANCE, as_budgets, check_level
 from bayescale.errors import BayescaleError
 from bayescale._solvers.newton import default_rtol, safeguarded_newton
 from bayescale.planning._common import closed_form_one, draws, loss
@@ -252,7 +252,7 @@ def assess(params: LawParams, N: ArrayLike, D: ArrayLike, budgets: ArrayLike | N
     minus that of the Bayes-optimal plan for ``C``; negative only for a plan that
     spends more than ``C``), ``compute_efficiency_*``
     (``C_eq / C``), ``p_within_loss`` and ``p_within_compute`` (dicts keyed by
-    ``"1%"``...), and ``over_budget`` (``6 N D > C``).
+    ``"1%"``...), and ``over_budget`` (``6 N D > C (1 + BUDGET_TOLERANCE)``, 5%).
     """
     level = check_level(level)
     params = as_draws(params)
@@ -272,7 +272,7 @@ def assess(params: LawParams, N: ArrayLike, D: ArrayLike, budgets: ArrayLike | N
     eff = np.exp(log_eff)
     rel = L / L_opt - 1.0
     out: dict[str, Any] = {"C": C, "N": N, "D": D, "tokens_per_param": D / N,
-                           "over_budget": 6.0 * N * D > C * (1 + 1e-9)}
+                           "over_budget": 6.0 * N * D > C * (1 + BUDGET_TOLERANCE)}
     out["loss_mean"] = L.mean(axis=0)
     out["loss_median"], out["loss_lower"], out["loss_upper"] = _quantiles(L, level)
     out["L_opt_median"], out["L_opt_lower"], out["L_opt_upper"] = _quantiles(L_opt, level)
