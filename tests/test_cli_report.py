@@ -9,11 +9,13 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 
 import pytest
 from _report_fits import small_fits
 
 from bayescale.report import build as report
+from bayescale.report import compare
 from bayescale.cli import main
 
 
@@ -31,7 +33,8 @@ def cached_fits(monkeypatch):
         calls.append(kwargs)
         return fits
 
-    monkeypatch.setattr(report, "fit_methods", fake_fit_methods)
+    monkeypatch.setattr(report, "fit_methods", fake_fit_methods)  # report
+    monkeypatch.setattr(compare, "fit_methods", fake_fit_methods)  # compare
     return calls
 
 
@@ -120,6 +123,85 @@ def test_datasets_reports_missing_file(monkeypatch, tmp_path):
     assert entries["chinchilla"]["available"] is False
     status, stdout, _ = _run(["datasets"])
     assert "BAYESCALE_DATA" in stdout
+
+
+CHILD = """
+import pickle, sys, time
+from bayescale.cli import main
+from bayescale.report import build
+
+fits_path, out, mode = sys.argv[1:4]
+with open(fits_path, "rb") as fh:
+    fits = pickle.load(fh)
+
+
+def fake_fit_methods(runs, **kwargs):
+    print("fitting", file=sys.stderr, flush=True)
+    t0 = time.time()
+    while time.time() - t0 < 60:
+        try:
+            time.sleep(0.01)
+        except KeyboardInterrupt:
+            if mode != "swallowed":
+                raise
+            # a callback that prints and drops the exception, as JAX's GC hook did
+            print("Exception ignored ... KeyboardInterrupt", file=sys.stderr, flush=True)
+            break
+    return fits
+
+
+def slow_figures(*args):
+    print("figures", file=sys.stderr, flush=True)
+    time.sleep(60)
+    raise AssertionError("not interrupted")
+
+
+build.fit_methods = fake_fit_methods
+if mode == "figures":
+    build._figures = slow_figures
+sys.exit(main(["report", "synthetic", "--out", out, "--budget", "1e21", "--quiet"]))
+"""
+
+
+def test_ctrl_c_exits_130_and_keeps_the_previous_report(tmp_path):
+    # Ctrl-C was swallowed in 2 of 16 trials: the run went on, exited 0 and replaced the
+    # previous report. Interrupt the command at several moments, including inside a
+    # callback that drops the KeyboardInterrupt.
+    import pickle
+    import shutil
+    import signal
+    import subprocess
+    import sys
+
+    fits_path = tmp_path / "fits.pkl"
+    fits_path.write_bytes(pickle.dumps(small_fits()))
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    previous = tmp_path / "previous"  # a report folder as a previous run left it
+    previous.mkdir()
+    (previous / "report.html").write_text("the previous report")
+    (previous / "manifest.json").write_text('{"files": ["report.html"]}')
+    (previous / "MY_NOTES.md").write_text("the user's")
+    snapshot = {p.relative_to(previous): p.read_bytes()
+                for p in previous.rglob("*") if p.is_file()}
+    for mode, wait_for in (("swallowed", "fitting"), ("figures", "figures")):
+        out = tmp_path / mode
+        shutil.copytree(previous, out)
+        child = subprocess.Popen([sys.executable, str(script), str(fits_path), str(out), mode],
+                                 stderr=subprocess.PIPE, text=True,
+                                 env={**os.environ, "BAYESCALE_NO_CACHE": "1"})
+        lines = []
+        for line in child.stderr:
+            lines.append(line)
+            if line.strip() == wait_for:
+                break
+        child.send_signal(signal.SIGINT)
+        _, rest = child.communicate(timeout=120)
+        assert child.returncode == 130, (mode, "".join(lines) + rest)
+        assert "interrupted" in rest
+        assert {p.relative_to(out): p.read_bytes()
+                for p in out.rglob("*") if p.is_file()} == snapshot, mode
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(f".{mode}.")]
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -105,7 +106,7 @@ def test_interrupted_run_keeps_previous_report(built, fits, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("interrupted while writing")
 
-    monkeypatch.setattr(report, "_render_html", boom)
+    monkeypatch.setattr(report, "render_html", boom)
     with pytest.raises(RuntimeError, match="interrupted"):
         report.build_report(fits["bayes"].runs, out_dir=out, fits=fits, quiet=True,
                             budgets=[1e20, 1e22])
@@ -115,16 +116,44 @@ def test_interrupted_run_keeps_previous_report(built, fits, monkeypatch):
     assert [p.name for p in out.parent.iterdir()] == [out.name]
 
 
-def test_rerun_replaces_whole_folder(fits, tmp_path):
+def test_rerun_replaces_what_bayescale_wrote_and_keeps_user_files(fits, tmp_path):
     out = tmp_path / "rep"
     report.build_report(fits["bayes"].runs, out_dir=out, fits=fits, quiet=True,
                         budgets=[1e20, 1e22])
-    (out / "stale.txt").write_text("from an old run")
+    # a file an older run wrote (listed in its manifest) that this run does not write
+    (out / "figures" / "old.png").write_bytes(b"stale")
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["files"].append("figures/old.png")
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    # the user's files: the old code deleted them with the folder
+    (out / "MY_NOTES.md").write_text("my notes")
+    (out / "extra").mkdir()
+    (out / "extra" / "keep.txt").write_text("keep me")
+    (out / "figures" / "mine.png").write_bytes(b"my figure")
     report.build_report(fits["bayes"].runs, out_dir=out, fits=fits, quiet=True,
                         budgets=[1e21])
-    assert not (out / "stale.txt").exists()
+    assert not (out / "figures" / "old.png").exists()
+    assert (out / "MY_NOTES.md").read_text() == "my notes"
+    assert (out / "extra" / "keep.txt").read_text() == "keep me"
+    assert (out / "figures" / "mine.png").read_bytes() == b"my figure"
     assert len(pd.read_csv(out / "frontier.csv")) == 1
+    assert _files(out) == EXPECTED | {"MY_NOTES.md", "extra/keep.txt", "figures/mine.png"}
     assert [p.name for p in tmp_path.iterdir()] == ["rep"]
+
+
+def test_user_file_in_the_way_is_refused(fits, tmp_path):
+    out = tmp_path / "rep"
+    report.build_report(fits["bayes"].runs, out_dir=out, fits=fits, quiet=True,
+                        budgets=[1e21])
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["files"].remove("decisions.csv")  # as if an older report had not written it
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    (out / "decisions.csv").write_text("the user's own table")
+    before = {p: (out / p).read_bytes() for p in _files(out)}
+    with pytest.raises(BayescaleError, match="decisions.csv"):
+        report.build_report(fits["bayes"].runs, out_dir=out, fits=fits, quiet=True,
+                            budgets=[1e22])
+    assert {p: (out / p).read_bytes() for p in _files(out)} == before
 
 
 def test_refuses_to_replace_foreign_folder(fits, tmp_path):
@@ -132,3 +161,52 @@ def test_refuses_to_replace_foreign_folder(fits, tmp_path):
     with pytest.raises(BayescaleError, match="not a bayescale report"):
         report.build_report(fits["bayes"].runs, out_dir=tmp_path, fits=fits, quiet=True)
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_html_answer_first_with_contents_and_human_numbers(built):
+    out, _ = built
+    text = (out / "report.html").read_text()
+    body = text.split("<body>")[1]
+    # the answer (decisions, frontier) before the fit, the fit before the diagnostics
+    order = [body.index(f'id="{k}"') for k in ("table-decisions", "fig-frontier",
+                                                "table-methods", "table-diagnostics")]
+    assert order == sorted(order)
+    toc = body[body.index('<nav class="toc"'):body.index("</nav>")]
+    for anchor in ("answer", "frontier", "fit", "diagnostics", "data", "model"):
+        assert f'href="#{anchor}"' in toc and f'<h2 id="{anchor}"' in body
+    tables = body[body.index('id="table-decisions"'):]
+    assert not re.search(r"\d\.\d+e[+-]\d\d", tables), "numbers in 7.09e+10 style"
+    assert re.search(r"\d(\.\d+)?[MBT] \[\d", body)  # e.g. 71.3B [60.1B, 84.2B]
+    md = (out / "report.md").read_text()
+    assert md.index("## Answer") < md.index("## The fit") < md.index("## Diagnostics")
+
+
+def test_chinchilla_prose_only_for_the_chinchilla_data(built, fits, tmp_path):
+    import dataclasses
+
+    out, _ = built
+    text = (out / "report.html").read_text()  # synthetic data
+    # (the Data section cites the synthetic dataset's own source, which may name them)
+    text = text[:text.index('<h2 id="data"')] + text[text.index('<h2 id="model"'):]
+    for word in ("Hoffmann", "Epoch", "Chinchilla itself", "hoffmann_2022", "besiroglu_2024"):
+        assert word not in text, word
+    runs = dataclasses.replace(fits["bayes"].runs, source="chinchilla")
+    chin = {m: dataclasses.replace(f, runs=runs) for m, f in fits.items()}
+    report.build_report(runs, out_dir=tmp_path / "c", fits=chin, quiet=True, budgets=[1e21])
+    text = (tmp_path / "c" / "report.html").read_text()
+    assert "Chinchilla itself" in text and "besiroglu_2024" in text
+    methods = pd.read_csv(tmp_path / "c" / "methods.csv", index_col=0)
+    # the published rows come from the law and the frontier: Hoffmann's unrounded fit
+    # gives 40.4B at Gopher's budget, Epoch's 72.2B (the published numbers)
+    assert methods.at["N_opt", "hoffmann_2022_unrounded"] == pytest.approx(40.4e9, rel=2e-3)
+    assert methods.at["N_opt", "besiroglu_2024"] == pytest.approx(72.2e9, rel=2e-3)
+
+
+def test_human_numbers():
+    from bayescale.report._format import human, interval
+
+    assert human(7.09e10) == "70.9B" and human(1.33e12) == "1.33T"
+    assert interval(71e9, 60e9, 84e9) == "71B [60B, 84B]"
+    assert interval(19.2, 13.4, 27.1, 2) == "19 [13, 27]"
+    assert human(5.76e23) == "5.76e23" and human(0.33921) == "0.339"
+    assert human(999.96) == "1k" and human(float("nan")) == ""

@@ -26,7 +26,8 @@ examples:
 The folder gets report.html (self-contained: open it in a browser), report.md, the
 figures as PNG under figures/, summary.csv, frontier.csv, decisions.csv, methods.csv,
 fit.json, draws.csv, runs.csv, posterior.nc and manifest.json. Re-running into the same
-folder replaces it atomically.
+folder replaces what the previous report wrote, atomically, and keeps any other file
+you put there. Ctrl-C stops the run (exit 130) and leaves the previous report as it was.
 """
 
 COMPARE_EXAMPLES = """\
@@ -126,17 +127,22 @@ def _default_out(data: str) -> str:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    _check(args)
-    enable_compilation_cache()
-    runs = load_runs_from_args(args)
-    from bayescale.report.build import build_report
+    from bayescale.io import InterruptGuard, check_destination
 
+    _check(args)
     out = args.out or _default_out(args.data)
-    paths = build_report(runs, out_dir=out, budgets=args.budget,
-                         bayes_options=_bayes_options(args), resamples=args.resamples,
-                         seed=args.seed, level=args.level,
-                         reference_budget=args.reference_budget,
-                         quiet=args.quiet or args.json)
+    check_destination(out, marker="manifest.json", what="report")  # before any work
+    # Ctrl-C stops the run (exit 130) even where JAX's callbacks would swallow it.
+    with InterruptGuard():
+        enable_compilation_cache()
+        runs = load_runs_from_args(args)
+        from bayescale.report.build import build_report
+
+        paths = build_report(runs, out_dir=out, budgets=args.budget,
+                             bayes_options=_bayes_options(args), resamples=args.resamples,
+                             seed=args.seed, level=args.level,
+                             reference_budget=args.reference_budget,
+                             quiet=args.quiet or args.json)
     manifest = json.loads(paths["manifest"].read_text(encoding="utf-8"))
     if args.json:
         print(json.dumps({"out": str(Path(out).absolute()),
@@ -155,7 +161,7 @@ def run_compare(args: argparse.Namespace) -> int:
     _check(args)
     enable_compilation_cache()
     runs = load_runs_from_args(args)
-    from bayescale.report.build import compare_methods, compare_methods_json, fit_methods
+    from bayescale.report.compare import compare_methods, compare_methods_json, fit_methods
 
     fits = fit_methods(runs, bayes_options=_bayes_options(args), resamples=args.resamples,
                        seed=args.seed, level=args.level, quiet=args.quiet or args.json)
@@ -169,7 +175,7 @@ def run_compare(args: argparse.Namespace) -> int:
             payload["diagnostics"] = diag.to_dict()
         print(dumps_json(payload, indent=2))
         return 0
-    from bayescale.report.build import methods_display
+    from bayescale.report.render import methods_display
 
     print(f"bayescale compare: {runs.source}, {len(runs)} runs; central {100 * args.level:g}% "
           f"intervals; N_opt, D_opt, tokens_per_param at C = {args.reference_budget:.3g} FLOPs")

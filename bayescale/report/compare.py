@@ -1,0 +1,285 @@
+"""Fitting the three methods and comparing them: the numbers behind the report.
+
+:func:`fit_methods` fits the law three ways (the NUTS posterior, Besiroglu et al.'s
+bootstrap, and the Huber grid fit of Hoffmann et al. that the bootstrap is centred on);
+:func:`compare_methods` tabulates their estimates and intervals beside the published
+fits, and :func:`compare_methods_json` makes that table JSON-ready.
+
+References
+----------
+J. Hoffmann et al., arXiv:2203.15556 (2022); T. Besiroglu et al., arXiv:2404.10102 (2024).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayescale.data.runs import Runs, load_runs
+from bayescale.errors import BayescaleError, ConvergenceWarning
+from bayescale.estimators.fit import PARAM_NAMES, ScalingFit, fit
+from bayescale.laws.chinchilla import (
+    BESIROGLU_2024,
+    HOFFMANN_2022,
+    HOFFMANN_2022_UNROUNDED,
+    LawParams,
+    allocation_exponents,
+)
+from bayescale.planning.frontier import compute_optimal
+
+__all__ = [
+    "GOPHER_BUDGET",
+    "PUBLISHED",
+    "AT_BUDGET",
+    "Steps",
+    "is_chinchilla_data",
+    "default_budgets",
+    "fit_methods",
+    "published_row",
+    "compare_methods",
+    "compare_methods_json",
+]
+
+#: Gopher's training budget (Hoffmann et al. 2022, Table 3): the reference budget.
+GOPHER_BUDGET = 5.76e23
+
+#: Published coefficient sets shown beside the fits of the Chinchilla data.
+PUBLISHED = {"hoffmann_2022": HOFFMANN_2022, "hoffmann_2022_unrounded": HOFFMANN_2022_UNROUNDED,
+             "besiroglu_2024": BESIROGLU_2024}
+
+QUANTITIES = PARAM_NAMES + ("a_opt", "b_opt")
+#: Quantities given at the reference budget.
+AT_BUDGET = ("N_opt", "D_opt", "tokens_per_param")
+METHOD_ORDER = ("bayes", "bootstrap", "huber")
+
+
+def is_chinchilla_data(runs: Runs) -> bool:
+    """Whether ``runs`` are Hoffmann et al.'s runs (the registered ``chinchilla`` data),
+    the only data the published coefficients and their story are about."""
+    return str(getattr(runs, "source", "")) == "chinchilla"
+
+
+def default_budgets(runs: Runs, *, beyond: float = 2.0, step: float = 0.5) -> np.ndarray:
+    """A log grid from the data's smallest compute to ``beyond`` decades past its largest.
+
+    Points sit on round values every ``step`` decades (1e18, 3.16e18, 1e19, ...), the
+    first at or below the smallest run and the last at or above ``C_max 10**beyond``.
+    """
+    lo = math.floor(math.log10(float(runs.C.min())) / step) * step
+    hi = math.ceil((math.log10(float(runs.C.max())) + beyond) / step) * step
+    return 10.0 ** np.arange(lo, hi + step / 2, step)
+
+
+def show_progress(quiet: bool) -> bool:
+    return not quiet and bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+
+class Steps:
+    """A progress bar over the report's steps (tqdm), silent when not shown.
+
+    ``check`` (for example :meth:`bayescale.io.InterruptGuard.check`) is called at
+    the start and end of every step: the points where a run may stop.
+    """
+
+    def __init__(self, names: Sequence[str], show: bool,
+                 check: Callable[[], None] | None = None):
+        self.bar = None
+        self.check = check or (lambda: None)
+        if show:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=len(names), desc="bayescale report", unit="step",
+                            file=sys.stderr, leave=True)
+
+    def start(self, name: str) -> None:
+        self.check()
+        if self.bar is not None:
+            self.bar.set_postfix_str(name)
+            self.bar.refresh()
+
+    def done(self) -> None:
+        self.check()
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def valid_draws(f: ScalingFit) -> ScalingFit:
+    """Drop draws with a non-finite or non-positive parameter (a failed resample)."""
+    if f.is_point:
+        return f
+    arr = np.stack([np.asarray(v, dtype=float) for v in f.params])
+    keep = np.all(np.isfinite(arr) & (arr > 0), axis=0)
+    if keep.all():
+        return f
+    if not keep.any():
+        raise BayescaleError(f"every draw of the {f.method} fit has an invalid parameter.")
+    info = dict(f.info, dropped_draws=int((~keep).sum()))
+    return dataclasses.replace(f, params=LawParams(*(v[keep] for v in arr)), info=info)
+
+
+def fit_methods(runs: Runs, *, bayes_options: Mapping[str, Any] | None = None,
+                resamples: int = 4000, seed: int = 0, level: float = 0.9,
+                quiet: bool = True, steps: Steps | None = None) -> dict[str, ScalingFit]:
+    """The Bayesian fit, the bootstrap and the Huber grid fit of ``runs``.
+
+    The Huber fit is the bootstrap's reference (the grid fit to the full data that
+    :func:`bayescale.estimators.huber.fit_bootstrap` computes anyway), so it is not run twice.
+
+    Parameters
+    ----------
+    runs : Runs
+    bayes_options : options of :func:`bayescale.estimators.nuts.sample_posterior` (chains,
+        warmup, draws, likelihood, ...); ``posterior_predictive`` defaults to true and
+        ``progress`` to a bar on a terminal unless ``quiet``.
+    resamples : bootstrap resamples.
+    seed : seed of both the bootstrap and NUTS.
+    level : interval level of the fits.
+    steps : progress (and interrupt checks) of a caller's larger run.
+
+    Returns
+    -------
+    dict
+        ``{"bayes": ..., "bootstrap": ..., "huber": ...}`` :class:`ScalingFit` s;
+        ``info["convergence_warnings"]`` of the Bayesian fit lists the
+        :class:`ConvergenceWarning` messages it raised (they are re-emitted).
+    """
+    steps = steps or Steps([], False)
+    options = {"posterior_predictive": True, "progress": show_progress(quiet)}
+    options.update(bayes_options or {})
+    steps.start("NUTS sampling")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        bayes = fit(runs, method="bayes", level=level, seed=seed, **options)
+    messages = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    for w in caught:  # give everything back to the caller's filters
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    bayes = dataclasses.replace(bayes, info=dict(bayes.info, convergence_warnings=messages))
+    steps.done()
+    steps.start(f"bootstrap ({resamples} resamples)")
+    boot = valid_draws(fit(runs, method="bootstrap", level=level, seed=seed,
+                           resamples=int(resamples)))
+    steps.done()
+    reference = LawParams(*(np.asarray(v, dtype=float) for v in boot.reference))
+    huber = ScalingFit(method="huber", params=reference, runs=runs, level=level,
+                       info={"note": "Huber grid fit (Hoffmann et al. 2022 Approach 3, "
+                                     "4500 L-BFGS starts, delta 1e-3) to all the runs"})
+    return {"bayes": bayes, "bootstrap": boot, "huber": huber}
+
+
+def _at_budget(f: ScalingFit, C: float, level: float) -> dict[str, tuple[float, float, float]]:
+    fr = f.frontier([C])
+    out = {}
+    for q in AT_BUDGET:
+        v = np.asarray(getattr(fr, q), dtype=float)[:, 0]
+        if v.size == 1:
+            out[q] = (float(v[0]), math.nan, math.nan)
+        else:
+            med, lo, hi = np.quantile(v, [0.5, (1 - level) / 2, (1 + level) / 2])
+            out[q] = (float(med), float(lo), float(hi))
+    return out
+
+
+def published_row(params: LawParams, C: float) -> dict[str, float]:
+    """A published coefficient set's parameters, allocation exponents and its
+    compute-optimal allocation at ``C`` (from the law and the frontier solver)."""
+    row = dict(zip(PARAM_NAMES, (float(v) for v in params)))
+    a_opt, b_opt = allocation_exponents(params)
+    opt = compute_optimal(params, float(C))
+    row.update(a_opt=float(a_opt), b_opt=float(b_opt), N_opt=float(opt.N_opt),
+               D_opt=float(opt.D_opt))
+    row["tokens_per_param"] = row["D_opt"] / row["N_opt"]
+    return row
+
+
+def compare_methods(runs: Runs | Any = None, *, fits: Mapping[str, ScalingFit] | None = None,
+                    reference_budget: float = GOPHER_BUDGET, level: float = 0.9,
+                    bayes_options: Mapping[str, Any] | None = None, resamples: int = 4000,
+                    seed: int = 0, quiet: bool = True, published: bool = True) -> pd.DataFrame:
+    """Side-by-side table of the Bayesian fit, the bootstrap and the Huber fit.
+
+    Parameters
+    ----------
+    runs : Runs or anything :func:`bayescale.load_runs` takes; fitted with
+        :func:`fit_methods` unless ``fits`` is given.
+    fits : already computed fits by method (``bayes``, ``bootstrap``, ``huber``).
+    reference_budget : budget (FLOPs) at which ``N_opt``, ``D_opt`` and tokens per
+        parameter are given (default Gopher's 5.76e23).
+    level : central interval level for the Bayesian and bootstrap columns.
+    published : add columns with the published fits (Hoffmann et al. 2022 rounded
+        and unrounded, Besiroglu et al. 2024).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by quantity (``E, A, B, alpha, beta, a_opt, b_opt, N_opt, D_opt,
+        tokens_per_param``); for each method columns ``<method>`` (estimate: median
+        over draws, or the point estimate), ``<method>_lower`` and ``<method>_upper``
+        (NaN for a point estimate); ``attrs`` holds ``level`` and ``reference_budget``.
+    """
+    if fits is None:
+        if runs is None:
+            raise BayescaleError("compare_methods needs runs or fits.")
+        if not isinstance(runs, Runs):
+            runs = load_runs(runs)
+        fits = fit_methods(runs, bayes_options=bayes_options, resamples=resamples, seed=seed,
+                           level=level, quiet=quiet)
+    C = float(reference_budget)
+    if not (math.isfinite(C) and C > 0):
+        raise BayescaleError(f"reference_budget must be positive FLOPs, got {reference_budget!r}.")
+    cols: dict[str, list[float]] = {}
+    index = list(QUANTITIES) + list(AT_BUDGET)
+    names = [m for m in METHOD_ORDER if m in fits] + [m for m in fits if m not in METHOD_ORDER]
+    for m in names:
+        f = fits[m]
+        est = f.point_estimate()
+        ivals = f.intervals(level)
+        at = _at_budget(f, C, level)
+        cols[m] = [est[q] for q in QUANTITIES] + [at[q][0] for q in AT_BUDGET]
+        cols[f"{m}_lower"] = [ivals.get(q, (math.nan,))[0] for q in QUANTITIES] + \
+            [at[q][1] for q in AT_BUDGET]
+        cols[f"{m}_upper"] = [ivals.get(q, (math.nan, math.nan))[1] for q in QUANTITIES] + \
+            [at[q][2] for q in AT_BUDGET]
+    if published:
+        for name, params in PUBLISHED.items():
+            row = published_row(params, C)
+            cols[name] = [row[q] for q in index]
+    table = pd.DataFrame(cols, index=pd.Index(index, name="quantity"))
+    table.attrs.update(level=float(level), reference_budget=C)
+    return table
+
+
+def compare_methods_json(table: pd.DataFrame) -> dict[str, Any]:
+    """JSON-ready form of :func:`compare_methods`'s table.
+
+    ``{"level", "reference_budget", "methods": {method: {quantity: {"estimate",
+    "lower", "upper"}}}, "published": {name: {quantity: value}}}``; missing bounds are
+    ``null``.
+    """
+    def num(v):
+        v = float(v)
+        return v if math.isfinite(v) else None
+
+    methods, published = {}, {}
+    for col in table.columns:
+        if col.endswith(("_lower", "_upper")):
+            continue
+        if col in PUBLISHED:
+            published[col] = {q: num(table.at[q, col]) for q in table.index}
+            continue
+        methods[col] = {q: {"estimate": num(table.at[q, col]),
+                            "lower": num(table.at[q, f"{col}_lower"]),
+                            "upper": num(table.at[q, f"{col}_upper"])} for q in table.index}
+    return {"level": table.attrs.get("level"), "reference_budget": table.attrs.get(
+        "reference_budget"), "quantities_at_reference_budget": list(AT_BUDGET),
+        "methods": methods, "published": published}

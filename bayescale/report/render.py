@@ -1,0 +1,320 @@
+"""The report as text: tables formatted for people, and the HTML and Markdown pages.
+
+The page puts the answer first (the decision table and the frontier), then the fit
+(parameters by method, their joint distribution, the runs), then the checks
+(diagnostics, residuals) and the details (data, model). Numbers read as people write
+them (``71.3B [60.1B, 84.2B]``, ``1.33T``, ``19.4 [13.1, 27.2]``); the prose about
+Hoffmann et al.'s Chinchilla and Epoch's refit appears only for the Chinchilla data.
+
+HTML tables come from :meth:`pandas.DataFrame.to_html`; Markdown tables are written
+here (``DataFrame.to_markdown`` needs the optional ``tabulate`` package).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from bayescale.report._format import human, interval
+from bayescale.report.compare import GOPHER_BUDGET, PUBLISHED
+
+__all__ = ["methods_display", "frontier_display", "decisions_display", "sections",
+           "render_markdown", "render_html", "CSS"]
+
+_PARAMETER_ROWS = ("E", "A", "B", "alpha", "beta", "a_opt", "b_opt")
+
+
+def _cell(quantity: str, median, lower=math.nan, upper=math.nan) -> str:
+    # Parameters keep 4 plain digits (A = 482.0, not 482); sizes get suffixes.
+    if quantity in _PARAMETER_ROWS:
+        return interval(median, lower, upper, 4, si=False)
+    return interval(median, lower, upper)
+
+
+def methods_display(table: pd.DataFrame) -> pd.DataFrame:
+    """Estimate [lower, upper] per method, published values as they are."""
+    out = {}
+    for col in table.columns:
+        if col.endswith(("_lower", "_upper")):
+            continue
+        if col in PUBLISHED:
+            out[col] = [_cell(q, v) for q, v in table[col].items()]
+        else:
+            out[col] = [_cell(q, m, lo, hi) for q, m, lo, hi in
+                        zip(table.index, table[col], table[f"{col}_lower"],
+                            table[f"{col}_upper"])]
+    return pd.DataFrame(out, index=table.index)
+
+
+def frontier_display(summary: pd.DataFrame) -> pd.DataFrame:
+    """One row per budget: N_opt, D_opt, L_opt and tokens per parameter with intervals."""
+    def ci(r, q, digits=3):
+        return interval(r[f"{q}_median"], r[f"{q}_lower"], r[f"{q}_upper"], digits)
+
+    rows = {}
+    for C, r in summary.iterrows():
+        rows[human(C)] = {"N_opt": ci(r, "N_opt"), "D_opt": ci(r, "D_opt"),
+                          "L_opt": ci(r, "L_opt", 4), "tokens/param": ci(r, "tokens_per_param"),
+                          "extrapolation (decades)": human(r["extrapolation"], 2)}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("C (FLOPs)")
+
+
+def decisions_display(table: pd.DataFrame) -> pd.DataFrame:
+    """The decision table per budget and plan, formatted."""
+    t = table.reset_index()
+    within = table.attrs.get("within", 0.01)
+    return pd.DataFrame({
+        "C (FLOPs)": [human(v) for v in t["C"]],
+        "plan": t["plan"],
+        "N": [human(v) for v in t["N"]],
+        "D": [human(v) for v in t["D"]],
+        "tokens/param": [human(v) for v in t["tokens_per_param"]],
+        "expected loss": [f"{v:.5f}" for v in t["expected_loss"]],
+        "regret": [human(v, 2) for v in t["regret"]],
+        f"P(within {100 * within:g}% of optimal loss)": [f"{v:.2f}" for v in t["p_within_loss"]],
+        "compute efficiency": [interval(m, lo, hi) for m, lo, hi in zip(
+            t["compute_efficiency_median"], t["compute_efficiency_lower"],
+            t["compute_efficiency_upper"])],
+    })
+
+
+def _diagnostics_display(bayes) -> pd.DataFrame:
+    per = getattr(bayes.diagnostics, "per_param", None)
+    if per is None:
+        return pd.DataFrame()
+    return per.map(lambda v: human(v, 4, si=False) if isinstance(v, float) else v)
+
+
+def _chinchilla_lines(table: pd.DataFrame) -> list[str]:
+    C = table.attrs["reference_budget"]
+    where = " (Gopher's budget)" if C == GOPHER_BUDGET else ""
+    lines = [f"At C = {human(C)} FLOPs{where}:"]
+    for name, label in (("hoffmann_2022", "Hoffmann et al. (2022), rounded published coefficients"),
+                        ("hoffmann_2022_unrounded", "Hoffmann et al. (2022), unrounded coefficients"),
+                        ("besiroglu_2024", "Epoch's refit (Besiroglu et al. 2024)")):
+        if name in table:
+            lines.append(f"{label}: N_opt = {human(table.at['N_opt', name])} parameters, "
+                         f"D_opt = {human(table.at['D_opt', name])} tokens "
+                         f"({human(table.at['tokens_per_param', name])} tokens per parameter).")
+    lines.append(
+        "Context: Hoffmann et al.'s Approach-3 coefficients imply ~40B parameters at ~59 tokens "
+        "per parameter, inconsistent with Chinchilla itself (70B on 1.4T, ~20 tokens per "
+        "parameter) and with their Approaches 1 and 2; Epoch's refit of the digitised data "
+        "resolves this, and the posterior says how sure the data let us be.")
+    return lines
+
+
+def _answer_line(table: pd.DataFrame) -> str:
+    C, level = table.attrs["reference_budget"], table.attrs["level"]
+
+    def ci(q):
+        return interval(table.at[q, "bayes"], table.at[q, "bayes_lower"],
+                        table.at[q, "bayes_upper"])
+
+    return (f"At C = {human(C)} FLOPs the posterior puts the compute-optimal model at "
+            f"N_opt = {ci('N_opt')} parameters trained on D_opt = {ci('D_opt')} tokens, "
+            f"{ci('tokens_per_param')} tokens per parameter (median [central "
+            f"{100 * level:g}% interval]).")
+
+
+def sections(ctx) -> list[tuple[str, str, list[str], list[tuple[str, pd.DataFrame]],
+                                  tuple[str, ...]]]:
+    """``(id, title, paragraphs, [(table id, table)], figures)`` in page order."""
+    fits, level, methods = ctx["fits"], ctx["level"], ctx["methods"]
+    bayes, boot = fits["bayes"], fits["bootstrap"]
+    prov, info = ctx["provenance"], fits["bayes"].info
+    chinchilla = ctx["chinchilla"]
+    pct = f"{100 * level:g}%"
+    out = []
+
+    out.append(("answer", "Answer: compute-optimal plans", [
+        _answer_line(methods),
+        "For each budget: the Bayes-optimal plan (minimises the posterior expected loss), the "
+        "plug-in plan (closed form at the median parameters), 20 tokens per parameter "
+        "and Kaplan et al. (2020)'s allocation, evaluated under the posterior. Regret: expected "
+        "loss minus that of the Bayes-optimal plan. Compute efficiency: the share of the budget "
+        "an optimal plan would need for the same loss."],
+        [("decisions", decisions_display(ctx["decisions"]))], ()))
+
+    out.append(("frontier", "Compute-optimal frontier", [
+        f"Median and central {pct} posterior interval per budget (C = 6ND). Extrapolation: "
+        "decades of compute beyond the range the runs cover."],
+        [("frontier", frontier_display(ctx["frontiers"]["bayes"].summary(level)))],
+        ("frontier", "tokens_per_param")))
+
+    paras = [f"Estimates (posterior or bootstrap median, or the Huber point estimate) with "
+             f"central {pct} intervals; N_opt, D_opt and tokens per parameter at the reference "
+             f"budget C = {human(methods.attrs['reference_budget'])} FLOPs."]
+    if chinchilla:
+        paras[0] += " The last columns are the published fits."
+        paras += _chinchilla_lines(methods)
+    out.append(("fit", "The fit: parameters by method", paras,
+                [("methods", methods_display(methods))], ("methods", "pair", "runs")))
+
+    d = {k: (math.nan if v is None else v) for k, v in ctx["diagnostics"].items()}
+    paras = [f"R-hat max {d.get('rhat_max', math.nan):.4f} (threshold 1.01), bulk ESS min "
+             f"{d.get('ess_bulk_min', math.nan):.0f} (400), tail ESS min "
+             f"{d.get('ess_tail_min', math.nan):.0f}, divergences {d.get('divergences', 0)} (0), "
+             f"E-BFMI min {d.get('ebfmi_min', math.nan):.2f} (0.3)."]
+    paras += [str(note) for note in (d.get("notes") or [])]
+    out.append(("diagnostics", "Diagnostics", paras,
+                [("diagnostics", _diagnostics_display(bayes))], ("residuals",)))
+
+    paras = [f"Source: {prov['source']}; {prov['n_runs']} runs used. "
+             f"N from {human(prov['N_range'][0])} to {human(prov['N_range'][1])} parameters, "
+             f"D from {human(prov['D_range'][0])} to {human(prov['D_range'][1])} tokens, "
+             f"C from {human(prov['C_range'][0])} to {human(prov['C_range'][1])} FLOPs, "
+             f"loss from {human(prov['loss_range'][0], 4)} to "
+             f"{human(prov['loss_range'][1], 4)}."]
+    if prov["dropped_rows"]:
+        paras.append(f"Filters: {len(prov['dropped_rows'])} rows dropped "
+                     f"({', '.join(prov['dropped_by'])}): rows {prov['dropped_rows']}.")
+    else:
+        paras.append("Filters: none (no rows dropped).")
+    paras += [f"Note: {note}." for note in prov["notes"]]
+    if "dataset" in prov:
+        ds = prov["dataset"]
+        paras += [ds["description"], f"Citation: {ds['citation']}",
+                  f"Provenance: {ds['provenance']}"]
+    out.append(("data", "Data", paras, []))
+
+    paras = [f"Likelihood of log loss: {info.get('likelihood', '?')}. NUTS with "
+             f"{info.get('chains')} chains x {info.get('warmup')} warmup x "
+             f"{info.get('draws')} draws (seed {info.get('seed')}, target acceptance "
+             f"{info.get('target_accept')}, {info.get('dtype')} on {info.get('device')}). "
+             f"Bootstrap: {boot.info.get('resamples')} resamples of the runs, each refitted by "
+             "L-BFGS. Huber: Huber loss (delta 1e-3) minimised from a 4500-start grid. "
+             f"Intervals are central {pct} intervals for both the posterior and the bootstrap."]
+    if chinchilla:
+        paras.append("The Huber fit is Hoffmann et al.'s Approach 3; the bootstrap starts each "
+                     "refit from their unrounded coefficients, as Besiroglu et al. (2024) did.")
+    t = info.get("timing", {})
+    if t:
+        paras.append("Timing (s): " + ", ".join(f"{k} {v:.1f}" for k, v in t.items()))
+    prior_table = pd.DataFrame({"prior": info.get("priors", {})}).rename_axis("parameter")
+    out.append(("model", "Model: priors and likelihood", paras, [("priors", prior_table)]))
+    return [s if len(s) == 5 else s + ((),) for s in out]
+
+
+def banner(ctx) -> tuple[str, str]:
+    if ctx["problems"]:
+        text = ("WARNING: the NUTS diagnostics failed (" + "; ".join(ctx["problems"]) + "). "
+                "The posterior summaries below may be unreliable: re-run with more warmup and "
+                "draws (e.g. --warmup 1000 --draws 1000 --chains 4) or a higher target "
+                "acceptance.")
+        return "warning", text
+    return "ok", "Diagnostics passed: R-hat <= 1.01, bulk ESS >= 400, no divergences."
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    # A default 0..n-1 index carries no information: leave it out.
+    frame = df if isinstance(df.index, pd.RangeIndex) else df.reset_index()
+    head = [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for row in frame.itertuples(index=False):
+        lines.append("| " + " | ".join(human(v, 4, si=False).replace("|", "\\|")
+                                       if not isinstance(v, str) else v.replace("|", "\\|")
+                                       for v in row) + " |")
+    return "\n".join(lines)
+
+
+def _html_table(df: pd.DataFrame, table_id: str) -> str:
+    frame = df if isinstance(df.index, pd.RangeIndex) else df.reset_index()
+    frame = frame.map(lambda v: v if isinstance(v, str) else human(v, 4, si=False))
+    return frame.to_html(table_id=table_id, classes="data", index=False, border=0,
+                         escape=True, na_rep="")
+
+
+def render_markdown(ctx, figures: Mapping[str, str], captions: Mapping[str, str]) -> str:
+    """The report in Markdown; ``figures`` maps a figure name to its relative path."""
+    kind, text = banner(ctx)
+    out = [f"# bayescale report: {ctx['provenance']['source']}", "",
+           f"_Created {ctx['created']} by bayescale {ctx['settings']['version']}._", "",
+           f"> **{text}**" if kind == "warning" else f"> {text}", ""]
+    for _, title, paras, tables, figs in sections(ctx):
+        out += [f"## {title}", ""]
+        for p in paras:
+            out += [p, ""]
+        for _, table in tables:
+            if len(table):
+                out += [_md_table(table), ""]
+        for name in figs:
+            if name in figures:
+                out += [f"![{captions[name]}]({figures[name]})", "", f"*{captions[name]}*", ""]
+    return "\n".join(out)
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1150px;
+margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.7em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+table.data{border-collapse:collapse;font-size:.85em;margin:.6em 0}
+table.data th,table.data td{border:1px solid #ccc;padding:3px 7px;text-align:right}
+table.data th{background:#f3f3f3}table.data td:first-child{text-align:left}
+.banner{padding:.8em 1em;border-radius:6px;margin:1em 0}
+.warning{background:#fdecea;border:2px solid #d93025;color:#5f1410}
+.ok{background:#e6f4ea;border:1px solid #188038;color:#0d3d1d}
+nav.toc{background:#f7f7f7;border:1px solid #e3e3e3;border-radius:6px;padding:.4em 1em;
+display:inline-block}nav.toc ol{margin:.3em 0;padding-left:1.4em}
+figure{margin:1.2em 0}figure img{max-width:100%;border:1px solid #eee}
+figcaption{font-size:.9em;color:#555}code{background:#f5f5f5;padding:0 3px}
+.small{font-size:.85em;color:#555}
+"""
+
+
+def render_html(ctx, pngs: Mapping[str, bytes], captions: Mapping[str, str]) -> str:
+    """The self-contained HTML report (figures embedded as base64 PNG, inline CSS)."""
+    kind, text = banner(ctx)
+    title = f"bayescale report: {ctx['provenance']['source']}"
+    parts = sections(ctx)
+    toc = "".join(f'<li><a href="#{sid}">{html.escape(t)}</a></li>'
+                  for sid, t, *_ in parts)
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           '<meta name="viewport" content="width=device-width, initial-scale=1">',
+           f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
+           f"<h1>{html.escape(title)}</h1>",
+           f'<p class="small">Created {ctx["created"]} by bayescale '
+           f'{html.escape(ctx["settings"]["version"])}.</p>',
+           f'<div id="diagnostics-banner" class="banner {kind}">{html.escape(text)}</div>',
+           f'<nav class="toc" id="contents"><strong>Contents</strong><ol>{toc}</ol></nav>']
+    for sid, title_, paras, tables, figs in parts:
+        out.append(f'<h2 id="{sid}">{html.escape(title_)}</h2>')
+        out += [f"<p>{html.escape(p)}</p>" for p in paras]
+        for tid, table in tables:
+            if len(table):
+                out.append(_html_table(table, f"table-{tid}"))
+        for name in figs:
+            if name not in pngs:
+                continue
+            b64 = base64.b64encode(pngs[name]).decode("ascii")
+            out.append(f'<figure><img id="fig-{name}" class="figure" alt="{html.escape(name)}" '
+                       f'src="data:image/png;base64,{b64}"><figcaption>'
+                       f"{html.escape(captions[name])}</figcaption></figure>")
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def context(runs, fits, frontiers, methods, decisions, budgets, level, settings, *,
+            chinchilla: bool, created: str) -> dict[str, Any]:
+    """Everything the renderers read, in one mapping."""
+    from bayescale.data import registry as datasets
+
+    bayes = fits["bayes"]
+    diag = bayes.diagnostics
+    prov = runs.describe()
+    ds = datasets.DATASETS.get(str(runs.source))
+    if ds is not None:
+        prov["dataset"] = {"name": ds.name, "description": ds.description,
+                           "citation": ds.citation, "provenance": ds.provenance}
+    return {
+        "runs": runs, "fits": fits, "frontiers": frontiers, "methods": methods,
+        "decisions": decisions, "budgets": budgets, "level": level, "settings": settings,
+        "problems": diag.problems() if diag is not None else [],
+        "diagnostics": diag.to_dict() if diag is not None else {},
+        "provenance": prov, "chinchilla": chinchilla, "created": created,
+    }
