@@ -35,7 +35,7 @@ ORDER = [
     "planning.costs", "planning._common", "planning.frontier", "planning.serving",
     "planning.decisions", "planning",
     "io",
-    "report._format", "report.compare", "report._plotting", "report._fit_plots",
+    "report._format", "report.compare", "report.law_comparison", "report._plotting", "report._fit_plots",
     "report.plots", "report.render", "report.build", "report",
     "cli._common", "cli.datasets", "cli.fit", "cli.frontier", "cli.report", "cli.laws", "cli",
 ]

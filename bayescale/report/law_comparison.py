@@ -1,0 +1,117 @@
+"""Comparing laws on one dataset: PSIS-LOO with stacking weights, parameters, and the
+allocation each law implies at a reference budget.
+
+>>> # doctest: +SKIP
+>>> from bayescale.report.law_comparison import compare_laws
+>>> table = compare_laws(load_runs("chinchilla", exclude_top=5), ["chinchilla", "kaplan"])
+
+References
+----------
+A. Vehtari, A. Gelman, J. Gabry, "Practical Bayesian model evaluation using leave-one-out
+cross-validation and WAIC", Statistics and Computing 27 (2017).
+Y. Yao, A. Vehtari, D. Simpson, A. Gelman, "Using stacking to average Bayesian predictive
+distributions", Bayesian Analysis 13 (2018).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayescale._util import as_budgets, median_interval, to_jsonable
+from bayescale.data.runs import Runs, load_runs
+from bayescale.errors import BayescaleError
+from bayescale.estimators.fit import ScalingFit, fit
+
+__all__ = ["LawComparison", "compare_laws"]
+
+# Pareto k above this makes a PSIS-LOO estimate unreliable (Vehtari et al. 2017; ArviZ).
+PARETO_K_MAX = 0.7
+
+
+class LawComparison:
+    """The result of :func:`compare_laws`: ``table`` (one row per law), ``fits`` by law,
+    and ``to_dict()`` for JSON."""
+
+    def __init__(self, table: pd.DataFrame, fits: dict[str, ScalingFit], budget: float,
+                 notes: tuple[str, ...]):
+        self.table = table
+        self.fits = fits
+        self.budget = budget
+        self.notes = notes
+
+    def to_dict(self) -> dict[str, Any]:
+        rows = []
+        for law, row in self.table.iterrows():
+            fit_ = self.fits[law]
+            rows.append({"law": law, **{k: row[k] for k in self.table.columns},
+                         "params": fit_.point_estimate()})
+        return to_jsonable({"budget": self.budget, "laws": rows, "notes": list(self.notes)})
+
+
+def compare_laws(runs: Runs | Any, laws: Sequence[str] = ("chinchilla", "kaplan"), *,
+                 budget: float | None = None, seed: int = 0, level: float = 0.9,
+                 **options) -> LawComparison:
+    """Fit each law to ``runs`` with NUTS and compare them side by side.
+
+    Parameters
+    ----------
+    runs : runs, or anything :func:`~bayescale.load_runs` takes.
+    laws : law names (at least two).
+    budget : reference compute budget for N_opt, D_opt and tokens per parameter
+        (default 100 times the largest run's compute).
+    seed, options : passed to :func:`bayescale.fit` (``method="bayes"``).
+
+    Returns
+    -------
+    LawComparison
+        ``table`` has, per law: ``elpd_loo``, ``se``, ``p_loo``, ``elpd_diff``, ``dse``
+        (from ``arviz.compare``), ``weight`` (stacking), ``pareto_k_bad`` (runs with
+        k > 0.7), ``N_opt``, ``D_opt``, ``tokens_per_param`` (medians at ``budget``) and
+        their ``level`` intervals.
+    """
+    import arviz as az
+
+    if not isinstance(runs, Runs):
+        runs = load_runs(runs)
+    laws = list(dict.fromkeys(laws))
+    if len(laws) < 2:
+        raise BayescaleError(f"compare at least two laws, got {laws}.")
+    C = float(as_budgets(100 * float(runs.C.max()) if budget is None else budget)[0])
+    fits, idatas, notes = {}, {}, []
+    for name in laws:
+        fits[name] = fit(runs, method="bayes", law=name, seed=seed, level=level, **options)
+        idatas[name] = fits[name].idata
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # Pareto-k warnings: counted below
+        cmp = az.compare(idatas, ic="loo", method="stacking")
+        loos = {name: az.loo(idatas[name], pointwise=True) for name in laws}
+    table = pd.DataFrame(index=pd.Index(laws, name="law"))
+    table["elpd_loo"] = [float(cmp.loc[n, "elpd_loo"]) for n in laws]
+    table["se"] = [float(cmp.loc[n, "se"]) for n in laws]
+    table["p_loo"] = [float(cmp.loc[n, "p_loo"]) for n in laws]
+    table["elpd_diff"] = [float(cmp.loc[n, "elpd_diff"]) for n in laws]
+    table["dse"] = [float(cmp.loc[n, "dse"]) for n in laws]
+    table["weight"] = [float(cmp.loc[n, "weight"]) for n in laws]
+    table["pareto_k_bad"] = [int(np.sum(np.asarray(loos[n].pareto_k) > PARETO_K_MAX))
+                             for n in laws]
+    for name in laws:
+        if table.loc[name, "pareto_k_bad"]:
+            notes.append(f"{name}: {table.loc[name, 'pareto_k_bad']} run(s) with Pareto k > "
+                         f"{PARETO_K_MAX}; its LOO estimate is unreliable for them.")
+        if fits[name].diagnostics is not None and not fits[name].diagnostics.ok:
+            notes.append(f"{name}: the NUTS diagnostics failed; treat its row with care.")
+    for q in ("N_opt", "D_opt", "tokens_per_param"):
+        med, lo, hi = [], [], []
+        for name in laws:
+            f = fits[name].frontier([C])
+            m, l, h = median_interval(np.asarray(getattr(f, q))[:, 0], level)
+            med.append(float(m)), lo.append(float(l)), hi.append(float(h))
+        table[q], table[f"{q}_lower"], table[f"{q}_upper"] = med, lo, hi
+    table = table.sort_values("elpd_loo", ascending=False)
+    table.attrs["level"] = level
+    return LawComparison(table, fits, C, tuple(notes))
