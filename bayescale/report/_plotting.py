@@ -112,8 +112,9 @@ def fmt_level(level: float) -> str:
 def human_ticks(ax, nbins: int = 5) -> None:
     """Plain tick labels (``2``, ``2.5``, ``100M``, ``1B``, ``1e21``), never ``2 x 10^1``.
 
-    Log axes spanning less than about a decade get evenly spaced round ticks (a decade
-    tick alone would leave the axis unlabelled); wider ones get ticks at powers of ten.
+    Log axes spanning less than a factor of 4 get evenly spaced round ticks (a decade
+    tick alone would leave the axis unlabelled), up to a few decades 1-2-5 ticks, wider
+    ones ticks at powers of ten.
     """
     from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
@@ -123,9 +124,12 @@ def human_ticks(ax, nbins: int = 5) -> None:
         if scale != "log":
             continue
         lo, hi = sorted(float(v) for v in lim)
-        if lo > 0 and hi / lo < 20:
+        if lo > 0 and hi / lo < 4:
             axis.set_major_locator(MaxNLocator(nbins=nbins, steps=[1, 2, 2.5, 5, 10],
                                                min_n_ticks=3))
+        elif lo > 0 and hi / lo < 300:  # 1, 2, 5 per decade
+            axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0),
+                                              numticks=nbins + 2))
         else:
             axis.set_major_locator(LogLocator(base=10, numticks=nbins + 2))
         axis.set_major_formatter(fmt)

@@ -86,15 +86,17 @@ __all__ = [
 
 #: Figure file stem -> caption.
 FIGURES = {
-    "frontier": "Compute-optimal model size and tokens (posterior median and band, bootstrap "
-                "band), with the compute range of the runs shaded; below, the width of each "
-                "band as the ratio of its upper to its lower bound.",
+    "frontier": "Compute-optimal model size and tokens (posterior median and band; bootstrap "
+                "median and bounds dashed), with the compute range of the runs shaded and, on "
+                "the Chinchilla data, the published fits and the models trained (Chinchilla, "
+                "Gopher); below, the width of each band as the ratio of its upper to its "
+                "lower bound.",
     "tokens_per_param": "Compute-optimal tokens per parameter, with the 20-tokens-per-"
                         "parameter rule of thumb.",
     "methods": "Estimates and intervals for each parameter and a_opt from the Bayesian fit, "
                "the bootstrap and the Huber fit.",
-    "pair": "Posterior of (E, A, B, alpha, beta): contours of the posterior and of the "
-            "bootstrap, with the Huber estimate.",
+    "pair": "Joint distribution of (E, A, B, alpha, beta): posterior draws (blue) over the "
+            "bootstrap resamples (orange), outline histograms, and the Huber estimate.",
     "runs": "Runs on loss vs compute, coloured by model size, with the fitted loss curves "
             "(bands: posterior interval); right, the isoFLOP profiles with each minimum marked.",
     "residuals": "Residuals of log loss vs model size and tokens, with posterior-predictive "

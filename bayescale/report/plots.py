@@ -257,7 +257,8 @@ def plot_frontier(frontier, *, data_C_range: Sequence[float] | None = None,
                 rax.plot(x, hi / lo, color=color, lw=lw, gid=f"ratio:{lab}:{key}",
                          label=lab)
         for rname, (N, D) in refs.items():
-            ax.plot(C, N if j == 0 else D, lw=1.2, label=rname, **_REFERENCE_STYLES[rname])
+            ax.plot(C, N if j == 0 else D, lw=1.2, label=rname, zorder=4,
+                    **_REFERENCE_STYLES[rname])
         if points:
             for (pname, (N, D)), marker in zip(REFERENCE_POINTS.items(), ("*", "P")):
                 ax.plot([6 * N * D], [N if j == 0 else D], marker=marker, ms=12, ls="",
