@@ -1,0 +1,214 @@
+"""Besiroglu et al.'s (2024) bootstrap of the Huber fit, with degenerate resamples left out.
+
+Each resample draws the runs with replacement and is refitted by L-BFGS; a resample
+is a vector of integer weights over the runs, so all resamples share one shape and
+are solved in one batched program (:func:`bayescale.estimators.huber.huber_solve`).
+
+On few runs (9 noisy runs, say) some resamples leave the law unidentified: the
+fit runs off to ``E = 0``, ``alpha = 4285`` or an infinite ``A``. Those resamples
+are not estimates of anything, and every consumer of the draws (intervals, the
+frontier, decisions, the report) would have to guard against them. They are
+therefore detected here, counted by reason in ``info["dropped"]`` and left out of
+``params`` (see :func:`degenerate_resamples` for the rule); :func:`bayescale.fit`
+warns with the count.
+
+References
+----------
+T. Besiroglu, E. Erdil, M. Barnett, J. You, arXiv:2404.10102 (2024).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bayescale.errors import BayescaleError, ConvergenceError
+from bayescale.estimators.huber import (
+    DELTA,
+    BaselineResult,
+    as_f64,
+    default_num_slots,
+    fit_huber,
+    huber_solve,
+    law_params,
+    log_inputs,
+    status_counts,
+)
+from bayescale.laws.base import Law
+from bayescale.laws.chinchilla import HOFFMANN_2022_UNROUNDED, LAW as CHINCHILLA
+
+__all__ = ["BOOTSTRAP_FTOL", "MAX_EXPONENT", "MIN_E_FRACTION", "bootstrap_weights",
+           "degenerate_resamples", "describe_dropped", "fit_bootstrap"]
+
+# From Hoffmann's published parameters the objective is so flat that scipy's
+# L-BFGS-B rule stops most resamples within ~10 iterations, near the start
+# (Besiroglu et al. used BFGS, which runs on to the minimum); resamples are
+# therefore solved to a tight objective change.
+BOOTSTRAP_FTOL = 1e-13
+
+#: Largest plausible exponent. Published fits have exponents of 0.07-0.8 (Kaplan
+#: et al. 2020; Hoffmann et al. 2022; Muennighoff et al. 2023); an exponent above 5
+#: means a power law that drops by 2**5 = 32x per doubling, i.e. a term that is
+#: absent from the data and was fitted to nothing.
+MAX_EXPONENT = 5.0
+#: An irreducible loss below this fraction of the smallest observed loss is a fit
+#: that has dropped the term (``E -> 0``), not an estimate of it.
+MIN_E_FRACTION = 1e-6
+
+
+def bootstrap_weights(num_runs: int, resamples: int, seed: int) -> np.ndarray:
+    """Multiplicities ``(resamples, num_runs)`` of runs drawn with replacement."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, num_runs, size=(resamples, num_runs))
+    weights = np.zeros((resamples, num_runs))
+    np.add.at(weights, (np.arange(resamples)[:, None], idx), 1.0)
+    return weights
+
+
+def _exponent_fields(law: Law) -> tuple[str, ...]:
+    """The law's exponents: its fields named ``alpha...`` or ``beta...``."""
+    return tuple(n for n in law.param_names if n.startswith(("alpha", "beta")))
+
+
+def degenerate_resamples(law: Law, params: Any, converged: np.ndarray,
+                         min_loss: float) -> tuple[np.ndarray, dict[str, int]]:
+    """Which resamples are degenerate, and how many for each reason.
+
+    The rule, checked in this order (a resample is counted under its first reason):
+
+    1. ``"non-finite"``: a parameter is NaN or infinite (in float64);
+    2. ``"not converged"``: L-BFGS stopped without meeting its convergence test;
+    3. ``"non-positive"``: a parameter the law keeps positive (``law.positive``)
+       is not (an ``exp`` that underflowed to 0);
+    4. ``"exponent > 5"``: an exponent (a field named ``alpha*``/``beta*``) above
+       :data:`MAX_EXPONENT`;
+    5. ``"E ~ 0"``: the irreducible loss ``E`` (for laws that have one) is below
+       :data:`MIN_E_FRACTION` (1e-6) of the smallest observed loss.
+
+    Parameters
+    ----------
+    law : the law fitted.
+    params : its parameters, leaves ``(resample,)`` float64.
+    converged : bool ``(resample,)``.
+    min_loss : the smallest observed loss (nats).
+
+    Returns
+    -------
+    (bad, counts)
+        ``bad`` bool ``(resample,)``; ``counts`` maps each reason that occurred to its
+        count.
+    """
+    fields = {n: np.asarray(v, dtype=np.float64) for n, v in zip(law.param_names, params)}
+    converged = np.asarray(converged, dtype=bool)
+    checks = [("non-finite", ~np.all([np.isfinite(v) for v in fields.values()], axis=0)),
+              ("not converged", ~converged)]
+    with np.errstate(invalid="ignore"):
+        if law.positive:
+            checks.append(("non-positive", np.any([~(fields[n] > 0) for n in law.positive],
+                                                  axis=0)))
+        exps = _exponent_fields(law)
+        if exps:
+            checks.append((f"exponent > {MAX_EXPONENT:g}",
+                           np.any([fields[n] > MAX_EXPONENT for n in exps], axis=0)))
+        if "E" in fields:
+            checks.append(("E ~ 0", fields["E"] < MIN_E_FRACTION * float(min_loss)))
+    bad = np.zeros(converged.shape, bool)
+    counts: dict[str, int] = {}
+    for reason, mask in checks:
+        new = np.asarray(mask, bool) & ~bad
+        if new.any():
+            counts[reason] = int(new.sum())
+        bad |= new
+    return bad, counts
+
+
+def fit_bootstrap(log_N, log_D, log_loss, *, resamples: int = 4000, seed: int = 0,
+                  delta: float = DELTA, init=None, max_iter: int = 1000,
+                  law: Law = CHINCHILLA, log_U=None) -> BaselineResult:
+    """Besiroglu et al. (2024) bootstrap of the Huber fit.
+
+    Each of ``resamples`` resamples draws the runs with replacement and is refitted
+    by L-BFGS from ``init`` (default: Hoffmann et al.'s unrounded published
+    parameters, as Besiroglu et al.; for other laws, the grid fit to the full data);
+    all resamples are solved in one batched program.
+
+    Degenerate resamples (:func:`degenerate_resamples`) are left out of ``params``.
+
+    Returns
+    -------
+    BaselineResult
+        ``params`` are arrays over the kept resamples; ``reference`` is the grid fit to
+        the full data; ``info`` holds ``resamples`` (requested), ``num_kept``,
+        ``dropped`` (count per reason), ``converged_fraction`` (over all resamples)
+        and the L-BFGS status counts. Percentile intervals come from
+        :meth:`ScalingFit.intervals`.
+
+    Raises
+    ------
+    ConvergenceError
+        When fewer than two resamples are usable.
+    """
+    if int(resamples) != resamples or resamples < 2:
+        raise BayescaleError(f"resamples must be an integer >= 2, got {resamples!r}.")
+    if isinstance(seed, bool) or int(seed) != seed or seed < 0:
+        raise BayescaleError(f"seed must be a non-negative integer, got {seed!r}.")
+    log_N, log_D, log_loss = (np.asarray(v, dtype=float) for v in (log_N, log_D, log_loss))
+    log_X = log_inputs(law, log_N, log_D, log_U)
+    ref = fit_huber(log_N, log_D, log_loss, delta=delta, law=law, log_U=log_U)
+    if init is None:
+        init = HOFFMANN_2022_UNROUNDED if law is CHINCHILLA else ref.params
+    with jax.enable_x64(True):
+        theta0 = np.asarray(law.to_theta(type(init)(*(np.float64(v) for v in init))))
+    weights = bootstrap_weights(log_N.shape[0], int(resamples), int(seed))
+    t0 = time.perf_counter()
+    with jax.enable_x64(True):
+        x0 = jnp.broadcast_to(jnp.asarray(theta0), (int(resamples), law.num_coords))
+        args = as_f64(weights, log_X, log_loss)
+        res = huber_solve(x0, *args, delta=float(delta), max_iter=int(max_iter),
+                          num_slots=default_num_slots(int(resamples)), ftol=BOOTSTRAP_FTOL,
+                          law=law)
+        jax.block_until_ready(res)
+        seconds = time.perf_counter() - t0
+        theta = np.asarray(res.x)
+        converged = np.asarray(res.converged)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        params = law_params(law, theta)
+    bad, dropped = degenerate_resamples(law, params, converged, float(np.exp(log_loss.min())))
+    num_kept = int(np.sum(~bad))
+    info = {
+        "law": law.name,
+        "resamples": int(resamples),
+        "num_kept": num_kept,
+        "dropped": dropped,
+        "seed": int(seed),
+        "delta": float(delta),
+        "init": dict(zip(law.coords, map(float, theta0))),
+        "converged_fraction": float(np.mean(converged)),
+        "resamples_status": status_counts(res.status),
+        "timing": {"total": seconds},
+    }
+    if num_kept < 2:
+        raise ConvergenceError(
+            f"bootstrap: only {num_kept} of {int(resamples)} resamples gave a usable fit "
+            f"(dropped: {_describe(dropped)}); the {len(log_loss)} runs do not identify the "
+            f"{law.name} law. Use more runs, or method='bayes' with its priors.")
+    kept = type(params)(*(np.asarray(v)[~bad] for v in params))
+    return BaselineResult(params=kept, info=info, reference=ref.params)
+
+
+def _describe(dropped: dict[str, int]) -> str:
+    return ", ".join(f"{n} {reason}" for reason, n in dropped.items()) or "none"
+
+
+def describe_dropped(info: dict) -> str | None:
+    """One sentence on the resamples a bootstrap left out, or None if it kept all."""
+    dropped = info.get("dropped") or {}
+    if not dropped:
+        return None
+    total = sum(dropped.values())
+    return (f"{total} of {info.get('resamples')} resamples were degenerate and left out "
+            f"({_describe(dropped)})")
