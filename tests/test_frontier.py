@@ -23,10 +23,10 @@ from bayescale.planning.frontier import (
     compute_equivalent,
     compute_optimal,
     frontier,
-    inference_optimal,
     optimal_loss_curve,
     solve_optimal,
 )
+from bayescale.planning.serving import inference_optimal
 from bayescale.laws.chinchilla import (
     BESIROGLU_2024,
     HOFFMANN_2022,

@@ -1,23 +1,41 @@
-"""Draws of any law in the form the planning solvers use (private to planning).
+"""What the planning modules share (private to planning): draws, budgets, results.
 
 A :class:`Draw` is one parameter vector ``theta`` in the law's fitting coordinates and
 the log of the unique-token budget (used only by laws whose inputs include ``U``).
 Everything here evaluates the law through its one kernel
 (:attr:`bayescale.laws.base.Law.kernel`); nothing writes a law's formula.
+
+Budgets enter the compiled solvers as ``log C`` taken in float64 NumPy
+(:func:`log_budgets`), so that a budget beyond float32's range (3.4e38) is not cast
+to ``inf``; parameters are checked against the working float type
+(:func:`check_representable`) and refused with a message naming the value.
+
+:class:`Frontier` (the result of :func:`bayescale.planning.frontier.frontier`) and the
+summary tables live here too, shared by the frontier and the serving-aware optimum
+(:mod:`bayescale.planning.serving`).
 """
 
 from __future__ import annotations
 
+import functools
+import math
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
+from jax.typing import ArrayLike
 
+from bayescale._util import check_level, median_interval
 from bayescale.errors import BayescaleError
 from bayescale.laws.base import Law
 from bayescale.laws.registry import law_of
 
-__all__ = ["Draw", "draws", "log_loss", "loss", "closed_form_one", "needs_unique_tokens"]
+__all__ = ["Draw", "draws", "log_loss", "loss", "closed_form_one", "needs_unique_tokens",
+           "as_draws", "log_budgets", "check_representable", "over_draws_and_budgets",
+           "require_chinchilla", "Frontier", "summary_table", "extrapolation", "num"]
 
 
 class Draw(NamedTuple):
@@ -66,3 +84,159 @@ def closed_form_one(law: Law, d: Draw, log_C: Array) -> tuple[Array, Array]:
     if law.closed_form is None:
         raise BayescaleError(f"the {law.name} law has no closed-form allocation.")
     return law.closed_form(d.theta, log_C)
+
+
+def check_representable(values: dict[str, Any], what: str) -> None:
+    """Raise if a finite value overflows (or a non-zero one underflows to 0 in) the
+    working float type (float32 unless x64 is on), naming the value."""
+    dtype = jnp.result_type(float)
+    info = np.finfo(dtype)
+    for name, v in values.items():
+        v = np.asarray(v, dtype=np.float64)
+        big = np.isfinite(v) & (np.abs(v) > info.max)
+        small = (v != 0) & (np.abs(v) < info.tiny)
+        if big.any() or small.any():
+            bad = float(v[big | small].flat[0])
+            raise BayescaleError(
+                f"{what} {name} = {bad:.6g} is outside the range of {np.dtype(dtype).name} "
+                f"({info.tiny:.3g} to {info.max:.3g}); turn on float64 with "
+                f"jax.config.update('jax_enable_x64', True) (or JAX_ENABLE_X64=1).")
+
+
+def log_budgets(C: Any) -> Array:
+    """``log C`` in the working float type; a concrete ``C`` is logged in float64 first."""
+    if isinstance(C, jax.core.Tracer):
+        return jnp.log(C)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return jnp.asarray(np.log(np.asarray(C, dtype=np.float64)), dtype=jnp.result_type(float))
+
+
+def over_draws_and_budgets(fn_one: Callable, params: Any, log_C: ArrayLike, unique_tokens=None):
+    """Apply ``fn_one(law, draw, log_C) -> tuple`` over draws x budgets; shape params + C."""
+    law, d, pshape = draws(params, unique_tokens)
+    fn_one = functools.partial(fn_one, law)
+    log_C = jnp.asarray(log_C, dtype=d.theta.dtype)
+    cshape = log_C.shape
+    out = jax.vmap(lambda di: jax.vmap(lambda lc: fn_one(di, lc))(log_C.reshape(-1)))(d)
+    return tuple(o.reshape(pshape + cshape) for o in out)
+
+
+def as_draws(params: Any) -> Any:
+    """Validate any law's parameters eagerly and give every leaf a leading draw axis."""
+    try:
+        law = law_of(params)
+    except BayescaleError:
+        raise BayescaleError(
+            f"params must be the parameters of a scaling law (e.g. "
+            f"bayescale.laws.chinchilla.LawParams), got {type(params).__name__}.") from None
+    params = law.params_type(*params)
+    leaves = [np.asarray(v, dtype=float) for v in params]
+    try:
+        leaves = np.broadcast_arrays(*leaves)
+    except ValueError:
+        raise BayescaleError(
+            f"the fields of params ({', '.join(law.param_names)}) must be scalars or arrays of "
+            f"one shape (draw,), got shapes {[np.shape(v) for v in params]}.") from None
+    if leaves[0].ndim > 1:
+        raise BayescaleError(f"params must be scalars or 1-D over draws, got shape {leaves[0].shape}.")
+    leaves = [np.atleast_1d(v) for v in leaves]
+    bad = [n for n, v in zip(law.param_names, leaves)
+           if not np.all(np.isfinite(v)) or (n in law.positive and not np.all(v > 0))]
+    if bad:
+        raise BayescaleError(
+            f"params {bad} must be finite (and positive) in every draw; drop the bad draws first.")
+    check_representable(dict(zip(law.param_names, leaves)), "parameter")
+    return law.params_type(*leaves)
+
+
+def require_chinchilla(law, what: str) -> None:
+    if law.name != "chinchilla":
+        raise BayescaleError(f"{what} needs the Chinchilla law's explicit iso-loss curve; it is "
+                             f"not available for the {law.name} law.")
+
+
+def extrapolation(budgets: ArrayLike, data_C_range: tuple[float, float] | None) -> np.ndarray:
+    """Orders of magnitude of each budget outside ``data_C_range`` (0 inside, NaN if None)."""
+    C = np.asarray(budgets, dtype=float)
+    if data_C_range is None:
+        return np.full(C.shape, np.nan)
+    lo, hi = (float(v) for v in data_C_range)
+    if not (0 < lo <= hi and math.isfinite(hi)):
+        raise BayescaleError(f"data_C_range must be (C_min, C_max) with 0 < C_min <= C_max, got {data_C_range!r}.")
+    return np.maximum(0.0, np.maximum(np.log10(C / hi), np.log10(lo / C)))
+
+
+def summary_table(quantities: dict[str, ArrayLike], index_name: str, index, level: float):
+    """Median and central ``level`` interval over axis 0 of each ``[draws x k]`` array."""
+    import pandas as pd  # the only pandas use here: tables for people
+
+    level = check_level(level)
+    cols = {}
+    for name, arr in quantities.items():
+        med, lo, hi = median_interval(arr, level)
+        cols[f"{name}_median"], cols[f"{name}_lower"], cols[f"{name}_upper"] = med, lo, hi
+    table = pd.DataFrame(cols, index=pd.Index(np.asarray(index, dtype=float), name=index_name))
+    table.attrs["level"] = level
+    return table
+
+
+def num(v) -> float | None:
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+class Frontier(NamedTuple):
+    """The compute-optimal frontier for every draw and budget.
+
+    Attributes
+    ----------
+    N_opt, D_opt, L_opt, tokens_per_param : arrays ``[draws x budgets]`` (a point
+        estimate is one draw).
+    budgets : ``(budget,)`` FLOPs.
+    converged : bool ``[draws x budgets]``.
+    extrapolation : ``(budget,)`` orders of magnitude of ``C`` outside the range of
+        compute the data cover (0 inside; NaN when the range is unknown).
+    """
+
+    N_opt: Array
+    D_opt: Array
+    L_opt: Array
+    tokens_per_param: Array
+    budgets: np.ndarray
+    converged: Array
+    extrapolation: np.ndarray
+
+    @property
+    def num_draws(self) -> int:
+        return int(np.shape(self.N_opt)[0])
+
+    def summary(self, level: float = 0.9):
+        """One row per budget: ``<q>_median``, ``<q>_lower``, ``<q>_upper`` for ``N_opt``,
+        ``D_opt``, ``L_opt`` and ``tokens_per_param`` (central interval at ``level``
+        over draws), the ``extrapolation`` and the share of draws that ``converged``.
+        """
+        # Draws whose solve did not converge are left out of the quantiles (their last
+        # iterate is not an optimum); the ``converged`` column says how many were kept.
+        ok = np.asarray(self.converged, dtype=bool)
+        qs = {k: np.where(ok, np.asarray(getattr(self, k), dtype=float), np.nan)
+              for k in ("N_opt", "D_opt", "L_opt", "tokens_per_param")}
+        table = summary_table(qs, "C", self.budgets, level)
+        table["extrapolation"] = np.asarray(self.extrapolation, dtype=float)
+        table["converged"] = np.asarray(self.converged).mean(axis=0)
+        return table
+
+    def to_dict(self, level: float = 0.9) -> dict[str, Any]:
+        """JSON-ready ``{"level", "num_draws", "budgets": [{"C", "N_opt": {"median",
+        "lower", "upper"}, "D_opt", "L_opt", "tokens_per_param", "extrapolation",
+        "converged"}, ...]}``."""
+        table = self.summary(level)
+        rows = []
+        for C, row in zip(self.budgets, table.itertuples(index=False)):
+            r = row._asdict()
+            item: dict[str, Any] = {"C": float(C)}
+            for q in ("N_opt", "D_opt", "L_opt", "tokens_per_param"):
+                item[q] = {k: num(r[f"{q}_{k}"]) for k in ("median", "lower", "upper")}
+            item["extrapolation"] = num(r["extrapolation"])
+            item["converged"] = float(r["converged"])
+            rows.append(item)
+        return {"level": float(level), "num_draws": self.num_draws, "budgets": rows}

@@ -60,6 +60,7 @@ for Inference in Language Model Scaling Laws", arXiv:2401.00448 (2023).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 
@@ -96,6 +97,9 @@ class Cost:
     name: str = "custom"
     #: True only for ``C = 6 N D``, where the frontier has a closed form.
     closed_form: bool = False
+    #: True where :meth:`log_D` is an explicit formula (the shipped models), so that
+    #: its derivative is cheap to take through it; False where it is a solve.
+    analytic_log_D: bool = False
 
     def log_cost(self, log_N: ArrayLike, log_D: ArrayLike) -> Array:
         """``log C(N, D)`` at one point."""
@@ -107,7 +111,24 @@ class Cost:
         Differentiable (implicit function theorem via ``jax.lax.custom_root``).
         Subclasses override it with the analytic inverse where there is one.
         """
-        return _solve_log_D(self.log_cost, log_N, log_C)
+        return _solve_log_D(self.log_cost, log_N, log_C, 8)
+
+    def log_D_slope(self, log_N: ArrayLike, log_C: ArrayLike) -> tuple[Array, Array]:
+        """``(log D, d log D / d log N)`` on the surface ``cost(N, D) = C``.
+
+        For an analytic :meth:`log_D`, by forward-mode autodiff through it. Otherwise
+        the slope is ``-(d log C / d log N) / (d log C / d log D)`` at the solved point
+        (implicit function theorem): differentiating through the inner solve instead
+        would nest its implicit derivative inside the frontier's Newton iteration and
+        its own implicit derivative (a jvp of a jvp of a solve per step), which made
+        user costs ~100x slower than the shipped ones.
+        """
+        log_N = jnp.asarray(log_N)
+        if self.analytic_log_D:
+            return jax.jvp(lambda x: self.log_D(x, log_C), (log_N,), (jnp.ones_like(log_N),))
+        y = self.log_D(log_N, log_C)
+        c_N, c_D = jax.grad(self.log_cost, argnums=(0, 1))(log_N, y)
+        return y, -c_N / c_D
 
     def log_N_bounds(self, log_C: ArrayLike) -> tuple[Array, Array]:
         """Open interval of ``log N`` on which the model is defined at budget ``C``."""
@@ -139,6 +160,7 @@ class TrainCost(Cost):
 
     name = "train"
     closed_form = True
+    analytic_log_D = True
 
     def log_cost(self, log_N, log_D):
         return LOG6 + log_N + log_D
@@ -172,6 +194,7 @@ class AttentionCost(Cost):
     n_ctx: float = 2048.0
     aspect_ratio: float = 128.0
     name = "attention"
+    analytic_log_D = True
 
     def __post_init__(self):
         if not (self.n_ctx > 0 and self.aspect_ratio > 0):
@@ -209,6 +232,7 @@ class NonEmbeddingCost(Cost):
     vocab_size: float = 32000.0
     aspect_ratio: float = 128.0
     name = "non-embedding"
+    analytic_log_D = True
 
     def __post_init__(self):
         if not (self.vocab_size > 0 and self.aspect_ratio > 0):
@@ -254,6 +278,7 @@ class InferenceCost(Cost):
 
     D_inf: float = 0.0
     name = "inference"
+    analytic_log_D = True
 
     def __post_init__(self):
         if not (math.isfinite(self.D_inf) and self.D_inf >= 0):
@@ -304,35 +329,43 @@ class CostFn(Cost):
         return jnp.log(self.fn(jnp.exp(log_N), jnp.exp(log_D)))
 
     def log_D(self, log_N, log_C):
-        return _solve_log_D(self.log_cost, log_N, log_C, num_iter=self.newton_iters)
+        return _solve_log_D(self.log_cost, log_N, log_C, int(self.newton_iters))
 
 
-def _solve_log_D(log_cost: Callable, log_N, log_C, *, num_iter: int = 8) -> Array:
-    """Solve ``log_cost(log_N, y) = log_C`` for ``y`` (one point), differentiably.
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 3))
+def _solve_log_D(log_cost: Callable, log_N, log_C, num_iter: int = 8) -> Array:
+    """Solve ``log_cost(log_N, y) = log_C`` for ``y = log D`` (one point), differentiably.
 
-    Newton's method in ``y = log D`` from ``log(C / 6N)``, steps clipped to 5 nats;
-    ``num_iter`` fixed steps keep the whole solve one fused program. Derivatives with
-    respect to ``log_N``, ``log_C`` and anything ``log_cost`` closes over come from
-    the implicit function theorem, not from unrolling.
+    Newton's method in ``y`` from ``log(C / 6N)``, steps clipped to 5 nats; ``num_iter``
+    fixed steps keep the whole solve one fused program. Whether it converged is
+    checked by the caller on the result (the frontier's ``converged`` requires
+    ``cost(N, D) = C`` to rounding). Derivatives with respect to ``log_N`` and
+    ``log_C`` come from the implicit function theorem (:func:`_solve_log_D_jvp`), never
+    from the iterations; the cost's own constants are not differentiated.
     """
     log_N = jnp.asarray(log_N)
     log_C = jnp.asarray(log_C)
+    one = jnp.ones_like(log_C)
 
-    def residual(y):
-        return log_cost(log_N, y) - log_C
-
-    def solve(f, y0):
-        def step(_, y):
-            r, dr = jax.jvp(f, (y,), (jnp.ones_like(y),))
-            return y - jnp.clip(r / dr, -5.0, 5.0)
-
-        return jax.lax.fori_loop(0, num_iter, step, y0, unroll=True)
-
-    def tangent_solve(g, r):
-        return r / g(jnp.ones_like(r))
+    def step(_, y):
+        r, dr = jax.jvp(lambda y_: log_cost(log_N, y_) - log_C, (y,), (one,))
+        return y - jnp.clip(r / dr, -5.0, 5.0)
 
     y0 = log_C - LOG6 - log_N
-    return jax.lax.custom_root(residual, y0, solve, tangent_solve)
+    return jax.lax.fori_loop(0, num_iter, step, y0, unroll=True)
+
+
+@_solve_log_D.defjvp
+def _solve_log_D_jvp(log_cost, num_iter, primals, tangents):
+    # On cost(N, D) = C: c_N dlogN + c_D dlogD = dlogC, with c_* the partials of log C.
+    # A hand-written rule, not jax.lax.custom_root: under jit, custom_root's tangent of
+    # this solve came out NaN, and nested inside the frontier's own implicit derivative
+    # it cost a jvp of a jvp of the solve per Newton step.
+    log_N, log_C = primals
+    dN, dC = tangents
+    y = _solve_log_D(log_cost, log_N, log_C, num_iter)
+    c_N, c_D = jax.grad(log_cost, argnums=(0, 1))(jnp.asarray(log_N), y)
+    return y, (dC - c_N * dN) / c_D
 
 
 COSTS: dict[str, type[Cost]] = {

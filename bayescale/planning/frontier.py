@@ -55,22 +55,34 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from bayescale.planning.costs import LOG6, Cost, TrainCost, get_cost
-from bayescale._util import as_budgets, check_level, median_interval
+from bayescale.planning.costs import Cost, TrainCost, get_cost
+from bayescale._util import as_budgets
 from bayescale._solvers.newton import default_rtol, safeguarded_newton
 from bayescale.errors import BayescaleError
 from bayescale.laws.registry import law_of
-from bayescale.planning._common import Draw, closed_form_one, draws, log_loss, loss
+from bayescale.planning._common import (
+    Draw,
+    Frontier,
+    as_draws,
+    closed_form_one,
+    draws,
+    extrapolation,
+    log_budgets,
+    log_loss,
+    loss,
+    over_draws_and_budgets,
+    require_chinchilla,
+)
 from bayescale.laws.chinchilla import LawParams
 
 __all__ = [
     "Allocation",
     "Frontier",
-    "InferencePlan",
+    "as_draws",
     "compute_optimal",
     "solve_optimal",
     "frontier",
-    "inference_optimal",
+    "extrapolation",
     "optimal_loss_curve",
     "compute_equivalent",
 ]
@@ -120,7 +132,10 @@ def _foc(law, d: Draw, log_C, cost: Cost) -> Callable:
         return jax.grad(lambda xy: log_loss(law, d, xy[0], xy[1]))(jnp.stack([x, y]))
 
     def h(x):
-        y, dy = jax.jvp(lambda x_: cost.log_D(x_, log_C), (x,), (jnp.ones_like(x),))
+        # y(x) and y'(x) on the surface; for a user cost, y' comes from the cost's
+        # partial derivatives (implicit function theorem), not from differentiating
+        # through the inner solve (see Cost.log_D_slope).
+        y, dy = cost.log_D_slope(x, log_C)
         g = partials(x, y)
         return (jnp.log(jnp.maximum(-g[0], tiny)) - jnp.log(jnp.maximum(-g[1], tiny))
                 - jnp.log(-dy))
@@ -164,19 +179,12 @@ def _numerical_one(law, d: Draw, log_C, *, cost: Cost, max_iter: int, init: str,
     h = _foc(law, d, log_C, cost)
     x, ok = jax.lax.custom_root(h, x0, solve, tangent_solve, has_aux=True)
     y = cost.log_D(x, log_C)
-    ok = (jax.lax.stop_gradient(ok) > 0) & jnp.isfinite(y) & (hi > lo)
+    # The point must lie on the surface: this is the inner solve's status for a
+    # user cost (a Newton solve for log D), and a no-op check for analytic ones.
+    eps = jnp.finfo(x.dtype).eps
+    on_surface = jnp.abs(cost.log_cost(x, y) - log_C) <= 64 * eps * (1 + jnp.abs(log_C))
+    ok = (jax.lax.stop_gradient(ok) > 0) & jnp.isfinite(y) & (hi > lo) & on_surface
     return x, y, ok
-
-
-def _over_draws_and_budgets(fn_one: Callable, params: Any, C: ArrayLike, unique_tokens=None):
-    """Apply ``fn_one(law, draw, log_C) -> tuple`` over draws x budgets; shape params + C."""
-    law, d, pshape = draws(params, unique_tokens)
-    fn_one = functools.partial(fn_one, law)
-    C = jnp.asarray(C, dtype=d.theta.dtype)
-    cshape = C.shape
-    log_C = jnp.log(C.reshape(-1))
-    out = jax.vmap(lambda di: jax.vmap(lambda lc: fn_one(di, lc))(log_C))(d)
-    return tuple(o.reshape(pshape + cshape) for o in out)
 
 
 # ---------------------------------------------------------------------------
@@ -215,15 +223,21 @@ def compute_optimal(params: Any, C: ArrayLike, unique_tokens: ArrayLike | None =
     ----------
     Hoffmann et al. (2022), eq. 4 and Appendix D.2.
     """
+    return _compute_optimal_log(params, jnp.log(C), unique_tokens)
 
+
+@jax.jit
+def _compute_optimal_log(params, log_C, unique_tokens=None) -> Allocation:
+    """:func:`compute_optimal` of budgets given as ``log C`` (see :func:`log_budgets`)."""
     if law_of(params).closed_form is None:
-        return solve_optimal(params, C, unique_tokens=unique_tokens)
+        return _solve_optimal_log(params, log_C, cost=TrainCost(), max_iter=64,
+                                  init="chinchilla", fused_iters=2, unique_tokens=unique_tokens)
 
     def one(law, d, log_C):
         x, y = closed_form_one(law, d, log_C)
         return jnp.exp(x), jnp.exp(y), loss(law, d, x, y), jnp.ones((), bool)
 
-    return Allocation(*_over_draws_and_budgets(one, params, C))
+    return Allocation(*over_draws_and_budgets(one, params, log_C))
 
 
 @functools.partial(jax.jit, static_argnames=("cost", "max_iter", "init", "fused_iters"))
@@ -269,7 +283,14 @@ def solve_optimal(params: Any, C: ArrayLike, *, cost: Cost = TrainCost(),
     >>> bool(opt.converged), round(float(opt.N_opt) / 1e9, 1)
     (True, 72.2)
     """
+    return _solve_optimal_log(params, jnp.log(C), cost=cost, max_iter=max_iter, init=init,
+                              fused_iters=fused_iters, unique_tokens=unique_tokens)
 
+
+@functools.partial(jax.jit, static_argnames=("cost", "max_iter", "init", "fused_iters"))
+def _solve_optimal_log(params, log_C, *, cost: Cost, max_iter: int, init: str,
+                       fused_iters: int, unique_tokens=None) -> Allocation:
+    """:func:`solve_optimal` of budgets given as ``log C``."""
     if init not in _INITS:
         raise BayescaleError(f"init must be one of {_INITS}, got {init!r}.")
 
@@ -278,7 +299,7 @@ def solve_optimal(params: Any, C: ArrayLike, *, cost: Cost = TrainCost(),
                                   fused_iters=fused_iters)
         return jnp.exp(x), jnp.exp(y), loss(law, d, x, y), ok
 
-    return Allocation(*_over_draws_and_budgets(one, params, C, unique_tokens))
+    return Allocation(*over_draws_and_budgets(one, params, log_C, unique_tokens))
 
 
 @jax.jit
@@ -299,7 +320,7 @@ def compute_equivalent(params: LawParams, L: ArrayLike) -> Array:
     draws (shape ``params.shape``).
     """
     law, d, pshape = draws(params)
-    _require_chinchilla(law, "compute_equivalent")
+    require_chinchilla(law, "compute_equivalent")
     L = jnp.broadcast_to(jnp.asarray(L, dtype=d.theta.dtype), pshape).reshape(-1)
 
     def one(d, L):
@@ -313,259 +334,6 @@ def compute_equivalent(params: LawParams, L: ArrayLike) -> Array:
         return jnp.exp(log_C)
 
     return jax.vmap(one)(d, L).reshape(pshape)
-
-
-# ---------------------------------------------------------------------------
-# Inference-aware allocation for a target loss (Sardana et al. 2023)
-# ---------------------------------------------------------------------------
-
-def _inference_one(law, d: Draw, log_target, log_D_inf, *, max_iter: int):
-    """Minimise ``6 N D + 2 N D_inf`` subject to ``L(N, D) = target`` (one draw of the
-    Chinchilla law, whose iso-loss curve ``D(N)`` is explicit)."""
-    d = _ChinchillaDraw(*(d.theta[i] for i in range(5)))
-    target = jnp.exp(log_target)
-    excess = target - jnp.exp(d.e)
-    feasible = excess > 0
-    log_excess = jnp.log(jnp.where(feasible, excess, 1.0))
-    # On L = target: B D**-beta = excess - A N**-alpha, so N > (A / excess)**(1/alpha).
-    x_min = (d.a - log_excess) / d.alpha
-    # Chinchilla optimum for this loss (D_inf = 0): A N**-alpha = excess beta / (alpha + beta).
-    x_chin = x_min + (jnp.log(d.alpha + d.beta) - jnp.log(d.beta)) / d.alpha
-
-    def log_D(x):
-        rest = excess - jnp.exp(d.a - d.alpha * x)
-        return (d.b - jnp.log(rest)) / d.beta
-
-    def log_total(x):
-        return x + jnp.logaddexp(LOG6 + log_D(x), jnp.log(2.0) + log_D_inf)
-
-    def h(x):  # minus the derivative of log total FLOPs: > 0 where N should grow
-        return -jax.grad(log_total)(x)
-
-    lo = x_min + 1e-6 * (1 + jnp.abs(x_min))
-    hi = x_chin + 1.0
-    rtol = default_rtol(x_min.dtype)
-    x, ok = safeguarded_newton(h, x_chin, lo, hi, max_iter=max_iter, rtol=rtol)
-    y = log_D(x)
-    ok = ok & feasible & jnp.isfinite(y)
-    log_C_train = LOG6 + x + y
-    log_C_inf = jnp.log(2.0) + x + log_D_inf
-    return x, y, log_C_train, log_C_inf, ok
-
-
-@functools.partial(jax.jit, static_argnames=("max_iter",))
-def _inference_optimal(params, target_loss, D_inf, *, max_iter: int):
-    log_D_inf = jnp.log(jnp.asarray(D_inf, dtype=jnp.result_type(float)))
-    _require_chinchilla(law_of(params), "inference_optimal")
-    return _over_draws_and_budgets(
-        lambda law, d, lt: _inference_one(law, d, lt, log_D_inf, max_iter=max_iter), params,
-        target_loss)
-
-
-class InferencePlan(NamedTuple):
-    """Cheapest (training + inference FLOPs) model reaching each target loss.
-
-    Leaves are arrays ``[draws x targets]`` except ``target_loss`` ``(target,)``.
-    """
-
-    N_opt: Array
-    D_opt: Array
-    C_train: Array
-    C_inference: Array
-    C_total: Array
-    tokens_per_param: Array
-    target_loss: np.ndarray
-    converged: Array
-    D_inf: float
-
-    def summary(self, level: float = 0.9):
-        """One row per target loss: median and central interval of each quantity."""
-        qs = {k: getattr(self, k) for k in ("N_opt", "D_opt", "tokens_per_param", "C_train",
-                                            "C_inference", "C_total")}
-        table = _summary_table(qs, "target_loss", self.target_loss, level)
-        table["converged"] = np.asarray(self.converged).mean(axis=0)
-        table.attrs["D_inf"] = self.D_inf
-        return table
-
-
-def inference_optimal(params: LawParams, target_loss: ArrayLike | Sequence[float], *,
-                      inference_tokens: float, max_iter: int = 64) -> InferencePlan:
-    """Inference-aware allocation for a target loss (Sardana et al. 2023, Sec. 3).
-
-    Minimises the lifetime cost ``6 N D + 2 N D_inf`` over models with
-    ``L(N, D) = target_loss``, for every draw. With ``D_inf = 0`` this is the
-    Chinchilla-optimal model for that loss; as ``D_inf`` grows the optimum moves to
-    smaller models trained on more tokens.
-
-    Parameters
-    ----------
-    params : LawParams (scalars or ``(draw,)`` leaves).
-    target_loss : scalar or sequence of losses (nats/token); each must exceed ``E``
-        (draws where it does not are marked not converged, values NaN).
-    inference_tokens : ``D_inf``, tokens served over the model's life.
-
-    Returns
-    -------
-    InferencePlan
-
-    Examples
-    --------
-    >>> from bayescale.laws.chinchilla import BESIROGLU_2024
-    >>> plan = inference_optimal(BESIROGLU_2024, 2.0, inference_tokens=2e12)
-    >>> bool(plan.converged[0, 0]), round(float(plan.tokens_per_param[0, 0]))
-    (True, 52)
-
-    References
-    ----------
-    Sardana et al., arXiv:2401.00448 (2023).
-    """
-    D_inf = float(inference_tokens)
-    if not (math.isfinite(D_inf) and D_inf >= 0):
-        raise BayescaleError(f"inference_tokens must be a finite number >= 0, got {inference_tokens!r}.")
-    targets = np.atleast_1d(np.asarray(target_loss, dtype=float))
-    if targets.ndim != 1 or not np.all(np.isfinite(targets)) or np.any(targets <= 0):
-        raise BayescaleError(f"target_loss must be positive finite losses, got {target_loss!r}.")
-    params = as_draws(params)
-    x, y, lct, lci, ok = _inference_optimal(params, targets, D_inf, max_iter=max_iter)
-    N, D = jnp.exp(x), jnp.exp(y)
-    nan = jnp.nan
-    N, D = jnp.where(ok, N, nan), jnp.where(ok, D, nan)
-    Ct, Ci = jnp.where(ok, jnp.exp(lct), nan), jnp.where(ok, jnp.exp(lci), nan)
-    return InferencePlan(N, D, Ct, Ci, Ct + Ci, D / N, targets, ok, D_inf)
-
-
-# ---------------------------------------------------------------------------
-# Convenience tier: Frontier object with summaries
-# ---------------------------------------------------------------------------
-
-class Frontier(NamedTuple):
-    """The compute-optimal frontier for every draw and budget.
-
-    Attributes
-    ----------
-    N_opt, D_opt, L_opt, tokens_per_param : arrays ``[draws x budgets]`` (a point
-        estimate is one draw).
-    budgets : ``(budget,)`` FLOPs.
-    converged : bool ``[draws x budgets]``.
-    extrapolation : ``(budget,)`` orders of magnitude of ``C`` outside the range of
-        compute the data cover (0 inside; NaN when the range is unknown).
-    """
-
-    N_opt: Array
-    D_opt: Array
-    L_opt: Array
-    tokens_per_param: Array
-    budgets: np.ndarray
-    converged: Array
-    extrapolation: np.ndarray
-
-    @property
-    def num_draws(self) -> int:
-        return int(np.shape(self.N_opt)[0])
-
-    def summary(self, level: float = 0.9):
-        """One row per budget: ``<q>_median``, ``<q>_lower``, ``<q>_upper`` for ``N_opt``,
-        ``D_opt``, ``L_opt`` and ``tokens_per_param`` (central interval at ``level``
-        over draws), the ``extrapolation`` and the share of draws that ``converged``.
-        """
-        # Draws whose solve did not converge are left out of the quantiles (their last
-        # iterate is not an optimum); the ``converged`` column says how many were kept.
-        ok = np.asarray(self.converged, dtype=bool)
-        qs = {k: np.where(ok, np.asarray(getattr(self, k), dtype=float), np.nan)
-              for k in ("N_opt", "D_opt", "L_opt", "tokens_per_param")}
-        table = _summary_table(qs, "C", self.budgets, level)
-        table["extrapolation"] = np.asarray(self.extrapolation, dtype=float)
-        table["converged"] = np.asarray(self.converged).mean(axis=0)
-        return table
-
-    def to_dict(self, level: float = 0.9) -> dict[str, Any]:
-        """JSON-ready ``{"level", "num_draws", "budgets": [{"C", "N_opt": {"median",
-        "lower", "upper"}, "D_opt", "L_opt", "tokens_per_param", "extrapolation",
-        "converged"}, ...]}``."""
-        table = self.summary(level)
-        rows = []
-        for C, row in zip(self.budgets, table.itertuples(index=False)):
-            r = row._asdict()
-            item: dict[str, Any] = {"C": float(C)}
-            for q in ("N_opt", "D_opt", "L_opt", "tokens_per_param"):
-                item[q] = {k: _num(r[f"{q}_{k}"]) for k in ("median", "lower", "upper")}
-            item["extrapolation"] = _num(r["extrapolation"])
-            item["converged"] = float(r["converged"])
-            rows.append(item)
-        return {"level": float(level), "num_draws": self.num_draws, "budgets": rows}
-
-
-def _num(v) -> float | None:
-    v = float(v)
-    return v if math.isfinite(v) else None
-
-
-
-
-def _summary_table(quantities: dict[str, ArrayLike], index_name: str, index, level: float):
-    """Median and central ``level`` interval over axis 0 of each ``[draws x k]`` array."""
-    import pandas as pd  # the only pandas use here: tables for people
-
-    level = check_level(level)
-    cols = {}
-    for name, arr in quantities.items():
-        med, lo, hi = median_interval(arr, level)
-        cols[f"{name}_median"], cols[f"{name}_lower"], cols[f"{name}_upper"] = med, lo, hi
-    table = pd.DataFrame(cols, index=pd.Index(np.asarray(index, dtype=float), name=index_name))
-    table.attrs["level"] = level
-    return table
-
-
-def as_draws(params: Any) -> Any:
-    """Validate any law's parameters eagerly and give every leaf a leading draw axis."""
-    try:
-        law = law_of(params)
-    except BayescaleError:
-        raise BayescaleError(
-            f"params must be the parameters of a scaling law (e.g. "
-            f"bayescale.laws.chinchilla.LawParams), got {type(params).__name__}.") from None
-    params = law.params_type(*params)
-    leaves = [np.asarray(v, dtype=float) for v in params]
-    try:
-        leaves = np.broadcast_arrays(*leaves)
-    except ValueError:
-        raise BayescaleError(
-            f"the fields of params ({', '.join(law.param_names)}) must be scalars or arrays of "
-            f"one shape (draw,), got shapes {[np.shape(v) for v in params]}.") from None
-    if leaves[0].ndim > 1:
-        raise BayescaleError(f"params must be scalars or 1-D over draws, got shape {leaves[0].shape}.")
-    leaves = [np.atleast_1d(v) for v in leaves]
-    bad = [n for n, v in zip(law.param_names, leaves)
-           if not np.all(np.isfinite(v)) or (n in law.positive and not np.all(v > 0))]
-    if bad:
-        raise BayescaleError(
-            f"params {bad} must be finite (and positive) in every draw; drop the bad draws first.")
-    return law.params_type(*leaves)
-
-
-def _require_chinchilla(law, what: str) -> None:
-    if law.name != "chinchilla":
-        raise BayescaleError(f"{what} needs the Chinchilla law's explicit iso-loss curve; it is "
-                             f"not available for the {law.name} law.")
-
-
-class _ChinchillaDraw(NamedTuple):
-    a: Array
-    b: Array
-    e: Array
-    alpha: Array
-    beta: Array
-
-
-def extrapolation(budgets: ArrayLike, data_C_range: tuple[float, float] | None) -> np.ndarray:
-    """Orders of magnitude of each budget outside ``data_C_range`` (0 inside, NaN if None)."""
-    C = np.asarray(budgets, dtype=float)
-    if data_C_range is None:
-        return np.full(C.shape, np.nan)
-    lo, hi = (float(v) for v in data_C_range)
-    if not (0 < lo <= hi and math.isfinite(hi)):
-        raise BayescaleError(f"data_C_range must be (C_min, C_max) with 0 < C_min <= C_max, got {data_C_range!r}.")
-    return np.maximum(0.0, np.maximum(np.log10(C / hi), np.log10(lo / C)))
 
 
 def frontier(params: LawParams, budgets: ArrayLike | Sequence[float], *,
@@ -628,11 +396,27 @@ def frontier(params: LawParams, budgets: ArrayLike | Sequence[float], *,
         unique_tokens = float(as_budgets(unique_tokens)[0])
     if method == "closed" and law.closed_form is None:
         raise BayescaleError(f"the {law.name} law has no closed-form allocation; use method='auto'.")
+    # log C is taken in float64 before the solver sees it: no budget overflows float32.
+    log_C = log_budgets(C)
     if cost.closed_form and law.closed_form is not None and method != "numerical":
-        opt = compute_optimal(params, C)
+        opt = _compute_optimal_log(params, log_C)
     else:
-        opt = solve_optimal(params, C, cost=cost, max_iter=int(max_iter),
-                            unique_tokens=unique_tokens)
+        opt = _solve_optimal_log(params, log_C, cost=cost, max_iter=int(max_iter),
+                                 init="chinchilla", fused_iters=2, unique_tokens=unique_tokens)
+    _check_finite_result(opt, C)
     return Frontier(N_opt=opt.N_opt, D_opt=opt.D_opt, L_opt=opt.L_opt,
                     tokens_per_param=opt.D_opt / opt.N_opt, budgets=C, converged=opt.converged,
                     extrapolation=extrapolation(C, data_C_range))
+
+
+def _check_finite_result(opt: Allocation, C: np.ndarray) -> None:
+    """Refuse a converged optimum that overflowed the working float type."""
+    ok = np.asarray(opt.converged, dtype=bool)
+    over = ok & ~(np.isfinite(np.asarray(opt.N_opt)) & np.isfinite(np.asarray(opt.D_opt)))
+    if over.any():
+        budget = float(np.broadcast_to(C, over.shape)[over][0])
+        dtype = np.dtype(jnp.result_type(float)).name
+        raise BayescaleError(
+            f"the optimum at budget C = {budget:.6g} FLOPs overflows {dtype} (N_opt or D_opt "
+            f"above {float(np.finfo(dtype).max):.3g}); turn on float64 with "
+            f"jax.config.update('jax_enable_x64', True).")
