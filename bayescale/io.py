@@ -81,13 +81,15 @@ class InterruptGuard:
         self._defer = False
         self._depth = 0
         self._previous = None
+        self._outer: InterruptGuard | None = None
 
     def __enter__(self) -> "InterruptGuard":
         import signal
         import threading
 
         active = InterruptGuard._active
-        if active is not None:
+        if active is not None:  # nested: share the outer guard (and its flag)
+            self._outer = active
             active._depth += 1
             return active
         if threading.current_thread() is threading.main_thread():
@@ -100,10 +102,11 @@ class InterruptGuard:
     def __exit__(self, *exc) -> None:
         import signal
 
-        self._depth -= 1
-        if self._depth == 0 and InterruptGuard._active is self:
+        guard = self._outer or self  # ``with`` calls __exit__ on this object
+        guard._depth -= 1
+        if guard._depth == 0 and InterruptGuard._active is guard:
             InterruptGuard._active = None
-            signal.signal(signal.SIGINT, self._previous)
+            signal.signal(signal.SIGINT, guard._previous)
 
     def _handle(self, signum, frame) -> None:
         self.hits += 1

@@ -115,3 +115,11 @@ def test_interrupt_during_commit_puts_previous_folder_back(tmp_path):
     assert (out / "manifest.json").read_text() == "old"
     assert (tmp / "manifest.json").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "rep"]
+
+
+def test_nested_guards_share_one_flag_and_restore_the_handler():
+    with io.InterruptGuard() as outer:  # the command line's
+        with io.InterruptGuard() as inner:  # build_report's
+            assert inner is outer
+        assert signal.getsignal(signal.SIGINT) == outer._handle
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
