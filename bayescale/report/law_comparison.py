@@ -1,9 +1,9 @@
 """Comparing laws on one dataset: PSIS-LOO with stacking weights, parameters, and the
 allocation each law implies at a reference budget.
 
->>> # doctest: +SKIP
 >>> from bayescale.report.law_comparison import compare_laws
->>> table = compare_laws(load_runs("chinchilla", exclude_top=5), ["chinchilla", "kaplan"])
+>>> table = compare_laws(load_runs("chinchilla", exclude_top=5),  # doctest: +SKIP
+...                      ["chinchilla", "kaplan"])
 
 References
 ----------
