@@ -175,9 +175,8 @@ def test_full_size_fits(likelihood, which, chinchilla_240, chinchilla_245):
     med = _medians(post)
     # (The Huber likelihood on all 245 runs is *not* robust enough: the 5 outliers
     # pull beta to ~0.46, outside Epoch's interval, which is why Epoch dropped them.)
-    if True:
-        for k, (lo, hi) in EPOCH_95.items():
-            assert lo < med[k] < hi, (likelihood, which, k, med[k])
+    for k, (lo, hi) in EPOCH_95.items():
+        assert lo < med[k] < hi, (likelihood, which, k, med[k])
 
 
 def test_bad_run_warns_and_strict_raises():
@@ -237,7 +236,6 @@ def test_same_settings_trace_and_compile_once(monkeypatch):
     assert traced > 0 and len(inference._PROGRAMS) == 1
     post_b = _quiet_fit(runs_b, seed=1, **TINY)
     assert len(calls) == traced and len(inference._PROGRAMS) == 1  # no new trace
-    assert post_b.info["timing"]["compile"] < 0.5 * post_a.info["timing"]["compile"]
     assert post_a.info["centre"] != post_b.info["centre"]
     assert not np.allclose(post_a.params.E, post_b.params.E)
     # E's default prior is Uniform(0, smallest loss) of *this* data set, not the first

@@ -120,7 +120,7 @@ def test_centred_law_equals_the_law_and_float32_is_safe(likelihood):
     runs = simulate_runs(seed=2)
     lp64, trace = _model_log_density(HOFFMANN_2022, runs, likelihood, jnp.float64)
     # the centred parameterisation is the same law
-    mu = trace["log_loss"]["fn"].loc if likelihood != "student_t" else trace["log_loss"]["fn"].loc
+    mu = trace["log_loss"]["fn"].loc
     np.testing.assert_allclose(np.asarray(mu), np.asarray(log_loss_from_theta(
         theta_from_params(HOFFMANN_2022), runs.log_N, runs.log_D)), rtol=1e-12)
     np.testing.assert_allclose(float(trace["A"]["value"]), HOFFMANN_2022.A, rtol=1e-12)
