@@ -31,13 +31,14 @@ ORDER = [
     "data.simulate", "data",
     "_solvers.lbfgs", "_solvers.newton", "_solvers",
     "estimators.huber", "estimators.bootstrap", "estimators.priors", "estimators.model", "estimators.diagnostics", "estimators.nuts",
-    "estimators.fit", "estimators",
+    "estimators.fit", "estimators.extrapolation", "estimators.predict", "estimators",
     "planning.costs", "planning._common", "planning.frontier", "planning.serving",
     "planning.decisions", "planning",
+    "validation.backtest", "validation",
     "io",
     "report._format", "report.compare", "report.law_comparison", "report._plotting", "report._fit_plots",
-    "report.plots", "report.render", "report.build", "report",
-    "cli._common", "cli.datasets", "cli.fit", "cli.frontier", "cli.report", "cli.laws", "cli",
+    "report.plots", "report.calibration", "report.render", "report.build", "report",
+    "cli._common", "cli.datasets", "cli.fit", "cli.frontier", "cli.report", "cli.laws", "cli.predict", "cli.backtest", "cli",
 ]
 
 

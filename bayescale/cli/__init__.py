@@ -18,7 +18,7 @@ import sys
 from bayescale import __version__
 
 # module name -> subcommands it registers
-_COMMAND_MODULES = ("fit", "frontier", "report", "datasets", "laws")
+_COMMAND_MODULES = ("fit", "frontier", "report", "datasets", "laws", "predict", "backtest")
 
 
 def _load_register(module: str):

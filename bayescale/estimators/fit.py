@@ -187,6 +187,13 @@ class ScalingFit:
                                   (float(self.runs.C.min()), float(self.runs.C.max())),
                                   **kwargs)
 
+    def predict(self, N, D, U=None, **kwargs):
+        """Predictive draws of the loss at new points (with observation noise and, by
+        default, the extrapolation error); see :func:`bayescale.estimators.predict.predict`."""
+        from bayescale.estimators.predict import predict as _predict
+
+        return _predict(self, N, D, U, **kwargs)
+
 
 
 

@@ -1,0 +1,246 @@
+"""Predictive draws of the loss at new points, for any fit and law.
+
+:func:`predict` (also ``ScalingFit.predict``) combines three sources of uncertainty, each
+drawn per predictive draw on log loss:
+
+1. **the parameters**: the fit's posterior draws or bootstrap resamples (a point estimate is
+   one draw), evaluated through the law's kernel;
+2. **observation noise**: for a Bayesian fit, the posterior's ``sigma`` (and ``nu``) draws
+   under the fit's likelihood (``fit.info["likelihood"]``: Student-t, normal or Huber); for a
+   point or bootstrap fit, a normal whose scale is the robust residual scale of the fit
+   (``1.4826 * MAD`` of the log-loss residuals of the median parameters on the fitted runs,
+   :func:`bayescale.estimators.extrapolation.robust_scale`);
+3. **the extrapolation error** (``structural="auto"``, the default): the discrepancy of
+   :mod:`bayescale.estimators.extrapolation`, learned by leave-future-out refits inside the
+   fitted runs and shrunk toward a default learned across published datasets; zero inside
+   the data, growing with the decades beyond it. ``structural="none"`` keeps the in-model
+   predictive (1 and 2 only).
+
+A published law (``bayescale.published(NAME)``) has no runs: it has neither observation
+noise nor a distance to the data, and its prediction says so in ``notes``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import weakref
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayescale._util import check_level, to_jsonable
+from bayescale.errors import BayescaleError
+from bayescale.estimators import extrapolation
+from bayescale.laws.registry import log_loss
+
+__all__ = ["Prediction", "predict", "LEVELS", "STRUCTURAL"]
+
+LEVELS = (0.5, 0.8, 0.9, 0.95)
+STRUCTURAL = ("auto", "none")
+
+# extrapolation models already estimated, per fit (ScalingFit compares by identity)
+_MODELS: "weakref.WeakKeyDictionary[Any, extrapolation.ExtrapolationModel]" = \
+    weakref.WeakKeyDictionary()
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """Predictive draws of the final loss at points ``(N, D[, U])``.
+
+    Attributes
+    ----------
+    N, D : arrays (n,); U : array (n,) or None.
+    draws : array (num_draws, n) of loss (nats/token).
+    extrapolation_decades : array (n,), decades beyond the fitted runs (0 inside).
+    structural : ``"auto"`` (with the extrapolation error) or ``"none"`` (in-model).
+    notes : what the prediction could not include, in words.
+    extrapolation : the extrapolation model's summary (``tau``, ``bias``, ...), or None.
+    """
+
+    N: np.ndarray
+    D: np.ndarray
+    U: np.ndarray | None
+    draws: np.ndarray
+    extrapolation_decades: np.ndarray
+    structural: str
+    notes: tuple[str, ...] = ()
+    extrapolation: dict | None = None
+
+    @property
+    def median(self) -> np.ndarray:
+        return np.median(self.draws, axis=0)
+
+    def interval(self, level: float) -> tuple[np.ndarray, np.ndarray]:
+        """The central ``level`` interval per point (equal-tailed quantiles of the draws)."""
+        level = check_level(level)
+        lo, hi = np.quantile(self.draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        return lo, hi
+
+    def intervals(self, levels=LEVELS) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+        return {float(a): self.interval(a) for a in levels}
+
+    def summary(self, levels=LEVELS) -> pd.DataFrame:
+        """One row per point: N, D (U), median, the interval bounds, decades beyond."""
+        table = {"N": self.N, "D": self.D}
+        if self.U is not None:
+            table["U"] = self.U
+        table["median"] = self.median
+        for a, (lo, hi) in self.intervals(levels).items():
+            table[f"lower_{a:g}"], table[f"upper_{a:g}"] = lo, hi
+        table["extrapolation_decades"] = self.extrapolation_decades
+        return pd.DataFrame(table)
+
+    def to_dict(self, levels=LEVELS) -> dict:
+        """``{"points": [{"N", "D", "median", "intervals": {"0.5": [lo, hi], ...},
+        "extrapolation_decades"}], "structural", "notes", "extrapolation"}``."""
+        ivals = self.intervals(levels)
+        med = self.median
+        points = []
+        for i in range(len(self.N)):
+            pt = {"N": float(self.N[i]), "D": float(self.D[i])}
+            if self.U is not None:
+                pt["U"] = float(self.U[i])
+            pt["median"] = float(med[i])
+            pt["intervals"] = {f"{a:g}": [float(lo[i]), float(hi[i])]
+                               for a, (lo, hi) in ivals.items()}
+            pt["extrapolation_decades"] = float(self.extrapolation_decades[i])
+            points.append(pt)
+        return to_jsonable({"points": points, "structural": self.structural,
+                            "num_draws": int(self.draws.shape[0]), "notes": list(self.notes),
+                            "extrapolation": self.extrapolation})
+
+
+def _points(name: str, x, n: int | None = None) -> np.ndarray:
+    arr = np.atleast_1d(np.asarray(x, dtype=float))
+    if arr.ndim != 1 or (n is not None and arr.size not in (1, n)):
+        raise BayescaleError(f"{name} must be a number or a 1-D array matching N; got shape "
+                             f"{np.shape(x)}.")
+    if not np.all(np.isfinite(arr) & (arr > 0)):
+        raise BayescaleError(f"{name} must be positive and finite; got {arr[~(np.isfinite(arr) & (arr > 0))][:3]}.")
+    return arr
+
+
+def _noise(fit, num: int, n: int, rng: np.random.Generator, median_params) -> tuple[np.ndarray, str | None]:
+    """Observation-noise draws (num, n) on log loss, and a note if there is none."""
+    idata = fit.idata
+    post = getattr(idata, "posterior", None) if idata is not None else None
+    if post is not None and "sigma" in post:
+        sigma = np.asarray(post["sigma"]).reshape(-1)
+        pick = rng.integers(0, sigma.size, num)
+        sigma = sigma[pick][:, None]
+        likelihood = fit.info.get("likelihood", "student_t")
+        if likelihood == "student_t":
+            if "nu" in post:
+                nu = np.asarray(post["nu"]).reshape(-1)[pick][:, None]
+            else:
+                from bayescale.estimators.priors import DEFAULT_NU
+
+                nu = fit.info.get("priors", {}).get("nu", DEFAULT_NU)
+                try:
+                    nu = float(nu)
+                except (TypeError, ValueError):
+                    nu = DEFAULT_NU
+            return sigma * rng.standard_t(nu, (num, n)), None
+        if likelihood == "huber":
+            import jax
+
+            from bayescale.estimators.model import Huber
+            from bayescale.estimators.priors import HUBER_DELTA
+
+            key = jax.random.PRNGKey(int(rng.integers(0, 2**31 - 1)))
+            z = np.asarray(Huber(0.0, 1.0, delta=HUBER_DELTA).sample(key, (num, n)))
+            return sigma * z, None
+        return sigma * rng.standard_normal((num, n)), None
+    if fit.runs is None:
+        return np.zeros((num, n)), ("a published law has no runs: the prediction has no "
+                                    "observation noise")
+    args = [fit.runs.N, fit.runs.D] + ([fit.runs.U] if "U" in fit.law.inputs else [])
+    resid = fit.runs.log_loss - np.asarray(log_loss(median_params, *args))
+    scale = extrapolation.robust_scale(resid)
+    return scale * rng.standard_normal((num, n)), None
+
+
+def _median_params(fit):
+    if fit.is_point:
+        return fit.params
+    ref = fit.reference
+    if ref is not None:
+        return type(fit.params)(*(np.asarray(v, float) for v in ref))
+    return type(fit.params)(*(np.median(np.asarray(v), axis=0) for v in fit.params))
+
+
+def predict(fit, N, D, U=None, *, structural: str = "auto", num_draws: int = 4000,
+            seed: int = 0, model: extrapolation.ExtrapolationModel | None = None,
+            prior: extrapolation.ErrorPrior | None = None) -> Prediction:
+    """Predictive draws of the loss of runs with ``N`` parameters trained on ``D`` tokens.
+
+    Parameters
+    ----------
+    fit : a :class:`~bayescale.estimators.fit.ScalingFit` (any method, any law).
+    N, D : numbers or arrays (n,); U : unique tokens, for laws that take them.
+    structural : ``"auto"`` (default): include the extrapolation error learned from the
+        fitted runs (:mod:`bayescale.estimators.extrapolation`); ``"none"``: the in-model
+        predictive.
+    num_draws : predictive draws (parameter draws are resampled to this many).
+    seed : random seed.
+    model : an :class:`~bayescale.estimators.extrapolation.ExtrapolationModel` to use
+        instead of estimating one from ``fit.runs`` (estimates are cached per fit).
+    prior : the prior of that estimate (default
+        :data:`~bayescale.estimators.extrapolation.DEFAULT_PRIOR`).
+
+    Returns
+    -------
+    Prediction
+    """
+    if structural not in STRUCTURAL:
+        raise BayescaleError(f"structural must be one of {', '.join(STRUCTURAL)}, got {structural!r}.")
+    if isinstance(num_draws, bool) or not isinstance(num_draws, (int, np.integer)) or num_draws < 2:
+        raise BayescaleError(f"num_draws must be an integer >= 2, got {num_draws!r}.")
+    N = _points("N", N)
+    D = _points("D", D, N.size)
+    N, D = np.broadcast_arrays(N, D)
+    law = fit.law
+    if "U" in law.inputs:
+        if U is None:
+            raise BayescaleError(f"the {law.name} law needs the unique tokens U of each point "
+                                 f"(U=..., or --unique-tokens).")
+        U = np.broadcast_to(_points("U", U, N.size), N.shape).astype(float)
+    elif U is not None:
+        raise BayescaleError(f"the {law.name} law takes N and D only; drop U.")
+    rng = np.random.default_rng(seed)
+    n = N.size
+    params = type(fit.params)(*(np.atleast_1d(np.asarray(v, float)) for v in fit.params))
+    P = params[0].shape[0]
+    if P == num_draws:
+        pick = np.arange(P)
+    elif P > num_draws:
+        pick = rng.choice(P, num_draws, replace=False)
+    else:
+        pick = rng.integers(0, P, num_draws)
+    drawn = type(params)(*(v[pick][:, None] for v in params))
+    args = [N, D] + ([U] if U is not None else [])
+    log_mean = np.asarray(log_loss(drawn, *args), dtype=float)
+    noise, note = _noise(fit, num_draws, n, rng, _median_params(fit))
+    notes = [note] if note else []
+    if fit.runs is None:
+        d = np.zeros(n)
+        notes.append("a published law has no runs: no distance to the data is known, so no "
+                     "extrapolation error is included")
+        summary = None
+    else:
+        d = extrapolation.decades_beyond(fit.runs.N, fit.runs.D, N, D)
+        summary = None
+        if structural == "auto":
+            if model is None and prior is not None:
+                model = extrapolation.estimate(fit.runs, law, prior=prior)
+            elif model is None:
+                model = _MODELS.get(fit)
+                if model is None:
+                    model = _MODELS[fit] = extrapolation.estimate(fit.runs, law)
+            log_mean = log_mean + model.sample(d, rng, num_draws)
+            summary = model.summary()
+    draws = np.exp(log_mean + noise)
+    return Prediction(N=N.astype(float), D=D.astype(float), U=U, draws=draws,
+                      extrapolation_decades=d, structural=structural, notes=tuple(notes),
+                      extrapolation=summary)

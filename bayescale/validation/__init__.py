@@ -1,0 +1,1 @@
+"""Validation of fits against data they did not see: leave-future-out backtests."""
