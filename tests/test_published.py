@@ -49,3 +49,25 @@ def test_laws_command_lists_laws_and_published_sets(capsys):
                                            "alpha_D": 0.095}
     assert main(["laws"]) == 0
     assert "muennighoff2023" in capsys.readouterr().out
+
+
+def test_cli_frontier_and_decide_answer_from_published_laws(capsys):
+    assert main(["frontier", "muennighoff2023", "--budget", "1e22", "--unique-tokens", "25e9",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["law"] == "data_constrained" and out["method"] == "published"
+    np.testing.assert_allclose(out["budgets"][0]["N_opt"]["median"], 7.022e9, rtol=0.02)
+    assert main(["decide", "kaplan2020", "--budget", "1e22", "--params", "2e10",
+                 "--tokens", "8e10", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    # compute efficiency needs Chinchilla's closed-form L_opt(C): unknown, not 0
+    assert out["p_within_compute"]["1%"] is None
+    assert out["loss"]["median"] > out["optimum"]["L_opt"]["median"]
+
+
+def test_cli_fit_takes_a_law(capsys):
+    assert main(["fit", "synthetic", "--law", "kaplan", "--method", "huber", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["law"] == "kaplan" and set(out["params"]) == {"N_c", "D_c", "alpha_N", "alpha_D"}
+    assert main(["fit", "synthetic", "--law", "kaplin", "--method", "huber"]) == 2
+    assert "unknown law 'kaplin'" in capsys.readouterr().err

@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--level", type=float, default=None,
                    help="interval level (default 0.9; the bootstrap defaults to 0.95 as Epoch)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--law", default="chinchilla", metavar="LAW",
+                   help="law to fit: chinchilla (default), kaplan, data_constrained (needs a U "
+                        "column), or a registered user law (see `bayescale laws`)")
     g = p.add_argument_group("bootstrap")
     g.add_argument("--resamples", type=int, default=4000, help="bootstrap resamples (4000)")
     g = p.add_argument_group("bayes")
@@ -83,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
                        progress=False if (args.quiet or args.json) else None)
         if args.target_accept is not None:
             options["target_accept"] = args.target_accept
-    result = fit(runs, method=args.method, level=level, seed=args.seed, **options)
+    result = fit(runs, method=args.method, level=level, seed=args.seed, law=args.law,
+                 **options)
     payload = result.to_dict(level)
     payload.setdefault("timing", {})
     payload["timing"]["wall"] = time.perf_counter() - t0
@@ -103,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
 def _format(result, payload: dict, level: float) -> str:
     table = result.summary(level)
     lines = [
-        f"bayescale fit: method={payload['method']}  runs={payload['n_runs']}  "
+        f"bayescale fit: law={payload.get('law', 'chinchilla')}  method={payload['method']}  "
+        f"runs={payload['n_runs']}  "
         f"source={payload['data']['source']}",
     ]
     dropped = payload["data"].get("dropped_rows") or []

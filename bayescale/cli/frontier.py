@@ -29,12 +29,15 @@ examples:
   bayescale frontier chinchilla --exclude-top 5 --budget 1e24 --json
   bayescale frontier fits/chinchilla --budget 1e24 --cost inference --inference-tokens 2e12
   bayescale frontier chinchilla --budget 1e24 --cost attention --n-ctx 8192 --aspect-ratio 128
+  bayescale frontier besiroglu2024 --budget 5.76e23
+  bayescale frontier muennighoff2023 --budget 1e22 --unique-tokens 25e9 --json
 """
 
 DECIDE_EXAMPLES = """\
 examples:
   bayescale decide fits/chinchilla --budget 5.76e23 --params 70e9 --tokens 1.4e12
   bayescale decide chinchilla --exclude-top 5 --budget 1e24 --params 7e10 --tokens 2.4e12 --json
+  bayescale decide kaplan2020 --budget 1e22 --params 2e10 --tokens 8e10
 """
 
 
@@ -95,8 +98,9 @@ def register(subparsers) -> None:
 def _add_source_args(p: argparse.ArgumentParser) -> None:
     # The data options are fit's (one definition); they apply when SOURCE is data.
     add_data_arguments(p, dest="source", metavar="SOURCE",
-                       help="fit folder (from `bayescale fit ... --out DIR`), or a dataset "
-                            "name, CSV path or - (CSV on standard input) to fit first")
+                       help="fit folder (from `bayescale fit ... --out DIR`), a published law "
+                            "(see `bayescale laws`, e.g. besiroglu2024), or a dataset name, "
+                            "CSV path or - (CSV on standard input) to fit first")
     g = p.add_argument_group("fitting (when SOURCE is data, not a fit folder)")
     g.add_argument("--method", choices=METHODS, default="bootstrap",
                    help="estimator for SOURCE data (default bootstrap: resampled Huber fits "
@@ -104,6 +108,12 @@ def _add_source_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--resamples", type=int, default=None, metavar="R",
                    help="bootstrap resamples (default: the fitter's, 4000)")
     g.add_argument("--seed", type=int, default=0, help="random seed of the fit (0)")
+    g.add_argument("--law", default="chinchilla", metavar="LAW",
+                   help="law to fit to SOURCE data: chinchilla (default), kaplan, "
+                        "data_constrained (see `bayescale laws`)")
+    p.add_argument("--unique-tokens", "-U", type=str, default=None, metavar="U",
+                   help="unique-token budget for laws with repeated data (data_constrained), "
+                        "e.g. 25e9")
 
 
 # ---------------------------------------------------------------------------
@@ -135,6 +145,12 @@ def load_source(args):
         from bayescale.io import load_fit
 
         return load_fit(path)
+    from bayescale.laws.published import PUBLISHED
+
+    if args.source in PUBLISHED and not path.exists():
+        from bayescale.estimators.fit import published
+
+        return published(args.source)
     from bayescale.estimators.fit import fit
 
     if args.exclude_top < 0:
@@ -145,7 +161,7 @@ def load_source(args):
             raise BayescaleError("--resamples takes a positive count and goes with --method bootstrap.")
         options["resamples"] = int(args.resamples)
     runs = load_runs_from_args(args, source=args.source)
-    return fit(runs, method=args.method, seed=args.seed, **options)
+    return fit(runs, method=args.method, seed=args.seed, law=args.law, **options)
 
 
 def _cost_settings(args) -> dict[str, float]:
@@ -194,9 +210,12 @@ def run_frontier(args) -> int:
                              "tokens, e.g. 2e12).")
     settings = _cost_settings(args)
     fit = load_source(args)
-    result = fit.frontier(budgets, cost=args.cost, inference_tokens=D_inf, **settings)
+    U = None if args.unique_tokens is None else parse_flops(args.unique_tokens, "--unique-tokens")
+    result = fit.frontier(budgets, cost=args.cost, inference_tokens=D_inf, unique_tokens=U,
+                          **settings)
     out = result.to_dict(level)
-    out = {"source": str(args.source), "method": fit.method, "cost": args.cost,
+    out = {"source": str(args.source), "method": fit.method, "law": fit.law.name,
+           "unique_tokens": U, "cost": args.cost,
            "inference_tokens": D_inf, "cost_settings": settings, **out}
     if args.json:
         from bayescale.io import dumps_json
@@ -239,12 +258,14 @@ def run_decide(args) -> int:
     within = (0.01, 0.05) if not args.within else tuple(_parse_fraction(w) for w in args.within)
     level = check_level(args.level, name="--level")
     fit = load_source(args)
+    if args.unique_tokens is not None:
+        raise BayescaleError("decide does not take --unique-tokens yet; use `bayescale frontier "
+                             "... --unique-tokens U` for the data-constrained law.")
     out = assess_plan(fit.params, N, D, budget=budget, within=within, level=level)
-    runs_C = fit.runs.C
     from bayescale.planning.frontier import extrapolation
 
-    out["extrapolation"] = float(extrapolation([out["plan"]["C"]],
-                                               (float(runs_C.min()), float(runs_C.max())))[0])
+    data_range = None if fit.runs is None else (float(fit.runs.C.min()), float(fit.runs.C.max()))
+    out["extrapolation"] = float(extrapolation([out["plan"]["C"]], data_range)[0])
     out = {"source": str(args.source), "method": fit.method, **out}
     if args.json:
         from bayescale.io import dumps_json
@@ -261,7 +282,9 @@ def run_decide(args) -> int:
         print(f"note: the plan's 6ND is {_over(N, D, budget)} over the budget, within the "
               f"{100 * BUDGET_TOLERANCE:g}% tolerance; it is compared with the optimum at the "
               "budget, so its excess loss may be slightly negative")
-    where = ("within the data's compute range" if out["extrapolation"] == 0 else
+    where = ("of unknown distance from the data (a published law)"
+             if not math.isfinite(out["extrapolation"]) else
+             "within the data's compute range" if out["extrapolation"] == 0 else
              f"{out['extrapolation']:.2f} orders of magnitude outside the data's compute range")
     print(f"fit: {args.source} ({fit.method}, {out['num_draws']} draws); the budget is "
           f"{where}")

@@ -311,7 +311,9 @@ def assess(params: LawParams, N: ArrayLike, D: ArrayLike, budgets: ArrayLike | N
     out["compute_efficiency_median"], out["compute_efficiency_lower"], \
         out["compute_efficiency_upper"] = _quantiles(eff, level)
     out["p_within_loss"] = {_within_key(x): (rel <= x + 1e-12).mean(axis=0) for x in within}
-    out["p_within_compute"] = {_within_key(x): (1.0 / eff - 1.0 <= x + 1e-12).mean(axis=0)
+    # NaN where the law has no closed-form L_opt(C) to invert (laws other than Chinchilla)
+    out["p_within_compute"] = {_within_key(x): np.where(np.isnan(eff).all(axis=0), np.nan,
+                                                         (1.0 / eff - 1.0 <= x + 1e-12).mean(axis=0))
                                for x in within}
     out["loss_draws"] = L
     return out
@@ -368,7 +370,7 @@ def assess_plan(params: LawParams, N: float, D: float, *, budget: float | None =
 
     return {
         "level": level,
-        "num_draws": int(np.size(params.E)),
+        "num_draws": int(np.size(params[0])),
         "plan": {"N": float(N), "D": float(D), "C": C, "C_plan": 6.0 * float(N) * float(D),
                  "tokens_per_param": float(D) / float(N), "over_budget": bool(a["over_budget"][0])},
         "loss": {"mean": float(a["loss_mean"][0]), **trio("loss")},
