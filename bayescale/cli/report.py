@@ -35,6 +35,7 @@ examples:
   bayescale compare chinchilla --exclude-top 5
   bayescale compare synthetic --chains 2 --warmup 300 --draws 300 --resamples 500 --json
   bayescale compare my_runs.csv --reference-budget 1e22
+  bayescale compare synthetic --laws chinchilla,kaplan --chains 2 --warmup 300 --draws 300
 """
 
 
@@ -95,6 +96,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=COMPARE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_arguments(c)
     c.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    c.add_argument("--laws", default=None, metavar="L1,L2[,...]",
+                   help="compare laws instead of methods: fit each law with NUTS and show "
+                        "PSIS-LOO (arviz.compare, stacking weights, Pareto-k), the parameters "
+                        "and N_opt, D_opt, tokens per parameter at --reference-budget")
     _add_fit_arguments(c)
     c.set_defaults(func=run_compare)
 
@@ -161,6 +166,8 @@ def run_compare(args: argparse.Namespace) -> int:
     _check(args)
     enable_compilation_cache()
     runs = load_runs_from_args(args)
+    if args.laws:
+        return _run_compare_laws(args, runs)
     from bayescale.report.compare import compare_methods, compare_methods_json, fit_methods
 
     fits = fit_methods(runs, bayes_options=_bayes_options(args), resamples=args.resamples,
@@ -186,4 +193,34 @@ def run_compare(args: argparse.Namespace) -> int:
     diag = fits["bayes"].diagnostics
     if diag is not None and not diag.ok:
         print(f"WARNING: NUTS diagnostics failed: {'; '.join(diag.problems())}", file=sys.stderr)
+    return 0
+
+
+def _run_compare_laws(args: argparse.Namespace, runs) -> int:
+    from bayescale.io import dumps_json
+    from bayescale.report.law_comparison import compare_laws
+
+    laws = [name.strip() for name in args.laws.split(",") if name.strip()]
+    res = compare_laws(runs, laws, budget=args.reference_budget, seed=args.seed,
+                       level=args.level, **_bayes_options(args))
+    if args.json:
+        payload = res.to_dict()
+        payload["n_runs"] = len(runs)
+        payload["data"] = runs.describe()
+        print(dumps_json(payload, indent=2))
+        return 0
+    import pandas as pd
+
+    print(f"bayescale compare --laws: {runs.source}, {len(runs)} runs; PSIS-LOO (higher elpd "
+          f"is better; weight: stacking); N_opt, D_opt, tokens_per_param at C = "
+          f"{res.budget:.3g} FLOPs, medians [{100 * args.level:g}%]")
+    cols = ["elpd_loo", "se", "elpd_diff", "dse", "weight", "pareto_k_bad", "N_opt", "D_opt",
+            "tokens_per_param"]
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(res.table[cols].to_string(float_format=lambda v: f"{v:.4g}"))
+    for law, f in res.fits.items():
+        est = ", ".join(f"{k} {v:.4g}" for k, v in f.point_estimate().items())
+        print(f"  {law}: {est}")
+    for note in res.notes:
+        print(f"note: {note}", file=sys.stderr)
     return 0
