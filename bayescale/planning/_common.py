@@ -34,7 +34,8 @@ from bayescale.laws.base import Law
 from bayescale.laws.registry import law_of
 
 __all__ = ["Draw", "draws", "log_loss", "loss", "closed_form_one", "needs_unique_tokens",
-           "as_draws", "log_budgets", "check_representable", "over_draws_and_budgets",
+           "as_draws", "log_budgets", "check_representable", "check_finite_optimum",
+           "over_draws_and_budgets",
            "require_chinchilla", "Frontier", "summary_table", "extrapolation", "num"]
 
 
@@ -101,6 +102,19 @@ def check_representable(values: dict[str, Any], what: str) -> None:
                 f"{what} {name} = {bad:.6g} is outside the range of {np.dtype(dtype).name} "
                 f"({info.tiny:.3g} to {info.max:.3g}); turn on float64 with "
                 f"jax.config.update('jax_enable_x64', True) (or JAX_ENABLE_X64=1).")
+
+
+def check_finite_optimum(N_opt, D_opt, converged, C: np.ndarray) -> None:
+    """Refuse a converged optimum that overflowed the working float type, naming the budget."""
+    ok = np.asarray(converged, dtype=bool)
+    over = ok & ~(np.isfinite(np.asarray(N_opt)) & np.isfinite(np.asarray(D_opt)))
+    if over.any():
+        budget = float(np.broadcast_to(C, over.shape)[over][0])
+        dtype = np.dtype(jnp.result_type(float)).name
+        raise BayescaleError(
+            f"the optimum at budget C = {budget:.6g} FLOPs overflows {dtype} (N_opt or D_opt "
+            f"above {float(np.finfo(dtype).max):.3g}); turn on float64 with "
+            f"jax.config.update('jax_enable_x64', True).")
 
 
 def log_budgets(C: Any) -> Array:

@@ -64,6 +64,7 @@ from bayescale.planning._common import (
     Draw,
     Frontier,
     as_draws,
+    check_finite_optimum,
     closed_form_one,
     draws,
     extrapolation,
@@ -403,20 +404,7 @@ def frontier(params: LawParams, budgets: ArrayLike | Sequence[float], *,
     else:
         opt = _solve_optimal_log(params, log_C, cost=cost, max_iter=int(max_iter),
                                  init="chinchilla", fused_iters=2, unique_tokens=unique_tokens)
-    _check_finite_result(opt, C)
+    check_finite_optimum(opt.N_opt, opt.D_opt, opt.converged, C)
     return Frontier(N_opt=opt.N_opt, D_opt=opt.D_opt, L_opt=opt.L_opt,
                     tokens_per_param=opt.D_opt / opt.N_opt, budgets=C, converged=opt.converged,
                     extrapolation=extrapolation(C, data_C_range))
-
-
-def _check_finite_result(opt: Allocation, C: np.ndarray) -> None:
-    """Refuse a converged optimum that overflowed the working float type."""
-    ok = np.asarray(opt.converged, dtype=bool)
-    over = ok & ~(np.isfinite(np.asarray(opt.N_opt)) & np.isfinite(np.asarray(opt.D_opt)))
-    if over.any():
-        budget = float(np.broadcast_to(C, over.shape)[over][0])
-        dtype = np.dtype(jnp.result_type(float)).name
-        raise BayescaleError(
-            f"the optimum at budget C = {budget:.6g} FLOPs overflows {dtype} (N_opt or D_opt "
-            f"above {float(np.finfo(dtype).max):.3g}); turn on float64 with "
-            f"jax.config.update('jax_enable_x64', True).")
