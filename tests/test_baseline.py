@@ -139,7 +139,7 @@ class TestChinchilla:
 
     def test_bootstrap_intervals_agree_with_epoch(self, bootstrap_fit):
         res = bootstrap_fit
-        # On 240 runs no resample is degenerate (issue 13's rule): all 4000 are kept.
+        # Degenerate resamples (issue 13's rule) are left out of the draws and counted.
         assert res.info["resamples"] == 4000 and res.num_draws == res.info["num_kept"]
         assert res.info["converged_fraction"] > 0.99
         draws = res.draws()
