@@ -22,8 +22,8 @@ import pandas as pd
 from bayescale._util import to_jsonable
 from bayescale.data.runs import Runs
 from bayescale.errors import DataError
-from bayescale.estimators.fit import PARAM_NAMES, ScalingFit
-from bayescale.laws.chinchilla import LawParams
+from bayescale.estimators.fit import ScalingFit
+from bayescale.laws.registry import get_law
 
 __all__ = ["atomic_write", "atomic_folder", "check_destination", "replace_folder",
            "InterruptGuard", "write_text", "dumps_json", "save_fit", "check_fit_destination",
@@ -307,7 +307,7 @@ def _write_fit_files(fit: ScalingFit, out: Path, level, payload) -> dict[str, Pa
     written = {
         "summary": atomic_write(out / "summary.csv", lambda p: fit.summary(level).to_csv(p)),
         "draws": atomic_write(out / "draws.csv",
-                              lambda p: fit.draws()[list(PARAM_NAMES)].to_csv(p, index=False)),
+                              lambda p: fit.draws()[list(fit.param_names)].to_csv(p, index=False)),
         "runs": atomic_write(out / "runs.csv", lambda p: fit.runs.to_frame().to_csv(p)),
     }
     if fit.idata is not None:
@@ -343,20 +343,24 @@ def load_fit(path: str | os.PathLike) -> ScalingFit:
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise DataError(f"{str(folder)!r} holds an unreadable fit.json or draws.csv ({exc}); "
                         "write the folder again with `bayescale fit DATA --out DIR`.") from None
-    missing = [c for c in PARAM_NAMES if c not in draws.columns]
+    law = get_law(meta.get("law", "chinchilla"))  # folders from 0.1 hold Chinchilla fits
+    missing = [c for c in law.param_names if c not in draws.columns]
     if missing:
-        raise DataError(f"{str(draws_path)!r} lacks columns {missing}.")
-    values = [draws[c].to_numpy(dtype=float) for c in PARAM_NAMES]
+        raise DataError(f"{str(draws_path)!r} lacks columns {missing} of the {law.name} law.")
+    values = [draws[c].to_numpy(dtype=float) for c in law.param_names]
     if len(draws) == 1 and meta.get("num_draws") is None:
         values = [v[0] for v in values]
-    params = LawParams(*(np.asarray(v) for v in values))
+    params = law.params_type(*(np.asarray(v) for v in values))
     runs_path = folder / "runs.csv"
     if runs_path.is_file():
         try:
             frame = pd.read_csv(runs_path, index_col=0)
+            extra = {k: frame[k].to_numpy() for k in ("U", "group", "run") if k in frame}
+            if "U" in extra:
+                extra["U"] = extra["U"].astype(float)
             runs = Runs(N=frame["N"].to_numpy(float), D=frame["D"].to_numpy(float),
                         loss=frame["loss"].to_numpy(float), row=frame.index.to_numpy(),
-                        source=str(meta.get("data", {}).get("source", folder)))
+                        source=str(meta.get("data", {}).get("source", folder)), **extra)
         except (KeyError, ValueError, pd.errors.ParserError) as exc:
             raise DataError(f"{str(runs_path)!r} is not a runs table written by bayescale "
                             f"({exc}); write the folder again.") from None
@@ -368,11 +372,11 @@ def load_fit(path: str | os.PathLike) -> ScalingFit:
 
         idata = load_idata(folder / "posterior.nc")
     info = {k: v for k, v in meta.items()
-            if k not in ("method", "n_runs", "params", "intervals", "data", "allocation",
+            if k not in ("method", "law", "n_runs", "params", "intervals", "data", "allocation",
                          "reference", "diagnostics")}
     reference = None
     if isinstance(meta.get("reference"), dict):
-        reference = LawParams(**{k: float(meta["reference"][k]) for k in PARAM_NAMES})
+        reference = law.params_type(**{k: float(meta["reference"][k]) for k in law.param_names})
     return ScalingFit(method=meta.get("method", "unknown"), params=params, runs=runs,
                       level=float(meta.get("level", 0.9)), info=info, idata=idata,
                       reference=reference, diagnostics=_load_diagnostics(folder, meta, idata))
@@ -392,7 +396,9 @@ def _load_diagnostics(folder: Path, meta: dict, idata):
                              index=pd.Index([], name="parameter"))
     summary_path = folder / "summary.csv"
     if idata is not None and hasattr(idata, "sample_stats"):
-        per_param = compute_diagnostics(idata).per_param
+        law = get_law(meta.get("law", "chinchilla"))
+        per_param = compute_diagnostics(
+            idata, exclude=tuple(f"{coord}_c" for coord, _, _ in law.shears)).per_param
     elif summary_path.is_file():
         try:
             table = pd.read_csv(summary_path, index_col=0)

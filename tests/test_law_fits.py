@@ -126,3 +126,19 @@ def test_bayes_fits_a_kaplan_law_and_covers_the_truth():
         m, s = draws[name].mean(), draws[name].std()
         assert abs(m - getattr(truth, name)) < 4 * s, (name, m, s)
     assert {"N_c", "D_c", "alpha_N", "alpha_D"} <= set(res.diagnostics.per_param.index)
+
+
+def test_fit_folders_round_trip_other_laws(tmp_path):
+    from bayescale.io import load_fit, save_fit
+
+    runs = load_runs("data_constrained")
+    res = fit(runs, method="huber", law="data_constrained")
+    save_fit(res, tmp_path / "dc")
+    back = load_fit(tmp_path / "dc")
+    assert back.law.name == "data_constrained"
+    for name in back.param_names:
+        np.testing.assert_allclose(float(getattr(back.params, name)),
+                                   float(getattr(res.params, name)), rtol=1e-12)
+    np.testing.assert_allclose(back.runs.U, runs.U)
+    f0, f1 = (x.frontier([1e21], unique_tokens=1e10) for x in (res, back))
+    np.testing.assert_allclose(f1.N_opt, f0.N_opt, rtol=1e-9)
