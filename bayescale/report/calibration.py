@@ -34,7 +34,7 @@ def plot_calibration(pits: dict, path=None, *, title: str = ""):
     ax1.set(xlabel="nominal level of the central interval", ylabel="held-out runs covered",
             xlim=(0, 1), ylim=(0, 1.02))
     ax1.legend(frameon=False, fontsize=8)
-    ax2.set(xlabel="PIT (predictive probability below the observed loss)", ylabel="runs")
+    ax2.set(xlabel="PIT of the observed loss", ylabel="held-out runs")
     if title:
         fig.suptitle(title, fontsize=10)
     if path is not None:
