@@ -114,3 +114,26 @@ def test_cli_predict_on_data(capsys, tmp_path):
     assert code == 0 and pt["extrapolation_decades"] > 0.5
     lo, hi = pt["intervals"]["0.9"]
     assert lo < pt["median"] < hi
+
+
+def test_isoflop_check_against_the_closed_form_optimum():
+    # Hoffmann et al. eq. 10 on 8 log-spaced N per budget (a factor 16^(1/7) apart): the
+    # best observed N lies within half a grid step (0.086 decades) of the true optimum
+    # N_opt = G (C/6)^(beta/(alpha+beta)), G = (alpha A / (beta B))^(1/(alpha+beta)).
+    from bayescale.data.runs import load_runs
+    from bayescale.estimators.fit import ScalingFit
+    from bayescale.laws.chinchilla import LawParams
+    from bayescale.validation.backtest import isoflop_check
+
+    p = LawParams(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
+    C = 1e21
+    N = np.sqrt(C / 120) * np.geomspace(0.25, 4, 8)
+    D = C / (6 * N)
+    frame = pd.DataFrame({"N": N, "D": D, "loss": p.E + p.A / N**p.alpha + p.B / D**p.beta})
+    test = load_runs(frame, check_plausible=False)
+    (row,) = isoflop_check(ScalingFit(method="huber", params=p, runs=test), test)
+    a, b = p.alpha, p.beta
+    n_opt = (a * p.A / (b * p.B)) ** (1 / (a + b)) * (C / 6) ** (b / (a + b))
+    assert row["N_opt_median"] == pytest.approx(n_opt, rel=1e-3)
+    assert abs(row["decades_off"]) <= np.log10(16) / 7 / 2 + 1e-9
+    assert row["num_runs"] == 8

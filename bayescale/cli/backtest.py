@@ -108,6 +108,12 @@ def run(args) -> int:
     ext = info["extrapolation"]
     print(f"extrapolation error: sd {ext['tau']:.3f}, drift {ext['bias']:+.3f} per decade "
           f"({ext['num_refits']} leave-future-out refits, {ext['num_misses']} misses)")
+    for row in info["isoflop"]:
+        lo, hi = row["N_opt_interval_90"]
+        print(f"budget {row['C']:.3g} FLOPs ({row['num_runs']} runs): best run observed at "
+              f"N = {row['N_best_observed']:.3g}, the fit's loss-minimising N = "
+              f"{row['N_opt_median']:.3g} [90%: {lo:.3g}, {hi:.3g}] "
+              f"({row['decades_off']:+.2f} decades)")
     if args.out is not None:
         print(f"wrote {args.out}/backtest.json, runs.csv, calibration.png")
     return 0

@@ -6,6 +6,8 @@ extrapolation error) and scores the predictions:
 
 * per run: observed loss, predictive median, central intervals, PIT (the predictive
   probability below the observed loss), CRPS and log predictive density;
+* for isoFLOP-shaped hold-outs, the N of the best run observed at each held-out budget
+  against the fit's loss-minimising N there (``info["isoflop"]``, :func:`isoflop_check`);
 * in summary: empirical coverage of the 50/80/90/95% intervals, mean and median 90% width,
   bias (mean of median minus observed: positive when the law over-predicts), mean CRPS
   (sample-based, ``E|X - y| - E|X - X'| / 2``, Gneiting & Raftery 2007, in nats) and mean
@@ -36,7 +38,8 @@ from bayescale.estimators.fit import ScalingFit, fit as fit_runs
 from bayescale.estimators.predict import LEVELS, predict
 from bayescale.laws.registry import get_law
 
-__all__ = ["Backtest", "backtest", "parse_holdout", "score", "crps_sample", "log_density"]
+__all__ = ["Backtest", "backtest", "parse_holdout", "score", "crps_sample", "log_density",
+           "isoflop_check"]
 
 
 def parse_holdout(holdout: str) -> tuple[str, float]:
@@ -139,6 +142,33 @@ class Backtest:
                             "runs": runs.to_dict(orient="records")})
 
 
+def isoflop_check(fitted: ScalingFit, test, *, min_runs: int = 3) -> list[dict]:
+    """For each held-out compute budget with at least ``min_runs`` runs of distinct N: the
+    N of the best (lowest-loss) run observed there against the fit's loss-minimising N at
+    that budget's median 6ND (median and 90% interval over the fit's draws), in decades."""
+    C = 6.0 * np.asarray(test.N, float) * np.asarray(test.D, float)
+    labels = extrapolation.budgets(C) if len(C) > 1 else np.zeros(len(C), int)
+    out = []
+    for k in np.unique(labels):
+        idx = np.flatnonzero(labels == k)
+        if len(np.unique(test.N[idx])) < min_runs:
+            continue
+        budget = float(np.median(C[idx]))
+        best = idx[np.argmin(test.loss[idx])]
+        try:
+            n_opt = np.atleast_2d(np.asarray(fitted.frontier([budget]).N_opt, float))[:, 0]
+        except BayescaleError:
+            continue
+        n_opt = n_opt[np.isfinite(n_opt)]
+        if not n_opt.size:
+            continue
+        lo, med, hi = np.quantile(np.log10(n_opt), [0.05, 0.5, 0.95])
+        out.append({"C": budget, "num_runs": int(len(idx)), "N_best_observed": float(test.N[best]),
+                    "N_opt_median": float(10**med), "N_opt_interval_90": [float(10**lo), float(10**hi)],
+                    "decades_off": float(np.log10(test.N[best]) - med)})
+    return out
+
+
 def _split(runs, data, holdout: str, group, test):
     kind, value = parse_holdout(holdout)
     if kind == "split":
@@ -210,6 +240,7 @@ def backtest(data, *, holdout: str = "top-budgets:1", law: Any = "chinchilla",
         table.insert(0, "N", test.N)
         tables[structural], summaries[structural] = table, summary
     info = {"law": law.name, "method": method, "n_train": len(train),
+            "isoflop": isoflop_check(fitted, test),
             "train_C_max": float(np.max(6.0 * train.N * train.D)),
             "mean_decades": float(np.mean(tables["auto"]["extrapolation_decades"])),
             "extrapolation": model.summary(), "num_draws": int(num_draws), "seed": int(seed)}
