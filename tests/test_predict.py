@@ -102,6 +102,8 @@ def test_prediction_summary_and_json_shape():
 def test_published_law_says_what_it_lacks():
     pred = published("besiroglu2024").predict(7e10, 1.4e12)
     assert pred.notes and "published" in pred.notes[0]
+    assert np.isnan(pred.extrapolation_decades[0])
+    assert pred.to_dict()["points"][0]["extrapolation_decades"] is None
     np.testing.assert_allclose(pred.median, chinchilla_closed_form(
         LawParams(E=1.817, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658), 7e10, 1.4e12),
         rtol=1e-3)

@@ -94,6 +94,10 @@ def _fmt(x: float) -> str:
     return f"{x:.4f}"
 
 
+def _decades(x) -> str:
+    return "unknown" if x is None else f"{x:.2f}"
+
+
 def run(args) -> int:
     from bayescale.cli.frontier import load_source
 
@@ -115,7 +119,7 @@ def run(args) -> int:
         iv = pt["intervals"]
         cells = [f"[{_fmt(iv[k][0])}, {_fmt(iv[k][1])}]" for k in ("0.5", "0.9", "0.95")]
         print(f"{pt['N']:>10.3g} {pt['D']:>10.3g} {_fmt(pt['median']):>8} "
-              f"{cells[0]:>17} {cells[1]:>17} {cells[2]:>17} {pt['extrapolation_decades']:>8.2f}")
+              f"{cells[0]:>17} {cells[1]:>17} {cells[2]:>17} {_decades(pt['extrapolation_decades']):>8}")
     ext = out.get("extrapolation")
     if ext:
         print(f"extrapolation error: sd {ext['tau']:.3f} and drift {ext['bias']:+.3f} in log "

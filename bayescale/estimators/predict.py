@@ -52,7 +52,8 @@ class Prediction:
     ----------
     N, D : arrays (n,); U : array (n,) or None.
     draws : array (num_draws, n) of loss (nats/token).
-    extrapolation_decades : array (n,), decades beyond the fitted runs (0 inside).
+    extrapolation_decades : array (n,), decades beyond the fitted runs (0 inside; NaN for a
+        published law, whose runs are not known).
     structural : ``"auto"`` (with the extrapolation error) or ``"none"`` (in-model).
     notes : what the prediction could not include, in words.
     extrapolation : the extrapolation model's summary (``tau``, ``bias``, ...), or None.
@@ -224,7 +225,7 @@ def predict(fit, N, D, U=None, *, structural: str = "auto", num_draws: int = 400
     noise, note = _noise(fit, num_draws, n, rng, _median_params(fit))
     notes = [note] if note else []
     if fit.runs is None:
-        d = np.zeros(n)
+        d = np.full(n, np.nan)  # unknown: JSON null
         notes.append("a published law has no runs: no distance to the data is known, so no "
                      "extrapolation error is included")
         summary = None
