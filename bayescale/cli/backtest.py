@@ -21,7 +21,7 @@ examples:
   bayescale backtest chinchilla
   bayescale backtest marin_isoflop --group dclm --holdout top-budgets:2 --json
   bayescale backtest farseer --holdout split --out backtest-farseer
-  bayescale backtest runs.csv --holdout above:1e21
+  bayescale backtest my_runs.csv --holdout above:1e21
 """
 
 

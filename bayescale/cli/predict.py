@@ -19,7 +19,7 @@ from bayescale.errors import BayescaleError
 EXAMPLES = """\
 examples:
   bayescale predict chinchilla --params 70e9 --tokens 1.4e12
-  bayescale predict farseer --points plans.csv --json
+  bayescale predict farseer --params 3e9 --tokens 6e10 --json
   bayescale predict fits/chinchilla --params 1e11 --tokens 2e12 --structural none
   bayescale predict data_constrained --law data_constrained -N 8.7e9 -D 178e9 -U 25e9
 """

@@ -147,10 +147,11 @@ def robust_scale(residuals) -> float:
 
 
 def coarse_starts(law: Law) -> np.ndarray:
-    """Every other value of each coordinate of the law's start grid (243 starts for
-    Chinchilla's 4500): enough for the refits here, which need the best fit's
-    neighbourhood rather than a certificate of the global optimum."""
-    return law.starts(**{c: tuple(v[::2]) for c, v in law.start_grid.items()})
+    """Every other value of each coordinate of the law's start grid that has 4 or more
+    (243 starts for Chinchilla's 4500): enough for the refits here, which need the best
+    fit's neighbourhood rather than a certificate of the global optimum."""
+    return law.starts(**{c: tuple(v[::2]) if len(v) >= 4 else tuple(v)
+                         for c, v in law.start_grid.items()})
 
 
 @functools.partial(jax.jit, static_argnames=("law", "max_iter"))
