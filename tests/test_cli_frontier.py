@@ -154,7 +154,8 @@ def test_dataset_source_is_fitted_first(tmp_path, capsys, monkeypatch):
                    + "6.4e9,3.2e10,2.4\n")  # a 7th run: 6 remain after --exclude-top 1
     calls = {}
 
-    def fake_fit(runs, *, method, seed=0, **options):
+    def fake_fit(runs, *, method, seed=0, law="chinchilla", **options):
+        assert law == "chinchilla"  # the default --law
         calls.update(method=method, n_runs=len(runs), seed=seed, **options)
         return _fit(num_draws=20)
 

@@ -151,8 +151,10 @@ def test_assess_plan_point_estimate_at_optimum():
 
 
 def test_over_budget_plan_is_flagged(draws):
-    out = assess_plan(draws, 70e9, 1.4e12, budget=GOPHER_C)
-    assert out["plan"]["over_budget"]
+    # Chinchilla itself (6 x 70e9 x 1.4e12 = 5.88e23) is 2.1% over Gopher's budget: within
+    # the shared 5% tolerance; 1.5e12 tokens (9.4% over) is beyond it.
+    assert not assess_plan(draws, 70e9, 1.4e12, budget=GOPHER_C)["plan"]["over_budget"]
+    assert assess_plan(draws, 70e9, 1.5e12, budget=GOPHER_C)["plan"]["over_budget"]
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -219,13 +219,13 @@ def test_same_settings_trace_and_compile_once(monkeypatch):
     # the data, their centre, E_max and the initial point are arguments of the
     # compiled program: a second fit on other data of the same size reuses it
     calls = []
-    original = models.scaling_law_model
+    original = models.law_model  # the model NUTS samples
 
     def counting_model(*args, **kwargs):
         calls.append(1)  # runs only while JAX traces the program
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(models, "scaling_law_model", counting_model)
+    monkeypatch.setattr(models, "law_model", counting_model)
     monkeypatch.setattr(inference, "_PROGRAMS", OrderedDict())
     runs_a = simulate_runs(seed=11, models_per_budget=4)
     runs_b = simulate_runs(seed=12, models_per_budget=4, noise=0.02,

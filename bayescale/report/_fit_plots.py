@@ -119,13 +119,15 @@ def plot_pair(fit, *, huber=None, bootstrap=None, max_points: int = 1500, level:
 
 
 def _few_ticks(ax) -> None:
-    """Small panels: at most three plain tick labels per axis, so they cannot collide."""
-    from matplotlib.ticker import MaxNLocator
+    """Small panels: at most three plain tick labels per axis, so they cannot collide
+    (on log axes too: a parameter's posterior spans well under a decade, where a log
+    locator would label every 100)."""
+    from matplotlib.ticker import MaxNLocator, NullLocator
 
     human_ticks(ax, nbins=3)
-    for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
-        if scale != "log":
-            axis.set_major_locator(MaxNLocator(nbins=3))
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(MaxNLocator(nbins=2, min_n_ticks=2))
+        axis.set_minor_locator(NullLocator())
 
 
 def _predictive_log_loss(fit) -> np.ndarray | None:
