@@ -185,6 +185,16 @@ def allocation_exponents(params: LawParams) -> tuple[Array, Array]:
     return beta / (alpha + beta), alpha / (alpha + beta)
 
 
+# Default priors on (a, b, e, alpha, beta), reasoned in the module docstring; shared by
+# the laws that extend this one (data_constrained).
+PRIORS = {
+    "a": Prior("normal", 6.0, 10.0, key="log_A"),
+    "b": Prior("normal", 6.0, 10.0, key="log_B"),
+    "e": Prior("log_uniform_below_loss", 0.0, 1.0, key="E"),
+    "alpha": Prior("uniform", 0.0, 1.5),
+    "beta": Prior("uniform", 0.0, 1.5),
+}
+
 LAW = base.register(Law(
     name="chinchilla",
     params_type=LawParams,
@@ -193,13 +203,7 @@ LAW = base.register(Law(
     kernel=kernel,
     to_theta=theta_from_params,
     from_theta=params_from_theta,
-    priors={
-        "a": Prior("normal", 6.0, 10.0, key="log_A"),
-        "b": Prior("normal", 6.0, 10.0, key="log_B"),
-        "e": Prior("log_uniform_below_loss", 0.0, 1.0, key="E"),
-        "alpha": Prior("uniform", 0.0, 1.5),
-        "beta": Prior("uniform", 0.0, 1.5),
-    },
+    priors=PRIORS,
     # Hoffmann et al. (2022), Appendix D.2, as run by Besiroglu et al. (2024).
     start_grid={
         "a": tuple(np.arange(0, 30, 5.0)),

@@ -47,6 +47,7 @@ from jax.typing import ArrayLike
 
 from bayescale.laws import base
 from bayescale.laws.base import Law, Prior
+from bayescale.laws.chinchilla import PRIORS as CHINCHILLA_PRIORS
 
 __all__ = ["DataConstrainedParams", "MUENNIGHOFF_2023", "kernel", "LAW"]
 
@@ -119,11 +120,7 @@ LAW = base.register(Law(
     to_theta=to_theta,
     from_theta=from_theta,
     priors={
-        "a": Prior("normal", 6.0, 10.0, key="log_A"),
-        "b": Prior("normal", 6.0, 10.0, key="log_B"),
-        "e": Prior("log_uniform_below_loss", 0.0, 1.0, key="E"),
-        "alpha": Prior("uniform", 0.0, 1.5),
-        "beta": Prior("uniform", 0.0, 1.5),
+        **CHINCHILLA_PRIORS,
         "log_R_N": Prior("normal", 2.0, 1.5),
         "log_R_D": Prior("normal", 2.0, 1.5),
     },
