@@ -71,3 +71,18 @@ def test_cli_fit_takes_a_law(capsys):
     assert out["law"] == "kaplan" and set(out["params"]) == {"N_c", "D_c", "alpha_N", "alpha_D"}
     assert main(["fit", "synthetic", "--law", "kaplin", "--method", "huber"]) == 2
     assert "unknown law 'kaplin'" in capsys.readouterr().err
+
+
+def test_cli_selects_a_group_and_a_split(capsys):
+    # the registry's advice for a multi-corpus dataset names --select group=...
+    assert main(["fit", "gadre2024", "--method", "huber", "--json"]) == 2
+    assert "--select group=" in capsys.readouterr().err
+    assert main(["fit", "gadre2024", "--select", "group=C4", "--method", "huber",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_runs"] > 0
+    # PROVENANCE.md (active_sl): the data_constrained test split holds 21 larger runs
+    assert main(["fit", "data_constrained", "--split", "test", "--method", "huber",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_runs"] == 21
+    assert main(["fit", "gadre2024", "--select", "corpus=C4"]) == 2
+    assert "--query" in capsys.readouterr().err

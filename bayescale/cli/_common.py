@@ -57,6 +57,12 @@ def add_data_arguments(p: argparse.ArgumentParser, *, dest: str = "data", metava
     for key in ("N", "D", "C", "loss"):
         g.add_argument(f"--{key}-column", default=None, metavar="NAME",
                        help=f"name of the {key} column, if not one of the usual names")
+    g.add_argument("--select", default=None, metavar="group=VALUE",
+                   help="one group of a multi-group dataset (e.g. --select group=C4; see "
+                        "`bayescale datasets` for the groups)")
+    g.add_argument("--split", default=None, metavar="SPLIT",
+                   help="a registered dataset's split: train (default) or test (the "
+                        "held-out larger runs of data_constrained and farseer)")
     g.add_argument("--sep", default=None, metavar="SEP",
                    help="the CSV's separator, e.g. ';' (default: detected)")
     g.add_argument("--drop-duplicates", action="store_true",
@@ -88,9 +94,21 @@ def load_runs_from_args(args: argparse.Namespace, source=None):
     from bayescale.data.runs import load_runs
     from bayescale.errors import DataWarning
 
+    from bayescale.errors import BayescaleError
+
+    extra = {}
+    select = getattr(args, "select", None)
+    if select is not None:
+        column, _, value = str(select).partition("=")
+        if column.strip() != "group" or not value.strip():
+            raise BayescaleError(f"--select takes group=VALUE (e.g. --select group=C4), got "
+                                 f"{select!r}; for other columns use --query.")
+        extra["group"] = value.strip()
+    if getattr(args, "split", None) is not None:
+        extra["split"] = args.split
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
-        runs = load_runs(args.data if source is None else source,
+        runs = load_runs(args.data if source is None else source, **extra,
                          N=args.N_column, D=args.D_column, C=args.C_column,
                          loss=args.loss_column, exclude_top=args.exclude_top, query=args.query,
                          sep=args.sep, drop_duplicates=args.drop_duplicates,
