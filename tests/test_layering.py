@@ -30,7 +30,7 @@ ORDER = [
     "data.sources", "data.registry", "data.loaders", "data.synthetic", "data.validate", "data.runs",
     "data.simulate", "data",
     "_solvers.lbfgs", "_solvers.newton", "_solvers",
-    "estimators.huber", "estimators.bootstrap", "estimators.priors", "estimators.model", "estimators.diagnostics", "estimators.nuts",
+    "estimators.huber", "estimators.bootstrap", "estimators.priors", "estimators.model", "estimators.diagnostics", "estimators._nuts_setup", "estimators.idata", "estimators.nuts",
     "estimators.fit", "estimators.extrapolation", "estimators.predict", "estimators",
     "planning.costs", "planning._common", "planning.frontier", "planning.serving",
     "planning.decisions", "planning",

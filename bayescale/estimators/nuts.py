@@ -27,26 +27,31 @@ from __future__ import annotations
 
 import importlib
 import math
-import os
 import sys
-import tempfile
 import threading
 import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
-from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from numpyro.distributions import Distribution
 
 from bayescale.estimators import model as models
 from bayescale.data.runs import Runs
 from bayescale.errors import BayescaleError
+from bayescale.estimators._nuts_setup import (  # noqa: F401  (tests inspect the cache keys)
+    _INIT_RADIUS,
+    _UNKEYABLE,
+    _args_signature,
+    _checked_sites,
+    _init_near,
+    _initial_values,
+    _priors_key,
+)
+from bayescale.estimators.idata import load_idata, save_idata, to_inference_data  # noqa: F401
 
 # ArviZ 0.2x announces its 1.x refactor with a multi-line FutureWarning on import (once a
 # day per user cache); it is about ArviZ's future API, which a bayescale user neither calls
@@ -61,7 +66,6 @@ if TYPE_CHECKING:  # diagnostics comes after inference in the layering (STYLE.md
 __all__ = ["Posterior", "sample_posterior", "save_idata", "load_idata", "CHAIN_METHODS"]
 
 CHAIN_METHODS = ("auto", "vectorized", "parallel", "sequential")
-_INIT_RADIUS = 0.3  # jitter of the initial point per chain, in unconstrained space
 _COMPILE_EVENTS = frozenset({
     "/jax/core/compile/jaxpr_trace_duration",
     "/jax/core/compile/jaxpr_to_mlir_module_duration",
@@ -144,85 +148,10 @@ def _chain_method(chain_method: str, chains: int) -> str:
     return chain_method
 
 
-def _initial_values(law, log_X: np.ndarray, y: np.ndarray, centre,
-                    likelihood: str) -> dict[str, float]:
-    """A data-driven starting point for NUTS.
-
-    Chinchilla: a cheap heuristic (E just below the smallest loss, exponents 0.3, the
-    two reducible terms splitting the loss at the centre, from a linear fit of log loss
-    on centred log N, log D; sigma from that fit's residuals). Other laws: the Huber
-    grid fit of the law (:func:`bayescale.estimators.huber.fit_huber`), mapped to the
-    model's sampled sites, with sigma from its residuals.
-    """
-    if law is not models.CHINCHILLA:
-        from bayescale.estimators.huber import fit_huber
-        from bayescale.laws.base import log_loss_theta
-
-        log_U = log_X[:, 2] if log_X.shape[1] > 2 else None
-        res = fit_huber(log_X[:, 0], log_X[:, 1], y, law=law, log_U=log_U)
-        theta = np.array([res.info["theta"][c] for c in law.coords])
-        with jax.enable_x64(True):
-            resid = y - np.asarray(log_loss_theta(law, jnp.asarray(theta), jnp.asarray(log_X)))
-        scale = float(max(np.std(resid), 1e-3))
-        values = models.sample_sites(law, theta, centre)
-        values["sigma"] = scale * models.HUBER_DELTA if likelihood == "huber" else scale
-        return values
-    log_N, log_D = log_X[:, 0], log_X[:, 1]
-    E_max = float(np.exp(np.min(y)))
-    X = np.column_stack([np.ones_like(log_N), log_N - centre[0], log_D - centre[1]])
-    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
-    resid = y - X @ coef
-    E0 = 0.85 * E_max
-    reducible = max(math.exp(coef[0]) - E0, 0.1 * E0)
-    scale = float(max(np.std(resid), 1e-3))
-    sigma0 = scale * models.HUBER_DELTA if likelihood == "huber" else scale
-    return {"E": E0, "alpha": 0.3, "beta": 0.3, "a_c": math.log(reducible / 2),
-            "b_c": math.log(reducible / 2), "sigma": sigma0}
 
 
-def _site_priors(law) -> dict[str, str]:
-    """The prior key that bounds each sampled site (e.g. a_c: the centred log A)."""
-    sheared = {coord for coord, _, _ in law.shears}
-    out = {"sigma": "sigma"}
-    for coord in law.coords:
-        key = law.prior_key(coord)
-        if coord in sheared:
-            out[f"{coord}_c"] = key
-        elif law.priors[coord].kind == "log_uniform_below_loss":
-            out[key] = key
-        else:
-            out[coord] = key
-    return out
 
 
-def _init_near(site=None, *, values: Mapping[str, float], radius: float,
-               check: frozenset = frozenset()):
-    """Init strategy: ``values`` jittered by ``Uniform(-radius, radius)`` in
-    unconstrained space (each chain its own jitter); other sites: the prior median.
-
-    For the sites in ``check`` (those with a user prior, which may exclude the
-    heuristic value) a value outside the prior's support falls back to the prior
-    median. The default priors always contain the heuristic values, and leaving the
-    fallback out of the program for them saves XLA compile time when ``values`` are
-    traced (it cannot be folded away as with constants).
-    """
-    from numpyro.distributions.transforms import biject_to
-    from numpyro.infer import init_to_median
-
-    if site is None:
-        return partial(_init_near, values=values, radius=radius, check=check)
-    if site["type"] == "sample" and not site["is_observed"] and site["name"] in values:
-        transform = biject_to(site["fn"].support)
-        value = jnp.asarray(values[site["name"]], dtype=jnp.result_type(float))
-        rng_key = site["kwargs"].get("rng_key")
-        sample_shape = site["kwargs"].get("sample_shape", ())
-        jitter = jax.random.uniform(rng_key, sample_shape, minval=-radius, maxval=radius)
-        near = transform(transform.inv(value) + jitter)
-        if site["name"] not in check:
-            return near
-        # a user prior may exclude the heuristic value: fall back to the prior median
-        return jnp.where(site["fn"].support(value), near, init_to_median(site))
-    return init_to_median(site)
 
 
 def _import_arviz_in_background() -> None:
@@ -264,68 +193,14 @@ _EXTRA_FIELDS = ("diverging", "energy", "num_steps", "accept_prob", "adapt_state
                  "potential_energy")
 _PROGRAMS: "OrderedDict[tuple, Any]" = OrderedDict()  # key -> compiled NUTS program
 _PROGRAMS_MAX = 8
-_UNKEYABLE = object()
 
 
-def _priors_key(priors: Mapping[str, Any] | None):
-    """A hashable key that determines the user's ``priors`` exactly, or ``_UNKEYABLE``.
-
-    A distribution is described by its pytree structure (classes, static fields) and
-    the bytes of its parameters; that is exact for NumPyro's own classes (which
-    declare their fields for ``jit``/``vmap``), so only they are keyed: any other
-    class (a user's ``Distribution`` subclass may keep state outside its pytree)
-    makes the fit compile its own program.
-    """
-    if not priors:
-        return ()
-    items = []
-    for name in sorted(priors):
-        value = priors[name]
-        if not isinstance(value, Distribution):  # a fixed nu (resolve_priors made it a float)
-            try:
-                items.append((name, "fixed", float(value)))
-                continue
-            except (TypeError, ValueError):
-                return _UNKEYABLE
-        try:
-            leaves, treedef = jax.tree_util.tree_flatten(value)
-            hash(treedef)
-        except Exception:  # noqa: BLE001 - anything unusual: compile per call
-            return _UNKEYABLE
-        if not all(t in (tuple, list, dict, type(None)) or t.__module__.startswith("numpyro.")
-                   for t in _node_types(treedef)):
-            return _UNKEYABLE
-        described = []
-        for leaf in leaves:
-            if isinstance(leaf, jax.core.Tracer):
-                return _UNKEYABLE
-            try:
-                a = np.asarray(leaf)
-            except Exception:  # noqa: BLE001
-                return _UNKEYABLE
-            if a.dtype.kind not in "biuf":
-                return _UNKEYABLE
-            described.append((a.dtype.str, a.shape, a.tobytes()))
-        items.append((name, treedef, tuple(described)))
-    return tuple(items)
 
 
-def _node_types(treedef):
-    data = treedef.node_data()
-    if data is not None:
-        yield data[0]
-    for child in treedef.children():
-        yield from _node_types(child)
 
 
-def _args_signature(args) -> tuple:
-    leaves, treedef = jax.tree_util.tree_flatten(args)
-    return treedef, tuple((np.shape(x), str(jnp.result_type(x))) for x in leaves)
 
 
-def _checked_sites(priors: Mapping[str, Any] | None, law) -> frozenset:
-    """Initialised sites whose prior the user gave (see :func:`_init_near`)."""
-    return frozenset(site for site, key in _site_priors(law).items() if key in (priors or {}))
 
 
 def _nuts_program(settings: _Settings, priors: Mapping[str, Any] | None):
@@ -556,7 +431,7 @@ def sample_posterior(
                               return_sites=["log_loss"])
             predictive = pred(jax.random.fold_in(rng_key, 1), log_X, None,
                               **model_kwargs)["log_loss"]
-        idata = _to_inference_data(samples, stats, loglik, predictive, y_np, runs, law)
+        idata = to_inference_data(samples, stats, loglik, predictive, y_np, runs, law)
         from bayescale.estimators import diagnostics as _diagnostics  # lazy: later in the layering
 
         diagnostics = _diagnostics.compute_diagnostics(
@@ -610,61 +485,9 @@ def sample_posterior(
     return Posterior(params=params, idata=idata, diagnostics=diagnostics, info=info)
 
 
-_STAT_NAMES = {"diverging": "diverging", "energy": "energy", "num_steps": "n_steps",
-               "accept_prob": "acceptance_rate", "adapt_state.step_size": "step_size"}
 
 
-def _to_inference_data(samples, stats, loglik, predictive, y, runs: Runs, law):
-    import arviz as az
-
-    posterior = {k: np.asarray(v) for k, v in samples.items() if k != "log_lik"}
-    sample_stats = {new: np.asarray(stats[old]) for old, new in _STAT_NAMES.items()}
-    sample_stats["lp"] = -np.asarray(stats["potential_energy"])
-    sample_stats["tree_depth"] = np.floor(np.log2(np.asarray(stats["num_steps"]) + 1)).astype(int)
-    coords = {"run": np.asarray(runs.row)}
-    constant = {"log_N": runs.log_N, "log_D": runs.log_D}
-    if "U" in law.inputs:
-        constant["log_U"] = np.log(np.asarray(runs.U, dtype=float))
-    dims = {"log_loss": ["run"]}
-    kwargs = {}
-    if predictive is not None:
-        kwargs["posterior_predictive"] = {"log_loss": np.asarray(predictive)}
-    return az.from_dict(
-        posterior=posterior,
-        sample_stats=sample_stats,
-        log_likelihood={"log_loss": np.asarray(loglik)},
-        observed_data={"log_loss": np.asarray(y)},
-        constant_data=constant,
-        coords=coords,
-        dims={**dims, **{k: ["run"] for k in constant}},
-        **kwargs,
-    )
 
 
-def save_idata(idata, path: str | os.PathLike) -> Path:
-    """Write ``idata`` to netCDF at ``path`` atomically (temp file, then ``os.replace``).
-
-    Returns the path written.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        idata.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
-def load_idata(path: str | os.PathLike):
-    """Read an ``arviz.InferenceData`` written by :func:`save_idata`."""
-    import arviz as az
-
-    path = Path(path)
-    if not path.is_file():
-        raise BayescaleError(f"no such file: {str(path)!r}; write one with save_idata or "
-                             f"`bayescale fit ... --out DIR`.")
-    return az.from_netcdf(path, engine="h5netcdf")
