@@ -31,14 +31,15 @@ ORDER = [
     "data.simulate", "data",
     "_solvers.lbfgs", "_solvers.newton", "_solvers",
     "estimators.huber", "estimators.bootstrap", "estimators.priors", "estimators.model", "estimators.diagnostics", "estimators._nuts_setup", "estimators.idata", "estimators.nuts",
-    "estimators.fit", "estimators.extrapolation", "estimators.predict", "estimators",
+    "estimators.fit", "estimators.extrapolation", "estimators.allocation", "estimators.isoflop",
+    "estimators.envelope", "estimators.predict", "estimators",
     "planning.costs", "planning._common", "planning.frontier", "planning.serving",
-    "planning.decisions", "planning",
+    "planning.decisions", "planning.design", "planning",
     "validation.backtest", "validation",
     "io",
     "report._format", "report.compare", "report.law_comparison", "report._plotting", "report._fit_plots",
     "report.plots", "report.calibration", "report.render", "report.build", "report",
-    "cli._common", "cli.datasets", "cli.fit", "cli.frontier", "cli.report", "cli.laws", "cli.predict", "cli.backtest", "cli",
+    "cli._common", "cli.datasets", "cli.fit", "cli.frontier", "cli.report", "cli.laws", "cli.predict", "cli.backtest", "cli.design", "cli",
 ]
 
 

@@ -36,7 +36,11 @@ from bayescale.laws.chinchilla import LawParams
 
 __all__ = ["ScalingFit", "fit", "published", "METHODS", "PARAM_NAMES"]
 
-METHODS = ("bayes", "huber", "huber_mle", "bootstrap")
+METHODS = ("bayes", "huber", "huber_mle", "bootstrap", "isoflop", "envelope")
+# Hoffmann et al.'s Approaches 2 and 1: they fit the allocation, not a loss law, and
+# return an :class:`~bayescale.estimators.allocation.AllocationFit`.
+ALLOCATION_METHODS = {"isoflop": ("bayescale.estimators.isoflop", "fit_isoflop"),
+                      "envelope": ("bayescale.estimators.envelope", "fit_envelope")}
 PARAM_NAMES = ("E", "A", "B", "alpha", "beta")
 DERIVED_NAMES = ("a_opt", "b_opt")
 
@@ -207,8 +211,20 @@ _POINT_OPTIONS = {
 }
 
 
+def _allocation_fn(method: str):
+    import importlib
+
+    module, name = ALLOCATION_METHODS[method]
+    return getattr(importlib.import_module(module), name)
+
+
 def _check_options(method: str, options: dict) -> None:
-    if method == "bayes":
+    if method in ALLOCATION_METHODS:
+        import inspect
+
+        valid = [k for k in inspect.signature(_allocation_fn(method)).parameters
+                 if k not in ("runs", "seed", "level") and not k.startswith("_")]
+    elif method == "bayes":
         import inspect
 
         from bayescale.estimators import nuts as inference
@@ -253,7 +269,10 @@ def fit(runs: Runs | pd.DataFrame | str | os.PathLike, *, method: str = "bayes",
     Parameters
     ----------
     runs : :class:`~bayescale.data.runs.Runs`, or anything :func:`~bayescale.load_runs` takes.
-    method : ``"bayes"`` (default), ``"huber"``, ``"huber_mle"`` or ``"bootstrap"``.
+    method : ``"bayes"`` (default), ``"huber"``, ``"huber_mle"`` or ``"bootstrap"`` (a
+        loss law, Hoffmann et al.'s Approach 3), or ``"isoflop"`` (Approach 2) or
+        ``"envelope"`` (Approach 1), which fit the allocation itself and return an
+        :class:`~bayescale.estimators.allocation.AllocationFit`.
     law : a law's name (``"chinchilla"``, ``"kaplan"``, ``"data_constrained"``, or one
         registered with :func:`bayescale.laws.register`) or a
         :class:`~bayescale.laws.base.Law`. ``huber``, ``huber_mle`` and ``bootstrap``
@@ -273,7 +292,7 @@ def fit(runs: Runs | pd.DataFrame | str | os.PathLike, *, method: str = "bayes",
 
     Returns
     -------
-    ScalingFit
+    ScalingFit, or AllocationFit for ``"isoflop"`` and ``"envelope"``.
 
     Raises
     ------
@@ -291,11 +310,17 @@ def fit(runs: Runs | pd.DataFrame | str | os.PathLike, *, method: str = "bayes",
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise BayescaleError(f"seed must be a non-negative integer, got {seed!r}.")
     _check_options(method, options)
+    if not isinstance(runs, Runs):
+        runs = load_runs(runs)
+    if method in ALLOCATION_METHODS:
+        if law != "chinchilla":
+            raise BayescaleError(
+                f"method {method!r} (Hoffmann's Approach {2 if method == 'isoflop' else 1}) "
+                f"fits the allocation N_opt(C), D_opt(C) directly and takes no law; drop law=.")
+        return _allocation_fn(method)(runs, level=level, seed=int(seed), **options)
     from bayescale.laws.registry import get_law
 
     law = get_law(law)
-    if not isinstance(runs, Runs):
-        runs = load_runs(runs)
     if method in ("huber", "huber_mle", "bootstrap"):
         from bayescale.estimators import bootstrap, huber
 
