@@ -1,0 +1,366 @@
+"""Experiment design: which runs to train next to learn most about the decision that matters.
+
+:func:`next_runs` proposes up to ``k`` runs ``(N, D)`` whose total cost stays within an
+experiment budget, chosen greedily to maximise the expected reduction in the posterior
+variance of the decision quantity per unit of cost:
+
+* ``objective="n_opt"`` (default): ``log N_opt(C*)``, the compute-optimal model size at the
+  target budget;
+* ``objective="loss"``: the log of the loss at the target: ``L_opt(C*)`` of each draw, or,
+  with ``targets=`` (points ``N, D[, U]``), the mean log loss over those points (the
+  "target region" of Li et al. 2026).
+
+**Method.** The fit's draws (posterior draws or bootstrap resamples) are particles. For each
+candidate, fantasised outcomes are drawn from the *honest* predictive: a draw's law, plus the
+extrapolation error of :mod:`bayescale.estimators.extrapolation` at the candidate's decades
+beyond the fitted runs, plus observation noise; the particles are reweighted by the
+likelihood of each outcome and the weighted variance of the objective is averaged over the
+fantasies (:mod:`bayescale.planning.design_score`). No refit per candidate: thousands of
+candidates are scored in one compiled program. The extrapolation error is treated as
+*shared* between runs (a particle carries one value of it, a Gauss-Hermite node), so that a
+run far beyond the data, whose outcome mostly measures the misspecification, carries little
+information about the law, and several such runs do not average that error away.
+Choosing a run conditions every fantasy world on its fantasised outcome, so the next choice
+accounts for the redundancy with the runs chosen before it (greedy sequential design).
+
+``expected_gain`` is the expected reduction in the variance of the objective (in log units)
+that the run adds given the runs chosen before it; runs are ranked by gain per unit cost.
+
+Limits: importance reweighting is only as good as the draws; when a fantasised outcome
+leaves few draws with weight (low effective sample size), the posterior variance is
+under-estimated. ``info["min_ess"]`` reports the smallest effective sample size seen.
+
+References
+----------
+S. Li et al., "Spend Less, Fit Better: Budget-Efficient Scaling Law Fitting via Active
+Experiment Selection", arXiv:2604.22753 (2026).
+K. Chaloner and I. Verdinelli, "Bayesian Experimental Design: A Review", Statistical
+Science 10 (1995).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from bayescale._util import check_level, to_jsonable
+from bayescale.errors import BayescaleError
+from bayescale.estimators import extrapolation
+from bayescale.laws.base import log_loss_theta
+from bayescale.planning import design_score
+from bayescale.planning.costs import get_cost
+
+__all__ = ["Design", "next_runs", "OBJECTIVES", "default_candidates", "noise_scale"]
+
+OBJECTIVES = ("n_opt", "loss")
+APPROXIMATIONS = ("linear", "reweight")
+
+
+@dataclasses.dataclass(frozen=True)
+class Design:
+    """The result of :func:`next_runs`.
+
+    Attributes
+    ----------
+    proposals : DataFrame, one row per proposed run in order of choice: ``N, D`` (``U``),
+        ``cost``, ``expected_gain`` (expected reduction of the objective's variance, given
+        the runs before it), ``gain_per_cost``, ``decades`` beyond the data.
+    before, after : ``{"median", "lower", "upper"}`` of the central ``level`` interval of the
+        objective (``N_opt(C*)`` in parameters, or the loss) now, and expected after the
+        proposed runs (mean over the fantasy worlds of each world's interval).
+    candidates : DataFrame of every candidate with its first-step ``expected_gain`` and
+        ``gain_per_cost`` (the figure colours them by it).
+    objective, level : what was targeted; info : settings, timings, effective sample sizes.
+    """
+
+    proposals: pd.DataFrame
+    before: dict
+    after: dict
+    candidates: pd.DataFrame
+    objective: str
+    level: float
+    info: dict
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"proposals": [{"N", "D", "cost", "expected_gain"}], "before", "after", ...}``."""
+        keys = ["N", "D"] + (["U"] if "U" in self.proposals else []) + ["cost", "expected_gain"]
+        props = [{k: float(row[k]) for k in keys} for _, row in self.proposals.iterrows()]
+        return to_jsonable({"proposals": props, "before": self.before, "after": self.after,
+                            "objective": self.objective, "level": self.level,
+                            "info": self.info})
+
+
+def noise_scale(fit) -> float:
+    """Observation-noise sd of log loss: the posterior median ``sigma`` of a Bayesian fit,
+    else the robust residual scale of the median parameters on the fitted runs."""
+    post = getattr(fit.idata, "posterior", None) if fit.idata is not None else None
+    if post is not None and "sigma" in post:
+        return float(np.median(np.asarray(post["sigma"])))
+    med = type(fit.params)(*(np.median(np.asarray(v), axis=0) for v in fit.params))
+    args = [fit.runs.N, fit.runs.D] + ([fit.runs.U] if "U" in fit.law.inputs else [])
+    from bayescale.laws.registry import log_loss
+
+    return extrapolation.robust_scale(fit.runs.log_loss - np.asarray(log_loss(med, *args)))
+
+
+def _positive(name, value) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise BayescaleError(f"{name} must be a number of FLOPs, got {value!r}.") from None
+    if not (math.isfinite(v) and v > 0):
+        raise BayescaleError(f"{name} must be positive and finite, got {value!r}.")
+    return v
+
+
+def _frame(candidates, law) -> pd.DataFrame:
+    if isinstance(candidates, (str, os.PathLike)):
+        try:
+            candidates = pd.read_csv(candidates)
+        except (OSError, ValueError) as exc:
+            raise BayescaleError(f"candidates {str(candidates)!r} could not be read as a CSV: "
+                                 f"{exc}") from None
+    frame = pd.DataFrame(candidates)
+    cols = {c.lower(): c for c in map(str, frame.columns)}
+    need = ["N", "D"] + (["U"] if "U" in law.inputs else [])
+    aliases = {"N": ("n", "params"), "D": ("d", "tokens"), "U": ("u", "unique_tokens")}
+    out = {}
+    for key in need:
+        found = [cols[a] for a in aliases[key] if a in cols]
+        if not found:
+            raise BayescaleError(f"candidates need columns {need} for the {law.name} law; "
+                                 f"found {list(frame.columns)}.")
+        out[key] = pd.to_numeric(frame[found[0]], errors="coerce").to_numpy(float)
+    out = pd.DataFrame(out)
+    bad = ~np.all(np.isfinite(out.to_numpy()) & (out.to_numpy() > 0), axis=1)
+    if len(out) == 0 or bad.any():
+        raise BayescaleError(f"candidates must be a non-empty table of positive, finite "
+                             f"{', '.join(need)}; rows {np.flatnonzero(bad)[:5].tolist()} are not.")
+    return out
+
+
+def default_candidates(fit, target_budget: float, experiment_budget: float, *,
+                       unique_tokens: float | None = None, cost: Any = "train",
+                       num: int = 48) -> pd.DataFrame:
+    """A ``num x num`` log-spaced grid of ``(N, D)`` from the smallest run's ``N`` and
+    ``D`` to the larger of the runs' largest and the median compute-optimal ``N_opt(C*)``,
+    ``D_opt(C*)``, keeping the points that cost at most ``experiment_budget``."""
+    runs = fit.runs
+    f = fit.frontier([target_budget], cost=cost, unique_tokens=unique_tokens)
+    n_hi = max(runs.N.max(), float(np.median(f.N_opt))) * 2
+    d_hi = max(runs.D.max(), float(np.median(f.D_opt))) * 2
+    N, D = np.meshgrid(np.geomspace(runs.N.min() / 2, n_hi, num),
+                       np.geomspace(runs.D.min() / 2, d_hi, num), indexing="ij")
+    grid = pd.DataFrame({"N": N.ravel(), "D": D.ravel()})
+    if unique_tokens is not None:
+        grid["U"] = float(unique_tokens)
+    c = np.asarray(get_cost(cost)(grid.N.to_numpy(), grid.D.to_numpy()))
+    return grid[c <= experiment_budget].reset_index(drop=True)
+
+
+def _objective(fit, objective, target_budget, cost, unique_tokens, targets) -> np.ndarray:
+    """The objective per draw, in log units (P,)."""
+    if objective == "loss" and targets is not None:
+        t = _frame(targets, fit.law)
+        X = np.log(t.to_numpy())
+        theta = jnp.atleast_2d(fit.law.to_theta(fit.law.params_type(
+            *(jnp.atleast_1d(jnp.asarray(v, float)) for v in fit.params))))
+        return np.asarray(log_loss_theta(fit.law, theta, X)).mean(axis=1)
+    f = fit.frontier([target_budget], cost=cost, unique_tokens=unique_tokens)
+    return np.log(np.asarray(f.N_opt if objective == "n_opt" else f.L_opt, float)[:, 0])
+
+
+def _interval(g, log_w, level) -> dict:
+    q = [0.5, (1 - level) / 2, (1 + level) / 2]
+    med, lo, hi = np.exp(design_score.weighted_quantiles(g, log_w, q))
+    return {"median": float(med), "lower": float(lo), "upper": float(hi)}
+
+
+def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4,
+              objective: str = "n_opt", candidates=None, targets=None, cost: Any = "train",
+              unique_tokens: float | None = None, level: float = 0.9, seed: int = 0,
+              approximation: str = "linear", num_fantasies: int = 32, num_nodes: int = 5,
+              max_draws: int = 1000, model: "extrapolation.ExtrapolationModel | str | None" = None) -> Design:
+    """Propose up to ``k`` runs, total cost within ``experiment_budget``, that most reduce the
+    uncertainty of the objective per unit cost (see the module docstring).
+
+    Parameters
+    ----------
+    fit : a :class:`~bayescale.estimators.fit.ScalingFit` with draws (``method="bayes"`` or
+        ``"bootstrap"``), any law.
+    target_budget : ``C*``, the FLOPs of the training run the decision is about.
+    experiment_budget : the cost all proposed runs together may use.
+    k : the most runs to propose.
+    objective : ``"n_opt"`` (``log N_opt(C*)``) or ``"loss"`` (log loss at ``C*``, or the
+        mean log loss over ``targets``).
+    candidates : DataFrame or CSV path with columns ``N, D`` (and ``U``), the runs that can
+        be trained; default :func:`default_candidates`.
+    targets : for ``objective="loss"``: points ``N, D`` (``U``) whose mean log loss is the
+        objective.
+    cost : the cost model of the runs and of ``C*`` (``"train"`` = ``6 N D``, or any of
+        :func:`bayescale.planning.costs.get_cost`).
+    unique_tokens : ``U`` for laws that take it (the frontier at ``C*`` and the default grid).
+    level : the interval level of ``before`` / ``after``.
+    seed : random seed of the fantasies; num_fantasies : fantasy worlds; num_nodes :
+        Gauss-Hermite nodes of the shared extrapolation error; max_draws : draws used (thinned).
+    model : the :class:`~bayescale.estimators.extrapolation.ExtrapolationModel` (default:
+        estimated from ``fit.runs``), or ``"none"`` for the in-model predictive.
+
+    Returns
+    -------
+    Design
+
+    Raises
+    ------
+    BayescaleError
+        For a point fit, non-positive budgets, an unknown objective, bad candidates, or a
+        budget below the cost of every candidate.
+    """
+    import time
+
+    t0 = time.perf_counter()
+    if getattr(fit, "runs", None) is None or not hasattr(fit, "is_point"):
+        raise BayescaleError("next_runs needs a fit to runs (bayescale.fit(...)), not a "
+                             "published law.")
+    if fit.is_point:
+        raise BayescaleError(f"next_runs needs draws from the fit's uncertainty; a "
+                             f"{fit.method!r} fit is a point estimate. Refit with "
+                             f"method='bayes' or method='bootstrap'.")
+    target_budget = _positive("target_budget", target_budget)
+    experiment_budget = _positive("experiment_budget", experiment_budget)
+    if objective not in OBJECTIVES:
+        raise BayescaleError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}.")
+    if targets is not None and objective != "loss":
+        raise BayescaleError("targets= goes with objective='loss'.")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise BayescaleError(f"k must be a positive integer, got {k!r}.")
+    if approximation not in APPROXIMATIONS:
+        raise BayescaleError(f"approximation must be one of {', '.join(APPROXIMATIONS)}, got "
+                             f"{approximation!r}.")
+    level = check_level(level)
+    law = fit.law
+    if "U" in law.inputs and unique_tokens is None:
+        unique_tokens = float(np.max(fit.runs.U))
+    cost_model = get_cost(cost)
+    cand = (default_candidates(fit, target_budget, experiment_budget, cost=cost,
+                               unique_tokens=unique_tokens)
+            if candidates is None else _frame(candidates, law))
+    cand["cost"] = np.asarray(cost_model(cand.N.to_numpy(), cand.D.to_numpy()), float)
+    if not np.any(cand.cost <= experiment_budget):
+        raise BayescaleError(f"experiment_budget {experiment_budget:.3g} FLOPs is below the cost "
+                             f"of every candidate (the cheapest costs {cand.cost.min():.3g}); "
+                             f"raise it or offer cheaper candidates.")
+    rng = np.random.default_rng(seed)
+    P = fit.num_draws
+    pick = np.sort(rng.choice(P, max_draws, replace=False)) if P > max_draws else np.arange(P)
+    params = type(fit.params)(*(np.asarray(v, float)[pick] for v in fit.params))
+    sub = dataclasses.replace(fit, params=params)
+    g = _objective(sub, objective, target_budget, cost, unique_tokens, targets)
+    ok = np.isfinite(g)
+    if ok.sum() < 10:
+        raise BayescaleError("fewer than 10 draws give a finite objective; check the fit.")
+    theta = np.atleast_2d(np.asarray(law.to_theta(params), float))[ok]
+    g = g[ok]
+    X = np.log(cand[list(law.inputs)].to_numpy())
+    mu = np.asarray(log_loss_theta(law, jnp.asarray(theta), jnp.asarray(X)), float)
+    d = extrapolation.decades_beyond(fit.runs.N, fit.runs.D, cand.N.to_numpy(), cand.D.to_numpy())
+    cand["decades"] = d
+    if isinstance(model, str) and model == "none":
+        b, tau = 0.0, 0.0
+    else:
+        model = extrapolation.estimate(fit.runs, law) if model is None else model
+        summary = model.summary()
+        b, tau = summary["bias"], summary["tau"]
+    sigma = max(noise_scale(fit), 1e-4)
+    costs = cand.cost.to_numpy()
+    t_setup = time.perf_counter() - t0
+    if approximation == "linear":
+        rows, first, remaining, extra = _greedy_linear(mu, d, g, tau, sigma, costs, k,
+                                                        experiment_budget)
+        before = _interval(g, np.zeros((len(g), 1)), level)
+        shrink = math.sqrt(max(extra["var_after"], 0.0) / extra["var_before"])
+        after = {"median": before["median"],
+                 "lower": before["median"] * (before["lower"] / before["median"]) ** shrink,
+                 "upper": before["median"] * (before["upper"] / before["median"]) ** shrink}
+    else:
+        rows, first, remaining, extra, before, after = _greedy_reweight(
+            mu, d, g, b, tau, sigma, costs, k, experiment_budget, rng, level,
+            num_fantasies, num_nodes)
+    rows = [{**cand.iloc[c].to_dict(), **r} for c, r in rows]
+    cand["expected_gain"], cand["gain_per_cost"] = first, first / costs
+    cols = list(cand.columns[:len(law.inputs)]) + ["cost", "expected_gain", "gain_per_cost", "decades"]
+    proposals = pd.DataFrame(rows, columns=list(cand.columns[:len(law.inputs)]) +
+                             ["cost", "decades", "expected_gain", "gain_per_cost"])[cols]
+    info = {"target_budget": target_budget, "experiment_budget": experiment_budget,
+            "spent": float(experiment_budget - remaining), "num_candidates": int(len(cand)),
+            "num_draws": int(len(g)), "approximation": approximation, "noise_sd": sigma,
+            "extrapolation": {"bias": float(b), "tau": float(tau)}, **extra,
+            "seconds": {"setup": t_setup, "total": time.perf_counter() - t0},
+            "unique_tokens": unique_tokens, "cost": getattr(cost_model, "name", str(cost))}
+    return Design(proposals=proposals, before=before, after=after, candidates=cand,
+                  objective=objective, level=level, info=info)
+
+
+def _pick(gain, costs, remaining, chosen):
+    ratio = gain / costs
+    ratio[(costs > remaining) | np.isin(np.arange(len(costs)), chosen)] = -np.inf
+    c = int(np.argmax(ratio))
+    return (c, float(ratio[c])) if np.isfinite(ratio[c]) and gain[c] > 0 else (None, None)
+
+
+def _greedy_linear(mu, d, g, tau, sigma, costs, k, budget):
+    """Greedy choice under the joint normal approximation (:func:`design_score.linear_state`)."""
+    var_g, c_vec, S = design_score.linear_state(mu, d, g, tau, sigma)
+    var0, rows, chosen, first, remaining = float(var_g), [], [], None, budget
+    for _ in range(int(k)):
+        gain = np.asarray(design_score.linear_gains(c_vec, S), float)
+        first = gain if first is None else first
+        c, ratio = _pick(gain, costs, remaining, chosen)
+        if c is None:
+            break
+        var_g, c_vec, S = design_score.linear_condition(var_g, c_vec, S, c)
+        chosen.append(c)
+        remaining -= costs[c]
+        rows.append((c, {"expected_gain": float(gain[c]), "gain_per_cost": ratio}))
+    return rows, first, remaining, {"var_before": var0, "var_after": float(var_g)}
+
+
+def _greedy_reweight(mu, d, g, b, tau, sigma, costs, k, budget, rng, level, F, num_nodes):
+    """Greedy choice by importance reweighting with fantasised outcomes
+    (:func:`design_score.score`)."""
+    z, wz = design_score.gauss_hermite(num_nodes)
+    shift = b + tau * z
+    M, P = len(z), len(g)
+    log_w0 = np.broadcast_to(np.log(wz)[None, :] - np.log(P), (P, M))
+    log_w = jnp.asarray(np.broadcast_to(log_w0, (F, P, M)).copy())
+    var0 = var_now = float(design_score.weighted_var(jnp.asarray(log_w0), jnp.asarray(g)))
+    rows, chosen, first, remaining, min_ess = [], [], None, budget, []
+    for _ in range(int(k)):
+        j, m = design_score.fantasy_particles(log_w, rng.random(F))
+        post, y = design_score.score(log_w, mu, d, g, shift, sigma, j, m, rng.standard_normal(F))
+        gain = var_now - np.asarray(post, float)
+        first = gain if first is None else first
+        c, ratio = _pick(gain, costs, remaining, chosen)
+        if c is None:
+            break
+        log_w = design_score.condition(log_w, mu[:, c], d[c], np.asarray(y)[c], shift, sigma)
+        w = np.exp(np.asarray(log_w)).sum(-1)
+        min_ess.append(float(np.min(1.0 / np.sum(w ** 2, axis=1))))
+        chosen.append(c)
+        remaining -= costs[c]
+        rows.append((c, {"expected_gain": float(gain[c]), "gain_per_cost": ratio}))
+        var_now = float(np.mean(np.asarray(jax.vmap(design_score.weighted_var,
+                                                     in_axes=(0, None))(log_w, g))))
+    worlds = [_interval(g, lw, level) for lw in np.asarray(log_w)]
+    after = {key: float(np.exp(np.mean([np.log(w[key]) for w in worlds])))
+             for key in ("median", "lower", "upper")}
+    extra = {"var_before": var0, "var_after": var_now, "num_fantasies": F, "num_nodes": M,
+             "min_ess": min(min_ess) if min_ess else None}
+    return rows, first, remaining, extra, _interval(g, log_w0, level), after

@@ -1,0 +1,164 @@
+"""The scoring kernel of experiment design: expected posterior variance by importance reweighting.
+
+Everything here is pure and law-agnostic: it sees the law only through ``mu``, the log loss
+each parameter draw predicts at each candidate run, and ``g``, the decision quantity
+(``log N_opt(C*)``, or a log loss) of each draw. :mod:`bayescale.planning.design` builds
+those from a fit.
+
+The particles are ``(draw j, node m)`` pairs. A node is a value of the **shared**
+extrapolation error: a run ``d`` decades beyond the fitted runs misses the law by
+``d * shift[m]`` with ``shift[m] = b + tau * z[m]`` (``z`` Gauss-Hermite nodes of a standard
+normal, prior weights ``node_weights``). Because the node is a property of the particle,
+not of the run, two runs at the same distance see the *same* discrepancy: the second does
+not average the first's away, which is how the design stops chasing precision that
+misspecification makes meaningless (the extrapolation model's ``b``, ``tau``:
+:mod:`bayescale.estimators.extrapolation`).
+
+``F`` fantasy *worlds* carry their own particle weights. To score candidate ``c`` each world
+draws one particle from its weights (the same uniforms for every candidate: common random
+numbers, so candidates are compared on the same fantasies), simulates the outcome
+``y = mu[j, c] + d_c shift[m] + sigma eps``, reweights every particle by the likelihood of
+``y`` and takes the weighted variance of ``g``. The mean over worlds is the expected
+posterior variance. Choosing a run conditions each world on its own fantasised outcome
+(:func:`condition`), so the next choice sees the redundancy with the runs chosen before it.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+from jax.typing import ArrayLike
+
+__all__ = ["score", "condition", "fantasy_particles", "weighted_var", "weighted_quantiles",
+           "gauss_hermite", "linear_state", "linear_gains", "linear_condition"]
+
+
+def gauss_hermite(num: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights (summing to 1) of a ``num``-point rule for ``E[f(z)]``, ``z ~ N(0, 1)``."""
+    z, w = np.polynomial.hermite_e.hermegauss(int(num))
+    return z, w / w.sum()
+
+
+def weighted_var(log_w: Array, g: Array) -> Array:
+    """Variance of ``g`` (P,) under weights ``exp(log_w)`` (P, M), normalised here."""
+    w = jax.nn.softmax(log_w.reshape(-1)).reshape(log_w.shape).sum(axis=-1)
+    mean = jnp.sum(w * g)
+    return jnp.sum(w * (g - mean) ** 2)
+
+
+def _loglik(y, mu_c, d_c, shift, sigma):
+    """Log likelihood (P, M) of outcome ``y`` at one candidate, up to a constant."""
+    r = (y - mu_c[:, None] - d_c * shift[None, :]) / sigma
+    return -0.5 * r * r
+
+
+@jax.jit
+def fantasy_particles(log_w: ArrayLike, u: ArrayLike) -> tuple[Array, Array]:
+    """The particle ``(j, m)`` each world draws its fantasy from: inverse CDF of its
+    weights (F, P, M) at the uniforms ``u`` (F,)."""
+    log_w = jnp.asarray(log_w)
+    F, P, M = log_w.shape
+    w = jax.nn.softmax(log_w.reshape(F, -1), axis=-1)
+    cdf = jnp.cumsum(w, axis=-1)
+    idx = jax.vmap(jnp.searchsorted)(cdf, jnp.asarray(u) * cdf[:, -1])
+    idx = jnp.minimum(idx, P * M - 1)
+    return idx // M, idx % M
+
+
+def _one_candidate(mu_c, d_c, log_w, g, shift, sigma, j, m, eps):
+    """Expected posterior variance of ``g`` after one run at candidate ``c``, and each
+    world's fantasised outcome (F,)."""
+    y = mu_c[j] + d_c * shift[m] + sigma * eps                              # (F,)
+    new = log_w + jax.vmap(lambda yf: _loglik(yf, mu_c, d_c, shift, sigma))(y)  # (F, P, M)
+    var = jax.vmap(weighted_var, in_axes=(0, None))(new, g)
+    return jnp.mean(var), y
+
+
+@functools.partial(jax.jit, static_argnames=("batch_size",))
+def score(log_w: ArrayLike, mu: ArrayLike, d: ArrayLike, g: ArrayLike, shift: ArrayLike,
+          sigma: ArrayLike, j: ArrayLike, m: ArrayLike, eps: ArrayLike, *,
+          batch_size: int = 32) -> tuple[Array, Array]:
+    """Expected posterior variance of ``g`` after one more run at each candidate.
+
+    Parameters
+    ----------
+    log_w : (F, P, M) log weights of the particles in each fantasy world.
+    mu : (P, K) law log loss of each draw at each candidate.
+    d : (K,) decades beyond the fitted runs of each candidate.
+    g : (P,) the decision quantity of each draw.
+    shift : (M,) discrepancy per decade of each node, ``b + tau * z``.
+    sigma : observation-noise sd of log loss.
+    j, m : (F,) the particle each world's fantasy comes from (:func:`fantasy_particles`).
+    eps : (F,) standard-normal observation noise of the fantasies.
+    batch_size : candidates evaluated together (memory ``F * P * M * batch_size``).
+
+    Returns
+    -------
+    (post_var, y) : (K,) expected posterior variance; (K, F) fantasised outcomes.
+    """
+    log_w, mu, d, g = (jnp.asarray(a) for a in (log_w, mu, d, g))
+    one = functools.partial(_one_candidate, log_w=log_w, g=g, shift=jnp.asarray(shift),
+                            sigma=jnp.asarray(sigma), j=jnp.asarray(j), m=jnp.asarray(m),
+                            eps=jnp.asarray(eps))
+    return jax.lax.map(lambda a: one(a[0], a[1]), (mu.T, d), batch_size=batch_size)
+
+
+@jax.jit
+def condition(log_w: ArrayLike, mu_c: ArrayLike, d_c: ArrayLike, y: ArrayLike,
+              shift: ArrayLike, sigma: ArrayLike) -> Array:
+    """Each world's log weights (F, P, M) after observing its outcome ``y`` (F,) at a
+    candidate with law predictions ``mu_c`` (P,) and distance ``d_c``; normalised."""
+    new = jnp.asarray(log_w) + jax.vmap(
+        lambda yf: _loglik(yf, jnp.asarray(mu_c), d_c, jnp.asarray(shift), sigma))(jnp.asarray(y))
+    F = new.shape[0]
+    return (new.reshape(F, -1) - jax.nn.logsumexp(new.reshape(F, -1), axis=-1,
+                                                  keepdims=True)).reshape(new.shape)
+
+
+def weighted_quantiles(g, log_w, q) -> np.ndarray:
+    """Quantiles ``q`` of ``g`` (P,) under weights ``exp(log_w)`` (P, M) (NumPy)."""
+    w = np.exp(np.asarray(log_w, float) - np.max(log_w)).sum(axis=-1)
+    order = np.argsort(g)
+    cdf = np.cumsum(w[order])
+    cdf = (cdf - 0.5 * w[order]) / cdf[-1]
+    return np.interp(np.asarray(q, float), cdf, np.asarray(g, float)[order])
+
+
+# -- the linearised (ensemble-Gaussian) update ------------------------------------------
+
+def linear_state(mu, d, g, tau, sigma):
+    """The joint covariance of the objective and the candidates' outcomes, estimated from
+    the draws: ``(var_g, c, S)`` with ``var_g`` the variance of ``g`` (P,), ``c`` (K,) its
+    covariance with each candidate's law prediction ``mu`` (P, K), and ``S`` (K, K) the
+    covariance of the outcomes: the draws' covariance of ``mu`` plus the shared
+    extrapolation error ``tau**2 d d^T`` (one discrepancy per decade for all runs, so runs
+    at the same distance share it) plus observation noise ``sigma**2 I``."""
+    mu, d, g = jnp.asarray(mu), jnp.asarray(d), jnp.asarray(g)
+    P = g.shape[0]
+    G = g - g.mean()
+    Mu = mu - mu.mean(axis=0)
+    c = Mu.T @ G / (P - 1)
+    S = Mu.T @ Mu / (P - 1) + tau ** 2 * jnp.outer(d, d) + sigma ** 2 * jnp.eye(d.shape[0])
+    return jnp.sum(G * G) / (P - 1), c, S
+
+
+@jax.jit
+def linear_gains(c: ArrayLike, S: ArrayLike) -> Array:
+    """Reduction in the objective's variance from one more run at each candidate, under a
+    joint normal approximation: ``c_k**2 / S_kk``."""
+    c, S = jnp.asarray(c), jnp.asarray(S)
+    return c * c / jnp.diagonal(S)
+
+
+@jax.jit
+def linear_condition(var_g: ArrayLike, c: ArrayLike, S: ArrayLike, k: ArrayLike):
+    """``(var_g, c, S)`` after observing candidate ``k`` (a rank-one Gaussian update; the
+    outcome itself does not change the variances)."""
+    c, S = jnp.asarray(c), jnp.asarray(S)
+    col = S[:, k]
+    return (var_g - c[k] ** 2 / S[k, k], c - col * c[k] / S[k, k],
+            S - jnp.outer(col, col) / S[k, k])
