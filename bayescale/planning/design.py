@@ -146,6 +146,13 @@ def _frame(candidates, law) -> pd.DataFrame:
     return out
 
 
+def _costs(cost_model, frame) -> np.ndarray:
+    """FLOPs of each run, in float64 (the cost models are JAX functions)."""
+    with jax.enable_x64(True):
+        return np.asarray(cost_model(jnp.asarray(frame.N.to_numpy(float)),
+                                     jnp.asarray(frame.D.to_numpy(float))), float)
+
+
 def default_candidates(fit, target_budget: float, experiment_budget: float, *,
                        unique_tokens: float | None = None, cost: Any = "train",
                        num: int = 48) -> pd.DataFrame:
@@ -161,7 +168,7 @@ def default_candidates(fit, target_budget: float, experiment_budget: float, *,
     grid = pd.DataFrame({"N": N.ravel(), "D": D.ravel()})
     if unique_tokens is not None:
         grid["U"] = float(unique_tokens)
-    c = np.asarray(get_cost(cost)(grid.N.to_numpy(), grid.D.to_numpy()))
+    c = _costs(get_cost(cost), grid)
     return grid[c <= experiment_budget].reset_index(drop=True)
 
 
@@ -252,7 +259,7 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
     cand = (default_candidates(fit, target_budget, experiment_budget, cost=cost,
                                unique_tokens=unique_tokens)
             if candidates is None else _frame(candidates, law))
-    cand["cost"] = np.asarray(cost_model(cand.N.to_numpy(), cand.D.to_numpy()), float)
+    cand["cost"] = _costs(cost_model, cand)
     if not np.any(cand.cost <= experiment_budget):
         raise BayescaleError(f"experiment_budget {experiment_budget:.3g} FLOPs is below the cost "
                              f"of every candidate (the cheapest costs {cand.cost.min():.3g}); "

@@ -52,7 +52,7 @@ def weighted_var(log_w: Array, g: Array) -> Array:
 
 def _loglik(y, mu_c, d_c, shift, sigma):
     """Log likelihood (P, M) of outcome ``y`` at one candidate, up to a constant."""
-    r = (y - mu_c[:, None] - d_c * shift[None, :]) / sigma
+    r = (y - mu_c[:, None] - d_c * shift[None, :]) / sigma  # (P, M)
     return -0.5 * r * r
 
 
@@ -140,7 +140,7 @@ def linear_state(mu, d, g, tau, sigma):
     mu, d, g = jnp.asarray(mu), jnp.asarray(d), jnp.asarray(g)
     P = g.shape[0]
     G = g - g.mean()
-    Mu = mu - mu.mean(axis=0)
+    Mu = mu - mu.mean(axis=0, keepdims=True)
     c = Mu.T @ G / (P - 1)
     S = Mu.T @ Mu / (P - 1) + tau ** 2 * jnp.outer(d, d) + sigma ** 2 * jnp.eye(d.shape[0])
     return jnp.sum(G * G) / (P - 1), c, S

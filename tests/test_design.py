@@ -1,0 +1,236 @@
+"""Experiment design (bayescale.planning.design): the approximations against exact answers,
+budgets, a case whose answer is known by construction, bad input and the command line."""
+
+from __future__ import annotations
+
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayescale.errors import BayescaleError
+from bayescale.estimators import extrapolation
+from bayescale.estimators.fit import ScalingFit
+from bayescale.laws.chinchilla import LawParams
+from bayescale.data.runs import Runs
+from bayescale.planning import design_score
+from bayescale.planning.design import next_runs
+
+C_STAR = 1e24
+
+
+def _log_n_opt(E, A, B, alpha, beta, C=C_STAR):
+    G = (alpha * A / (beta * B)) ** (1 / (alpha + beta))
+    return np.log(G) + beta / (alpha + beta) * np.log(C / 6)
+
+
+def _chinchilla_log_loss(A, B, alpha, beta, N, D, E=1.69):
+    return np.log(E + A / np.power.outer(N, alpha).T + B / np.power.outer(D, beta).T)
+
+
+# -- 1. the approximations against exact answers --------------------------------------
+
+def test_linear_update_is_exact_for_a_linear_gaussian_model():
+    """mu = X theta, g = a theta, theta ~ N(0, S): the posterior variance after one run is
+    a'Sa - (a'Sx)^2 / (x'Sx + s^2) (closed form); both approximations must match it."""
+    rng = np.random.default_rng(0)
+    P, K, s = 20000, 6, 0.3
+    L = rng.normal(size=(3, 3))
+    S = L @ L.T + np.eye(3)
+    theta = rng.multivariate_normal(np.zeros(3), S, P)
+    X, a = rng.normal(size=(K, 3)), np.array([1.0, -0.5, 0.2])
+    mu, g, d = theta @ X.T, theta @ a, np.zeros(K)
+    exact = a @ S @ a - (X @ S @ a) ** 2 / (np.einsum("ki,ij,kj->k", X, S, X) + s ** 2)
+    var_g, c, Sy = design_score.linear_state(mu, d, g, 0.0, s)
+    linear = float(var_g) - np.asarray(design_score.linear_gains(c, Sy))
+    # Monte Carlo error of a covariance from 20000 draws: ~ 2 / sqrt(P) relative
+    np.testing.assert_allclose(linear, exact, rtol=0.05)
+    F = 200
+    log_w = jnp.full((F, 2000, 1), -np.log(2000.0))
+    j, m = design_score.fantasy_particles(log_w, rng.random(F))
+    post, _ = design_score.score(log_w, mu[:2000], d, g[:2000], np.zeros(1), s, j, m,
+                                 rng.standard_normal(F))
+    # the reweighted estimate: sampling error of 2000 draws and 200 fantasies, a few %
+    np.testing.assert_allclose(np.asarray(post), exact, rtol=0.12)
+
+
+def _grid_posterior(runs_N, runs_D, y, s, A, B, al, be):
+    ll = -0.5 * np.sum((y - _chinchilla_log_loss(A, B, al, be, runs_N, runs_D)) ** 2, axis=-1) / s**2
+    w = np.exp(ll - ll.max())
+    return w / w.sum()
+
+
+def test_reweighting_matches_exact_grid_refits_on_a_nonlinear_law():
+    """The Chinchilla law with alpha and beta unknown (E, A, B known): the exact posterior
+    is a grid posterior, and the exact expected posterior variance of log N_opt after a run
+    is found by refitting that grid posterior for every simulated outcome. Importance
+    reweighting of 3000 posterior draws must agree within Monte Carlo error."""
+    rng = np.random.default_rng(1)
+    A, B, s = 406.4, 410.7, 0.02
+    al_grid, be_grid = np.meshgrid(np.linspace(0.2, 0.5, 90), np.linspace(0.2, 0.5, 90))
+    al_grid, be_grid = al_grid.ravel(), be_grid.ravel()
+    runs_N = np.array([1e7, 3e7, 1e8, 1e7, 3e7])
+    runs_D = np.array([1e9, 1e9, 1e9, 3e9, 2e9])
+    y = _chinchilla_log_loss(A, B, np.array([0.34]), np.array([0.28]), runs_N, runs_D)[0]
+    y = y + s * rng.standard_normal(y.size)
+    w = _grid_posterior(runs_N, runs_D, y, s, A, B, al_grid, be_grid)
+    g_grid = _log_n_opt(1.69, A, B, al_grid, be_grid)
+    cand_N, cand_D = np.array([1e8, 1e7, 3e8]), np.array([3e9, 3e10, 1e9])
+    mu_grid = _chinchilla_log_loss(A, B, al_grid, be_grid, cand_N, cand_D)        # (G, K)
+    # exact: for each simulated outcome, refit the grid posterior with that run added
+    num_y = 300
+    exact, se = [], []
+    for k in range(3):
+        src = rng.choice(w.size, num_y, p=w)
+        ys = mu_grid[src, k] + s * rng.standard_normal(num_y)
+        ll = -0.5 * ((ys[:, None] - mu_grid[None, :, k]) / s) ** 2
+        post = w[None, :] * np.exp(ll - ll.max(axis=1, keepdims=True))
+        post /= post.sum(axis=1, keepdims=True)
+        m1 = post @ g_grid
+        v = post @ g_grid**2 - m1**2
+        exact.append(v.mean())
+        se.append(v.std() / np.sqrt(num_y))
+    exact, se = np.array(exact), np.array(se)
+    # the approximation: 3000 draws from the posterior, reweighted under fantasies
+    P, F = 3000, 300
+    draws = rng.choice(w.size, P, p=w)
+    log_w = jnp.full((F, P, 1), -np.log(P))
+    j, m = design_score.fantasy_particles(log_w, rng.random(F))
+    est, _ = design_score.score(log_w, mu_grid[draws], np.zeros(3), g_grid[draws], np.zeros(1),
+                                s, j, m, rng.standard_normal(F))
+    est = np.asarray(est)
+    var_now = np.sum(w * g_grid**2) - np.sum(w * g_grid) ** 2
+    assert np.all(exact < var_now)
+    # the approximation's own sampling error: fantasies (like the exact's) and the draws
+    tol = 4 * np.sqrt(2 * se**2) + 0.1 * exact
+    assert np.all(np.abs(est - exact) < tol), (est, exact, se)
+
+
+# -- 2. next_runs on a fit ----------------------------------------------------------------
+
+def _fit_from_draws(params, runs_N, runs_D, noise=0.01, seed=0):
+    """A bootstrap-like fit whose draws are ``params`` and whose runs follow their median."""
+    rng = np.random.default_rng(seed)
+    med = LawParams(*(np.median(v) for v in params))
+    loss = np.exp(_chinchilla_log_loss(med.A, med.B, np.array([med.alpha]), np.array([med.beta]),
+                                       runs_N, runs_D, E=med.E)[0] + noise * rng.standard_normal(runs_N.size))
+    runs = Runs(N=np.asarray(runs_N, float), D=np.asarray(runs_D, float), loss=loss,
+                row=np.arange(runs_N.size))  # unvalidated: one D is the point of beta_fit
+    return ScalingFit(method="bootstrap", params=LawParams(*(np.asarray(v, float) for v in params)),
+                      runs=runs)
+
+
+@pytest.fixture(scope="module")
+def beta_fit():
+    """Draws that agree exactly at the data's D = 1e9 and differ only in how the loss falls
+    with D beyond it (beta, with B tied to keep B / D0**beta fixed)."""
+    rng = np.random.default_rng(2)
+    P, D0 = 400, 1e9
+    beta = rng.uniform(0.22, 0.36, P)
+    B = 410.7 * D0 ** (beta - 0.28)
+    params = LawParams(E=np.full(P, 1.69), A=np.full(P, 406.4), B=B, alpha=np.full(P, 0.34), beta=beta)
+    runs_N = np.geomspace(1e7, 3e8, 12)
+    return _fit_from_draws(params, runs_N, np.full(12, D0))
+
+
+NO_ERROR = "none"
+
+
+def test_a_duplicate_of_the_data_adds_nothing_and_a_run_that_pins_beta_adds_most(beta_fit):
+    cand = pd.DataFrame({"N": [1e8, 1e8, 1e8], "D": [1e9, 1e10, 3e9]})
+    for approx in ("linear", "reweight"):
+        res = next_runs(beta_fit, target_budget=C_STAR, experiment_budget=1e21, k=1,
+                        candidates=cand, model=NO_ERROR, approximation=approx)
+        gain = res.candidates.expected_gain.to_numpy()
+        var = res.info["var_before"]
+        assert abs(gain[0]) < 1e-6 * var            # all draws predict the same outcome
+        assert gain[1] > 0.5 * var and gain[2] > 0.1 * var
+        assert res.proposals.D.iloc[0] in (1e10, 3e9)
+        assert res.after["upper"] / res.after["lower"] < res.before["upper"] / res.before["lower"]
+
+
+def test_the_extrapolation_error_discounts_runs_far_beyond_the_data(beta_fit):
+    """With a large extrapolation error, the run a decade beyond the data tells little."""
+    cand = pd.DataFrame({"N": [1e8], "D": [1e10]})
+    honest = extrapolation.ExtrapolationModel(np.array([0.0]), np.array([0.2]), np.ones((1, 1)))
+    kw = dict(target_budget=C_STAR, experiment_budget=1e21, k=1, candidates=cand)
+    none = next_runs(beta_fit, model=NO_ERROR, **kw).candidates.expected_gain[0]
+    big = next_runs(beta_fit, model=honest, **kw).candidates.expected_gain[0]
+    assert 0 < big < 0.5 * none
+
+
+def test_a_shared_extrapolation_error_is_not_averaged_away(beta_fit):
+    """Two runs at the same distance share the discrepancy: the second adds less than the
+    first, and much less than it would if the errors were independent."""
+    cand = pd.DataFrame({"N": [1e8, 1.01e8], "D": [1e10, 1e10]})
+    honest = extrapolation.ExtrapolationModel(np.array([0.0]), np.array([0.05]), np.ones((1, 1)))
+    res = next_runs(beta_fit, target_budget=C_STAR, experiment_budget=1e21, k=2,
+                    candidates=cand, model=honest)
+    g1, g2 = res.proposals.expected_gain
+    assert g2 < 0.2 * g1
+
+
+@pytest.fixture(scope="module")
+def grid_fit():
+    rng = np.random.default_rng(3)
+    P = 300
+    params = LawParams(E=rng.normal(1.69, 0.05, P), A=np.exp(rng.normal(6.0, 0.3, P)),
+                       B=np.exp(rng.normal(6.0, 0.3, P)), alpha=rng.uniform(0.3, 0.38, P),
+                       beta=rng.uniform(0.25, 0.33, P))
+    N, D = np.meshgrid(np.geomspace(1e7, 1e9, 5), np.geomspace(1e9, 1e10, 4))
+    return _fit_from_draws(params, N.ravel(), D.ravel())
+
+
+@pytest.mark.parametrize("approx", ["linear", "reweight"])
+def test_proposals_respect_the_budget_and_k(grid_fit, approx):
+    F = 3e19
+    res = next_runs(grid_fit, target_budget=C_STAR, experiment_budget=F, k=6,
+                    model=NO_ERROR, approximation=approx)
+    assert 1 <= len(res.proposals) <= 6
+    assert res.proposals.cost.sum() <= F * (1 + 1e-12)
+    assert np.all(res.candidates.cost <= F)             # the default grid is affordable
+    assert not res.proposals.duplicated(["N", "D"]).any()
+    np.testing.assert_allclose(res.proposals.cost, 6 * res.proposals.N * res.proposals.D)
+    assert res.proposals.expected_gain.gt(0).all()
+    out = json.loads(json.dumps(res.to_dict()))
+    assert set(out["proposals"][0]) == {"N", "D", "cost", "expected_gain"}
+    for key in ("before", "after"):
+        assert set(out[key]) == {"median", "lower", "upper"}
+        assert out[key]["lower"] < out[key]["median"] < out[key]["upper"]
+
+
+def test_loss_objective_with_targets(grid_fit):
+    targets = pd.DataFrame({"N": [3e9, 1e10], "D": [1e11, 2e11]})
+    res = next_runs(grid_fit, target_budget=C_STAR, experiment_budget=3e19, k=2,
+                    objective="loss", targets=targets, model=NO_ERROR)
+    assert 1.5 < res.before["median"] < 3.5 and len(res.proposals) >= 1
+
+
+def test_bad_input_is_a_clear_error(grid_fit):
+    kw = dict(target_budget=C_STAR, experiment_budget=1e20, model=NO_ERROR)
+    with pytest.raises(BayescaleError, match="experiment_budget must be positive"):
+        next_runs(grid_fit, **{**kw, "experiment_budget": -1.0})
+    with pytest.raises(BayescaleError, match="target_budget"):
+        next_runs(grid_fit, **{**kw, "target_budget": 0})
+    with pytest.raises(BayescaleError, match="below the cost of every candidate"):
+        next_runs(grid_fit, **{**kw, "experiment_budget": 1e10})
+    with pytest.raises(BayescaleError, match="objective"):
+        next_runs(grid_fit, **kw, objective="n_optimal")
+    with pytest.raises(BayescaleError, match="candidates need columns"):
+        next_runs(grid_fit, **kw, candidates=pd.DataFrame({"x": [1.0]}))
+    point = ScalingFit(method="huber", params=LawParams(*(float(np.median(v)) for v in grid_fit.params)),
+                       runs=grid_fit.runs)
+    with pytest.raises(BayescaleError, match="method='bayes' or method='bootstrap'"):
+        next_runs(point, **kw)
+
+
+def test_scoring_does_not_recompile_between_steps(grid_fit):
+    from bayescale.planning import design_score as ds
+
+    next_runs(grid_fit, target_budget=C_STAR, experiment_budget=1e21, k=5, model=NO_ERROR)
+    sizes = (ds.linear_condition._cache_size(), ds.linear_gains._cache_size())
+    res = next_runs(grid_fit, target_budget=C_STAR, experiment_budget=1e21, k=5, model=NO_ERROR)
+    assert (ds.linear_condition._cache_size(), ds.linear_gains._cache_size()) == sizes
+    assert len(res.proposals) >= 2
