@@ -31,7 +31,7 @@ ORDER = [
     "data.simulate", "data.curves", "data",
     "_solvers.lbfgs", "_solvers.newton", "_solvers",
     "estimators.huber", "estimators.bootstrap", "estimators.priors", "estimators.model", "estimators.diagnostics", "estimators._nuts_setup", "estimators.idata", "estimators.nuts",
-    "estimators.fit", "estimators.extrapolation", "estimators.allocation", "estimators.isoflop",
+    "estimators.fit", "estimators.extrapolation", "estimators.allocation", "estimators.isoflop", "estimators.isoflop_bayes",
     "estimators.envelope", "estimators.predict", "estimators",
     "planning.costs", "planning._common", "planning.frontier", "planning.serving",
     "planning.decisions", "planning.design_score", "planning.design", "planning",

@@ -8,7 +8,10 @@ import sys
 
 
 # Estimators the commands offer (the names of bayescale.fit's method=).
-METHODS = ("bayes", "huber", "huber_mle", "bootstrap")
+METHODS = ("bayes", "huber", "huber_mle", "bootstrap", "isoflop", "envelope")
+# isoflop and envelope (Hoffmann et al.'s Approaches 2 and 1) fit the allocation
+# N_opt = G_N C^a, D_opt = G_D C^b, not a loss law: they give an AllocationFit.
+ALLOCATION_METHODS = ("isoflop", "envelope")
 
 # Precision: every command runs in JAX's default precision, exactly as the library does
 # for a Python user (float32 unless JAX_ENABLE_X64=1): the NUTS posterior is the float32

@@ -9,6 +9,7 @@ import sys
 import time
 
 from bayescale.cli._common import (
+    ALLOCATION_METHODS,
     METHODS,
     add_data_arguments,
     add_nuts_arguments,
@@ -22,6 +23,8 @@ examples:
   bayescale fit chinchilla --method bootstrap --exclude-top 5 --resamples 4000 --seed 0
   bayescale fit chinchilla --chains 4 --warmup 1000 --draws 1000 --out fits/chinchilla
   bayescale fit my_runs.csv --N-column params --loss-column eval_loss --method huber
+  bayescale fit marin_isoflop --select group=dclm --method isoflop --json
+  bayescale fit sweep.csv --method isoflop --budget-column budget --uncertainty bayes
 """
 
 
@@ -40,7 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_data_arguments(p)
     p.add_argument("--method", choices=METHODS, default="bayes",
                    help="estimator: bayes (NUTS posterior, default), huber (Hoffmann et al. 2022 "
-                        "grid fit), huber_mle (Besiroglu et al. 2024 point estimate), bootstrap")
+                        "grid fit), huber_mle (Besiroglu et al. 2024 point estimate), bootstrap; "
+                        "isoflop (Hoffmann et al.'s Approach 2: parabolas through isoFLOP "
+                        "profiles) and envelope (Approach 1) fit N_opt = G_N C^a directly")
     p.add_argument("--level", type=float, default=None,
                    help="interval level (default 0.9; the bootstrap defaults to 0.95 as Epoch)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -48,7 +53,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="law to fit: chinchilla (default), kaplan, data_constrained (needs a U "
                         "column), or a registered user law (see `bayescale laws`)")
     g = p.add_argument_group("bootstrap")
-    g.add_argument("--resamples", type=int, default=4000, help="bootstrap resamples (4000)")
+    g.add_argument("--resamples", type=int, default=None,
+                   help="bootstrap resamples (4000; isoflop 2000)")
+    g = p.add_argument_group("isoflop and envelope (Hoffmann et al.'s Approaches 2 and 1)")
+    g.add_argument("--budget-column", default=None, metavar="COL",
+                   help="column of a CSV DATA labelling each run's compute budget (default: "
+                        "budgets detected from C, or Marin-style run names isoflop-<C>-...)")
+    g.add_argument("--uncertainty", choices=("bootstrap", "bayes", "none"), default="bootstrap",
+                   help="isoflop: bootstrap of runs within budgets (default; --resamples, "
+                        "default 2000 here), bayes (joint NUTS model; --chains --warmup "
+                        "--draws) or none")
+    g.add_argument("--keep-flagged", action="store_true",
+                   help="isoflop: keep budgets flagged (no interior minimum, minimum at the "
+                        "grid's edge, too few runs) in the regression")
+    g.add_argument("--loss-space", choices=("log", "loss"), default="log",
+                   help="isoflop: parabola of log loss (default) or of loss")
     g = p.add_argument_group("bayes")
     add_nuts_arguments(g)
     g.add_argument("--strict", action="store_true",
@@ -68,6 +87,11 @@ def run(args: argparse.Namespace) -> int:
     level = args.level if args.level is not None else (0.95 if args.method == "bootstrap" else 0.9)
     if not 0 < level < 1:
         raise BayescaleError(f"--level must be between 0 and 1, got {level}.")
+    if args.out and args.method in ALLOCATION_METHODS:
+        raise BayescaleError(f"--out does not save {args.method} fits yet (a fit folder holds "
+                             f"a loss law); use --json > FILE.")
+    if args.budget_column is not None and args.method not in ALLOCATION_METHODS:
+        raise BayescaleError("--budget-column goes with --method isoflop or envelope.")
     if args.out:  # refuse a folder in the way before the fit, not after it
         from bayescale.io import check_fit_destination
 
@@ -77,9 +101,11 @@ def run(args: argparse.Namespace) -> int:
     runs = load_runs_from_args(args)
     from bayescale.estimators.fit import fit
 
+    if args.method in ALLOCATION_METHODS:
+        return _run_allocation(args, level, runs, t0)
     options: dict = {}
     if args.method == "bootstrap":
-        options["resamples"] = args.resamples
+        options["resamples"] = 4000 if args.resamples is None else args.resamples
     if args.method == "bayes":
         options.update(chains=args.chains, warmup=args.warmup, draws=args.draws,
                        likelihood=args.likelihood, strict=args.strict,
@@ -128,3 +154,92 @@ def _format(result, payload: dict, level: float) -> str:
         lines.append("diagnostics: " + ", ".join(f"{k}={v}" for k, v in d.items()))
     lines.append(f"wall time {payload['timing']['wall']:.2f} s")
     return os.linesep.join(lines)
+
+
+def _budget_column(args, runs):
+    """The per-run labels of ``--budget-column`` (a column of the CSV DATA), aligned by row."""
+    import pandas as pd
+
+    from bayescale.errors import BayescaleError
+
+    path = str(args.data)
+    if path == "-" or not os.path.isfile(path):
+        raise BayescaleError(
+            f"--budget-column reads a column of a CSV file; {path!r} is not one. For a "
+            f"registered dataset the budgets are detected (or read from run names).")
+    frame = pd.read_csv(path, sep=args.sep) if args.sep else pd.read_csv(path, sep=None,
+                                                                         engine="python")
+    if args.budget_column not in frame.columns:
+        raise BayescaleError(f"--budget-column {args.budget_column!r}: no such column in "
+                             f"{path}; its columns are {', '.join(map(str, frame.columns))}.")
+    return frame[args.budget_column].loc[runs.row].to_numpy()
+
+
+def _run_allocation(args, level: float, runs, t0: float) -> int:
+    """``--method isoflop`` / ``envelope``: an AllocationFit, printed or as JSON."""
+    from bayescale.estimators.fit import fit
+    from bayescale.io import dumps_json
+
+    options: dict = {}
+    if args.method == "isoflop":
+        options.update(uncertainty=args.uncertainty, keep_flagged=args.keep_flagged,
+                       loss_space=args.loss_space)
+        if args.uncertainty == "bayes":
+            options.update(chains=args.chains, warmup=args.warmup, draws=args.draws,
+                           strict=args.strict)
+    if args.resamples is not None:
+        options["resamples"] = args.resamples
+    if args.budget_column is not None:
+        options["budgets"] = _budget_column(args, runs)
+    result = fit(runs, method=args.method, level=level, seed=args.seed, **options)
+    payload = result.to_dict(level)
+    if result.diagnostics is not None and hasattr(result.diagnostics, "to_dict"):
+        payload["diagnostics"] = result.diagnostics.to_dict()
+    payload.setdefault("timing", {})
+    payload["timing"]["wall"] = time.perf_counter() - t0
+    if args.json:
+        print(dumps_json(payload, indent=2))
+    else:
+        print(_format_allocation(result, payload, level))
+    return 0
+
+
+def _format_allocation(result, payload: dict, level: float) -> str:
+    approach = {"isoflop": 2, "envelope": 1}.get(payload["method"], "?")
+    lines = [f"bayescale fit: method={payload['method']} (Hoffmann et al. 2022 Approach "
+             f"{approach})  runs={payload['n_runs']}  source={payload['data']['source']}",
+             "N_opt = G_N C^a, D_opt = G_D C^b (natural logs of G, C in FLOPs)"]
+    table = result.summary(level)
+    if "lower" in table.columns:
+        lines.append(f"lower, upper: {100 * level:g}% central interval of the "
+                     f"{'posterior' if result.idata is not None else 'bootstrap resamples'}")
+    lines.append(table.to_string(float_format=lambda v: f"{v:.4g}"))
+    rows = payload.get("budgets") or []
+    if rows:
+        lines.append("")
+        lines.append(f"{'C (FLOPs)':>10} {'runs':>5} {'N*':>10} {'N* interval':>23} "
+                     f"{'D*':>10} {'centring':>9}  flag")
+        for r in rows:
+            ival = r.get("N_star_interval") or [None, None]
+            iv = ("-" if ival[0] is None else f"[{ival[0]:.3g}, {ival[1]:.3g}]")
+            flag = r.get("flag") or ("" if r.get("used", True) else "not used")
+            lines.append(f"{r['C']:>10.3g} {r['n_runs']:>5d} {_g(r.get('N_star'))} {iv:>23} "
+                         f"{_g(r.get('D_star'))} {_c(r.get('centring'))}  {flag}")
+        lines.append("centring: decades from the middle of the budget's sampled model sizes "
+                     "to its fitted minimum")
+    if payload.get("flagged"):
+        lines.append(f"flagged and {'kept' if payload.get('keep_flagged') else 'left out'}: "
+                     + "; ".join(f"C = {f['C']:.3g}" for f in payload["flagged"]))
+    if "diagnostics" in payload:
+        d = payload["diagnostics"]
+        lines.append("diagnostics: " + ", ".join(f"{k}={v}" for k, v in d.items()))
+    lines.append(f"wall time {payload['timing']['wall']:.2f} s")
+    return os.linesep.join(lines)
+
+
+def _g(x) -> str:
+    return f"{'-':>10}" if x is None else f"{x:>10.3g}"
+
+
+def _c(x) -> str:
+    return f"{'-':>9}" if x is None else f"{x:>+9.2f}"

@@ -4,6 +4,11 @@ SOURCE is either a fit folder written by ``bayescale fit DATA --out DIR`` (it ho
 ``fit.json`` and ``draws.csv``), or a dataset name / CSV path, fitted first with
 ``--method`` (default ``bootstrap``: Besiroglu et al.'s resampling, which gives
 draws; ``huber`` gives a point estimate; ``bayes`` the NUTS posterior).
+
+``--method isoflop`` / ``envelope`` (Hoffmann et al.'s Approaches 2 and 1) fit the
+allocation ``N_opt = G_N C^a`` alone: ``frontier`` shows N_opt, D_opt and tokens per
+parameter with intervals and no loss (``L_opt`` is ``-``, null in JSON); ``decide``
+needs the loss of a plan, so it refuses them with a message naming the loss-law methods.
 """
 
 from __future__ import annotations
@@ -157,8 +162,9 @@ def load_source(args):
         raise BayescaleError(f"--exclude-top must be >= 0, got {args.exclude_top}.")
     options = {}
     if args.resamples is not None:
-        if args.method != "bootstrap" or args.resamples < 1:
-            raise BayescaleError("--resamples takes a positive count and goes with --method bootstrap.")
+        if args.method not in ("bootstrap", "isoflop", "envelope") or args.resamples < 1:
+            raise BayescaleError("--resamples takes a positive count and goes with --method "
+                                 "bootstrap, isoflop or envelope.")
         options["resamples"] = int(args.resamples)
     runs = load_runs_from_args(args, source=args.source)
     return fit(runs, method=args.method, seed=args.seed, law=args.law, **options)
@@ -214,7 +220,8 @@ def run_frontier(args) -> int:
     result = fit.frontier(budgets, cost=args.cost, inference_tokens=D_inf, unique_tokens=U,
                           **settings)
     out = result.to_dict(level)
-    out = {"source": str(args.source), "method": fit.method, "law": fit.law.name,
+    out = {"source": str(args.source), "method": fit.method,
+           "law": getattr(fit.law, "name", None),
            "unique_tokens": U, "cost": args.cost,
            "inference_tokens": D_inf, "cost_settings": settings, **out}
     if args.json:
@@ -242,6 +249,14 @@ def run_frontier(args) -> int:
     return 0
 
 
+def _no_loss_law(method: str) -> BayescaleError:
+    return BayescaleError(
+        f"decide needs the loss of a plan, and a {method} fit (Hoffmann et al.'s Approach "
+        f"{2 if method == 'isoflop' else 1}) estimates only the allocation N_opt(C), D_opt(C). "
+        f"Fix: --method bootstrap, huber or bayes (a loss law); for the allocation alone, "
+        f"`bayescale frontier SOURCE --method {method} --budget C`.")
+
+
 def run_decide(args) -> int:
     from bayescale.planning.decisions import assess_plan
 
@@ -257,7 +272,11 @@ def run_decide(args) -> int:
             "or shrink --params/--tokens.")
     within = (0.01, 0.05) if not args.within else tuple(_parse_fraction(w) for w in args.within)
     level = check_level(args.level, name="--level")
+    if getattr(args, "method", None) in ("isoflop", "envelope"):
+        raise _no_loss_law(args.method)
     fit = load_source(args)
+    if getattr(fit, "law", None) is None:
+        raise _no_loss_law(fit.method)
     if args.unique_tokens is not None:
         raise BayescaleError("decide does not take --unique-tokens yet; use `bayescale frontier "
                              "... --unique-tokens U` for the data-constrained law.")

@@ -24,6 +24,7 @@ def simulate_runs(
     models_per_budget: int = 10,
     noise: float = DEFAULT_NOISE,
     seed: int = 0,
+    offset: float = 0.0,
 ) -> Runs:
     """Draw training runs from a known law along isoFLOP profiles.
 
@@ -36,6 +37,8 @@ def simulate_runs(
     noise : standard deviation of the normal noise added to ``log L`` (see module
         docstring for where the default comes from); 0 for noiseless runs.
     seed : seed of ``numpy.random.default_rng``.
+    offset : decades by which each budget's grid is centred away from its compute-optimal
+        N (default 0: centred on it), e.g. to study Approach 2's bias on off-centre grids.
 
     Returns
     -------
@@ -64,8 +67,11 @@ def simulate_runs(
     noise = float(noise)
     if not (np.isfinite(noise) and noise >= 0):
         raise BayescaleError(f"noise must be a non-negative number, got {noise}.")
+    offset = float(offset)
+    if not np.isfinite(offset):
+        raise BayescaleError(f"offset must be a finite number of decades, got {offset}.")
     frame = simulate_frame(params, budgets=budgets, models_per_budget=models_per_budget,
-                           noise=noise, seed=seed)
+                           noise=noise, seed=seed, offset=offset)
     runs = load_runs(frame)
     note = f"simulated from {params} with log-normal noise sd {noise:g}, seed {seed}"
     return dataclasses.replace(runs, source="synthetic", notes=runs.notes + (note,))

@@ -62,16 +62,21 @@ def simulate_frame(
     models_per_budget: int = 10,
     noise: float = DEFAULT_NOISE,
     seed: int = 0,
+    offset: float = 0.0,
 ) -> pd.DataFrame:
     """The runs of :func:`simulate_runs` as a DataFrame with columns N, D, C, loss
     (what ``load_runs("synthetic")`` reads;
-    :func:`bayescale.data.simulate.simulate_runs` validates them into ``Runs``)."""
+    :func:`bayescale.data.simulate.simulate_runs` validates them into ``Runs``).
+
+    ``offset``: decades by which every budget's grid of model sizes is centred away from
+    its compute-optimal N (0: centred; 0.3: centred on 2 N_opt), for studying the bias of
+    Approach 2 on off-centre isoFLOP grids."""
     params = LawParams(*(float(v) for v in params))
     rng = np.random.default_rng(seed)
     budgets = np.atleast_1d(np.asarray(budgets, dtype=float))
     offsets = np.geomspace(1.0 / SPAN, SPAN, int(models_per_budget))
     C = np.repeat(budgets, int(models_per_budget))
-    N = (optimal_N(params, budgets)[:, None] * offsets[None, :]).reshape(-1)
+    N = (optimal_N(params, budgets)[:, None] * 10.0 ** float(offset) * offsets[None, :]).reshape(-1)
     D = C / (6.0 * N)
     log_loss = _log_law(params, N, D) + float(noise) * rng.standard_normal(N.shape)
     return pd.DataFrame({"N": N, "D": D, "C": C, "loss": np.exp(log_loss)})
