@@ -234,3 +234,32 @@ def test_scoring_does_not_recompile_between_steps(grid_fit):
     res = next_runs(grid_fit, target_budget=C_STAR, experiment_budget=1e21, k=5, model=NO_ERROR)
     assert (ds.linear_condition._cache_size(), ds.linear_gains._cache_size()) == sizes
     assert len(res.proposals) >= 2
+
+
+# -- 3. the command line ------------------------------------------------------------------
+
+def test_cli_bad_budget_is_a_clear_message(capsys):
+    from bayescale.cli import main
+
+    rc = main(["design", "chinchilla", "--target-budget", "1e24", "--experiment-budget", "-5"])
+    assert rc != 0
+    assert "experiment-budget" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_json_shape_and_figure(tmp_path, capsys):
+    from bayescale.cli import main
+    from bayescale.data.simulate import simulate_runs
+
+    csv = tmp_path / "runs.csv"
+    simulate_runs(seed=0, models_per_budget=5).to_frame().to_csv(csv)
+    rc = main(["design", str(csv), "--resamples", "60", "--target-budget", "1e24",
+               "--experiment-budget", "1e20", "--k", "3", "--json", "--out", str(tmp_path / "d")])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert 1 <= len(out["proposals"]) <= 3
+    assert set(out["proposals"][0]) == {"N", "D", "cost", "expected_gain"}
+    assert sum(p["cost"] for p in out["proposals"]) <= 1e20
+    assert out["after"]["upper"] / out["after"]["lower"] < out["before"]["upper"] / out["before"]["lower"]
+    for name in ("design.json", "candidates.csv", "design.png"):
+        assert (tmp_path / "d" / name).stat().st_size > 0

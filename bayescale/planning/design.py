@@ -157,14 +157,15 @@ def default_candidates(fit, target_budget: float, experiment_budget: float, *,
                        unique_tokens: float | None = None, cost: Any = "train",
                        num: int = 48) -> pd.DataFrame:
     """A ``num x num`` log-spaced grid of ``(N, D)`` from the smallest run's ``N`` and
-    ``D`` to the larger of the runs' largest and the median compute-optimal ``N_opt(C*)``,
-    ``D_opt(C*)``, keeping the points that cost at most ``experiment_budget``."""
+    ``D`` to twice the larger of the runs' largest and the median compute-optimal
+    ``N_opt(C*)``, ``D_opt(C*)``, keeping the points that cost at most ``experiment_budget``."""
     runs = fit.runs
     f = fit.frontier([target_budget], cost=cost, unique_tokens=unique_tokens)
     n_hi = max(runs.N.max(), float(np.median(f.N_opt))) * 2
     d_hi = max(runs.D.max(), float(np.median(f.D_opt))) * 2
-    N, D = np.meshgrid(np.geomspace(runs.N.min() / 2, n_hi, num),
-                       np.geomspace(runs.D.min() / 2, d_hi, num), indexing="ij")
+    # not below the data: the law is no better checked there than beyond it
+    N, D = np.meshgrid(np.geomspace(runs.N.min(), n_hi, num),
+                       np.geomspace(runs.D.min(), d_hi, num), indexing="ij")
     grid = pd.DataFrame({"N": N.ravel(), "D": D.ravel()})
     if unique_tokens is not None:
         grid["U"] = float(unique_tokens)
