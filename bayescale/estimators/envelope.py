@@ -228,7 +228,8 @@ def _points(runs: Runs, use_checkpoints: bool, best_per_cell: bool) -> tuple[pd.
 
 def _curves(frame: pd.DataFrame, by: str):
     """Padded ``(curves, points)`` arrays ``x = log C``, ``y = log L``, ``owner`` (run
-    index, -1 padding), and each curve's ``log N`` and owning run (-1 for size curves)."""
+    index, -1 padding), each curve's ``log N`` and owning run (read for run curves only),
+    and the model size of each real curve."""
     frame = frame.assign(x=np.log(6.0 * frame["N"] * frame["D"]),
                          y=np.log(frame["loss"])).sort_values([by, "x"])
     groups = [g for _, g in frame.groupby(by, sort=True)]
