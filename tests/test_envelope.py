@@ -114,6 +114,10 @@ def test_envelope_is_the_brute_force_minimum():
     np.testing.assert_allclose(np.log(env["loss"]), best[reached], atol=1e-10)
     np.testing.assert_array_equal(env["N"], arg[reached])
     np.testing.assert_allclose(env["D"], env["C"] / (6 * env["N"]), rtol=1e-12)
+    segs = f.info["envelope_segments"]
+    assert sum(s["grid_points"] for s in segs) == env["C"].size
+    assert [s["N"] for s in segs] == [n for i, n in enumerate(arg[reached])
+                                      if i == 0 or n != arg[reached][i - 1]]
 
 
 @pytest.mark.float64

@@ -263,6 +263,16 @@ def _grid(grid, log_C: np.ndarray) -> np.ndarray:
     return np.log(arr)
 
 
+def _segments(env: dict) -> list[dict]:
+    """The envelope as stretches of one model size: ``N``, the compute range, and how
+    many of its grid points were kept (the rest censored)."""
+    change = np.flatnonzero(np.diff(env["N"]) != 0) + 1
+    return [{"N": float(env["N"][i]), "C_min": float(env["C"][i]),
+             "C_max": float(env["C"][j - 1]), "grid_points": int(j - i),
+             "kept": int(env["kept"][i:j].sum())}
+            for i, j in zip(np.r_[0, change], np.r_[change, env["N"].size])]
+
+
 # ---------------------------------------------------------------- the public entry point
 
 
@@ -292,8 +302,9 @@ def fit_envelope(runs: Runs, *, level: float = 0.9, seed: int = 0, resamples: in
     AllocationFit
         ``method="envelope"``, ``params`` arrays over the usable resamples (scalars with
         ``resamples=0``), ``reference`` the fit to all the data, ``info`` with the
-        envelope (``C, N, D, loss, kept`` per grid point the curves reach), the grid, the
-        settings, ``resamples_usable`` and any warnings.
+        envelope (``C, N, D, loss, kept`` per grid point the curves reach, and as
+        ``envelope_segments``: stretches of one size), ``grid_points`` (reached, kept,
+        censored), the settings, ``notes``, ``resamples_usable`` and any warnings.
 
     Raises
     ------
@@ -372,6 +383,7 @@ def fit_envelope(runs: Runs, *, level: float = 0.9, seed: int = 0, resamples: in
     info["envelope"] = {"C": C_grid[reached], "N": N_env[reached],
                         "D": C_grid[reached] / (6.0 * N_env[reached]),
                         "loss": np.exp(vmin[reached]), "kept": valid[reached]}
+    info["envelope_segments"] = _segments(info["envelope"])
     info["grid_points"] = {"total": int(xg.size), "reached": int(reached.sum()),
                            "kept": n_pts, "censored": int(reached.sum()) - n_pts}
     params = reference
