@@ -22,7 +22,7 @@ from bayescale.data.runs import load_runs
 from bayescale.errors import BayescaleError, DataWarning
 from bayescale.estimators.allocation import AllocationFit
 from bayescale.estimators.envelope import fit_envelope
-from bayescale.laws.chinchilla import HOFFMANN_2022, LawParams
+from bayescale.laws.chinchilla import HOFFMANN_2022, log_loss
 from bayescale.planning.frontier import compute_optimal
 
 TRUTH = optimal_allocation(HOFFMANN_2022)
@@ -49,6 +49,8 @@ def test_simulated_curves_design():
     assert len(runs) == 2 * 2 * 4 and runs.group is None and len(set(runs.run)) == 4
     final = runs.to_frame().groupby("run")["D"].max().to_numpy()
     np.testing.assert_allclose(np.sort(final), [1e9, 4e9, 4e9, 1.6e10])
+    np.testing.assert_allclose(runs.log_loss, np.asarray(log_loss(HOFFMANN_2022, runs.N, runs.D)),
+                               rtol=1e-6)
     with pytest.raises(BayescaleError, match="sizes"):
         simulate_curves(sizes=[1e8, -1.0])
     with pytest.raises(BayescaleError, match="checkpoints"):
