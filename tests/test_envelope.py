@@ -185,6 +185,24 @@ def test_checkpoints_final_by_default_and_warned_when_used():
         fit_envelope(dataclasses.replace(finals, run=None), resamples=0, use_checkpoints=True)
 
 
+def test_decaying_schedule_checkpoints_bias_the_envelope():
+    # One length per size, read at 40 checkpoints: on the law (no gap) the checkpoint
+    # envelope recovers a within the size-spacing bound; with a decaying schedule's gap
+    # (intermediate checkpoints above the law) the larger models, earlier in their runs
+    # at a given compute, lose to smaller ones and a comes out low: what the warning says.
+    sizes = np.geomspace(1e8, 1e10, 41)
+    h = np.log(sizes[1] / sizes[0])
+    est = {}
+    for gap in (0.0, 0.02):
+        runs = simulate_curves(sizes=sizes, lengths=[400], checkpoints=39, schedule_gap=gap,
+                               noise=0.0)
+        with pytest.warns(DataWarning, match="schedule"):
+            est[gap] = fit_envelope(runs, resamples=0, use_checkpoints=True)
+    bound = _slope_bound(est[0.0], h)
+    assert abs(est[0.0].point_estimate()["a"] - TRUTH["a"]) <= bound
+    assert est[0.02].point_estimate()["a"] < TRUTH["a"] - bound
+
+
 def test_bad_inputs_raise_clear_errors():
     runs = simulate_curves(sizes=np.geomspace(1e8, 1e9, 6), lengths=[5, 20, 80], noise=0.0)
     one = simulate_curves(sizes=[1e8], lengths=[5, 20, 80], noise=0.0)

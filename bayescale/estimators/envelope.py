@@ -6,7 +6,7 @@ lengths, each with its own learning-rate schedule, and asks at each compute ``C`
 log-spaced FLOP values) which run reaches the lowest loss. The model sizes (and token
 counts) of those envelope points are fitted with power laws, ``N_opt = G_N C**a`` and
 ``D_opt = G_D C**b``. Their Table 2 gives ``a = 0.50 (0.488, 0.502)`` and
-``b = 0.50 (0.501, 0.512)``.
+``b = 0.50``.
 
 The rule used here
 ------------------
