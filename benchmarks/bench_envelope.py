@@ -7,7 +7,9 @@ synthetic training curves, against the loop a user would write, and beside Appro
 * ``misfitting_checkpoints`` with ``use_checkpoints=True`` (every checkpoint of the
   cosine-decayed runs, for contrast: intermediate checkpoints overestimate the loss);
 * synthetic curves from Hoffmann et al.'s law (``simulate_curves``), noiseless and with
-  the default noise, beside the true ``a``;
+  the default noise, beside the true ``a``; the bias and 90% coverage over 20 seeds,
+  on the data's whole compute range and on the computes whose optimum the design's
+  sizes bracket well;
 * timing: compile (first call) and steady state (median of repeats) of the full fit
   with 1000 resamples, against a plain NumPy/pandas loop (groupby per size,
   ``np.interp`` onto the grid, argmin, ``np.polyfit``) timed on a subset of resamples
@@ -120,10 +122,13 @@ def main() -> None:
                  "resamples": resamples, "level": 0.9}
 
     runs = bayescale.load_runs("misfitting")
-    f, first, steady = time_jax(runs, resamples, repeats)
-    out["misfitting"] = summarise(f)
+    # timed with margin=None, the rule the loop implements (the margin rule adds 3 refits)
+    f, first, steady = time_jax(runs, resamples, repeats, margin=None)
+    out["misfitting_margin_none"] = summarise(f)
+    out["misfitting"] = summarise(fit_envelope(runs, resamples=resamples))
     a_loop, loop_s = time_baseline(runs, 1500, resamples, subset=20 if args.quick else 50)
-    out["timing"] = {"data": "misfitting (81 runs), grid 1500, resamples %d" % resamples,
+    out["timing"] = {"data": "misfitting (81 runs), grid 1500, resamples %d, margin=None "
+                             "(both)" % resamples,
                      "jax_first_call_s": first, "jax_steady_s": steady,
                      "jax_compile_s_approx": first - steady,
                      "numpy_loop_s": loop_s, "loop_over_jax_steady": loop_s / steady,
@@ -134,7 +139,9 @@ def main() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DataWarning)
         fc = fit_envelope(ck, resamples=resamples, use_checkpoints=True)
-    out["misfitting_checkpoints_use_checkpoints"] = summarise(fc)
+        out["misfitting_checkpoints_use_checkpoints"] = summarise(fc)
+        out["misfitting_checkpoints_use_checkpoints_margin_none"] = summarise(
+            fit_envelope(ck, resamples=resamples, use_checkpoints=True, margin=None))
     out["misfitting_checkpoints_final"] = summarise(fit_envelope(ck, resamples=resamples))
 
     start = time.perf_counter()
@@ -158,12 +165,30 @@ def main() -> None:
     sf = fit_envelope(simulate_curves(noise=0.0075, seed=0), resamples=resamples, grid=inner)
     out["synthetic"]["noise=0.0075, inner grid"] = summarise(sf)
 
+    # bias and coverage over seeds: the full data range vs the inner grid
+    seeds = range(5 if args.quick else 20)
+    for name, grid, margin in (("full range", 1500, 1.5), ("full range, margin None", 1500, None),
+                               ("inner grid", inner, 1.5)):
+        a_hat, hits = [], 0
+        for seed in seeds:
+            sf = fit_envelope(simulate_curves(noise=0.0075, seed=1000 + seed),
+                              resamples=200, grid=grid, seed=seed, margin=margin)
+            lo, hi = sf.intervals(0.9)["a"]
+            a_hat.append(sf.reference.a)
+            hits += lo <= truth["a"] <= hi
+        out["synthetic"][f"over seeds, {name}"] = {
+            "num_seeds": len(a_hat), "mean_a": float(np.mean(a_hat)),
+            "sd_a": float(np.std(a_hat, ddof=1)), "bias": float(np.mean(a_hat) - truth["a"]),
+            "se_bias": float(np.std(a_hat, ddof=1) / np.sqrt(len(a_hat))),
+            "coverage_90": hits / len(a_hat)}
+
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(to_jsonable(out), indent=2) + "\n")
-    for key in ("misfitting", "misfitting_checkpoints_use_checkpoints",
+    for key in ("misfitting", "misfitting_margin_none", "misfitting_checkpoints_use_checkpoints",
+                "misfitting_checkpoints_use_checkpoints_margin_none",
                 "misfitting_checkpoints_final"):
         r = out[key]
-        print(f"{key:40s} a={r['a']['estimate']:.3f} ({r['a']['lower']:.3f}, "
+        print(f"{key:52s} a={r['a']['estimate']:.3f} ({r['a']['lower']:.3f}, "
               f"{r['a']['upper']:.3f})  N_opt@1e22={r['N_opt@1e+22']['estimate']:.3g} "
               f"({r['N_opt@1e+22']['lower']:.3g}, {r['N_opt@1e+22']['upper']:.3g})  "
               f"N_opt@1e24={r['N_opt@1e+24']['estimate']:.3g} "
@@ -172,7 +197,10 @@ def main() -> None:
     print(f"approach 3 (huber) a={h['a']:.3f} N_opt@1e22={h['N_opt@1e+22']:.3g} "
           f"N_opt@1e24={h['N_opt@1e+24']:.3g}")
     for k, r in out["synthetic"].items():
-        if k != "truth":
+        if k.startswith("over seeds"):
+            print(f"synthetic {k:28s} bias {r['bias']:+.4f} (se {r['se_bias']:.4f}), "
+                  f"90% coverage {r['coverage_90']:.2f} over {r['num_seeds']} seeds")
+        elif k != "truth":
             print(f"synthetic {k:28s} a={r['a']['estimate']:.4f} ({r['a']['lower']:.4f}, "
                   f"{r['a']['upper']:.4f}) truth {truth['a']:.4f}")
     print(json.dumps(out["timing"], indent=1, default=float))

@@ -17,6 +17,10 @@ the same ``N_opt`` at any ``C``). With finitely many sizes the envelope can only
 one of them, so an estimate from synthetic curves carries a discretisation error set by
 the spacing of ``sizes`` (see ``tests/test_envelope.py``).
 
+The module also turns runs into the curves Approach 1 reads
+(:func:`envelope_points`, :func:`pad_curves`; used by
+:func:`bayescale.estimators.envelope.fit_envelope`).
+
 Intermediate checkpoints
 ------------------------
 A run whose learning-rate schedule (cosine, or any decay) is tuned to its full length
@@ -34,12 +38,14 @@ arXiv:2203.15556 (2022), Section 3.1 (Approach 1) and eq. 4.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
+import pandas as pd
 
 from bayescale.data.runs import Runs
 from bayescale.data.synthetic import DEFAULT_NOISE
-from bayescale.errors import BayescaleError
+from bayescale.errors import BayescaleError, DataWarning
 from bayescale.laws.chinchilla import HOFFMANN_2022, LawParams
 
 __all__ = ["simulate_curves", "optimal_allocation", "DEFAULT_SIZES", "DEFAULT_LENGTHS"]
@@ -155,3 +161,96 @@ def simulate_curves(
             f"lengths, {k} intermediate checkpoints per run, schedule gap {schedule_gap:g}, "
             f"log-normal noise sd {noise:g}, seed {seed}")
     return dataclasses.replace(runs, source="synthetic_curves", notes=(note,))
+
+
+# ------------------------------------------- runs -> curves, for Approach 1 (estimators.envelope)
+
+
+def check_runs(runs) -> None:
+    """Runs with positive, finite N, D and loss, or a BayescaleError naming the rows."""
+    if not isinstance(runs, Runs):
+        raise BayescaleError(f"fit_envelope takes Runs (from bayescale.load_runs), got a "
+                             f"{type(runs).__name__}. Fix: runs = bayescale.load_runs(data).")
+    for name in ("N", "D", "loss"):
+        v = np.asarray(getattr(runs, name), dtype=float)
+        bad = np.flatnonzero(~(np.isfinite(v) & (v > 0)))
+        if bad.size:
+            raise BayescaleError(
+                f"{name} must be positive and finite for Approach 1; rows "
+                f"{list(np.asarray(runs.row)[bad[:5]])} are not. Fix: drop or correct them "
+                f"(load_runs validates data read from a file or DataFrame).")
+
+
+def envelope_points(runs: Runs, use_checkpoints: bool, best_per_cell: bool
+                    ) -> tuple[pd.DataFrame, dict]:
+    """The rows the envelope uses, with a run id each, and what was done to get them."""
+    frame = pd.DataFrame({"N": runs.N, "D": runs.D, "loss": runs.loss,
+                          "pos": np.arange(len(runs))})
+    frame["run"] = (pd.factorize(pd.Series(runs.run).astype(str))[0] if runs.run is not None
+                    else np.arange(len(runs)))
+    per_run = frame.groupby("run").size()
+    notes = {}
+    has_checkpoints = runs.run is not None and bool((per_run > 1).any())
+    if use_checkpoints:
+        if not has_checkpoints:
+            raise BayescaleError(
+                "use_checkpoints=True needs several checkpoints per training run, marked by a "
+                "run column (load_runs(..., run_column='run'), or a dataset with checkpoints "
+                "such as 'misfitting_checkpoints'); these data have one row per run. Fix: "
+                "drop use_checkpoints.")
+        warnings.warn(
+            "use_checkpoints=True reads intermediate checkpoints as points of the envelope. "
+            "Check the learning-rate schedule: with a cosine or other decay tuned to each run's "
+            "full length, a checkpoint part-way through is at a higher loss than a run tuned to "
+            "end there, so the envelope is biased towards the runs that end at each compute "
+            "(Hoffmann et al. trained a separate schedule per length). Sound with a constant or "
+            "warmup-stable-decay schedule read at decayed checkpoints.", DataWarning, stacklevel=3)
+    elif has_checkpoints:
+        last = frame.loc[frame.groupby("run")["D"].idxmax()]
+        notes["checkpoints"] = (f"used the final checkpoint (largest D) of each of {len(last)} "
+                                f"runs; {len(frame) - len(last)} intermediate checkpoints left "
+                                f"out (use_checkpoints=True uses them)")
+        frame = last
+    if frame.groupby("run")["N"].nunique().max() > 1:
+        raise BayescaleError("a training run (run id) has rows of different model sizes N. "
+                             "Fix: give each run its own id.")
+    final = frame.loc[frame.groupby("run")["D"].idxmax()].set_index("run")
+    cells = final.groupby(["N", "D"])["loss"]
+    if best_per_cell:
+        best = final.loc[cells.idxmin()].index
+        if len(best) < len(final):
+            notes["best_per_cell"] = (f"kept the lowest-loss run of each (N, D) cell: "
+                                      f"{len(best)} of {len(final)} runs (e.g. the best learning "
+                                      f"rate); best_per_cell=False keeps them all")
+        frame = frame[frame["run"].isin(best)]
+    elif not use_checkpoints and bool((cells.size() > 1).any()):
+        raise BayescaleError(
+            "several runs share an (N, D) cell (different learning rates?) and "
+            "best_per_cell=False: a model size's loss-versus-compute curve needs one loss per "
+            "D. Fix: keep best_per_cell=True (the lowest loss per cell), or filter the runs.")
+    return frame.reset_index(drop=True), notes
+
+
+def pad_curves(frame: pd.DataFrame, by: str):
+    """Padded ``(curves, points)`` arrays ``x = log C``, ``y = log L``, ``owner`` (run
+    index, -1 padding), each curve's ``log N`` and owning run (read for run curves only),
+    and the model size of each real curve."""
+    frame = frame.assign(x=np.log(6.0 * frame["N"] * frame["D"]),
+                         y=np.log(frame["loss"])).sort_values([by, "x"])
+    groups = [g for _, g in frame.groupby(by, sort=True)]
+    # padded to size buckets, so that similar data sets share one compiled program
+    S, K = bucket(len(groups), 8), bucket(max(len(g) for g in groups), 4)
+    x, y = np.zeros((S, K)), np.zeros((S, K))
+    owner = np.full((S, K), -1, dtype=np.int32)
+    for i, g in enumerate(groups):
+        x[i, :len(g)], y[i, :len(g)], owner[i, :len(g)] = g["x"], g["y"], g["run_index"]
+    N = np.array([g["N"].iloc[0] for g in groups])
+    log_N = np.concatenate([np.log(N), np.full(S - N.size, np.log(N[0]))])
+    curve_owner = np.zeros(S, dtype=np.int32)
+    curve_owner[:N.size] = [g["run_index"].iloc[0] for g in groups]
+    return x, y, owner, log_N, curve_owner, N
+
+
+def bucket(n: int, step: int) -> int:
+    """``n`` rounded up to a multiple of ``step``."""
+    return -(-int(n) // step) * step

@@ -69,6 +69,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from bayescale.data.curves import bucket, check_runs, envelope_points, pad_curves
 from bayescale.data.runs import Runs
 from bayescale.errors import BayescaleError, DataWarning
 from bayescale.estimators.allocation import AllocationFit, AllocationParams
@@ -186,93 +187,6 @@ def _run_batches(weights, args, per_point):
 # ---------------------------------------------------------------- preparing the data
 
 
-def _check_runs(runs) -> None:
-    if not isinstance(runs, Runs):
-        raise BayescaleError(f"fit_envelope takes Runs (from bayescale.load_runs), got a "
-                             f"{type(runs).__name__}. Fix: runs = bayescale.load_runs(data).")
-    for name in ("N", "D", "loss"):
-        v = np.asarray(getattr(runs, name), dtype=float)
-        bad = np.flatnonzero(~(np.isfinite(v) & (v > 0)))
-        if bad.size:
-            raise BayescaleError(
-                f"{name} must be positive and finite for Approach 1; rows "
-                f"{list(np.asarray(runs.row)[bad[:5]])} are not. Fix: drop or correct them "
-                f"(load_runs validates data read from a file or DataFrame).")
-
-
-def _points(runs: Runs, use_checkpoints: bool, best_per_cell: bool) -> tuple[pd.DataFrame, dict]:
-    """The rows the envelope uses, with a run id each, and what was done to get them."""
-    frame = pd.DataFrame({"N": runs.N, "D": runs.D, "loss": runs.loss,
-                          "pos": np.arange(len(runs))})
-    frame["run"] = (pd.factorize(pd.Series(runs.run).astype(str))[0] if runs.run is not None
-                    else np.arange(len(runs)))
-    per_run = frame.groupby("run").size()
-    notes = {}
-    has_checkpoints = runs.run is not None and bool((per_run > 1).any())
-    if use_checkpoints:
-        if not has_checkpoints:
-            raise BayescaleError(
-                "use_checkpoints=True needs several checkpoints per training run, marked by a "
-                "run column (load_runs(..., run_column='run'), or a dataset with checkpoints "
-                "such as 'misfitting_checkpoints'); these data have one row per run. Fix: "
-                "drop use_checkpoints.")
-        warnings.warn(
-            "use_checkpoints=True reads intermediate checkpoints as points of the envelope. "
-            "Check the learning-rate schedule: with a cosine or other decay tuned to each run's "
-            "full length, a checkpoint part-way through is at a higher loss than a run tuned to "
-            "end there, so the envelope is biased towards the runs that end at each compute "
-            "(Hoffmann et al. trained a separate schedule per length). Sound with a constant or "
-            "warmup-stable-decay schedule read at decayed checkpoints.", DataWarning, stacklevel=3)
-    elif has_checkpoints:
-        last = frame.loc[frame.groupby("run")["D"].idxmax()]
-        notes["checkpoints"] = (f"used the final checkpoint (largest D) of each of {len(last)} "
-                                f"runs; {len(frame) - len(last)} intermediate checkpoints left "
-                                f"out (use_checkpoints=True uses them)")
-        frame = last
-    if frame.groupby("run")["N"].nunique().max() > 1:
-        raise BayescaleError("a training run (run id) has rows of different model sizes N. "
-                             "Fix: give each run its own id.")
-    final = frame.loc[frame.groupby("run")["D"].idxmax()].set_index("run")
-    cells = final.groupby(["N", "D"])["loss"]
-    if best_per_cell:
-        best = final.loc[cells.idxmin()].index
-        if len(best) < len(final):
-            notes["best_per_cell"] = (f"kept the lowest-loss run of each (N, D) cell: "
-                                      f"{len(best)} of {len(final)} runs (e.g. the best learning "
-                                      f"rate); best_per_cell=False keeps them all")
-        frame = frame[frame["run"].isin(best)]
-    elif not use_checkpoints and bool((cells.size() > 1).any()):
-        raise BayescaleError(
-            "several runs share an (N, D) cell (different learning rates?) and "
-            "best_per_cell=False: a model size's loss-versus-compute curve needs one loss per "
-            "D. Fix: keep best_per_cell=True (the lowest loss per cell), or filter the runs.")
-    return frame.reset_index(drop=True), notes
-
-
-def _curves(frame: pd.DataFrame, by: str):
-    """Padded ``(curves, points)`` arrays ``x = log C``, ``y = log L``, ``owner`` (run
-    index, -1 padding), each curve's ``log N`` and owning run (read for run curves only),
-    and the model size of each real curve."""
-    frame = frame.assign(x=np.log(6.0 * frame["N"] * frame["D"]),
-                         y=np.log(frame["loss"])).sort_values([by, "x"])
-    groups = [g for _, g in frame.groupby(by, sort=True)]
-    # padded to size buckets, so that similar data sets share one compiled program
-    S, K = _bucket(len(groups), 8), _bucket(max(len(g) for g in groups), 4)
-    x, y = np.zeros((S, K)), np.zeros((S, K))
-    owner = np.full((S, K), -1, dtype=np.int32)
-    for i, g in enumerate(groups):
-        x[i, :len(g)], y[i, :len(g)], owner[i, :len(g)] = g["x"], g["y"], g["run_index"]
-    N = np.array([g["N"].iloc[0] for g in groups])
-    log_N = np.concatenate([np.log(N), np.full(S - N.size, np.log(N[0]))])
-    curve_owner = np.zeros(S, dtype=np.int32)
-    curve_owner[:N.size] = [g["run_index"].iloc[0] for g in groups]
-    return x, y, owner, log_N, curve_owner, N
-
-
-def _bucket(n: int, step: int) -> int:
-    return -(-int(n) // step) * step
-
-
 def _grid(grid, log_C: np.ndarray) -> np.ndarray:
     if isinstance(grid, (int, np.integer)) and not isinstance(grid, bool):
         if grid < 10:
@@ -353,7 +267,7 @@ def fit_envelope(runs: Runs, *, level: float = 0.9, seed: int = 0, resamples: in
     (``a = 0.50 (0.488, 0.502)``, ``b = 0.50``).
     """
     start = time.perf_counter()
-    _check_runs(runs)
+    check_runs(runs)
     if isinstance(bracket, bool) or not isinstance(bracket, (int, np.integer)) or bracket < 0:
         raise BayescaleError(f"bracket must be a non-negative integer, got {bracket!r}.")
     bracket = int(bracket)
@@ -363,21 +277,21 @@ def fit_envelope(runs: Runs, *, level: float = 0.9, seed: int = 0, resamples: in
     if isinstance(resamples, bool) or not isinstance(resamples, (int, np.integer)) \
             or resamples < 0:
         raise BayescaleError(f"resamples must be a non-negative integer, got {resamples!r}.")
-    frame, notes = _points(runs, bool(use_checkpoints), bool(best_per_cell))
+    frame, notes = envelope_points(runs, bool(use_checkpoints), bool(best_per_cell))
     frame["run_index"] = pd.factorize(frame["run"])[0]
     num_runs = int(frame["run_index"].max()) + 1
     per_point = not use_checkpoints
-    x, y, owner, log_N, curve_owner, curve_N = _curves(frame, "N" if per_point else "run_index")
+    x, y, owner, log_N, curve_owner, curve_N = pad_curves(frame, "N" if per_point else "run_index")
     if np.unique(curve_N).size < 2:
         raise BayescaleError(f"Approach 1 needs runs of at least two model sizes (three or "
                              f"more to trust it); these data have {np.unique(curve_N).size}.")
     xg = _grid(grid, x[owner >= 0])
     half = np.gradient(xg) / 2
     sizes = np.unique(np.log(curve_N))
-    sizes = np.concatenate([sizes, np.full(_bucket(sizes.size, 8) - sizes.size, np.inf)])
+    sizes = np.concatenate([sizes, np.full(bucket(sizes.size, 8) - sizes.size, np.inf)])
     args = (x, y, owner, log_N, sizes, curve_owner, xg, half, bracket,
             -np.inf if margin is None else float(np.log(margin)))
-    width = _bucket(num_runs, 32)
+    width = bucket(num_runs, 32)
     with jax.enable_x64(True):
         a, gN, n_pts, n_sizes, win, valid, vmin = (
             v[0] for v in _run_batches(np.ones((1, width)), args, per_point))
