@@ -238,3 +238,25 @@ def test_bayes_joint_model_recovers_a_with_good_diagnostics():
     assert f.diagnostics.ok and f.diagnostics.divergences == 0
     assert f.idata is not None and "a" in f.idata.posterior
     assert np.allclose(f.params.b, 1 - f.params.a)
+
+
+def test_weighted_regression_matches_numpy_polyfit():
+    from bayescale.estimators.isoflop import regress
+
+    rng = np.random.default_rng(0)
+    log_C = np.log(BUDGETS)
+    v = 0.4 * log_C + 1.0 + 0.05 * rng.standard_normal((3, log_C.size))
+    w = rng.uniform(0.5, 2.0, log_C.size)
+    a, g = regress(log_C, v, w)
+    for r in range(3):
+        slope, intercept = np.polyfit(log_C, v[r], 1, w=np.sqrt(w))  # polyfit weights residuals
+        assert a[r] == pytest.approx(slope, rel=1e-10)
+        assert g[r] == pytest.approx(intercept, rel=1e-10)
+
+
+def test_precision_weighting_needs_the_bootstrap_and_keeps_exact_fits_exact():
+    runs = load_runs(quadratic_frame())
+    with pytest.raises(BayescaleError, match="precision.*bootstrap"):
+        fit_isoflop(runs, uncertainty="none", weighting="precision")
+    f = fit_isoflop(runs, resamples=32, weighting="precision")
+    assert f.point_estimate()["a"] == pytest.approx(A_TRUE, abs=1e-6)
