@@ -1,0 +1,329 @@
+"""Experiment design by the protocol of Li et al. (2026, arXiv:2604.22753), and its speed.
+
+On ``data_constrained`` (law data_constrained) and ``farseer`` (law chinchilla): the train
+split is the pool of runnable experiments, the test split the held-out target region, and
+a run costs 6ND. Starting from a small random seed set, each rule adds runs from the pool
+until 1%, then 5%, then 10% of the pool's total cost is spent (the seed set counts; the
+budgets are spent in sequence, as a team would), refitting after every round. At each
+budget the law is refitted and scored on the target: R^2 of the loss (the Huber fit's
+prediction, as Li et al. score it) and coverage of the 90% predictive interval
+(``ScalingFit.predict``: bootstrap draws + noise + extrapolation error).
+
+Rules: ``design`` (:mod:`bayescale.planning.design_score`'s greedy linearised update, with
+the objective the mean predicted log loss over the target points, ranked by variance
+reduction per FLOP, with the shared extrapolation error); ``random``; ``cheapest`` (first);
+``dopt`` (greedy D-optimal: largest increase of log det of the Fisher information of the
+law's coordinates at the current Huber fit, per FLOP).
+
+Fast refits: every (rule, repeat) state of a round is refitted in one compiled program:
+Huber fits (delta 1e-3, the coarse start grid, ``estimators.extrapolation.masked_fits``)
+and ``--resamples`` bootstrap resamples warm-started at each state's fit.
+
+Run:  BAYESCALE_DATA=/work/shared/data nice -n 10 python benchmarks/bench_design.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bayescale.data.runs import load_runs
+from bayescale.estimators import extrapolation
+from bayescale.estimators.fit import ScalingFit
+from bayescale.estimators.huber import DELTA, huber_solve, law_params
+from bayescale.io import atomic_write, dumps_json
+from bayescale.laws.base import log_loss_theta
+from bayescale.laws.registry import get_law
+from bayescale.planning import design_score
+
+HERE = Path(__file__).resolve().parent
+RULES = ("design", "random", "cheapest", "dopt")
+FRACTIONS = (0.01, 0.05, 0.10)
+LI_2026 = {"data_constrained": {"li2026": [0.73, 0.85, 0.86], "v_optimal": [0.58, 0.83, 0.85],
+                                "random": [-0.74, -0.36, 0.12], "all_train": 0.79},
+           "farseer": {"li2026": [0.60, 0.88, 0.93], "v_optimal": [0.67, 0.87, 0.92],
+                       "random": [-0.77, 0.78, 0.79], "all_train": 0.91}}
+DATASETS = {"data_constrained": "data_constrained", "farseer": "chinchilla"}
+
+
+def r2(y, pred):
+    return float(1 - np.sum((y - pred) ** 2) / np.sum((y - y.mean()) ** 2))
+
+
+class Problem:
+    """Pool, target and the batched fitting programs of one dataset."""
+
+    def __init__(self, name, law_name, resamples, seed):
+        self.name, self.law = name, get_law(law_name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.pool = load_runs(name, split="train")
+            self.test = load_runs(name, split="test")
+        self.X = extrapolation.log_X(self.law, self.pool)
+        self.y = np.asarray(self.pool.log_loss, float)
+        self.Xt = extrapolation.log_X(self.law, self.test)
+        self.cost = 6.0 * self.pool.N * self.pool.D
+        self.starts = extrapolation.coarse_starts(self.law)
+        self.B = resamples
+        self.rng = np.random.default_rng(seed)
+        self.model = extrapolation.posterior(extrapolation.Misses.empty())
+        self.tau = self.model.summary()["tau"]
+
+    def _solve(self, x0, w, max_iter):
+        with jax.enable_x64(True):
+            res = huber_solve(jnp.asarray(x0), jnp.asarray(w), jnp.asarray(self.X),
+                              jnp.asarray(self.y), delta=DELTA, max_iter=max_iter,
+                              num_slots=min(512, x0.shape[0]), ftol=1e-12, law=self.law)
+            fun = np.asarray(res.fun)
+            return np.asarray(res.x), np.where(np.isfinite(fun), fun, np.inf)
+
+    def fit(self, masks, prev=None):
+        """Huber fit per mask (m, n) and ``B`` bootstrap resamples of each: ``(theta (m, k),
+        draws (m, B, k))``. Starts: every 6th of the coarse grid, or, once there is a
+        previous fit, it plus 8 of them (warm starts: the sets grow by a few runs a round)."""
+        m, n = masks.shape
+        starts = self.starts[::6] if prev is None else self.starts[::max(1, len(self.starts) // 8)][:8]
+        x0 = np.concatenate([np.broadcast_to(starts, (m,) + starts.shape),
+                             *([] if prev is None else [prev[:, None, :]])], axis=1)
+        k = x0.shape[1]
+        x, fun = self._solve(x0.reshape(m * k, -1), np.repeat(masks.astype(float), k, axis=0), 200)
+        x, fun = x.reshape(m, k, -1), fun.reshape(m, k)
+        theta = x[np.arange(m), np.argmin(fun, axis=1)]
+        w = np.zeros((m, self.B, n))
+        for i in range(m):
+            idx = np.flatnonzero(masks[i])
+            pick = self.rng.choice(idx, (self.B, idx.size))
+            for b in range(self.B):
+                np.add.at(w[i, b], pick[b], 1.0)
+        draws, _ = self._solve(np.repeat(theta, self.B, axis=0), w.reshape(m * self.B, n), 100)
+        return theta, draws.reshape(m, self.B, -1)
+
+    def mu(self, theta, X):
+        with jax.enable_x64(True):
+            return np.asarray(log_loss_theta(self.law, jnp.asarray(theta), jnp.asarray(X)))
+
+    def sigma(self, theta, mask):
+        return max(extrapolation.robust_scale(self.y[mask] - self.mu(theta, self.X[mask])), 1e-3)
+
+
+# -- the rules: each returns the pool indices to add, within ``remaining`` FLOPs ----------
+
+def _greedy(gain_fn, prob, mask, remaining, batch):
+    picks = []
+    for _ in range(batch):
+        gain = gain_fn(picks)
+        ok = (~mask) & (prob.cost <= remaining)
+        ok[picks] = False
+        if not ok.any():
+            break
+        ratio = np.where(ok, gain / prob.cost, -np.inf)
+        c = int(np.argmax(ratio))
+        picks.append(c)
+        remaining -= prob.cost[c]
+    return picks
+
+
+def rule_design(prob, mask, theta, draws, remaining, batch):
+    ok = np.all(np.isfinite(draws), axis=1)
+    mu = prob.mu(draws[ok], prob.X)                       # (B, n): law at every pool run
+    g = prob.mu(draws[ok], prob.Xt).mean(axis=1)          # mean log loss over the target
+    d = extrapolation.decades_beyond(prob.pool.N[mask], prob.pool.D[mask], prob.pool.N, prob.pool.D)
+    state = list(design_score.linear_state(mu, d, g, prob.tau, prob.sigma(theta, mask)))
+
+    def gain(picks):
+        if picks:
+            state[:] = design_score.linear_condition(*state, picks[-1])
+        return np.asarray(design_score.linear_gains(state[1], state[2]), float)
+
+    return _greedy(gain, prob, mask, remaining, batch)
+
+
+def rule_dopt(prob, mask, theta, draws, remaining, batch):
+    with jax.enable_x64(True):
+        J = np.asarray(jax.vmap(jax.grad(prob.law.kernel), in_axes=(None, 0))(
+            jnp.asarray(theta), jnp.asarray(prob.X)))      # (n, k)
+    J = np.where(np.isfinite(J), J, 0.0)
+    M = J[mask].T @ J[mask] + 1e-6 * np.eye(J.shape[1])
+
+    def gain(picks):
+        Mc = M + J[picks].T @ J[picks]
+        Minv = np.linalg.pinv(Mc)
+        return np.log1p(np.einsum("ni,ij,nj->n", J, Minv, J))
+
+    return _greedy(gain, prob, mask, remaining, batch)
+
+
+def rule_random(prob, mask, theta, draws, remaining, batch, rng=None):
+    order = rng.permutation(len(prob.cost))
+    picks = []
+    for c in order:
+        if not mask[c] and prob.cost[c] <= remaining and len(picks) < batch:
+            picks.append(int(c))
+            remaining -= prob.cost[c]
+    return picks
+
+
+def rule_cheapest(prob, mask, theta, draws, remaining, batch):
+    picks = []
+    for c in np.argsort(prob.cost):
+        if not mask[c] and prob.cost[c] <= remaining and len(picks) < batch:
+            picks.append(int(c))
+            remaining -= prob.cost[c]
+    return picks
+
+
+def score(prob, mask, theta, draws):
+    """R^2 of the Huber fit's prediction and 90% coverage of the predictive on the target."""
+    pred = np.exp(prob.mu(theta, prob.Xt))
+    ok = np.all(np.isfinite(draws), axis=1)
+    params = law_params(prob.law, draws[ok] if ok.sum() >= 2 else np.repeat(theta[None], 2, 0))
+    fit = ScalingFit(method="bootstrap", params=params, runs=prob.pool.resample(np.flatnonzero(mask)))
+    U = prob.test.U if "U" in prob.law.inputs else None
+    p = fit.predict(prob.test.N, prob.test.D, U, num_draws=2000, model=prob.model)
+    lo, hi = p.interval(0.9)
+    y = prob.test.loss
+    return {"r2": r2(y, pred), "coverage90": float(np.mean((lo <= y) & (y <= hi))),
+            "width90": float(np.mean(hi - lo)), "n_runs": int(mask.sum()),
+            "spent": float(prob.cost[mask].sum() / prob.cost.sum())}
+
+
+def run_dataset(name, law_name, repeats, resamples, num_seed, seed):
+    prob = Problem(name, law_name, resamples, seed)
+    rng = np.random.default_rng(seed + 1)
+    total = prob.cost.sum()
+    cheap = np.argsort(prob.cost)[: len(prob.cost) // 2]
+    states = []
+    for r in range(repeats):
+        seed_set = rng.choice(cheap, num_seed, replace=False)
+        for rule in RULES:
+            m = np.zeros(len(prob.cost), bool)
+            m[seed_set] = True
+            states.append({"rule": rule, "repeat": r, "mask": m, "level": 0, "scores": [],
+                           "rng": np.random.default_rng(1000 * seed + r)})
+    t0, rounds, prev = time.perf_counter(), 0, None
+    while any(s["level"] < len(FRACTIONS) for s in states):
+        # every state is refitted each round (finished ones too): fixed shapes, one compile
+        theta, draws = prob.fit(np.stack([s["mask"] for s in states]), prev=prev)
+        prev = theta
+        rounds += 1
+        live = [s for s in states if s["level"] < len(FRACTIONS)]
+        for s, th, dr in zip(states, theta, draws):
+            while s["level"] < len(FRACTIONS):
+                remaining = FRACTIONS[s["level"]] * total - prob.cost[s["mask"]].sum()
+                batch = max(2, int(s["mask"].sum()) // 4)
+                fn = {"design": rule_design, "random": rule_random, "cheapest": rule_cheapest,
+                      "dopt": rule_dopt}[s["rule"]]
+                kw = {"rng": s["rng"]} if s["rule"] == "random" else {}
+                picks = fn(prob, s["mask"], th, dr, remaining, batch, **kw)
+                if picks:
+                    s["mask"][picks] = True
+                    break
+                s["scores"].append(score(prob, s["mask"], th, dr))  # nothing fits: budget done
+                s["level"] += 1
+        print(f"{name}: round {rounds}, {len(live)} states, {time.perf_counter() - t0:.0f} s",
+              flush=True)
+    all_theta, all_draws = prob.fit(np.ones((1, len(prob.cost)), bool))
+    full = score(prob, np.ones(len(prob.cost), bool), all_theta[0], all_draws[0])
+    table = {}
+    for rule in RULES:
+        sc = [s["scores"] for s in states if s["rule"] == rule]
+        table[rule] = {f"{f:g}": {key: float(np.mean([x[i][key] for x in sc]))
+                                  for key in ("r2", "coverage90", "width90", "n_runs", "spent")}
+                       for i, f in enumerate(FRACTIONS)}
+        for i, f in enumerate(FRACTIONS):
+            vals = [x[i]["r2"] for x in sc]
+            table[rule][f"{f:g}"]["r2_median"] = float(np.median(vals))
+            table[rule][f"{f:g}"]["r2_se"] = float(np.std(vals) / np.sqrt(len(vals)))
+    return {"law": law_name, "repeats": repeats, "resamples": resamples, "seed_runs": num_seed,
+            "rounds": rounds, "seconds": time.perf_counter() - t0, "all_train": full,
+            "rules": table, "li2026": LI_2026[name]}
+
+
+def speed(num=2000):
+    """Seconds to score ``num`` candidates: first call (compile + run) and steady state."""
+    rng = np.random.default_rng(0)
+    out = {}
+    P, K = 1000, num
+    mu, g, d = rng.normal(size=(P, K)), rng.normal(size=P), rng.uniform(0, 1, K)
+    t = time.perf_counter()
+    st = design_score.linear_state(mu, d, g, 0.03, 0.01)
+    np.asarray(design_score.linear_gains(st[1], st[2]))
+    out["linear_first"] = time.perf_counter() - t
+    t = time.perf_counter()
+    st = design_score.linear_state(mu, d, g, 0.03, 0.01)
+    np.asarray(design_score.linear_gains(st[1], st[2]))
+    out["linear_steady"] = time.perf_counter() - t
+    F, M = 32, 5
+    log_w = jnp.full((F, P, M), -np.log(P * M))
+    j, m = design_score.fantasy_particles(log_w, rng.random(F))
+    for key in ("reweight_first", "reweight_steady"):
+        t = time.perf_counter()
+        post, _ = design_score.score(log_w, mu, d, g, np.linspace(-0.1, 0.1, M), 0.01, j, m,
+                                     rng.standard_normal(F))
+        np.asarray(post)
+        out[key] = time.perf_counter() - t
+    out.update({"num_candidates": K, "num_draws": P, "num_fantasies": F, "num_nodes": M})
+    return out
+
+
+def figure(results, path):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3.6))
+    for i, (name, res) in enumerate(results.items()):
+        ax = fig.add_subplot(1, len(results), i + 1)
+        x = [100 * f for f in FRACTIONS]
+        for rule in RULES:
+            ax.plot(x, [res["rules"][rule][f"{f:g}"]["r2"] for f in FRACTIONS], "o-", label=rule)
+        ax.plot(x, res["li2026"]["li2026"], "k--", marker="s", label="Li et al. 2026")
+        ax.axhline(res["all_train"]["r2"], color="0.5", ls=":", label="all of train (ours)")
+        ax.set_xscale("log")
+        ax.set_xticks(x, [f"{v:g}%" for v in x])
+        ax.set_ylim(max(-1.0, ax.get_ylim()[0]), 1.0)
+        ax.set_xlabel("fraction of the pool's compute")
+        ax.set_ylabel("target-region R$^2$")
+        ax.set_title(f"{name} ({res['law']})", fontsize=9)
+        if i == 0:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=130))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--resamples", type=int, default=24)
+    ap.add_argument("--seed-runs", type=int, default=10)
+    ap.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    ap.add_argument("--out", default=str(HERE / "results"))
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    out = {"speed": speed(), "datasets": {}}
+    print("speed", out["speed"], flush=True)
+    for name in args.datasets:
+        out["datasets"][name] = run_dataset(name, DATASETS[name], args.repeats, args.resamples,
+                                            args.seed_runs, seed=0)
+    out["seconds"] = time.perf_counter() - t0
+    folder = Path(args.out)
+    atomic_write(folder / "design.json",
+                 lambda tmp: Path(tmp).write_text(dumps_json(out, indent=1) + "\n"))
+    figure(out["datasets"], folder / "design_r2.png")
+    for name, res in out["datasets"].items():
+        print(f"\n{name} (all of train: R2 {res['all_train']['r2']:.2f}, cov90 "
+              f"{res['all_train']['coverage90']:.2f}; Li et al. {res['li2026']['li2026']})")
+        for rule in RULES:
+            cells = [f"{res['rules'][rule][f'{f:g}']['r2']:6.2f} / {res['rules'][rule][f'{f:g}']['coverage90']:.2f}"
+                     for f in FRACTIONS]
+            print(f"  {rule:>9}: " + "  ".join(cells))
+    print(f"total {out['seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
