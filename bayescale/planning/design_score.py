@@ -1,4 +1,7 @@
-"""The scoring kernel of experiment design: expected posterior variance by importance reweighting.
+"""The scoring kernels of experiment design: expected posterior variance after one more run,
+by importance reweighting with fantasised outcomes (:func:`score`) or by a linearised joint
+normal update of the draws' covariance (:func:`linear_state`, :func:`linear_gains`,
+:func:`linear_condition`; see :mod:`bayescale.planning.design`).
 
 Everything here is pure and law-agnostic: it sees the law only through ``mu``, the log loss
 each parameter draw predicts at each candidate run, and ``g``, the decision quantity
