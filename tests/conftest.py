@@ -1,6 +1,9 @@
 """Shared test configuration.
 
-Tests run on the CPU in float64 with rank promotion disallowed; data are read from
+Tests run on the CPU in JAX's default float32, as users run bayescale (the package
+switches to float64 itself where it needs it, inside ``jax.enable_x64`` contexts), with
+rank promotion disallowed. A test that checks float64 accuracy says so with
+``@pytest.mark.float64`` and runs inside ``jax.enable_x64(True)``; data are read from
 ``../shared/data`` (beside the project root) unless ``BAYESCALE_DATA`` says otherwise.
 """
 
@@ -14,13 +17,22 @@ import numpy as np
 import pytest
 
 jax.config.update("jax_platforms", "cpu")
-jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 os.environ.setdefault("BAYESCALE_DATA", str(SHARED_DATA))
 os.environ.setdefault("BAYESCALE_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _float64_marker(request):
+    """Run tests marked ``float64`` with x64 on; every other test in float32."""
+    if request.node.get_closest_marker("float64") is None:
+        yield
+        return
+    with jax.enable_x64(True):
+        yield
 
 
 def _chinchilla_available() -> bool:

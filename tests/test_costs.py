@@ -27,10 +27,12 @@ COSTS = [TrainCost(), AttentionCost(), AttentionCost(n_ctx=8192, aspect_ratio=64
 IDS = ["train", "attention", "attention-8k", "non-embedding", "inference", "custom"]
 
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 def test_train_cost_is_6ND():
     assert float(TrainCost()(70e9, 1.4e12)) == pytest.approx(6 * 70e9 * 1.4e12, rel=1e-12)
 
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 def test_attention_cost_matches_chinchilla_architecture():
     """Chinchilla 70B (Hoffmann et al. 2022, Table 4): 80 layers, d_model 8192, so
     aspect ratio 102.4; non-embedding N = 12 n_layer d_model**2 (Kaplan eq. 2.1)."""
@@ -42,6 +44,7 @@ def test_attention_cost_matches_chinchilla_architecture():
     assert float(cost(N, D)) == pytest.approx(expected, rel=1e-12)
 
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 def test_non_embedding_cost_formula():
     V, r, N, D = 32000.0, 128.0, 1e9, 2e10
     d_model = (r * N / 12) ** (1 / 3)
@@ -53,6 +56,7 @@ def test_non_embedding_cost_formula():
     assert math.isinf(float(hi))
 
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 def test_inference_cost_formula_and_domain():
     cost = InferenceCost(D_inf=1e12)
     assert float(cost(7e9, 1e12)) == pytest.approx(6 * 7e9 * 1e12 + 2 * 7e9 * 1e12, rel=1e-12)
@@ -61,6 +65,7 @@ def test_inference_cost_formula_and_domain():
     assert float(InferenceCost(D_inf=0.0)(7e9, 1e12)) == pytest.approx(6 * 7e21, rel=1e-12)
 
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 @pytest.mark.parametrize("cost", COSTS, ids=IDS)
 def test_log_D_inverts_log_cost(cost):
     log_C = math.log(1e24)  # inside every model's domain for these N
@@ -69,6 +74,7 @@ def test_log_D_inverts_log_cost(cost):
         assert float(cost.log_cost(math.log(N), y)) == pytest.approx(log_C, rel=1e-12)
 
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 def test_custom_cost_newton_inverse_is_differentiable():
     # A CostFn solves for log D by Newton with implicit differentiation; compare with
     # the analytic inverse of the same formula.

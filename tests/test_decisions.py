@@ -61,6 +61,7 @@ def test_rules_of_thumb():
     assert 6 * k.N[0] * k.D[0] == pytest.approx(GOPHER_C)
 
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 def test_point_estimate_bayes_equals_plug_in_equals_closed_form():
     N_closed = _closed_form_np(BESIROGLU_2024, BUDGETS)[0]
     b, q = bayes_optimal(BESIROGLU_2024, BUDGETS), plug_in(BESIROGLU_2024, BUDGETS)
@@ -69,6 +70,7 @@ def test_point_estimate_bayes_equals_plug_in_equals_closed_form():
     np.testing.assert_allclose(q.N, N_closed, rtol=1e-9)
 
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 def test_bayes_optimal_minimises_expected_loss(draws):
     plan = bayes_optimal(draws, BUDGETS)
     assert plan.converged.all()
@@ -96,6 +98,7 @@ def test_regret_nonnegative_and_rules_ranked(draws):
     assert (eff <= 1 + 1e-12).all() and (eff > 0).all()
 
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 def test_plan_loss_distribution(draws):
     L = plan_loss(draws, 70e9, 1.4e12)
     assert L.shape == (200,)
@@ -104,6 +107,7 @@ def test_plan_loss_distribution(draws):
     assert plan_loss(draws, np.array([1e9, 2e9]), np.array([2e10, 4e10])).shape == (200, 2)
 
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 def test_compute_equivalent_consistency(draws):
     from bayescale.planning.decisions import _assess
 

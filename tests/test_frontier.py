@@ -84,6 +84,7 @@ def test_gopher_budget_besiroglu_refit():
     assert round(float(opt.D_opt / opt.N_opt)) == 18
 
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 @pytest.mark.parametrize("params", [HOFFMANN_2022_UNROUNDED, HOFFMANN_2022, BESIROGLU_2024])
 def test_headline_numbers_numerical_solver_agrees(params):
     closed = compute_optimal(_f64(params), np.float64(GOPHER_C))
@@ -96,6 +97,7 @@ def test_headline_numbers_numerical_solver_agrees(params):
 # Closed form
 # ---------------------------------------------------------------------------
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 def test_closed_form_matches_textbook_formula(rng):
     p = _draws(rng, 16)
     opt = compute_optimal(p, BUDGETS)
@@ -117,6 +119,7 @@ def test_shapes_scalar_and_vector():
     assert solve_optimal(p, BUDGETS, cost=AttentionCost()).N_opt.shape == (16, BUDGETS.size)
 
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 def test_optimal_loss_curve_and_compute_equivalent_are_inverse(rng):
     p = _draws(rng)
     L = optimal_loss_curve(p, GOPHER_C)
@@ -128,6 +131,7 @@ def test_optimal_loss_curve_and_compute_equivalent_are_inverse(rng):
 # Numerical solver vs closed form
 # ---------------------------------------------------------------------------
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 @pytest.mark.parametrize("init", ["tokens20", "chinchilla"])
 def test_numerical_matches_closed_form_float64(rng, init):
     p = _draws(rng, spread=0.2)
@@ -167,6 +171,7 @@ def test_numerical_matches_closed_form_float32(rng):
     alpha=st.floats(0.05, 1.0), beta=st.floats(0.05, 1.0),
     log10_C=st.floats(12.0, 30.0),
 )
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 def test_property_solver_equals_closed_form(E, A, B, alpha, beta, log10_C):
     p = LawParams(E=np.float64(E), A=np.float64(A), B=np.float64(B),
                   alpha=np.float64(alpha), beta=np.float64(beta))
@@ -217,6 +222,7 @@ def _theta(p):
 
 @pytest.mark.parametrize("cost", [
     TrainCost(), pytest.param(AttentionCost(), marks=pytest.mark.slow)], ids=["train", "attention"])
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 def test_gradients_finite_and_match_finite_differences(cost):
     theta = _theta(P0)
 
@@ -247,6 +253,7 @@ def test_gradients_finite_and_match_finite_differences(cost):
 
 @pytest.mark.parametrize("cost", [AttentionCost(), NonEmbeddingCost(), InferenceCost(D_inf=1e12)],
                          ids=["attention", "non-embedding", "inference"])
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 def test_other_costs_satisfy_constraint_and_beat_neighbours(cost, rng):
     p = _draws(rng)
     opt = solve_optimal(p, BUDGETS, cost=cost)
@@ -274,6 +281,7 @@ def test_small_attention_and_embedding_corrections_move_the_optimum_a_little():
         assert abs(float(o.N_opt / train.N_opt) - 1) < 0.05
 
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 def test_inference_split_reduces_to_train_without_inference():
     C = np.float64(GOPHER_C)
     closed = compute_optimal(P0, C)
@@ -302,6 +310,7 @@ def test_no_stationary_point_is_flagged_not_converged():
 # Inference-aware allocation for a target loss (Sardana et al. 2023)
 # ---------------------------------------------------------------------------
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 def test_inference_optimal_without_inference_is_chinchilla_optimal():
     plan = inference_optimal(BESIROGLU_2024, [2.0, 1.95], inference_tokens=0.0)
     assert bool(plan.converged.all())
@@ -310,6 +319,7 @@ def test_inference_optimal_without_inference_is_chinchilla_optimal():
     np.testing.assert_allclose(chin.L_opt, [2.0, 1.95], rtol=1e-10)
 
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 def test_inference_optimal_trades_size_for_tokens(rng):
     p = _draws(rng, spread=0.05)
     base = inference_optimal(p, 2.3, inference_tokens=0.0)  # every draw's E is below 2.3
@@ -420,6 +430,7 @@ def test_frontier_named_costs(cost, rng):
     assert np.all(np.abs(f.N_opt[:, 6:] / closed.N_opt[:, 6:] - 1) < 0.1)
 
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 def test_frontier_callable_cost_and_numerical_method():
     f = frontier(BESIROGLU_2024, BUDGETS, cost=lambda N, D: 6 * N * D)
     g = frontier(BESIROGLU_2024, BUDGETS, method="numerical")

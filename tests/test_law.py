@@ -54,6 +54,7 @@ def direct(params: LawParams, N, D):
     return E + A / np.power(N, alpha) + B / np.power(D, beta)
 
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 @pytest.mark.parametrize("name", sorted(PARAM_SETS))
 def test_loss_matches_direct_formula_float64(name):
     params = PARAM_SETS[name]
@@ -65,6 +66,7 @@ def test_loss_matches_direct_formula_float64(name):
                                rtol=1e-12)
 
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 def test_loss_on_paired_runs_and_scalars():
     N = np.array([1e8, 4e8, 1.6e9])
     D = np.array([2e9, 8e9, 3.2e10])
@@ -74,6 +76,7 @@ def test_loss_on_paired_runs_and_scalars():
                                direct(HOFFMANN_2022, 1e9, 2e10), rtol=1e-12)
 
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 def test_log_loss_from_theta_is_the_logsumexp_form():
     a, b, e, alpha, beta = 6.0, 7.5, 0.6, 0.35, 0.37
     theta = jnp.array([a, b, e, alpha, beta])
@@ -119,6 +122,7 @@ def test_log_space_survives_where_the_direct_float32_form_overflows():
     np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 def test_vmap_over_draws_matches_a_loop(rng):
     k = 11
     draws = LawParams(
@@ -148,6 +152,7 @@ def test_vmap_over_draws_matches_a_loop(rng):
     [6.17796, 7.64273, 0.59711, 0.34781, 0.36585],  # Besiroglu et al. 2024
     [2.0, 9.0, -0.5, 0.1, 0.6],
 ])
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 def test_gradient_matches_finite_differences(theta):
     theta = np.array(theta)
     logN = np.log(np.geomspace(5e7, 2e10, 9))
@@ -167,6 +172,7 @@ def test_gradient_matches_finite_differences(theta):
     np.testing.assert_allclose(jac[:, :3].sum(axis=1), 1.0, rtol=1e-12)
 
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 def test_theta_params_round_trip(rng):
     theta = np.array([6.0, 7.5, 0.6, 0.35, 0.37])
     params = params_from_theta(theta)
@@ -186,6 +192,7 @@ def test_theta_params_round_trip(rng):
                                    rtol=1e-14)
 
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 def test_from_log():
     p = LawParams.from_log(a=math.log(406.4), b=math.log(410.7), e=math.log(1.69),
                            alpha=0.34, beta=0.28)
@@ -200,6 +207,7 @@ def test_law_params_is_a_pytree():
     assert HOFFMANN_2022._fields == ("E", "A", "B", "alpha", "beta")
 
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 def test_allocation_exponents_sum_to_one(rng):
     for p in PARAM_SETS.values():
         a, b = allocation_exponents(p)
@@ -213,6 +221,7 @@ def test_allocation_exponents_sum_to_one(rng):
     np.testing.assert_allclose(a, draws.beta / (draws.alpha + draws.beta), rtol=1e-15)
 
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 def test_docstring_value():
     # bayescale.laws.chinchilla.log_loss's example: Chinchilla (70B params, 1.4T tokens) under eq. 10.
     assert round(float(jnp.exp(log_loss(HOFFMANN_2022, 70e9, 1.4e12))), 3) == 1.937
@@ -230,6 +239,7 @@ def test_module_doctests_pass():
     assert runner.summarize(verbose=False).failed == 0
 
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 def test_hoffmann_2022_eq10_constants():
     # Hoffmann et al. 2022, eq. 10: E = 1.69, A = 406.4, B = 410.7, alpha = 0.34, beta = 0.28.
     assert tuple(HOFFMANN_2022) == (1.69, 406.4, 410.7, 0.34, 0.28)
@@ -273,6 +283,7 @@ _valid = dict(
 )
 
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 @settings(max_examples=40, deadline=None, database=None)
 @given(**_valid)
 def test_loss_decreases_in_N_and_in_D(E, A, B, alpha, beta, N, D, factor):

@@ -35,6 +35,7 @@ def pseudo_huber(x, target):
     return jnp.sum(jnp.sqrt(r**2 + 0.01)) + 1e-3 * jnp.sum(r**4)
 
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 @pytest.mark.parametrize("dim", [2, 5])
 def test_rosenbrock_from_many_starts(dim, rng):
     x0 = jnp.asarray(rng.uniform(-2.0, 2.0, size=(64, dim)))
@@ -69,6 +70,7 @@ def test_small_objective_is_not_converged_away_from_the_minimum(dim, ftol, rng):
         assert dist[converged].max() < 1e-2, np.sort(dist[converged])[-5:]
 
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 def test_mapped_arguments_and_order(rng):
     # Each problem has its own centre: results must come back in input order even
     # though the work queue finishes them out of order.
@@ -82,6 +84,7 @@ def test_mapped_arguments_and_order(rng):
     assert set(np.unique(np.asarray(res.status))) <= {1, 2}
 
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 @pytest.mark.parametrize("num_slots", [1, 7, 64, 300])
 def test_slot_count_does_not_change_answers(num_slots, rng):
     batch = 100

@@ -82,8 +82,11 @@ def test_runs_curves_are_the_law_and_minima_marked(fits):
         (x,), (y,) = _line(fig, f"minimum:{k}").get_data()
         np.testing.assert_allclose(x, compute_optimal(p, Cb).N_opt, rtol=1e-6)
         assert y <= L.min() * (1 + 1e-9)
+        # brute force in float64 NumPy: in float32 the profile is flat to rounding over
+        # about 0.2% of N around its minimum
+        E, A, B, alpha, beta = (float(v) for v in p)
         dense = np.geomspace(N.min(), N.max(), 20001)
-        brute = dense[np.argmin(loss(p, dense, Cb / (6 * dense)))]
+        brute = dense[np.argmin(A / dense**alpha + B / (Cb / (6 * dense))**beta)]
         np.testing.assert_allclose(x, brute, rtol=2e-3)
     C, L = _line(fig, "optimal").get_data()
     np.testing.assert_allclose(L, compute_optimal(p, C).L_opt, rtol=1e-6)
@@ -149,8 +152,10 @@ def test_point_estimate_frontier_has_no_band(fits):
     # One draw: a line and no credible band (bands are filled PolyCollections).
     assert all(not isinstance(c, PolyCollection) for ax in fig.axes for c in ax.collections)
     _, med = _line(fig, "Huber:N_opt").get_data()
+    # float32 (the default): the closed form's few roundings, times log N ~ 20 in the
+    # exponentiation, give relative differences up to ~20 eps = 2.4e-6
     np.testing.assert_allclose(med, compute_optimal(_params(fits["huber"]), fr.budgets).N_opt,
-                               rtol=1e-6)
+                               rtol=1e-5)
     fb = plot.plot_frontier(fits["bayes"].frontier(np.geomspace(1e19, 1e23, 10)),
                             label="Bayes", references=False)
     assert any(isinstance(c, PolyCollection) for ax in fb.axes for c in ax.collections)

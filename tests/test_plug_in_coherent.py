@@ -9,6 +9,7 @@ search for the draw nearest the median ``log N_opt``.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from bayescale.laws.chinchilla import BESIROGLU_2024, LawParams
 from bayescale.planning.decisions import plug_in
@@ -32,6 +33,7 @@ def _correlated_draws(rng, n=401):
     return LawParams(E, A, B, alpha, beta)
 
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 def test_plug_in_is_the_allocation_of_the_draw_nearest_the_median(rng):
     p = _correlated_draws(rng)
     C = np.array([1e21, 5.76e23, 1e25])
@@ -50,6 +52,7 @@ def test_plug_in_is_the_allocation_of_the_draw_nearest_the_median(rng):
     assert plan.converged.all()
 
 
+@pytest.mark.float64  # an oracle to float64 precision; the default float32 path runs elsewhere
 def test_one_draw_is_its_own_plug_in():
     C = np.array([5.76e23])
     N, D = _closed_form(LawParams(*(np.atleast_1d(v) for v in BESIROGLU_2024)), C)
