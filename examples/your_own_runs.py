@@ -105,7 +105,7 @@ def main(args: argparse.Namespace) -> dict:
     print(f"at C = {C:.3g} FLOPs: N_opt {summary['N_opt_median']:.3g} "
           f"[{summary['N_opt_lower']:.3g}, {summary['N_opt_upper']:.3g}], "
           f"tokens per parameter {summary['tokens_per_param_median']:.1f}")
-    return {"csv": str(path), "errors": errors, "estimates": est,
+    return {"csv": str(path), "errors": errors, "estimates": est, "intervals": ivals,
             "N_opt": float(summary["N_opt_median"])}
 
 

@@ -58,8 +58,18 @@ def test_published_beta_excluded_by_posterior_and_bootstrap(three_fits):
 
 
 def test_frontier_agrees_across_methods(three_fits):
-    # N_opt at Gopher's budget: the three methods' central values within 10% of each
-    # other and of Besiroglu et al.'s 72.2B (computed from their refit).
-    medians = [float(np.median(r.frontier([5.76e23]).N_opt)) for r in three_fits]
-    for m in medians:
-        assert m == pytest.approx(72.2e9, rel=0.1)
+    # N_opt at Gopher's budget. Besiroglu et al.'s printed coefficients give 72.2B. Our
+    # Huber optimum reaches their objective (0.00101827402) with coefficients that differ
+    # from the printed ones by more than rounding, along the weakly identified (A, alpha)
+    # and (B, beta) ridges (a differs by 1.3e-3); along those ridges the allocation
+    # moves little, so N_opt agrees to 2% (measured: 73.2B, 1.4%).
+    bayes, boot, huber = three_fits
+    n_huber = float(huber.frontier([5.76e23]).N_opt[0, 0])
+    assert n_huber == pytest.approx(72.2e9, rel=0.02)
+    q = {}
+    for name, r, level in (("bayes", bayes, 0.9), ("bootstrap", boot, 0.95)):
+        N = np.asarray(r.frontier([5.76e23]).N_opt)[:, 0]
+        q[name] = np.quantile(N, [0.5, (1 - level) / 2, (1 + level) / 2])
+        assert q[name][1] <= n_huber <= q[name][2], (name, q[name], n_huber)
+    width = q["bayes"][2] - q["bayes"][1]
+    assert abs(q["bayes"][0] - q["bootstrap"][0]) <= 0.25 * width, (q, width)
