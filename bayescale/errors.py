@@ -49,7 +49,15 @@ class ConvergenceError(BayescaleError, RuntimeError):
 
 
 class ConvergenceWarning(UserWarning):
-    """A fit finished but failed one of its convergence checks."""
+    """A fit finished but failed one of its convergence checks.
+
+    ``cli_message`` is the command-line form of the advice (``--target-accept 0.95``
+    where the message says ``target_accept=0.95``).
+    """
+
+    def __init__(self, *args, cli: str | None = None):
+        super().__init__(*args)
+        self.cli_message = cli if cli is not None else (str(args[0]) if args else "")
 
 
 class DataWarning(UserWarning):

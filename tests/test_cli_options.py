@@ -21,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -73,6 +74,7 @@ def _examples() -> list[tuple[str, str]]:
     found = []
     for name in [""] + _subcommands():
         _, text, _ = _run_main_help([name] if name else [])
+        text = re.sub(r"\\\n\s*", " ", text)  # a shell line continuation joins its lines
         for line in text.splitlines():
             m = re.match(r"^\s*(?:Example: )?(bayescale \S.*)$", line)
             if m and m.group(1).strip() not in [e for _, e in found]:
@@ -106,13 +108,16 @@ def _shrunk(example: str, cwd: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def example_dir(tmp_path_factory, chinchilla_240):
-    """A working folder with what the examples name: my_runs.csv and fits/chinchilla."""
+    """A working folder with what the examples name: my_runs.csv, candidates.csv (runs a
+    team could train next, for ``design``) and fits/chinchilla."""
     from bayescale import load_runs
 
     folder = tmp_path_factory.mktemp("examples")
     frame = load_runs("synthetic").to_frame()
     pd.DataFrame({"params": frame["N"], "tokens": frame["D"],
                   "eval_loss": frame["loss"]}).to_csv(folder / "my_runs.csv", index=False)
+    N, D = np.meshgrid(np.geomspace(1e8, 3e9, 6), np.geomspace(2e9, 6e10, 6))
+    pd.DataFrame({"N": N.ravel(), "D": D.ravel()}).to_csv(folder / "candidates.csv", index=False)
     proc = _bayescale(["fit", "chinchilla", "--exclude-top", "5", "--chains", "2", "--warmup",
                        "40", "--draws", "40", "--out", "fits/chinchilla", "--quiet"], folder)
     assert proc.returncode == 0, proc.stderr
@@ -309,3 +314,35 @@ def test_first_run_prints_no_arviz_deprecation(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "r_hat" in proc.stdout or "ess_bulk" in proc.stdout  # ArviZ did run
     assert "FutureWarning" not in proc.stderr and "ArviZ is undergoing" not in proc.stderr
+
+
+def test_convergence_advice_is_given_as_flags_on_the_command_line(capsys):
+    """Issue 13: the CLI told users to set ``target_accept=0.95`` and ``warmup=2000``,
+    Python they cannot type at a shell. The command line now tells the flags, while the
+    library's warning keeps the Python form."""
+    import argparse
+    import warnings
+
+    import pandas as pd
+
+    from bayescale.cli import _run_telling_warnings
+    from bayescale.errors import ConvergenceWarning
+    from bayescale.estimators.diagnostics import Diagnostics, check
+
+    bad = Diagnostics(rhat_max=1.2, ess_bulk_min=30.0, ess_tail_min=40.0, divergences=12,
+                      ebfmi_min=0.5, ok=False, per_param=pd.DataFrame(), chains=4)
+    with pytest.warns(ConvergenceWarning) as record:
+        check(bad, likelihood="normal")
+    python_form = str(record[0].message)
+    assert "target_accept" in python_form and "warmup=2000" in python_form
+
+    args = argparse.Namespace(func=lambda a: check(bad, likelihood="normal") and 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing may escape as a Python warning
+        _run_telling_warnings(args)
+    err = capsys.readouterr().err
+    assert err.startswith("bayescale: warning: NUTS did not converge")
+    for flag in ("--target-accept 0.95", "--warmup 2000", "--chains 4", "--likelihood student_t"):
+        assert flag in err, flag
+    for python in ("target_accept", "warmup=", "likelihood='"):
+        assert python not in err, python

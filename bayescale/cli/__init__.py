@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     from bayescale.errors import BayescaleError
 
     try:
-        status = int(args.func(args) or 0)
+        status = int(_run_telling_warnings(args) or 0)
         sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit
         return status
     except BayescaleError as exc:
@@ -81,6 +81,26 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bayescale: interrupted", file=sys.stderr)
         return 130
+
+
+def _run_telling_warnings(args):
+    """Run the command; bayescale's own warnings (convergence, data) are told on stderr
+    in their command-line form (flags, not Python keywords); others pass on unchanged."""
+    import warnings
+
+    from bayescale.errors import ConvergenceWarning, DataWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        warnings.simplefilter("always", DataWarning)
+        try:
+            return args.func(args)
+        finally:
+            for w in caught:
+                if isinstance(w.message, (ConvergenceWarning, DataWarning)):
+                    print(f"bayescale: warning: {w.message.cli_message}", file=sys.stderr)
+                else:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def _silence_stdout() -> None:

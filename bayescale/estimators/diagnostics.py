@@ -153,22 +153,29 @@ def compute_diagnostics(idata, exclude: tuple[str, ...] = ()) -> Diagnostics:
     return diag._replace(ok=not diag.problems())
 
 
-def _advice(diag: Diagnostics, likelihood: str | None = None) -> str:
+def _advice(diag: Diagnostics, likelihood: str | None = None, *, cli: bool = False) -> str:
+    """What to try, in Python (``target_accept=0.95``) or command-line form
+    (``--target-accept 0.95``)."""
     tips = []
     if diag.divergences > 0:
-        tips.append("raise target_accept (e.g. 0.95) so NUTS takes smaller steps")
+        tips.append(f"raise {'--target-accept 0.95' if cli else 'target_accept (e.g. 0.95)'} "
+                    "so NUTS takes smaller steps")
     if (diag.rhat_checked and not diag.rhat_max <= RHAT_MAX) or \
             not diag.ess_bulk_min >= ESS_BULK_MIN:
-        tips.append("run longer (more warmup, e.g. warmup=2000, and more draws) or more chains")
+        tips.append("run longer (more warmup and draws, e.g. "
+                    + ("--warmup 2000 --draws 2000" if cli else "warmup=2000, draws=2000")
+                    + ") or more chains" + (" (--chains 4)" if cli else ""))
     if np.isfinite(diag.ebfmi_min) and diag.ebfmi_min < EBFMI_MIN:
         tips.append(f"E-BFMI {diag.ebfmi_min:.2f} < {EBFMI_MIN} suggests heavy tails or a "
                     "funnel: check the priors (e.g. on sigma)")
     if likelihood == "student_t":
         tips.append("check the data for runs far off the law (the Student-t likelihood "
                     "already discounts a few outliers; many, or a systematic misfit, "
-                    "need the runs looked at or removed)")
+                    "need the runs looked at or removed"
+                    + (", e.g. with --exclude-top K or --query" if cli else "") + ")")
     else:
-        tips.append("check the data for runs far off the law (try likelihood='student_t')")
+        tips.append("check the data for runs far off the law (try "
+                    + ("--likelihood student_t" if cli else "likelihood='student_t'") + ")")
     return "; ".join(tips)
 
 
@@ -199,9 +206,11 @@ def check(diag: Diagnostics, strict: bool = False, *, stacklevel: int = 1,
     problems = diag.problems()
     if not problems:
         return diag
-    message = (f"NUTS did not converge: {', '.join(problems)}. Try: {_advice(diag, likelihood)}. "
-               "The estimates may be unreliable.")
+    head = f"NUTS did not converge: {', '.join(problems)}. Try: "
+    tail = ". The estimates may be unreliable."
+    message = head + _advice(diag, likelihood) + tail
+    cli = head + _advice(diag, likelihood, cli=True) + tail
     if strict:
-        raise ConvergenceError(message)
-    warnings.warn(message, ConvergenceWarning, stacklevel=stacklevel + 1)
+        raise ConvergenceError(message, cli=cli)
+    warnings.warn(ConvergenceWarning(message, cli=cli), stacklevel=stacklevel + 1)
     return diag

@@ -255,11 +255,14 @@ def _check_point_fit(method: str, params: LawParams, info: dict, strict: bool) -
         problems.append(f"the best fit did not converge ({info.get('status')})")
     if not problems:
         return
-    message = (f"{method} fit: {'; '.join(problems)}. Try: more iterations (max_iter=...), "
-               "a wider grid of starts, or check the data for runs far off the law.")
+    head = f"{method} fit: {'; '.join(problems)}. Try: "
+    message = head + ("more iterations (max_iter=...), a wider grid of starts (starts=...), "
+                      "or check the data for runs far off the law.")
+    cli = head + ("check the data for runs far off the law and leave them out (--exclude-top "
+                  "K, --query), or another method (--method bayes).")
     if strict:
-        raise ConvergenceError(message)
-    warnings.warn(message, ConvergenceWarning, stacklevel=3)
+        raise ConvergenceError(message, cli=cli)
+    warnings.warn(ConvergenceWarning(message, cli=cli), stacklevel=3)
 
 
 def fit(runs: Runs | pd.DataFrame | str | os.PathLike, *, method: str = "bayes",
