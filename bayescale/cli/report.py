@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from pathlib import Path
@@ -40,13 +39,13 @@ examples:
 
 
 def _flops(text: str) -> float:
+    """argparse type for FLOPs: the shared parser (:func:`bayescale._util.parse_flops`)."""
+    from bayescale._util import parse_flops
+
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of FLOPs: {text!r} (e.g. 1e23)") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"FLOPs must be positive and finite, got {text!r}")
-    return value
+        return parse_flops(text, "FLOPs")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_fit_arguments(p: argparse.ArgumentParser) -> None:
@@ -100,6 +99,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="compare laws instead of methods: fit each law with NUTS and show "
                         "PSIS-LOO (arviz.compare, stacking weights, Pareto-k), the parameters "
                         "and N_opt, D_opt, tokens per parameter at --reference-budget")
+    c.add_argument("--approaches", default=None, metavar="1,2,3",
+                   help="compare Hoffmann et al.'s (2022) approaches instead of methods: 1 "
+                        "(envelope of training curves), 2 (isoFLOP parabolas), 3 (parametric "
+                        "law, bootstrap); a and b with intervals and N_opt, D_opt at "
+                        "--reference-budget and 1e24 FLOPs")
+    c.add_argument("--figure", default=None, metavar="PATH",
+                   help="with --approaches: write N_opt(C) by approach (as Hoffmann et al.'s "
+                        "Figure 1) to PATH (.png, .pdf or .svg)")
     _add_fit_arguments(c)
     c.set_defaults(func=run_compare)
 
@@ -165,9 +172,15 @@ def run_compare(args: argparse.Namespace) -> int:
 
     _check(args)
     enable_compilation_cache()
+    if args.laws and args.approaches:
+        from bayescale.errors import BayescaleError
+
+        raise BayescaleError("--laws and --approaches are two different comparisons; give one.")
     runs = load_runs_from_args(args)
     if args.laws:
         return _run_compare_laws(args, runs)
+    if args.approaches:
+        return _run_compare_approaches(args, runs)
     from bayescale.report.compare import compare_methods, compare_methods_json, fit_methods
 
     fits = fit_methods(runs, bayes_options=_bayes_options(args), resamples=args.resamples,
@@ -223,4 +236,60 @@ def _run_compare_laws(args: argparse.Namespace, runs) -> int:
         print(f"  {law}: {est}")
     for note in res.notes:
         print(f"note: {note}", file=sys.stderr)
+    return 0
+
+
+def _parse_approaches(text: str) -> list[int]:
+    from bayescale.errors import BayescaleError
+
+    try:
+        out = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        out = []
+    if not out or not set(out) <= {1, 2, 3}:
+        raise BayescaleError(f"--approaches takes a comma-separated list of 1, 2 and 3 "
+                             f"(e.g. --approaches 1,2,3), got {text!r}.")
+    return out
+
+
+def _run_compare_approaches(args: argparse.Namespace, runs) -> int:
+    from bayescale.errors import BayescaleError
+    from bayescale.io import atomic_write, dumps_json
+    from bayescale.report.approaches import compare_approaches, plot_approaches
+
+    approaches = _parse_approaches(args.approaches)
+    fmt = None if not args.figure else Path(args.figure).suffix.lstrip(".").lower()
+    if fmt is not None and fmt not in ("png", "pdf", "svg"):
+        raise BayescaleError(f"--figure must end in .png, .pdf or .svg, got {args.figure!r}.")
+    budgets = sorted({float(args.reference_budget), 1e24})
+    options = {3: {"resamples": args.resamples}} if 3 in approaches else {}
+    res = compare_approaches(runs, approaches, budgets=budgets, level=args.level,
+                             seed=args.seed, options=options)
+    if args.figure:
+        fig = plot_approaches(res)
+        atomic_write(args.figure, lambda tmp: fig.savefig(tmp, format=fmt, dpi=120))
+    if args.json:
+        payload = res.to_dict()
+        payload["data"] = runs.describe()
+        if args.figure:
+            payload["figure"] = str(Path(args.figure).absolute())
+        print(dumps_json(payload, indent=2))
+        return 0
+    print(f"bayescale compare --approaches: {runs.source}, {len(runs)} runs; a, b: exponents "
+          f"of N_opt ~ C^a and D_opt ~ C^b, medians [{100 * args.level:g}%]")
+    for k, row in res.table.iterrows():
+        cells = [f"Approach {k} ({row['name']}, {row['method']}):",
+                 f"a {row['a']:.3f} [{row['a_lower']:.3f}, {row['a_upper']:.3f}]",
+                 f"b {row['b']:.3f} [{row['b_lower']:.3f}, {row['b_upper']:.3f}]"]
+        for C in res.budgets:
+            key = f"N_opt@{C:.3g}"
+            cells.append(f"N_opt({C:.3g}) {row[key + '_median']:.3g} "
+                         f"[{row[key + '_lower']:.3g}, {row[key + '_upper']:.3g}]")
+        print("  ".join(cells))
+    for k, reason in res.skipped.items():
+        print(f"Approach {k} skipped: {reason}", file=sys.stderr)
+    print("Hoffmann et al. (2022), Table 2, on their runs: a = 0.50 (0.488, 0.502) [1], "
+          "0.49 (0.462, 0.534) [2], 0.46 (0.454, 0.455) [3]")
+    if args.figure:
+        print(f"figure: {args.figure}")
     return 0
