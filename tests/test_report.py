@@ -15,7 +15,7 @@ from bayescale.errors import BayescaleError
 from bayescale.io import load_fit
 
 EXPECTED = {"report.html", "report.md", "summary.csv", "frontier.csv", "decisions.csv",
-            "methods.csv", "fit.json", "posterior.nc", "draws.csv", "runs.csv",
+            "methods.csv", "approaches.csv", "fit.json", "posterior.nc", "draws.csv", "runs.csv",
             "manifest.json"} | {f"figures/{n}.png" for n in report.FIGURES}
 
 
@@ -67,6 +67,19 @@ def test_tables(built, fits):
     decisions = pd.read_csv(out / "decisions.csv")
     assert set(decisions["plan"]) == {"bayes_optimal", "plug_in", "tokens_20", "kaplan_2020"}
     assert len(decisions) == 4 * len(frontier)
+
+
+def test_approaches_table_is_the_fits(built, fits):
+    out, _ = built
+    table = pd.read_csv(out / "approaches.csv", index_col=0)
+    # Approach 3 is the report's bootstrap: its a is the median of a_opt = beta / (alpha +
+    # beta) over the resamples
+    boot = fits["bootstrap"].params
+    a = np.asarray(boot.beta) / (np.asarray(boot.alpha) + np.asarray(boot.beta))
+    assert table.loc[3, "a"] == pytest.approx(float(np.median(a)), rel=1e-9)
+    assert table.loc[3, "method"] == "bootstrap"
+    for k in table.index:
+        assert table.loc[k, "a_lower"] <= table.loc[k, "a"] <= table.loc[k, "a_upper"]
 
 
 def test_report_folder_is_a_fit_folder(built, fits):

@@ -68,12 +68,14 @@ class ApproachComparison:
     fits : the fit of each approach, by approach number.
     skipped : ``{approach: reason}`` for the approaches the data do not allow.
     budgets : the reference budgets; ``level`` the interval level.
+    notes : messages worth showing beside the table (set by the report).
     """
 
     def __init__(self, table: pd.DataFrame, fits: dict[int, Any], skipped: dict[int, str],
                  budgets: np.ndarray, level: float, runs: Runs):
         self.table, self.fits, self.skipped = table, fits, skipped
         self.budgets, self.level, self.runs = budgets, level, runs
+        self.notes: list[str] = []  # what the fits warned about, for a report
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready ``{"level", "budgets", "approaches": [{"approach", "name",
@@ -99,8 +101,8 @@ class ApproachComparison:
 
 def compare_approaches(runs: Runs | Any, approaches: Sequence[int] = (1, 2, 3), *,
                        budgets: Sequence[float] = DEFAULT_BUDGETS, level: float = 0.9,
-                       seed: int = 0, options: dict[int, dict] | None = None
-                       ) -> ApproachComparison:
+                       seed: int = 0, options: dict[int, dict] | None = None,
+                       fits: dict[int, Any] | None = None) -> ApproachComparison:
     """Fit Hoffmann et al.'s Approaches 1, 2 and 3 to ``runs`` and compare them.
 
     Parameters
@@ -112,6 +114,7 @@ def compare_approaches(runs: Runs | Any, approaches: Sequence[int] = (1, 2, 3), 
     seed : seed of the bootstraps (and NUTS).
     options : per-approach options for :func:`bayescale.fit`, e.g.
         ``{3: {"method": "bayes", "chains": 4}, 2: {"resamples": 1000}}``.
+    fits : fits already made, by approach (e.g. ``{3: bootstrap_fit}``), used as they are.
 
     Returns
     -------
@@ -129,16 +132,20 @@ def compare_approaches(runs: Runs | Any, approaches: Sequence[int] = (1, 2, 3), 
         raise BayescaleError(f"approaches are 1 (envelope), 2 (isoFLOP profiles) and 3 "
                              f"(parametric law); got {list(approaches)!r}.")
     options = dict(options or {})
-    fits, skipped, rows = {}, {}, {}
+    fitted, skipped, rows = {}, {}, {}
     for k in sorted(set(approaches)):
         name, method = APPROACHES[k]
         opts = dict(options.get(k, {}))
         method = opts.pop("method", method)
-        try:
-            result = fit(runs, method=method, level=level, seed=seed, **opts)
-        except BayescaleError as exc:
-            skipped[k] = str(exc)
-            continue
+        if fits and k in fits:
+            result = fits[k]
+            method = result.method
+        else:
+            try:
+                result = fit(runs, method=method, level=level, seed=seed, **opts)
+            except BayescaleError as exc:
+                skipped[k] = str(exc)
+                continue
         a, b = _exponents(result)
         fr = result.frontier(C)
         row: dict[str, Any] = {"name": name, "method": method}
@@ -150,12 +157,12 @@ def compare_approaches(runs: Runs | Any, approaches: Sequence[int] = (1, 2, 3), 
                 med, lo, hi = median_interval(np.asarray(getattr(fr, q))[:, j], level)
                 row.update({f"{q}@{c:.3g}_median": float(med), f"{q}@{c:.3g}_lower": float(lo),
                             f"{q}@{c:.3g}_upper": float(hi)})
-        fits[k], rows[k] = result, row
-    if not fits:
+        fitted[k], rows[k] = result, row
+    if not fitted:
         raise BayescaleError("none of the approaches could be fitted to these runs: "
                              + "; ".join(f"Approach {k}: {v}" for k, v in skipped.items()))
     table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("approach")
-    return ApproachComparison(table, fits, skipped, C, level, runs)
+    return ApproachComparison(table, fitted, skipped, C, level, runs)
 
 
 def plot_approaches(comparison: ApproachComparison, *, C_range: Sequence[float] | None = None,

@@ -18,6 +18,9 @@ budgets, draws the six figures of :mod:`bayescale.report.plots`, and writes one 
     :func:`compare_methods`: estimates and intervals of the three methods.
 ``frontier.csv``, ``decisions.csv``
     The frontier summary per budget and the decision table per budget and plan.
+``approaches.csv``
+    Hoffmann et al.'s Approaches 1, 2 and 3 where the runs allow them
+    (:mod:`bayescale.report.approaches`): a, b and N_opt, D_opt at the largest budget.
 ``manifest.json``
     Written last: the list of files, the version, the settings.
 
@@ -97,6 +100,10 @@ FIGURES = {
                "the bootstrap and the Huber fit.",
     "pair": "Joint distribution of (E, A, B, alpha, beta): posterior draws (blue) over the "
             "bootstrap resamples (orange), outline histograms, and the Huber estimate.",
+    "approaches": "Compute-optimal model size N_opt(C) from Hoffmann et al.'s (2022) three "
+                  "approaches where the runs allow them (1: envelope of training curves, 2: "
+                  "isoFLOP parabolas, 3: the parametric law, bootstrap), each with its band, "
+                  "and Kaplan et al.'s (2020) allocation; as Hoffmann et al.'s Figure 1.",
     "runs": "Runs on loss vs compute, coloured by model size, with the fitted loss curves "
             "(bands: posterior interval); right, the isoFLOP profiles with each minimum marked.",
     "residuals": "Residuals of log loss vs model size and tokens, with posterior-predictive "
@@ -127,6 +134,30 @@ def _figures(fits: Mapping[str, ScalingFit], frontiers: Mapping[str, Any], data_
             "runs": plot.plot_runs(bayes, level=level),
             "residuals": plot.plot_residuals(bayes, level=level),
         }
+
+
+def _approaches(runs, fits, budgets, level, seed, resamples):
+    """Hoffmann et al.'s three approaches (:mod:`bayescale.report.approaches`), Approach 3
+    being the report's bootstrap; what each fit warned about is kept for the page."""
+    from bayescale.report.approaches import compare_approaches
+
+    n = max(100, min(int(resamples), 1000))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        comparison = compare_approaches(
+            runs, (1, 2, 3), budgets=[float(budgets.max())], level=level, seed=seed,
+            options={1: {"resamples": n}, 2: {"resamples": n}}, fits={3: fits["bootstrap"]})
+    comparison.notes = [str(w.message) for w in caught]
+    return comparison
+
+
+def _approaches_figure(comparison, lo: float, hi: float):
+    from bayescale.report.approaches import plot_approaches
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(non-positive|No artists).*",
+                                category=UserWarning)
+        return plot_approaches(comparison, C_range=(lo, hi))
 
 
 def _png_bytes(fig) -> bytes:
@@ -172,6 +203,9 @@ def _write_folder(folder: Path, ctx, figs) -> dict[str, Path]:
     ctx["frontiers"]["bayes"].summary(level).to_csv(written["frontier"])
     written["decisions"] = folder / "decisions.csv"
     ctx["decisions"].to_csv(written["decisions"])
+    if ctx.get("approaches") is not None:
+        written["approaches"] = folder / "approaches.csv"
+        ctx["approaches"].table.to_csv(written["approaches"])
     figdir = folder / "figures"
     figdir.mkdir()
     pngs, rel = {}, {}
@@ -248,8 +282,8 @@ def build_report(runs: Runs | Any, *, out_dir: str | os.PathLike,
     chinchilla = is_chinchilla_data(runs)
     t0 = time.perf_counter()
     with InterruptGuard() as guard:
-        steps = Steps(["NUTS sampling", "bootstrap", "frontier and decisions", "figures",
-                       "writing"], show_progress(quiet), check=guard.check)
+        steps = Steps(["NUTS sampling", "bootstrap", "frontier, decisions, approaches",
+                       "figures", "writing"], show_progress(quiet), check=guard.check)
         try:
             if fits is None:
                 fits = fit_methods(runs, bayes_options=bayes_options, resamples=resamples,
@@ -257,7 +291,7 @@ def build_report(runs: Runs | Any, *, out_dir: str | os.PathLike,
             else:
                 steps.done()
                 steps.done()
-            steps.start("frontier and decisions")
+            steps.start("frontier, decisions, approaches")
             data_C_range = (float(runs.C.min()), float(runs.C.max()))
             frontiers = {m: fits[m].frontier(budgets) for m in ("bayes", "bootstrap")}
             # The figures span the budgets and the data's range, whatever the budgets.
@@ -268,9 +302,11 @@ def build_report(runs: Runs | Any, *, out_dir: str | os.PathLike,
             methods = compare_methods(fits=fits, reference_budget=reference_budget,
                                       level=level, published=chinchilla)
             decisions = compare_plans(fits["bayes"].params, budgets, level=level)
+            approaches = _approaches(runs, fits, budgets, level, seed, resamples)
             steps.done()
             steps.start("figures")
             figs = _figures(fits, dense_frontiers, data_C_range, level, chinchilla)
+            figs["approaches"] = _approaches_figure(approaches, lo, hi)
             steps.done()
             steps.start("writing")
             settings = {"version": __version__, "level": level, "seed": int(seed),
@@ -282,6 +318,7 @@ def build_report(runs: Runs | Any, *, out_dir: str | os.PathLike,
             created = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
             ctx = context(runs, fits, frontiers, methods, decisions, budgets, level, settings,
                           chinchilla=chinchilla, created=created)
+            ctx["approaches"] = approaches
             with atomic_folder(out, marker=_MARKER, what="report", owned=_owned,
                                guard=guard) as tmp:
                 written = _write_folder(tmp, ctx, figs)
