@@ -11,7 +11,8 @@ prediction, as Li et al. score it) and coverage of the 90% predictive interval
 
 Rules: ``design`` (:mod:`bayescale.planning.design_score`'s greedy linearised update, with
 the objective the mean predicted log loss over the target points, ranked by variance
-reduction per FLOP, with the shared extrapolation error); ``random``; ``cheapest`` (first);
+reduction per FLOP, with the shared extrapolation error); ``design_gain`` (the same ranked
+by variance reduction alone, the budget as a cap); ``random``; ``cheapest`` (first);
 ``dopt`` (greedy D-optimal: largest increase of log det of the Fisher information of the
 law's coordinates at the current Huber fit, per FLOP).
 
@@ -44,7 +45,7 @@ from bayescale.laws.registry import get_law
 from bayescale.planning import design_score
 
 HERE = Path(__file__).resolve().parent
-RULES = ("design", "random", "cheapest", "dopt")
+RULES = ("design", "design_gain", "random", "cheapest", "dopt")
 FRACTIONS = (0.01, 0.05, 0.10)
 LI_2026 = {"data_constrained": {"li2026": [0.73, 0.85, 0.86], "v_optimal": [0.58, 0.83, 0.85],
                                 "random": [-0.74, -0.36, 0.12], "all_train": 0.79},
@@ -115,7 +116,7 @@ class Problem:
 
 # -- the rules: each returns the pool indices to add, within ``remaining`` FLOPs ----------
 
-def _greedy(gain_fn, prob, mask, remaining, batch):
+def _greedy(gain_fn, prob, mask, remaining, batch, per_cost=True):
     picks = []
     for _ in range(batch):
         gain = gain_fn(picks)
@@ -123,14 +124,14 @@ def _greedy(gain_fn, prob, mask, remaining, batch):
         ok[picks] = False
         if not ok.any():
             break
-        ratio = np.where(ok, gain / prob.cost, -np.inf)
+        ratio = np.where(ok, gain / prob.cost if per_cost else gain, -np.inf)
         c = int(np.argmax(ratio))
         picks.append(c)
         remaining -= prob.cost[c]
     return picks
 
 
-def rule_design(prob, mask, theta, draws, remaining, batch):
+def rule_design(prob, mask, theta, draws, remaining, batch, per_cost=True):
     ok = np.all(np.isfinite(draws), axis=1)
     mu = prob.mu(draws[ok], prob.X)                       # (B, n): law at every pool run
     g = prob.mu(draws[ok], prob.Xt).mean(axis=1)          # mean log loss over the target
@@ -142,7 +143,12 @@ def rule_design(prob, mask, theta, draws, remaining, batch):
             state[:] = design_score.linear_condition(*state, picks[-1])
         return np.asarray(design_score.linear_gains(state[1], state[2]), float)
 
-    return _greedy(gain, prob, mask, remaining, batch)
+    return _greedy(gain, prob, mask, remaining, batch, per_cost)
+
+
+def rule_design_gain(prob, mask, theta, draws, remaining, batch):
+    """The design rule ranked by expected gain alone (the budget only as a cap)."""
+    return rule_design(prob, mask, theta, draws, remaining, batch, per_cost=False)
 
 
 def rule_dopt(prob, mask, theta, draws, remaining, batch):
@@ -189,7 +195,7 @@ def score(prob, mask, theta, draws):
     p = fit.predict(prob.test.N, prob.test.D, U, num_draws=2000, model=prob.model)
     lo, hi = p.interval(0.9)
     y = prob.test.loss
-    return {"r2": r2(y, pred), "coverage90": float(np.mean((lo <= y) & (y <= hi))),
+    return {"r2": r2(y, pred), "mare": float(np.mean(np.abs(pred / y - 1))), "coverage90": float(np.mean((lo <= y) & (y <= hi))),
             "width90": float(np.mean(hi - lo)), "n_runs": int(mask.sum()),
             "spent": float(prob.cost[mask].sum() / prob.cost.sum())}
 
@@ -218,8 +224,8 @@ def run_dataset(name, law_name, repeats, resamples, num_seed, seed):
             while s["level"] < len(FRACTIONS):
                 remaining = FRACTIONS[s["level"]] * total - prob.cost[s["mask"]].sum()
                 batch = max(2, int(s["mask"].sum()) // 4)
-                fn = {"design": rule_design, "random": rule_random, "cheapest": rule_cheapest,
-                      "dopt": rule_dopt}[s["rule"]]
+                fn = {"design": rule_design, "design_gain": rule_design_gain,
+                      "random": rule_random, "cheapest": rule_cheapest, "dopt": rule_dopt}[s["rule"]]
                 kw = {"rng": s["rng"]} if s["rule"] == "random" else {}
                 picks = fn(prob, s["mask"], th, dr, remaining, batch, **kw)
                 if picks:
@@ -235,7 +241,7 @@ def run_dataset(name, law_name, repeats, resamples, num_seed, seed):
     for rule in RULES:
         sc = [s["scores"] for s in states if s["rule"] == rule]
         table[rule] = {f"{f:g}": {key: float(np.mean([x[i][key] for x in sc]))
-                                  for key in ("r2", "coverage90", "width90", "n_runs", "spent")}
+                                  for key in ("r2", "mare", "coverage90", "width90", "n_runs", "spent")}
                        for i, f in enumerate(FRACTIONS)}
         for i, f in enumerate(FRACTIONS):
             vals = [x[i]["r2"] for x in sc]
@@ -274,24 +280,34 @@ def speed(num=2000):
 
 
 def figure(results, path):
+    """R^2 (top; values below -1 are drawn at -1 and labelled) and mean absolute relative
+    error (bottom) on the target against the fraction of the pool's compute."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(9, 3.6))
+    fig = Figure(figsize=(9, 6.4))
+    x = [100 * f for f in FRACTIONS]
     for i, (name, res) in enumerate(results.items()):
-        ax = fig.add_subplot(1, len(results), i + 1)
-        x = [100 * f for f in FRACTIONS]
-        for rule in RULES:
-            ax.plot(x, [res["rules"][rule][f"{f:g}"]["r2"] for f in FRACTIONS], "o-", label=rule)
-        ax.plot(x, res["li2026"]["li2026"], "k--", marker="s", label="Li et al. 2026")
-        ax.axhline(res["all_train"]["r2"], color="0.5", ls=":", label="all of train (ours)")
-        ax.set_xscale("log")
-        ax.set_xticks(x, [f"{v:g}%" for v in x])
-        ax.set_ylim(max(-1.0, ax.get_ylim()[0]), 1.0)
-        ax.set_xlabel("fraction of the pool's compute")
-        ax.set_ylabel("target-region R$^2$")
-        ax.set_title(f"{name} ({res['law']})", fontsize=9)
-        if i == 0:
-            ax.legend(fontsize=7)
+        for row, key in enumerate(("r2", "mare")):
+            ax = fig.add_subplot(2, len(results), row * len(results) + i + 1)
+            for rule in RULES:
+                vals = np.array([res["rules"][rule][f"{f:g}"][key] for f in FRACTIONS])
+                ax.plot(x, np.maximum(vals, -1.0) if key == "r2" else vals, "o-", label=rule)
+                if key == "r2" and np.any(vals < -1):
+                    ax.annotate(f"{rule}: " + ", ".join(f"{v:.0f}" for v in vals), (x[0], -0.9 + 0.12 * RULES.index(rule)),
+                                fontsize=6)
+            if key == "r2":
+                ax.plot(x, res["li2026"]["li2026"], "k--", marker="s", label="Li et al. 2026")
+                ax.set_ylim(-1.0, 1.0)
+                ax.set_ylabel("target-region R$^2$")
+                ax.set_title(f"{name} ({res['law']} law)", fontsize=9)
+            else:
+                ax.set_ylabel("mean |relative error| on target")
+                ax.set_xlabel("fraction of the pool's compute")
+            ax.axhline(res["all_train"][key], color="0.5", ls=":", label="all of train (ours)")
+            ax.set_xscale("log")
+            ax.set_xticks(x, [f"{v:g}%" for v in x])
+            if i == 0 and row == 0:
+                ax.legend(fontsize=6, loc="lower right")
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=130))
 
@@ -303,7 +319,12 @@ def main(argv=None):
     ap.add_argument("--seed-runs", type=int, default=10)
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS))
     ap.add_argument("--out", default=str(HERE / "results"))
+    ap.add_argument("--replot", action="store_true", help="redraw the figure from design.json")
     args = ap.parse_args(argv)
+    if args.replot:
+        data = json.loads((Path(args.out) / "design.json").read_text())
+        figure(data["datasets"], Path(args.out) / "design_r2.png")
+        return
     t0 = time.perf_counter()
     out = {"speed": speed(), "datasets": {}}
     print("speed", out["speed"], flush=True)
@@ -316,12 +337,12 @@ def main(argv=None):
                  lambda tmp: Path(tmp).write_text(dumps_json(out, indent=1) + "\n"))
     figure(out["datasets"], folder / "design_r2.png")
     for name, res in out["datasets"].items():
-        print(f"\n{name} (all of train: R2 {res['all_train']['r2']:.2f}, cov90 "
+        print(f"\n{name}: R2 / coverage90 / MARE at 1%, 5%, 10% (all of train: R2 {res['all_train']['r2']:.2f}, cov90 "
               f"{res['all_train']['coverage90']:.2f}; Li et al. {res['li2026']['li2026']})")
         for rule in RULES:
-            cells = [f"{res['rules'][rule][f'{f:g}']['r2']:6.2f} / {res['rules'][rule][f'{f:g}']['coverage90']:.2f}"
-                     for f in FRACTIONS]
-            print(f"  {rule:>9}: " + "  ".join(cells))
+            cells = [f"{c['r2']:6.2f} / {c['coverage90']:.2f} / {c['mare']:.3f}"
+                     for c in (res['rules'][rule][f'{f:g}'] for f in FRACTIONS)]
+            print(f"  {rule:>11}: " + "  ".join(cells))
     print(f"total {out['seconds']:.0f} s")
 
 
