@@ -95,3 +95,11 @@ def median_interval(arr, level: float, axis: int = 0) -> tuple[np.ndarray, np.nd
             return nan, nan.copy(), nan.copy()
         med, lo, hi = np.nanquantile(arr, q, axis=axis)
     return med, lo, hi
+
+
+def column_intervals(frame, level: float) -> dict[str, tuple[float, float]]:
+    """Central (equal-tailed) ``level`` interval of each column of a DataFrame of draws,
+    ignoring NaN."""
+    level = check_level(level)
+    q = [(1 - level) / 2, (1 + level) / 2]
+    return {k: tuple(float(x) for x in np.nanquantile(frame[k], q)) for k in frame.columns}

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from bayescale._util import as_budgets, check_level, to_jsonable
+from bayescale._util import as_budgets, check_level, column_intervals, to_jsonable
 from bayescale.data.runs import Runs
 from bayescale.errors import BayescaleError
 
@@ -105,10 +105,7 @@ class AllocationFit:
         """Central intervals at ``level`` over draws (empty for a point estimate)."""
         if self.is_point:
             return {}
-        level = self.level if level is None else check_level(level)
-        q = [(1 - level) / 2, (1 + level) / 2]
-        d = self.draws()
-        return {k: tuple(float(x) for x in np.nanquantile(d[k], q)) for k in d.columns}
+        return column_intervals(self.draws(), self.level if level is None else level)
 
     def summary(self, level: float | None = None) -> pd.DataFrame:
         """One row per parameter: estimate, and for draws the interval and sd."""

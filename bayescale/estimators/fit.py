@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from bayescale.data.runs import Runs, load_runs
-from bayescale._util import check_level, to_jsonable
+from bayescale._util import check_level, column_intervals, to_jsonable
 from bayescale.errors import BayescaleError, ConvergenceError, ConvergenceWarning
 from bayescale.laws.chinchilla import LawParams
 
@@ -126,10 +126,7 @@ class ScalingFit:
         """
         if self.is_point:
             return {}
-        level = self.level if level is None else check_level(level)
-        q = [(1 - level) / 2, (1 + level) / 2]
-        d = self.draws()
-        return {k: tuple(float(x) for x in np.quantile(d[k], q)) for k in d.columns}
+        return column_intervals(self.draws(), self.level if level is None else level)
 
     def summary(self, level: float | None = None) -> pd.DataFrame:
         """One row per parameter: estimate (median over draws), interval bounds and sd.
