@@ -124,6 +124,16 @@ def test_decide_json(fit_dir, capsys):
     assert 0 <= out["p_within_loss"]["1%"] <= 1 and out["regret"] >= 0
     assert out["bayes_optimal"]["regret"] == pytest.approx(0.0, abs=1e-12)
     assert out["extrapolation"] > 0 and out["num_draws"] == 50
+    # issue 10: the plan's loss 3+ decades beyond the toy runs, with the extrapolation
+    # error: wider than the in-model interval, which assumes the law is exact, and the
+    # same as bayescale predict gives for that run
+    hp, loss = out["predicted_loss"], out["loss"]
+    assert hp["extrapolation_decades"] > 3 and hp["structural"] == "auto"
+    assert hp["upper"] - hp["lower"] > 2 * (loss["upper"] - loss["lower"])
+    pred = _json(capsys, ["predict", str(fit_dir), "--params", "70e9", "--tokens", "1.4e12",
+                          "--json"])["points"][0]
+    assert hp["median"] == pytest.approx(pred["median"], rel=1e-9)
+    assert [hp["lower"], hp["upper"]] == pytest.approx(pred["intervals"]["0.9"], rel=1e-9)
 
 
 def test_decide_text_and_within(fit_dir, capsys):
@@ -132,6 +142,7 @@ def test_decide_text_and_within(fit_dir, capsys):
     text = capsys.readouterr().out
     assert "P(loss within 2% of optimum)" in text and "within 10%" in text
     assert "bayes-optimal plan" in text and "plug-in plan" in text
+    assert "predicted loss of this run, with observation noise and the extrapolation" in text
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -257,6 +257,18 @@ def _no_loss_law(method: str) -> BayescaleError:
         f"`bayescale frontier SOURCE --method {method} --budget C`.")
 
 
+def _honest_loss(fit, N: float, D: float, level: float) -> dict | None:
+    """The loss a run of the plan would show, with observation noise and the extrapolation
+    error (:func:`bayescale.estimators.predict.predict`); ``None`` for a published law."""
+    if fit.runs is None:
+        return None
+    pred = fit.predict([N], [D])
+    lo, hi = pred.interval(level)
+    return {"median": float(pred.median[0]), "lower": float(lo[0]), "upper": float(hi[0]),
+            "level": level, "extrapolation_decades": float(pred.extrapolation_decades[0]),
+            "structural": pred.structural}
+
+
 def run_decide(args) -> int:
     from bayescale.planning.decisions import assess_plan
 
@@ -285,6 +297,7 @@ def run_decide(args) -> int:
 
     data_range = None if fit.runs is None else (float(fit.runs.C.min()), float(fit.runs.C.max()))
     out["extrapolation"] = float(extrapolation([out["plan"]["C"]], data_range)[0])
+    out["predicted_loss"] = _honest_loss(fit, N, D, level)
     out = {"source": str(args.source), "method": fit.method, **out}
     if args.json:
         from bayescale.io import dumps_json
@@ -309,6 +322,12 @@ def run_decide(args) -> int:
           f"{where}")
     print(f"loss of the plan: median {loss['median']:.4f} [{pct}: {loss['lower']:.4f}, "
           f"{loss['upper']:.4f}], mean {loss['mean']:.4f}")
+    hp = out["predicted_loss"]
+    if hp is not None:
+        print(f"predicted loss of this run, with observation noise and the extrapolation error "
+              f"({hp['extrapolation_decades']:.2f} decades beyond the runs): median "
+              f"{hp['median']:.4f} [{pct}: {hp['lower']:.4f}, {hp['upper']:.4f}]; the interval "
+              "above assumes the law is exact")
     lo = out["optimum"]["L_opt"]
     print(f"optimal loss at C: median {lo['median']:.4f} [{lo['lower']:.4f}, {lo['upper']:.4f}]")
     ex = out["excess_loss"]
