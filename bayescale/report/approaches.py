@@ -174,7 +174,7 @@ def plot_approaches(comparison: ApproachComparison, *, C_range: Sequence[float] 
     reference. Returns a matplotlib Figure whose ``drawn`` maps ``"Approach k"`` to
     ``(C, median, lower, upper)`` of what was drawn.
     """
-    from bayescale.planning.decisions import kaplan_2020
+    from bayescale.planning.rules import kaplan_2020
     from bayescale.report._plotting import DATA_SHADE, band_legend, draw_band, figure, \
         human_figure
 
