@@ -66,6 +66,10 @@ def add_data_arguments(p: argparse.ArgumentParser, *, dest: str = "data", metava
     g.add_argument("--split", default=None, metavar="SPLIT",
                    help="a registered dataset's split: train (default) or test (the "
                         "held-out larger runs of data_constrained and farseer)")
+    g.add_argument("--n-convention", default=None, choices=("total", "non_embedding"),
+                   help="what N counts: total or non_embedding parameters (a dataset that "
+                        "publishes both, e.g. gadre2024 or misfitting, gives that column; "
+                        "the fit and report say which N the answer is in)")
     g.add_argument("--sep", default=None, metavar="SEP",
                    help="the CSV's separator, e.g. ';' (default: detected)")
     g.add_argument("--drop-duplicates", action="store_true",
@@ -109,6 +113,8 @@ def load_runs_from_args(args: argparse.Namespace, source=None):
         extra["group"] = value.strip()
     if getattr(args, "split", None) is not None:
         extra["split"] = args.split
+    if getattr(args, "n_convention", None) is not None:
+        extra["n_convention"] = args.n_convention
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
         runs = load_runs(args.data if source is None else source, **extra,

@@ -30,7 +30,16 @@ from bayescale.data.sources import DATASETS, DataFile, Dataset
 from bayescale.errors import DatasetNotFoundError
 
 __all__ = ["Dataset", "DataFile", "DATASETS", "get_dataset", "locate", "locate_files",
-           "find_local", "available", "cache_dir", "data_dirs", "download_command"]
+           "find_local", "available", "cache_dir", "data_dirs", "download_command",
+           "N_CONVENTION_COLUMNS", "n_convention_columns"]
+
+# Datasets that publish N in both parameter-counting conventions: convention -> the column
+# of the table bayescale.data.loaders.read_table builds (see each PROVENANCE.md).
+N_CONVENTION_COLUMNS: dict[str, dict[str, str]] = {
+    "gadre2024": {"total": "N", "non_embedding": "N_non_embedding"},  # params, params_no_embed
+    "misfitting": {"total": "N", "non_embedding": "N_non_embedding"},  # N, N_no_emb
+    "misfitting_checkpoints": {"total": "N", "non_embedding": "N_non_embedding"},
+}
 
 
 def get_dataset(name: str) -> Dataset:
@@ -43,6 +52,17 @@ def get_dataset(name: str) -> Dataset:
             f"unknown dataset {name!r}; registered datasets are: {known}. "
             "To fit your own runs pass a CSV path or a pandas DataFrame instead."
         ) from None
+
+
+def n_convention_columns(name: str) -> dict[str, str]:
+    """``{convention: column}`` for the parameter counts registered dataset ``name``
+    publishes (``"total"``, ``"non_embedding"``); empty when its convention is not stated."""
+    dataset = get_dataset(name)
+    if name in N_CONVENTION_COLUMNS:
+        return dict(N_CONVENTION_COLUMNS[name])
+    if dataset.n_convention in ("total", "non_embedding"):
+        return {dataset.n_convention: dataset.columns["N"]}
+    return {}
 
 
 def cache_dir() -> Path:

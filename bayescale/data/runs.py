@@ -19,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from bayescale.data import formats
 from bayescale.data import loaders
 from bayescale.data import registry as datasets
 from bayescale.data import validate
@@ -37,8 +38,6 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "loss": ("loss", "L", "final_loss", "train_loss", "eval_loss", "val_loss"),
     "U": ("U", "unique_tokens"),  # optional: unique tokens (data-constrained runs)
 }
-
-
 
 def _norm(name: str) -> str:
     return re.sub(r"[\s_\-]+", "", str(name)).lower()
@@ -65,6 +64,7 @@ class Runs:
     group : the group label of each run (e.g. the training corpus), shape (n,), or None.
     run : the training-run id of each row (rows of one run are checkpoints), shape (n,),
         or None.
+    n_convention : what N counts (``"total"``, ``"non_embedding"``), or None: not stated.
     """
 
     N: np.ndarray
@@ -77,6 +77,7 @@ class Runs:
     U: np.ndarray | None = None
     group: np.ndarray | None = None
     run: np.ndarray | None = None
+    n_convention: str | None = None
 
     def __len__(self) -> int:
         return int(self.N.shape[0])
@@ -129,6 +130,7 @@ class Runs:
                              for r in self.dropped.index],
             "dropped_by": sorted(set(self.dropped.get("dropped_by", pd.Series([])))),
             "notes": list(self.notes),
+            "n_convention": self.n_convention or "not stated",
         }
 
 
@@ -181,15 +183,13 @@ def _read_source(source, columns: dict, options: dict | None = None, sep: str | 
             frame.attrs["notes"] = notes
             return frame, text, merged
         path = Path(text)
-        if path.suffix.lower() in (".csv", ".tsv", ".txt") or path.exists():
-            if path.is_dir():
-                return validate.read_csv(path), str(path), columns  # raises: a folder
-            if not path.is_file():
+        if path.suffix.lower() in formats.SUFFIXES or path.exists():
+            if not path.exists():
                 raise DataError(
-                    f"no such file: {text!r}. DATA is a CSV path or a registered dataset "
-                    f"({', '.join(sorted(datasets.DATASETS))})."
+                    f"no such file: {text!r}. DATA is a file (CSV, TSV, JSON lines, JSON, "
+                    f"Parquet) or a registered dataset ({', '.join(sorted(datasets.DATASETS))})."
                 )
-            return validate.read_csv(path, sep), str(path), columns
+            return formats.read_file(path, sep), str(path), columns  # a folder raises
         if os.sep in text or (os.altsep and os.altsep in text):
             raise DataError(
                 f"no such file or folder: {text!r}. DATA is a CSV path, a fit folder (for "
@@ -212,7 +212,7 @@ def load_runs(
     exclude_top: int = 0,
     mask: np.ndarray | Callable[[pd.DataFrame], Any] | None = None,
     query: str | None = None,
-    group: str | None = None,
+    group: str | bool | None = None,
     split: str | None = None,
     best_per_cell: bool | None = None,
     group_column: str | None = None,
@@ -220,12 +220,15 @@ def load_runs(
     sep: str | None = None,
     drop_duplicates: bool = False,
     check_plausible: bool | dict[str, bool] = True,
+    n_convention: str | None = None,
 ) -> Runs:
     """Load and validate training runs.
 
     Parameters
     ----------
-    source : DataFrame, CSV path, ``"-"`` (a CSV on standard input) or registered dataset name
+    source : DataFrame, file path, ``"-"`` (a CSV on standard input) or registered dataset name
+        Files are read by extension: CSV, TSV, JSON lines, JSON, Parquet, and these
+        compressed (``.csv.gz``); see :mod:`bayescale.data.formats`.
         Registered names (e.g. ``"chinchilla"``) are found through
         :func:`bayescale.data.registry.locate` (``BAYESCALE_DATA``, the user cache, then
         the network with a pinned sha256).
@@ -248,9 +251,10 @@ def load_runs(
         A :meth:`pandas.DataFrame.query` expression over ``N, D, C, loss``; rows for
         which it is false are dropped.
     group : str, optional
-        Keep only the runs of this group (e.g. ``group="C4"`` for ``"gadre2024"``). A
-        registered dataset whose groups are different corpora is never pooled silently:
-        without ``group=`` it raises, listing the groups.
+        Keep only the runs of this group (e.g. ``group="C4"`` for ``"gadre2024"``), or with
+        ``group="all"`` every group, labelled in ``Runs.group``, to fit side by side with
+        :func:`bayescale.estimators.groups.fit_groups`. A registered dataset whose groups
+        are different corpora is never pooled silently: without ``group=`` it raises.
     split : str, optional
         For registered datasets with a held-out split (``data_constrained``, ``farseer``):
         ``"train"`` (the default) or ``"test"``.
@@ -270,9 +274,15 @@ def load_runs(
         Warn (:class:`~bayescale.errors.DataWarning`) for values that look like a unit
         mistake: N below 1e5 or D below 1e6 (counts given in millions or billions?),
         tokens per parameter outside 0.01-1e5, losses above 15 (perplexities?) or below
-        0.05, and a C column more than a factor 2 from ``6 N D``. ``False`` silences
+        0.05, a C column more than a factor 2 from ``6 N D``, and (without a run column)
+        rows that look like checkpoints of one run (some N with 8 or more D values evenly
+        spaced, :func:`bayescale.data.loaders.warn_checkpoints`). ``False`` silences
         them all; a dict turns some off by name (``{"C": False}``; the names are
         ``N, D, tokens_per_param, loss, C``).
+    n_convention : ``"total"`` or ``"non_embedding"``, optional
+        What N counts (exponents and N_opt depend on it: Pearce & Song 2024; see
+        :mod:`bayescale.data.formats`). A dataset gives that N column or raises, listing
+        those it has; a table with ``N`` and ``N_no_emb`` gets the one asked for.
 
     Returns
     -------
@@ -316,12 +326,15 @@ def load_runs(
         checks &= validate.plausibility_checks(
             getattr(datasets.DATASETS[source], "check_plausible", True))
     frame, name, columns = _read_source(source, columns, options, sep)
+    columns, n_conv, n_note = formats.resolve_n(source if registered else None, frame.columns,
+                                                columns, n_convention, {"N": N, "C": C},
+                                                COLUMN_ALIASES)
     # For a file, name lines of the file (header = line 1), not 0-based data rows.
     lines = not registered and name != "DataFrame"
     where = f"the data from {name}"
     if frame.shape[0] == 0:
         raise DataError(f"{where} has no rows.")
-    pre_notes = list(frame.attrs.get("notes", []))
+    pre_notes = list(frame.attrs.get("notes", [])) + ([n_note] if n_note else [])
     frame = loaders.select_group(frame, columns.get("group"), group, name, pre_notes)
 
     found = {key: _find_column(frame, key, columns.get(key), where) for key in COLUMN_ALIASES}
@@ -384,6 +397,8 @@ def load_runs(
     if checks:
         validate.check_plausible(kept, found, checks=checks, lines=lines, stacklevel=2,
                                  C_given=None if c_given is None else c_given[keep])
+        if "run" not in kept:
+            loaders.warn_checkpoints(kept, where, stacklevel=2)
     row = kept.index.to_numpy()
     return Runs(
         N=kept["N"].to_numpy(dtype=float),
@@ -396,4 +411,5 @@ def load_runs(
         U=kept["U"].to_numpy(dtype=float) if "U" in kept else None,
         group=kept["group"].to_numpy() if "group" in kept else None,
         run=kept["run"].to_numpy() if "run" in kept else None,
+        n_convention=n_conv,
     )
