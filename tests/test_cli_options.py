@@ -346,3 +346,22 @@ def test_convergence_advice_is_given_as_flags_on_the_command_line(capsys):
         assert flag in err, flag
     for python in ("target_accept", "warmup=", "likelihood='"):
         assert python not in err, python
+
+
+def test_other_warnings_pass_through_the_command_once():
+    """A warning that is not bayescale's is passed on unchanged, once (re-emitting it
+    inside the recording context once recorded it again while it was being read: the
+    command never ended and its memory grew without bound)."""
+    import argparse
+    import warnings
+
+    from bayescale.cli import _run_telling_warnings
+
+    def func(args):
+        warnings.warn("from a library", UserWarning)
+        return 0
+
+    with warnings.catch_warnings(record=True) as outer:
+        warnings.simplefilter("always")
+        assert _run_telling_warnings(argparse.Namespace(func=func)) == 0
+    assert [str(w.message) for w in outer] == ["from a library"]

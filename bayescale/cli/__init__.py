@@ -90,17 +90,19 @@ def _run_telling_warnings(args):
 
     from bayescale.errors import ConvergenceWarning, DataWarning
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        warnings.simplefilter("always", DataWarning)
-        try:
+    caught: list = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            warnings.simplefilter("always", DataWarning)
             return args.func(args)
-        finally:
-            for w in caught:
-                if isinstance(w.message, (ConvergenceWarning, DataWarning)):
-                    print(f"bayescale: warning: {w.message.cli_message}", file=sys.stderr)
-                else:
-                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    finally:
+        # outside the recording context: a warning passed on here is not recorded again
+        for w in caught:
+            if isinstance(w.message, (ConvergenceWarning, DataWarning)):
+                print(f"bayescale: warning: {w.message.cli_message}", file=sys.stderr)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def _silence_stdout() -> None:
