@@ -23,7 +23,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bayescale"
 
 # Module-level imports may only point to a module earlier in this list.
 ORDER = [
-    "errors", "_util",
+    "errors", "_util", "_atomic",
     "laws.base", "laws.chinchilla", "laws.kaplan", "laws.data_constrained", "laws.registry",
     "laws.published",
     "laws",

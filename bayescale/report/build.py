@@ -59,11 +59,12 @@ from typing import Any
 
 import numpy as np
 
+from bayescale._atomic import InterruptGuard, atomic_folder, check_destination, dumps_json
 from bayescale._util import as_budgets
 from bayescale.data.runs import Runs, load_runs
 from bayescale.errors import BayescaleError
 from bayescale.estimators.fit import ScalingFit
-from bayescale.io import InterruptGuard, atomic_folder, check_destination, dumps_json, save_fit
+from bayescale.io import save_fit
 from bayescale.report.compare import (
     GOPHER_BUDGET,
     Steps,
