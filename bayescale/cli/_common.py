@@ -70,6 +70,9 @@ def add_data_arguments(p: argparse.ArgumentParser, *, dest: str = "data", metava
                    help="what N counts: total or non_embedding parameters (a dataset that "
                         "publishes both, e.g. gadre2024 or misfitting, gives that column; "
                         "the fit and report say which N the answer is in)")
+    g.add_argument("--run-column", default=None, metavar="NAME",
+                   help="column naming the training run of each row, when rows are "
+                        "checkpoints of the same runs (kept as the runs' run labels)")
     g.add_argument("--sep", default=None, metavar="SEP",
                    help="the CSV's separator, e.g. ';' (default: detected)")
     g.add_argument("--drop-duplicates", action="store_true",
@@ -115,6 +118,9 @@ def load_runs_from_args(args: argparse.Namespace, source=None):
         extra["split"] = args.split
     if getattr(args, "n_convention", None) is not None:
         extra["n_convention"] = args.n_convention
+    if getattr(args, "run_column", None) is not None:
+        extra["run_column"] = args.run_column
+    extra.update(getattr(args, "group_options", None) or {})  # fit --group
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
         runs = load_runs(args.data if source is None else source, **extra,

@@ -24,6 +24,8 @@ examples:
   bayescale fit chinchilla --chains 4 --warmup 1000 --draws 1000 --out fits/chinchilla
   bayescale fit my_runs.csv --N-column params --loss-column eval_loss --method huber
   bayescale fit marin_isoflop --select group=dclm --method isoflop --json
+  bayescale fit marin_isoflop --group all --method huber
+  bayescale fit sweep.csv --group corpus --method bootstrap --json
   bayescale fit sweep.csv --method isoflop --budget-column budget --uncertainty bayes
 """
 
@@ -46,6 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "grid fit), huber_mle (Besiroglu et al. 2024 point estimate), bootstrap; "
                         "isoflop (Hoffmann et al.'s Approach 2: parabolas through isoFLOP "
                         "profiles) and envelope (Approach 1) fit N_opt = G_N C^a directly")
+    p.add_argument("--group", default=None, metavar="COLUMN|all",
+                   help="fit each group on its own and show them side by side: a column of "
+                        "a CSV DATA, or 'all' for every group of a registered multi-group "
+                        "dataset (gadre2024, marin_isoflop); --select group=VALUE picks one")
     p.add_argument("--level", type=float, default=None,
                    help="interval level (default 0.9; the bootstrap defaults to 0.95 as Epoch)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -96,9 +102,13 @@ def run(args: argparse.Namespace) -> int:
         from bayescale.io import check_fit_destination
 
         check_fit_destination(args.out)
+    if args.group is not None:
+        _check_group_args(args)
     enable_compilation_cache()
     t0 = time.perf_counter()
     runs = load_runs_from_args(args)
+    if args.group is not None:
+        return _run_groups(args, level, runs, t0)
     from bayescale.estimators.fit import fit
 
     if args.method in ALLOCATION_METHODS:
@@ -127,6 +137,80 @@ def run(args: argparse.Namespace) -> int:
         print(dumps_json(payload, indent=2))
     else:
         print(_format(result, payload, level))
+    return 0
+
+
+def _options(args) -> dict:
+    """The estimator settings of the command line, as ``bayescale.fit`` options."""
+    options: dict = {}
+    if args.method in ("bootstrap", "isoflop", "envelope") and args.resamples is not None:
+        options["resamples"] = args.resamples
+    elif args.method == "bootstrap":
+        options["resamples"] = 4000
+    if args.method == "bayes" or (args.method == "isoflop" and args.uncertainty == "bayes"):
+        options.update(chains=args.chains, warmup=args.warmup, draws=args.draws,
+                       strict=args.strict)
+    if args.method == "bayes":
+        options.update(likelihood=args.likelihood, progress=False)
+        if args.target_accept is not None:
+            options["target_accept"] = args.target_accept
+    if args.method == "isoflop":
+        options.update(uncertainty=args.uncertainty, keep_flagged=args.keep_flagged,
+                       loss_space=args.loss_space)
+    return options
+
+
+def _check_group_args(args) -> None:
+    """``--group COLUMN`` (a CSV's column) or ``--group all`` (a registered dataset's groups),
+    turned into the options of load_runs; refuse what does not go with it."""
+    from bayescale.data.registry import DATASETS
+    from bayescale.errors import BayescaleError
+
+    if args.select is not None:
+        raise BayescaleError("--group fits every group and --select group=VALUE picks one: "
+                             "give one of them.")
+    if args.out:
+        raise BayescaleError("--out saves one fit; with --group use --json > FILE.")
+    if args.budget_column is not None:
+        raise BayescaleError("--budget-column does not go with --group yet; fit one group "
+                             "with --select group=VALUE.")
+    registered = str(args.data) in DATASETS
+    if args.group.lower() == "all":
+        if not registered:
+            raise BayescaleError(f"--group all fits every group of a registered multi-group "
+                                 f"dataset; for the file {args.data!r} name the column that "
+                                 f"holds the groups: --group COLUMN.")
+        args.group_options = {"group": "all"}
+    elif registered:
+        raise BayescaleError(f"a registered dataset's groups are its own: use --group all "
+                             f"(not --group {args.group}) with {args.data!r}.")
+    else:
+        args.group_options = {"group": "all", "group_column": args.group}
+
+
+def _run_groups(args, level: float, runs, t0: float) -> int:
+    """``--group``: each group fitted on its own, printed side by side or as JSON."""
+    from bayescale.estimators.groups import fit_groups
+    from bayescale.io import dumps_json
+
+    result = fit_groups(runs, method=args.method, law=args.law, level=level, seed=args.seed,
+                        **_options(args))
+    payload = result.to_dict(level)
+    payload["timing"] = {"wall": time.perf_counter() - t0}
+    if args.json:
+        print(dumps_json(payload, indent=2))
+        return 0
+    table = result.table(level)
+    lines = [f"bayescale fit: law={args.law if args.method not in ALLOCATION_METHODS else '-'}"
+             f"  method={args.method}  groups={len(result.fits)}  runs={len(runs)}  "
+             f"source={runs.source}",
+             "each group fitted on its own (not pooled); N_opt at the reference budget "
+             f"C = {result.reference_budget:.3g} FLOPs (100x the largest run)"]
+    if any(c.endswith("_lower") for c in table.columns):
+        lines.append(f"_lower, _upper: {100 * level:g}% central interval of the draws")
+    lines.append(table.to_string(float_format=lambda v: f"{v:.4g}"))
+    lines.append(f"wall time {payload['timing']['wall']:.2f} s")
+    print(os.linesep.join(lines))
     return 0
 
 

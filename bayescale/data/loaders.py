@@ -11,15 +11,25 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from bayescale.data import registry
-from bayescale.errors import DataError
+from bayescale.errors import DataError, DataWarning
 
-__all__ = ["read_table", "select_group"]
+__all__ = ["read_table", "select_group", "ALL_GROUPS", "checkpoint_stretch",
+           "warn_checkpoints", "CHECKPOINT_STRETCH"]
+
+# group="all" (any case) keeps every group of a multi-group dataset, with its labels.
+ALL_GROUPS = "all"
+# Rows look like checkpoints of one run when some N (within a group) has this many
+# distinct D values in one arithmetic progression (checkpoints every k steps). Ordinary
+# sweeps of run lengths stay below it: the registered datasets have at most 6 (misfitting).
+CHECKPOINT_STRETCH = 8
 
 _GADRE_CORPORA = {"c4_original": "C4", "rpj": "RedPajama", "rw_original": "RefinedWeb"}
 
@@ -182,8 +192,10 @@ def select_group(frame: pd.DataFrame, column: str | None, group, name: str,
                  notes: list) -> pd.DataFrame:
     """The rows of ``frame`` whose group ``column`` equals ``group`` (case-insensitively).
 
-    With ``group=None``, a registered dataset whose groups are different corpora raises
-    (listing the groups and how to pick one): it is never pooled into one law silently.
+    ``group="all"`` (or True) keeps every group, with its labels, to be fitted side by side
+    (:func:`bayescale.estimators.groups.fit_groups`). With ``group=None``, a registered
+    dataset whose groups are different corpora raises (listing the groups and how to pick
+    one or fit them all): it is never pooled into one law silently.
     """
     where = f"the data from {name}"
     if group is None:
@@ -195,17 +207,75 @@ def select_group(frame: pd.DataFrame, column: str | None, group, name: str,
                 f"dataset {name!r} has {len(groups)} groups trained on different corpora: "
                 f"{listed}; they are not pooled into one law. Fix: pick one, "
                 f"load_runs({name!r}, group={first!r}) in Python or --select group={first} "
-                "on the command line.")
+                f"on the command line; or fit each group on its own, side by side, with "
+                f"fit_groups(load_runs({name!r}, group='all')) in Python or --group all on "
+                "the command line.")
         return frame
     column = column or "group"
+    every = group is True or str(group).lower() == ALL_GROUPS
     if column not in frame.columns:
         raise DataError(f"group={group!r} was given but {where} has no group column "
                         f"{column!r}; its columns are {list(frame.columns)}. Fix: name the "
                         "column with group_column=...")
     values = frame[column]
+    if every:
+        if values.isna().any():
+            raise DataError(f"group column {column!r} of {where} has no value in "
+                            f"{int(values.isna().sum())} rows. Fix: fill them in, or drop "
+                            "those rows.")
+        notes.append(f"every group of column {column!r}, fitted on its own: "
+                     + ", ".join(f"{g} ({n} rows)" for g, n in
+                                 values.astype(str).value_counts(sort=False).items()))
+        return frame
     keep = values.astype(str).str.lower() == str(group).lower()
     if not keep.any():
         raise DataError(f"no group {group!r} in column {column!r} of {where}; its groups are "
-                        f"{sorted(values.astype(str).unique())}. Fix: pass one of those.")
+                        f"{sorted(values.astype(str).unique())}. Fix: pass one of those, or "
+                        "group='all' for every group.")
     notes.append(f"group {group!r}: {int(keep.sum())} of {len(frame)} rows")
     return frame[keep]
+
+
+def checkpoint_stretch(D: np.ndarray) -> int:
+    """The most distinct values of ``D`` that lie, consecutive once sorted, on one
+    arithmetic progression (equal gaps to 0.1%), e.g. checkpoints every k steps."""
+    d = np.unique(np.asarray(D, dtype=float))
+    if d.size < 3:
+        return int(d.size)
+    gaps = np.diff(d)
+    same = np.abs(np.diff(gaps)) <= 1e-3 * np.maximum(gaps[1:], gaps[:-1])
+    best = cur = 0
+    for s in same:
+        cur = cur + 1 if s else 0
+        best = max(best, cur)
+    return best + 2
+
+
+def warn_checkpoints(tidy: pd.DataFrame, where: str, *, stacklevel: int = 2) -> None:
+    """Warn (:class:`DataWarning`) when rows without a run column look like checkpoints.
+
+    The rule: some model size N (within a group, when there are groups) has at least
+    :data:`CHECKPOINT_STRETCH` distinct D values on one arithmetic progression (checkpoints
+    every k steps). A sweep of run lengths (doubling D, or a handful of lengths per size)
+    does not trigger it.
+    """
+    keys = ["group", "N"] if "group" in tidy else ["N"]
+    worst, at = 0, None
+    for key, sub in tidy.groupby(keys, sort=False)["D"]:
+        k = checkpoint_stretch(sub.to_numpy())
+        if k > worst:
+            worst, at = k, key
+    if worst < CHECKPOINT_STRETCH:
+        return
+    N = at[-1] if isinstance(at, tuple) else at
+    head = (f"{where}: rows may be checkpoints of the same training runs, not independent "
+            f"runs: N = {N:.4g} has {worst} values of D evenly spaced (as checkpoints every k "
+            "steps are). Treating checkpoints as independent runs makes the intervals too "
+            "narrow. Fix: ")
+    warnings.warn(DataWarning(
+        head + "name the column that identifies the run, load_runs(..., run_column='run'), "
+        "or keep only the final checkpoint of each run (e.g. query=). If these are "
+        "separate runs, check_plausible=False silences this check.",
+        cli=head + "name the column that identifies the run with --run-column NAME, or keep "
+        "only the final checkpoint of each run (e.g. --query). If these are separate runs, "
+        "--no-plausibility-checks silences this check."), stacklevel=stacklevel + 1)

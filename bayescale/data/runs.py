@@ -335,6 +335,8 @@ def load_runs(
     if frame.shape[0] == 0:
         raise DataError(f"{where} has no rows.")
     pre_notes = list(frame.attrs.get("notes", [])) + ([n_note] if n_note else [])
+    if group is True or str(group).lower() == loaders.ALL_GROUPS:  # keep the labels
+        columns["group"] = columns.get("group") or "group"
     frame = loaders.select_group(frame, columns.get("group"), group, name, pre_notes)
 
     found = {key: _find_column(frame, key, columns.get(key), where) for key in COLUMN_ALIASES}
