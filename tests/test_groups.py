@@ -1,0 +1,171 @@
+"""Groups side by side (bayescale.estimators.groups) and the checkpoint warning.
+
+Oracles: each group's Huber fit equals the fit of that group's runs done by hand (the
+padding adds exactly zero to the objective) and recovers the law the group was drawn from;
+the checkpoint rule fires on runs checkpointed every k steps and not on sweeps of lengths.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayescale.data import loaders
+from bayescale.data.runs import load_runs
+from bayescale.data.simulate import simulate_runs
+from bayescale.errors import BayescaleError, DataWarning
+from bayescale.estimators.fit import fit
+from bayescale.estimators.groups import fit_groups
+from bayescale.laws.chinchilla import LawParams
+
+TRUE = {"x": LawParams(1.8, 400.0, 410.0, 0.34, 0.28),
+        "y": LawParams(1.6, 300.0, 900.0, 0.30, 0.36)}
+DATA = Path(os.environ.get("BAYESCALE_DATA", "").split(os.pathsep)[0] or
+            Path(__file__).resolve().parents[2] / "shared" / "data")
+needs_data = pytest.mark.skipif(not (DATA / "steplaw").is_dir() and not os.environ.get("CI"),
+                                reason=f"{DATA} has no shared datasets; set BAYESCALE_DATA")
+
+
+def _grouped():
+    """Two groups from different laws, of different sizes (90 and 72 runs)."""
+    a = simulate_runs(TRUE["x"], seed=0)
+    b = simulate_runs(TRUE["y"], seed=1, models_per_budget=8)
+    cat = {k: np.concatenate([getattr(a, k), getattr(b, k)]) for k in ("N", "D", "loss")}
+    runs = dataclasses.replace(a, **cat, row=np.arange(len(a) + len(b)),
+                               group=np.array(["x"] * len(a) + ["y"] * len(b), dtype=object))
+    return runs, {"x": a, "y": b}
+
+
+@pytest.mark.slow
+def test_each_group_fit_is_its_own_huber_fit_and_recovers_its_law():
+    runs, parts = _grouped()
+    result = fit_groups(runs, method="huber")
+    assert list(result.fits) == ["x", "y"]
+    for name, sub in parts.items():
+        by_hand = fit(sub, method="huber")
+        got = result.fits[name]
+        assert len(got.runs) == len(sub)
+        for k in ("E", "A", "B", "alpha", "beta"):
+            assert np.isclose(got.point_estimate()[k], by_hand.point_estimate()[k], rtol=1e-8)
+        assert np.isclose(got.info["objective"], by_hand.info["objective"], rtol=1e-10)
+        assert abs(got.point_estimate()["alpha"] - TRUE[name].alpha) < 0.05
+        assert abs(got.point_estimate()["beta"] - TRUE[name].beta) < 0.05
+        C = result.reference_budget
+        assert np.isclose(result.table().loc[name, "N_opt"],
+                          float(np.asarray(by_hand.frontier([C]).N_opt).ravel()[0]), rtol=1e-6)
+    # one compile for both groups: the second group reuses the first's program
+    assert result.info["padded_to"] == 96
+    assert result.info["seconds"]["y"] < 0.5 * result.info["seconds"]["x"]
+    payload = json.loads(json.dumps(result.to_dict()))
+    assert set(payload["groups"]) == {"x", "y"}
+    assert payload["groups"]["y"]["n_runs"] == 72
+    assert set(payload["groups"]["x"]["params"]) == {"E", "A", "B", "alpha", "beta"}
+    assert set(payload["table"]) == {"x", "y"}
+
+
+def test_errors_name_the_problem():
+    runs, parts = _grouped()
+    with pytest.raises(BayescaleError, match="no group labels"):
+        fit_groups(parts["x"], method="huber")
+    few = dataclasses.replace(runs, group=np.array(["x"] * (len(runs) - 3) + ["tiny"] * 3,
+                                                   dtype=object))
+    with pytest.raises(BayescaleError, match="'tiny' \\(3 runs\\)"):
+        fit_groups(few, method="huber")
+
+
+def _checkpoints(num_ckpt=20, runs_per_N=1):
+    rows = []
+    for N in (1e8, 3e8, 1e9):
+        for k in range(1, num_ckpt + 1):
+            D = 20 * N * k / num_ckpt
+            rows.append({"N": N, "D": D, "loss": 1.7 + 400 / N ** 0.34 + 410 / D ** 0.28})
+    return pd.DataFrame(rows)
+
+
+def test_checkpoint_warning_fires_on_checkpoints_and_names_the_fix():
+    frame = _checkpoints()
+    with pytest.warns(DataWarning, match="checkpoints of the same training runs") as caught:
+        load_runs(frame)
+    message = caught[0].message
+    assert "run_column=" in str(message) and "--run-column" in message.cli_message
+    assert "too narrow" in str(message) and "final checkpoint" in str(message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_runs(frame.assign(run=frame["N"].astype(str)), run_column="run")
+        load_runs(frame, check_plausible=False)
+
+
+def test_checkpoint_rule_spares_sweeps_of_run_lengths():
+    # seven evenly spaced lengths (misfitting has six): below the threshold of eight
+    assert loaders.checkpoint_stretch(np.arange(1, 8) * 1e9) == 7
+    assert loaders.checkpoint_stretch(np.arange(1, 9) * 1e9) == 8
+    # doubling lengths, however many: no arithmetic stretch beyond two
+    assert loaders.checkpoint_stretch(2.0 ** np.arange(30, 42)) == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_runs(_checkpoints(num_ckpt=7))
+
+
+@needs_data
+@pytest.mark.parametrize("name, options", [
+    ("chinchilla", {}), ("misfitting", {}), ("misfitting", {"best_per_cell": False}),
+    ("data_constrained", {}), ("data_constrained", {"split": "test"}), ("farseer", {}),
+    ("steplaw", {}), ("gadre2024", {"group": "all"}), ("marin_isoflop", {"group": "all"}),
+    ("synthetic", {}), ("misfitting_checkpoints", {})])
+def test_no_checkpoint_warning_on_registered_datasets(name, options):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_runs(name, **options)
+    assert not [w for w in caught if "checkpoints" in str(w.message)]
+
+
+@needs_data
+def test_checkpoint_warning_on_misfitting_checkpoints_as_a_plain_csv():
+    path = DATA / "misfitting" / "scaling_results.csv"
+    with pytest.warns(DataWarning, match="checkpoints"):
+        load_runs(path, D="D", C="C", drop_duplicates=True)
+
+
+@needs_data
+def test_group_all_keeps_every_group_with_labels():
+    runs = load_runs("marin_isoflop", group="all")
+    assert sorted(set(runs.group)) == ["comma", "dclm", "nemotron"]
+    assert len(runs) == 258
+    with pytest.raises(BayescaleError, match="--group all"):
+        load_runs("marin_isoflop")
+
+
+def _run_main(argv):
+    from bayescale.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.slow
+def test_cli_group_column(tmp_path, monkeypatch):
+    monkeypatch.setenv("BAYESCALE_NO_CACHE", "1")
+    runs, parts = _grouped()
+    frame = runs.to_frame().assign(corpus=runs.group).drop(columns=["group", "C"])
+    path = tmp_path / "sweep.csv"
+    frame.to_csv(path, index=False)
+    code, out, err = _run_main(["fit", str(path), "--group", "corpus", "--method", "huber",
+                                "--json"])
+    assert code == 0, err
+    payload = json.loads(out)
+    assert set(payload["groups"]) == {"x", "y"}
+    by_hand = fit(parts["y"], method="huber").point_estimate()
+    assert np.isclose(payload["groups"]["y"]["params"]["alpha"], by_hand["alpha"], rtol=1e-8)
+    code, out, err = _run_main(["fit", str(path), "--group", "all", "--method", "huber"])
+    assert code != 0 and "--group COLUMN" in err
