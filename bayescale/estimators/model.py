@@ -1,5 +1,6 @@
 """NumPyro models of any scaling law (:class:`~bayescale.laws.base.Law`), with a robust
-likelihood on log loss.
+likelihood on log loss (the likelihoods themselves are in
+:mod:`bayescale.estimators.likelihoods`).
 
 A model is a plain function of ``(log_N, log_D, log_loss=None)`` (and ``log_U=`` for laws
 that take unique tokens): with observed log losses it is the posterior model that NUTS
@@ -49,15 +50,19 @@ import numpyro
 import numpyro.distributions as dist
 from jax import Array
 from jax.typing import ArrayLike
-from numpyro.distributions import constraints
 from numpyro.distributions.transforms import AffineTransform
 
-from bayescale.estimators.huber import huber_log_normaliser
 from bayescale.errors import BayescaleError
 from bayescale.laws.base import Law, log_loss_theta
 from bayescale.laws.chinchilla import LAW as CHINCHILLA
 from bayescale.laws.chinchilla import LawParams
 from bayescale.laws.registry import get_law
+from bayescale.estimators.likelihoods import (  # noqa: F401  (re-exported)
+    LIKELIHOODS,
+    Huber,
+    check_likelihood,
+    likelihood_distribution,
+)
 from bayescale.estimators.priors import (  # noqa: F401  (re-exported)
     DEFAULT_NU,
     HUBER_DELTA,
@@ -88,74 +93,8 @@ __all__ = [
     "prior_predictive",
 ]
 
-LIKELIHOODS = ("student_t", "normal", "huber")
 PRIOR_KEYS = ("E", "log_A", "log_B", "alpha", "beta", "sigma", "nu")
 EXPONENT_MAX = 1.5
-
-
-class Huber(dist.Distribution):
-    """The Huber density with location and scale (Besiroglu et al. 2024, eq. 3 ff.).
-
-    ``log p(y) = -huber_delta((y - loc) / scale) - log Z(delta) - log scale`` with
-    ``huber_delta(r) = r**2 / 2`` for ``|r| <= delta`` and ``delta (|r| - delta / 2)``
-    otherwise, and ``Z(delta) = sqrt(2 pi) (1 - 2 Phi_sf(delta)) + 2 exp(-delta**2 / 2)
-    / delta``, so that it integrates to one. For the default ``delta = 1e-3`` it is
-    a Laplace density of scale ``scale / delta`` with a tiny Gaussian cap.
-
-    Sampling is exact: a normal truncated to ``(-delta, delta)`` with probability
-    ``sqrt(2 pi) erf(delta / sqrt 2) / Z``, else ``+-(delta + Exponential(rate=delta))``.
-
-    Parameters
-    ----------
-    loc : location, any shape (broadcast with ``scale``).
-    scale : positive scale ``s``.
-    delta : positive float, the Huber threshold (static, not traced).
-    """
-
-    arg_constraints = {"loc": constraints.real, "scale": constraints.positive}
-    support = constraints.real
-    reparametrized_params = ["loc", "scale"]
-
-    def __init__(self, loc: ArrayLike = 0.0, scale: ArrayLike = 1.0, *,
-                 delta: float = HUBER_DELTA, validate_args: bool | None = None):
-        delta = float(delta)
-        if not delta > 0:
-            raise BayescaleError(f"Huber delta must be positive, got {delta}.")
-        self.loc, self.scale = jnp.broadcast_arrays(jnp.asarray(loc), jnp.asarray(scale))
-        self.delta = delta
-        self._log_z = huber_log_normaliser(delta)
-        super().__init__(batch_shape=jnp.shape(self.loc), validate_args=validate_args)
-
-    def log_prob(self, value: ArrayLike) -> Array:
-        r = jnp.abs((value - self.loc) / self.scale)
-        d = self.delta
-        h = jnp.where(r <= d, 0.5 * r**2, d * (r - 0.5 * d))
-        return -h - self._log_z - jnp.log(self.scale)
-
-    def sample(self, key: Array, sample_shape: tuple = ()) -> Array:
-        shape = sample_shape + self.batch_shape
-        d = self.delta
-        k_mix, k_core, k_tail, k_sign = jax.random.split(key, 4)
-        p_core = math.exp(math.log(math.sqrt(2 * math.pi) * math.erf(d / math.sqrt(2)))
-                          - self._log_z)
-        dtype = jnp.result_type(float)
-        core = jax.random.truncated_normal(k_core, -d, d, shape, dtype=dtype)
-        tail = d + jax.random.exponential(k_tail, shape, dtype=dtype) / d
-        sign = jnp.where(jax.random.bernoulli(k_sign, 0.5, shape), 1.0, -1.0)
-        r = jnp.where(jax.random.uniform(k_mix, shape, dtype=dtype) < p_core, core, sign * tail)
-        return self.loc + self.scale * r
-
-    @property
-    def mean(self) -> Array:
-        return self.loc
-
-    @property
-    def variance(self) -> Array:
-        d = self.delta
-        # E[r^2] = (int_core r^2 + 2 int_d^inf r^2 e^{-d r + d^2/2} dr) / Z
-        core = math.sqrt(2 * math.pi) * math.erf(d / math.sqrt(2)) - 2 * d * math.exp(-d * d / 2)
-        tail = 2 * math.exp(-d * d / 2) * (d * d + 2 * d / d + 2 / (d * d)) / d
-        return (core + tail) / math.exp(self._log_z) * self.scale**2
 
 
 def data_centre(*log_inputs: ArrayLike) -> tuple[float, ...]:
@@ -166,24 +105,6 @@ def data_centre(*log_inputs: ArrayLike) -> tuple[float, ...]:
 def _centred_log_prior(prior: dist.Distribution, shift: Array) -> dist.Distribution:
     # p(x_c | exponent) = p_prior(x_c + shift): the shear x -> x - shift has unit Jacobian.
     return dist.TransformedDistribution(prior, AffineTransform(-shift, 1.0, domain=prior.support))
-
-
-def _likelihood(likelihood: str, mu: Array, sigma: Array, nu: Any) -> dist.Distribution:
-    if likelihood == "student_t":
-        return dist.StudentT(nu, mu, sigma)
-    if likelihood == "normal":
-        return dist.Normal(mu, sigma)
-    if likelihood == "huber":
-        return Huber(mu, sigma, delta=HUBER_DELTA)
-    raise BayescaleError(f"unknown likelihood {likelihood!r}; choose one of {', '.join(LIKELIHOODS)}.")
-
-
-def check_likelihood(likelihood: str) -> str:
-    """Return ``likelihood`` if it names a known likelihood, else raise ``BayescaleError``."""
-    if likelihood not in LIKELIHOODS:
-        raise BayescaleError(
-            f"unknown likelihood {likelihood!r}; choose one of {', '.join(LIKELIHOODS)}.")
-    return likelihood
 
 
 def _shear_of(law: Law) -> dict[str, tuple[str | None, int]]:
@@ -257,7 +178,7 @@ def law_model(log_X, log_loss=None, *, law: Law, priors, likelihood: str, centre
         numpyro.deterministic("b_opt", theta["alpha"] / (theta["alpha"] + theta["beta"]))
 
     mu = log_loss_theta(law, vec, log_X)
-    noise = _likelihood(likelihood, mu, sigma, nu)
+    noise = likelihood_distribution(likelihood, mu, sigma, nu)
     with numpyro.plate("runs", log_X.shape[0]):
         numpyro.sample("log_loss", noise, obs=log_loss)
     if record_log_likelihood and log_loss is not None:

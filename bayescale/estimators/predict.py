@@ -146,7 +146,7 @@ def _noise(fit, num: int, n: int, rng: np.random.Generator, median_params) -> tu
         if likelihood == "huber":
             import jax
 
-            from bayescale.estimators.model import Huber
+            from bayescale.estimators.likelihoods import Huber
             from bayescale.estimators.priors import HUBER_DELTA
 
             key = jax.random.PRNGKey(int(rng.integers(0, 2**31 - 1)))
