@@ -8,7 +8,7 @@ traceable functions *of one point* in log space,
 * ``log_cost(log_N, log_D) -> log C`` (required),
 * ``log_D(log_N, log_C) -> log D``, the tokens that exhaust the budget at model
   size ``N`` (analytic where the model allows it, else a Newton solve in ``log D``
-  with implicit differentiation),
+  with implicit differentiation, :func:`bayescale.planning._cost_solve.solve_log_D`),
 * ``log_N_bounds(log_C) -> (lo, hi)``, where the model is defined.
 
 Working in logs keeps float32 safe: ``log C`` of 1e24 FLOPs is 55, whereas ``N * D``
@@ -60,7 +60,6 @@ for Inference in Language Model Scaling Laws", arXiv:2401.00448 (2023).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections.abc import Callable
 
@@ -70,6 +69,7 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from bayescale.errors import BayescaleError
+from bayescale.planning._cost_solve import solve_log_D
 
 __all__ = [
     "Cost",
@@ -108,10 +108,11 @@ class Cost:
     def log_D(self, log_N: ArrayLike, log_C: ArrayLike) -> Array:
         """``log D`` such that ``cost(N, D) = C``, by Newton's method in ``log D``.
 
-        Differentiable (implicit function theorem via ``jax.lax.custom_root``).
-        Subclasses override it with the analytic inverse where there is one.
+        Differentiable (implicit function theorem, in
+        :func:`~bayescale.planning._cost_solve.solve_log_D`). Subclasses override it with the
+        analytic inverse where there is one.
         """
-        return _solve_log_D(self.log_cost, log_N, log_C, 8)
+        return solve_log_D(self.log_cost, log_N, log_C, 8)
 
     def log_D_slope(self, log_N: ArrayLike, log_C: ArrayLike) -> tuple[Array, Array]:
         """``(log D, d log D / d log N)`` on the surface ``cost(N, D) = C``.
@@ -329,43 +330,7 @@ class CostFn(Cost):
         return jnp.log(self.fn(jnp.exp(log_N), jnp.exp(log_D)))
 
     def log_D(self, log_N, log_C):
-        return _solve_log_D(self.log_cost, log_N, log_C, int(self.newton_iters))
-
-
-@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 3))
-def _solve_log_D(log_cost: Callable, log_N, log_C, num_iter: int = 8) -> Array:
-    """Solve ``log_cost(log_N, y) = log_C`` for ``y = log D`` (one point), differentiably.
-
-    Newton's method in ``y`` from ``log(C / 6N)``, steps clipped to 5 nats; ``num_iter``
-    fixed steps keep the whole solve one fused program. Whether it converged is
-    checked by the caller on the result (the frontier's ``converged`` requires
-    ``cost(N, D) = C`` to rounding). Derivatives with respect to ``log_N`` and
-    ``log_C`` come from the implicit function theorem (:func:`_solve_log_D_jvp`), never
-    from the iterations; the cost's own constants are not differentiated.
-    """
-    log_N = jnp.asarray(log_N)
-    log_C = jnp.asarray(log_C)
-    one = jnp.ones_like(log_C)
-
-    def step(_, y):
-        r, dr = jax.jvp(lambda y_: log_cost(log_N, y_) - log_C, (y,), (one,))
-        return y - jnp.clip(r / dr, -5.0, 5.0)
-
-    y0 = log_C - LOG6 - log_N
-    return jax.lax.fori_loop(0, num_iter, step, y0, unroll=True)
-
-
-@_solve_log_D.defjvp
-def _solve_log_D_jvp(log_cost, num_iter, primals, tangents):
-    # On cost(N, D) = C: c_N dlogN + c_D dlogD = dlogC, with c_* the partials of log C.
-    # A hand-written rule, not jax.lax.custom_root: under jit, custom_root's tangent of
-    # this solve came out NaN, and nested inside the frontier's own implicit derivative
-    # it cost a jvp of a jvp of the solve per Newton step.
-    log_N, log_C = primals
-    dN, dC = tangents
-    y = _solve_log_D(log_cost, log_N, log_C, num_iter)
-    c_N, c_D = jax.grad(log_cost, argnums=(0, 1))(jnp.asarray(log_N), y)
-    return y, (dC - c_N * dN) / c_D
+        return solve_log_D(self.log_cost, log_N, log_C, int(self.newton_iters))
 
 
 COSTS: dict[str, type[Cost]] = {
