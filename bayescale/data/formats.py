@@ -47,8 +47,11 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
+import json
 import lzma
 import re
+import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -96,15 +99,42 @@ def _sniff_compressed(path: Path) -> str | None:
         return ","
 
 
+def _open_text(path: Path):
+    """``path`` opened as text, decompressing by its suffix."""
+    suffix = path.suffix.lower()
+    if suffix == ".zip":
+        archive = zipfile.ZipFile(path)
+        return io.TextIOWrapper(archive.open(archive.namelist()[0]), encoding="utf-8")
+    if suffix == ".zst":
+        raise DataError(f"{str(path)!r} is zstd-compressed JSON, which bayescale reads only "
+                        "decompressed. Fix: unzstd it, or use gzip (.jsonl.gz).")
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(suffix, open)
+    return opener(path, "rt", encoding="utf-8")
+
+
 def _read_json(path: Path, lines: bool) -> pd.DataFrame:
-    # precise_float: the same doubles as the CSV reader; no date guessing from column names.
-    options = dict(precise_float=True, convert_dates=False, keep_default_dates=False)
+    # The standard library's parser, not pandas' ujson: it reads every double exactly as the
+    # CSV reader does, and integers beyond 64 bits (FLOP counts as 36000000000000000000)
+    # exactly, where pandas' reader wraps them around silently.
+    what = "JSON lines (one object per line)" if lines else "JSON (an array of records)"
     try:
-        return pd.read_json(path, lines=lines, **options)
-    except ValueError as exc:
-        if not lines and "Trailing data" in str(exc):  # JSON lines in a .json file
-            return _read_json(path, True)
-        what = "JSON lines (one object per line)" if lines else "JSON (an array of records)"
+        with _open_text(path) as fh:
+            text = fh.read()
+        if lines:
+            records = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            try:
+                records = json.loads(text)
+            except json.JSONDecodeError as exc:
+                if not exc.msg.startswith("Extra data"):
+                    raise
+                return _read_json(path, True)  # JSON lines in a .json file
+        if isinstance(records, dict):  # {column: [values]} or {column: {row: value}}
+            return pd.DataFrame(records).reset_index(drop=True)
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise ValueError("it is not a list of objects, one per run")
+        return pd.DataFrame.from_records(records)
+    except (ValueError, OSError, EOFError, lzma.LZMAError, zipfile.BadZipFile) as exc:
         raise DataError(f"could not read {str(path)!r} as {what}: {exc}. Fix: check the "
                         "file, or save it as CSV.") from None
 

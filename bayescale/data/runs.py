@@ -329,8 +329,9 @@ def load_runs(
     columns, n_conv, n_note = formats.resolve_n(source if registered else None, frame.columns,
                                                 columns, n_convention, {"N": N, "C": C},
                                                 COLUMN_ALIASES)
-    # For a file, name lines of the file (header = line 1), not 0-based data rows.
-    lines = not registered and name != "DataFrame"
+    # For a CSV file, name lines of the file (header = line 1); else 0-based data rows.
+    lines = (not registered and name != "DataFrame"
+             and formats.file_format(name) in ("csv", "tsv"))
     where = f"the data from {name}"
     if frame.shape[0] == 0:
         raise DataError(f"{where} has no rows.")
