@@ -223,10 +223,20 @@ def test_cli_frontier_and_decide(tmp_path, capsys):
     row = out["budgets"][0]
     assert row["N_opt"]["median"] == pytest.approx(np.exp(LOG_G_TRUE) * 1e22 ** A_TRUE, rel=1e-5)
     assert row["L_opt"]["median"] is None
-    rc = main(["decide", str(path), "--method", "isoflop", "-C", "1e22", "-N", "1e10",
-               "-D", "1e11"])
-    assert rc != 0
-    assert "decide needs the loss of a plan" in capsys.readouterr().err
+    # decide with an allocation fit: where the plan's N sits among the N_opt draws. On
+    # exactly quadratic profiles every resample recovers the true allocation, so a plan
+    # 2% above the true N_opt is above every draw, within 5% of all and within 1% of none.
+    n_true = float(np.exp(LOG_G_TRUE) * 1e22 ** A_TRUE)
+    N = 1.02 * n_true
+    rc = main(["decide", str(path), "--method", "isoflop", "--resamples", "32", "-C", "1e22",
+               "-N", repr(N), "-D", repr(1e22 / (6 * N)), "--within", "1%", "--within", "5%",
+               "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["N_opt"]["median"] == pytest.approx(n_true, rel=1e-5)
+    assert out["plan_N_quantile"] == 1.0
+    assert out["p_N_opt_within"] == {"1%": 0.0, "5%": 1.0}
+    assert "loss law" in out["note"]
 
 
 @pytest.mark.slow

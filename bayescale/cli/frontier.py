@@ -8,7 +8,9 @@ draws; ``huber`` gives a point estimate; ``bayes`` the NUTS posterior).
 ``--method isoflop`` / ``envelope`` (Hoffmann et al.'s Approaches 2 and 1) fit the
 allocation ``N_opt = G_N C^a`` alone: ``frontier`` shows N_opt, D_opt and tokens per
 parameter with intervals and no loss (``L_opt`` is ``-``, null in JSON); ``decide``
-needs the loss of a plan, so it refuses them with a message naming the loss-law methods.
+says where the plan's N sits among the N_opt draws at the budget (its percentile, and the
+probability that N_opt lies within each ``--within`` factor of it); the plan's loss, regret
+and compute efficiency need a loss law, and the output says so.
 """
 
 from __future__ import annotations
@@ -249,12 +251,50 @@ def run_frontier(args) -> int:
     return 0
 
 
-def _no_loss_law(method: str) -> BayescaleError:
-    return BayescaleError(
-        f"decide needs the loss of a plan, and a {method} fit (Hoffmann et al.'s Approach "
-        f"{2 if method == 'isoflop' else 1}) estimates only the allocation N_opt(C), D_opt(C). "
-        f"Fix: --method bootstrap, huber or bayes (a loss law); for the allocation alone, "
-        f"`bayescale frontier SOURCE --method {method} --budget C`.")
+def _decide_allocation(args, fit, N: float, D: float, budget, within, level: float) -> int:
+    """``decide`` with an allocation fit (Approach 1 or 2): it has no loss law, so it says
+    where the plan's N sits in the distribution of N_opt at the budget, and how likely N_opt
+    lies within each ``within`` factor of it; the loss-based quantities need a loss law."""
+    import numpy as np
+
+    C = 6.0 * N * D if budget is None else budget
+    fr = fit.frontier([C])
+    N_opt = np.asarray(fr.N_opt, dtype=float)[:, 0]
+    D_opt = np.asarray(fr.D_opt, dtype=float)[:, 0]
+    q = [(1 - level) / 2, 0.5, (1 + level) / 2]
+    nq, dq = np.quantile(N_opt, q), np.quantile(D_opt, q)
+    p_within = {f"{100 * w:g}%": float(np.mean(np.abs(np.log(N_opt / N)) <= np.log1p(w)))
+                for w in within}
+    out = {"source": str(args.source), "method": fit.method, "level": level,
+           "num_draws": fit.num_draws,
+           "plan": {"N": N, "D": D, "C_plan": 6.0 * N * D, "C": C,
+                    "tokens_per_param": D / N},
+           "N_opt": {"median": nq[1], "lower": nq[0], "upper": nq[2]},
+           "D_opt": {"median": dq[1], "lower": dq[0], "upper": dq[2]},
+           "plan_N_quantile": float(np.mean(N_opt <= N)),
+           "p_N_opt_within": p_within,
+           "extrapolation": float(np.asarray(fr.extrapolation)[0]),
+           "note": (f"a {fit.method} fit (Hoffmann et al.'s Approach "
+                    f"{2 if fit.method == 'isoflop' else 1}) estimates the allocation only; the "
+                    f"loss of the plan, its regret and compute efficiency need a loss law "
+                    f"(--method bootstrap, huber or bayes).")}
+    if args.json:
+        from bayescale.io import dumps_json
+
+        sys.stdout.write(dumps_json(out, indent=2) + "\n")
+        return 0
+    pct = f"{100 * level:g}%"
+    print(f"plan: N = {N:.3g} parameters, D = {D:.3g} tokens ({D / N:.3g} tokens/param), "
+          f"6ND = {6 * N * D:.3g} FLOPs; budget C = {C:.3g}")
+    print(f"fit: {args.source} ({fit.method}, {fit.num_draws} draws); "
+          f"{out['extrapolation']:.2f} orders of magnitude beyond the runs' compute")
+    print(f"N_opt at C: median {nq[1]:.3g} [{pct}: {nq[0]:.3g}, {nq[2]:.3g}]; D_opt: median "
+          f"{dq[1]:.3g} [{dq[0]:.3g}, {dq[2]:.3g}]")
+    print(f"the plan's N is at the {100 * out['plan_N_quantile']:.0f}th percentile of N_opt")
+    for k, v in p_within.items():
+        print(f"P(N_opt within {k} of the plan's N) = {v:.3f}")
+    print(f"note: {out['note']}")
+    return 0
 
 
 def _honest_loss(fit, N: float, D: float, level: float) -> dict | None:
@@ -284,11 +324,9 @@ def run_decide(args) -> int:
             "or shrink --params/--tokens.")
     within = (0.01, 0.05) if not args.within else tuple(_parse_fraction(w) for w in args.within)
     level = check_level(args.level, name="--level")
-    if getattr(args, "method", None) in ("isoflop", "envelope"):
-        raise _no_loss_law(args.method)
     fit = load_source(args)
     if getattr(fit, "law", None) is None:
-        raise _no_loss_law(fit.method)
+        return _decide_allocation(args, fit, N, D, budget, within, level)
     if args.unique_tokens is not None:
         raise BayescaleError("decide does not take --unique-tokens yet; use `bayescale frontier "
                              "... --unique-tokens U` for the data-constrained law.")
