@@ -169,3 +169,43 @@ def test_cli_group_column(tmp_path, monkeypatch):
     assert np.isclose(payload["groups"]["y"]["params"]["alpha"], by_hand["alpha"], rtol=1e-8)
     code, out, err = _run_main(["fit", str(path), "--group", "all", "--method", "huber"])
     assert code != 0 and "--group COLUMN" in err
+
+
+def _draws_fit(truth, runs, seed):
+    """A ScalingFit with 200 draws scattered around ``truth`` (as a bootstrap gives)."""
+    from bayescale.estimators.fit import ScalingFit
+
+    rng = np.random.default_rng(seed)
+    params = LawParams(*(np.asarray(v) * np.exp(0.05 * rng.standard_normal(200))
+                         for v in truth))
+    return ScalingFit(method="bootstrap", params=params, runs=runs, level=0.9)
+
+
+def test_table_and_figure_show_each_groups_draws():
+    from bayescale.estimators.groups import GroupFits
+    from bayescale.report.groups import plot_groups
+
+    _, parts = _grouped()
+    fits = {k: _draws_fit(TRUE[k], parts[k], i) for i, k in enumerate(parts)}
+    result = GroupFits(fits=fits, method="bootstrap", level=0.9, reference_budget=1e23)
+    table = result.table()
+    for k, f in fits.items():
+        a_opt = f.params.beta / (f.params.alpha + f.params.beta)  # closed form
+        assert np.isclose(table.loc[k, "a_opt"], np.median(a_opt))
+        assert np.isclose(table.loc[k, "a_opt_lower"], np.quantile(a_opt, 0.05))
+        N = np.asarray(f.frontier([1e23]).N_opt).ravel()
+        assert np.isclose(table.loc[k, "N_opt"], np.median(N))
+        assert np.isclose(table.loc[k, "N_opt_upper"], np.quantile(N, 0.95))
+        assert table.loc[k, "n_runs"] == len(parts[k])
+    fig = plot_groups(result)
+    for k in fits:
+        est, lo, hi = fig.drawn["N_opt"][k]
+        assert (est, lo, hi) == (table.loc[k, "N_opt"], table.loc[k, "N_opt_lower"],
+                                 table.loc[k, "N_opt_upper"])
+        assert set(fig.drawn["exponents"][k]) == {"a_opt", "b_opt"}
+        assert lo < est < hi
+    # the groups' laws differ, and so do their exponents as drawn
+    assert fig.drawn["exponents"]["x"]["a_opt"][0] < fig.drawn["exponents"]["y"]["a_opt"][0]
+    payload = json.loads(json.dumps(result.to_dict()))
+    assert payload["groups"]["x"] == json.loads(json.dumps(fits["x"].to_dict(0.9)))
+    assert payload["table"]["y"]["N_opt_lower"] == pytest.approx(table.loc["y", "N_opt_lower"])

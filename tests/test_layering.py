@@ -37,7 +37,7 @@ ORDER = [
     "planning.rules", "planning.decisions", "planning.design_score", "planning.design", "planning",
     "validation.backtest", "validation",
     "io",
-    "report._format", "report.compare", "report.law_comparison", "report.approaches", "report._plotting", "report._fit_plots",
+    "report._format", "report.compare", "report.law_comparison", "report.approaches", "report.groups", "report._plotting", "report._fit_plots",
     "report.plots", "report.calibration", "report.render", "report.build", "report",
     "cli._common", "cli.datasets", "cli.fit", "cli.frontier", "cli.report", "cli.laws", "cli.predict", "cli.backtest", "cli.design", "cli",
 ]

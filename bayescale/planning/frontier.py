@@ -25,7 +25,8 @@ with ``L(N, D) = E + A / N**alpha + B / D**beta`` (:mod:`bayescale.laws.chinchil
   from the signs of ``h`` seen so far, bisection otherwise, stopping when the step
   is below a few ulps; the solve is differentiable by the implicit function
   theorem (``jax.lax.custom_root``). For ``C = 6 N D``, ``h`` is linear and one Newton
-  step is exact.
+  step is exact. The solve for one draw and one budget is in
+  :mod:`bayescale.planning._numerical`.
 
 Everything is written for one draw and one budget and ``jax.vmap``-ed over draws x
 budgets inside one ``jax.jit`` per public function; the same shapes and cost model
@@ -44,7 +45,6 @@ for Inference in Language Model Scaling Laws", arXiv:2401.00448 (2023).
 from __future__ import annotations
 
 import functools
-import math
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -57,11 +57,9 @@ from jax.typing import ArrayLike
 
 from bayescale.planning.costs import Cost, TrainCost, get_cost
 from bayescale._util import as_budgets
-from bayescale._solvers.newton import default_rtol, safeguarded_newton
 from bayescale.errors import BayescaleError
 from bayescale.laws.registry import law_of
 from bayescale.planning._common import (
-    Draw,
     Frontier,
     as_draws,
     check_finite_optimum,
@@ -69,11 +67,11 @@ from bayescale.planning._common import (
     draws,
     extrapolation,
     log_budgets,
-    log_loss,
     loss,
     over_draws_and_budgets,
     require_chinchilla,
 )
+from bayescale.planning._numerical import INITS, numerical_one
 from bayescale.laws.chinchilla import LawParams
 
 __all__ = [
@@ -87,11 +85,6 @@ __all__ = [
     "optimal_loss_curve",
     "compute_equivalent",
 ]
-
-# Search bracket around the start: +-(10 + |log C|) nats of log N.
-_BRACKET = 10.0
-_LOG120 = math.log(120.0)
-_LOG2 = math.log(2.0)
 
 
 class Allocation(NamedTuple):
@@ -109,83 +102,6 @@ class Allocation(NamedTuple):
     D_opt: Array
     L_opt: Array
     converged: Array
-
-
-# ---------------------------------------------------------------------------
-# One draw, one budget
-# ---------------------------------------------------------------------------
-
-def _foc(law, d: Draw, log_C, cost: Cost) -> Callable:
-    """First-order condition ``h(x)`` for a minimum of ``L`` on ``cost(N, D) = C``, in
-    ``x = log N``: the log of the ratio of the marginal gains in loss from N and from D,
-
-        h(x) = log(-dlogL/dlogN) - log(-dlogL/dlogD) - log(-dlogD/dlogN |cost),
-
-    positive left of the optimum and negative right of it. The partial derivatives
-    come from the law's kernel by autodiff; for the Chinchilla law ``h`` is
-    ``log(alpha A N**-alpha) - log(beta B D**-beta) - log(-dy/dx)`` (``L`` cancels), a
-    difference of logs that stays well conditioned in float32 even where ``L`` is
-    flat (small exponents), unlike the derivative of ``log L`` itself.
-    """
-    tiny = jnp.finfo(jnp.result_type(float)).tiny
-
-    def partials(x, y):
-        return jax.grad(lambda xy: log_loss(law, d, xy[0], xy[1]))(jnp.stack([x, y]))
-
-    def h(x):
-        # y(x) and y'(x) on the surface; for a user cost, y' comes from the cost's
-        # partial derivatives (implicit function theorem), not from differentiating
-        # through the inner solve (see Cost.log_D_slope).
-        y, dy = cost.log_D_slope(x, log_C)
-        g = partials(x, y)
-        return (jnp.log(jnp.maximum(-g[0], tiny)) - jnp.log(jnp.maximum(-g[1], tiny))
-                - jnp.log(-dy))
-
-    return h
-
-
-_INITS = ("chinchilla", "tokens20")
-
-
-def _numerical_one(law, d: Draw, log_C, *, cost: Cost, max_iter: int, init: str,
-                   fused_iters: int):
-    """``(log N_opt, log D_opt, converged)`` for one draw and budget by safeguarded Newton."""
-    dlo, dhi = cost.log_N_bounds(log_C)
-    if init == "chinchilla" and law.closed_form is not None:  # this draw's 6ND optimum
-        x0 = closed_form_one(law, d, log_C)[0]
-    else:  # 20 tokens per parameter (C = 120 N**2): parameter-free
-        x0 = 0.5 * (log_C - _LOG120)
-    # No closer than a factor 2 to a finite edge of the model's domain.
-    x0 = jnp.clip(x0, dlo + _LOG2, dhi - _LOG2)
-    margin = 1e-6 * (1 + jnp.abs(log_C))
-    # Bracket wide enough for every split with N, D >= 1 whatever the start.
-    width = _BRACKET + jnp.abs(log_C)
-    lo = jnp.maximum(x0 - width, dlo + margin)
-    hi = jnp.minimum(x0 + width, dhi - margin)
-    x0 = jnp.where((x0 > lo) & (x0 < hi), x0, 0.5 * (lo + hi))
-    # The kernel's partial derivatives carry rounding of order eps * |log L| (the
-    # log-sum-exp does not cancel exactly as a hand-written difference of log terms
-    # would): stop once a Newton step is below 16x the default tolerance. Newton's
-    # quadratic convergence leaves the iterate far closer than the stopping step.
-    rtol = 16.0 * default_rtol(x0.dtype)
-
-    def solve(h, x_init):
-        x, ok = safeguarded_newton(h, x_init, lo, hi, max_iter=max_iter, rtol=rtol,
-                                    fused_iters=fused_iters)
-        return x, ok.astype(x.dtype)  # a float aux: custom_root cannot carry bool tangents
-
-    def tangent_solve(g, v):
-        return v / g(jnp.ones_like(v))
-
-    h = _foc(law, d, log_C, cost)
-    x, ok = jax.lax.custom_root(h, x0, solve, tangent_solve, has_aux=True)
-    y = cost.log_D(x, log_C)
-    # The point must lie on the surface: this is the inner solve's status for a
-    # user cost (a Newton solve for log D), and a no-op check for analytic ones.
-    eps = jnp.finfo(x.dtype).eps
-    on_surface = jnp.abs(cost.log_cost(x, y) - log_C) <= 64 * eps * (1 + jnp.abs(log_C))
-    ok = (jax.lax.stop_gradient(ok) > 0) & jnp.isfinite(y) & (hi > lo) & on_surface
-    return x, y, ok
 
 
 # ---------------------------------------------------------------------------
@@ -292,11 +208,11 @@ def solve_optimal(params: Any, C: ArrayLike, *, cost: Cost = TrainCost(),
 def _solve_optimal_log(params, log_C, *, cost: Cost, max_iter: int, init: str,
                        fused_iters: int, unique_tokens=None) -> Allocation:
     """:func:`solve_optimal` of budgets given as ``log C``."""
-    if init not in _INITS:
-        raise BayescaleError(f"init must be one of {_INITS}, got {init!r}.")
+    if init not in INITS:
+        raise BayescaleError(f"init must be one of {INITS}, got {init!r}.")
 
     def one(law, d, log_C):
-        x, y, ok = _numerical_one(law, d, log_C, cost=cost, max_iter=max_iter, init=init,
+        x, y, ok = numerical_one(law, d, log_C, cost=cost, max_iter=max_iter, init=init,
                                   fused_iters=fused_iters)
         return jnp.exp(x), jnp.exp(y), loss(law, d, x, y), ok
 
