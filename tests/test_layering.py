@@ -33,7 +33,7 @@ ORDER = [
     "estimators.huber", "estimators.bootstrap", "estimators.priors", "estimators.likelihoods", "estimators.model", "estimators.diagnostics", "estimators._nuts_setup", "estimators.idata", "estimators.nuts",
     "estimators.fit", "estimators.extrapolation", "estimators.allocation", "estimators.isoflop", "estimators.isoflop_bayes",
     "estimators.envelope", "estimators.predict", "estimators.groups", "estimators",
-    "planning._cost_solve", "planning.costs", "planning._common", "planning.frontier", "planning.serving",
+    "planning._cost_solve", "planning.costs", "planning._common", "planning._numerical", "planning.frontier", "planning.serving",
     "planning.rules", "planning.decisions", "planning.design_score", "planning.design", "planning",
     "validation.backtest", "validation",
     "io",
