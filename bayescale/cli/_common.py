@@ -50,8 +50,9 @@ def add_data_arguments(p: argparse.ArgumentParser, *, dest: str = "data", metava
                        help: str | None = None) -> None:
     """DATA plus the filters, column names and checks of :func:`bayescale.load_runs`."""
     p.add_argument(dest, metavar=metavar,
-                   help=help or "registered dataset name (e.g. chinchilla), CSV path, or - for "
-                                "a CSV on standard input")
+                   help=help or "registered dataset name (e.g. chinchilla), a file (CSV, TSV, "
+                                "JSON lines, JSON or Parquet, by extension; .gz too), or - "
+                                "for a CSV on standard input")
     g = p.add_argument_group("data")
     g.add_argument("--exclude-top", type=int, default=0, metavar="K",
                    help="drop the K highest-loss runs (Besiroglu et al. 2024 drop 5)")
