@@ -60,7 +60,7 @@ def run_newcomer(runs, seed=0, chains=4, warmup=1000, draws=1000):
     import numpy as np
     from numpyro.infer import MCMC, NUTS
 
-    from bayescale.estimators.nuts import _CompileClock
+    from bayescale.estimators._nuts_program import CompileClock as _CompileClock
 
     mcmc = MCMC(NUTS(newcomer_model), num_warmup=warmup, num_samples=draws, num_chains=chains,
                 chain_method="vectorized", progress_bar=False)

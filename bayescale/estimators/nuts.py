@@ -8,7 +8,8 @@ not constants in it, and the compiled program is kept in memory keyed by the sta
 settings (chains, warmup, draws, chain method, likelihood, mass matrix, tree depth,
 target acceptance, the priors) and the data's size: a second fit in the same process
 with the same settings on data of the same size, whatever the values, neither traces
-nor compiles again. Priors that cannot be described exactly by a hashable key (a
+nor compiles again (the program and its cache: :mod:`bayescale.estimators._nuts_program`;
+the initial point and the cache keys: :mod:`bayescale.estimators._nuts_setup`). Priors that cannot be described exactly by a hashable key (a
 distribution class from outside NumPyro, or non-array parameters) are compiled into
 a fresh program on every call. With a progress bar, or ``pmap`` chains, NumPyro
 drives and compiles its own loop (every call). Chains run in parallel (``pmap``) when
@@ -25,12 +26,9 @@ R-hat", Bayesian Analysis 16 (2021).
 
 from __future__ import annotations
 
-import importlib
 import math
 import sys
-import threading
 import time
-import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -51,14 +49,14 @@ from bayescale.estimators._nuts_setup import (  # noqa: F401  (tests inspect the
     _initial_values,
     _priors_key,
 )
+from bayescale.estimators._nuts_program import (
+    EXTRA_FIELDS,
+    CompileClock,
+    Settings,
+    import_arviz_in_background,
+    run_as_one_program,
+)
 from bayescale.estimators.idata import load_idata, save_idata, to_inference_data  # noqa: F401
-
-# ArviZ 0.2x announces its 1.x refactor with a multi-line FutureWarning on import (once a
-# day per user cache); it is about ArviZ's future API, which a bayescale user neither calls
-# nor can act on. Filter exactly that message, here where ArviZ is imported (also in the
-# background thread below; a filter set at import time is thread-safe, catch_warnings is not).
-warnings.filterwarnings("ignore", message=r"\s*ArviZ is undergoing a major refactor",
-                        category=FutureWarning, module="arviz")
 
 if TYPE_CHECKING:  # diagnostics comes after inference in the layering (STYLE.md section 1)
     from bayescale.estimators.diagnostics import Diagnostics
@@ -66,11 +64,6 @@ if TYPE_CHECKING:  # diagnostics comes after inference in the layering (STYLE.md
 __all__ = ["Posterior", "sample_posterior", "save_idata", "load_idata", "CHAIN_METHODS"]
 
 CHAIN_METHODS = ("auto", "vectorized", "parallel", "sequential")
-_COMPILE_EVENTS = frozenset({
-    "/jax/core/compile/jaxpr_trace_duration",
-    "/jax/core/compile/jaxpr_to_mlir_module_duration",
-    "/jax/core/compile/backend_compile_duration",
-})
 
 
 class Posterior(NamedTuple):
@@ -92,35 +85,6 @@ class Posterior(NamedTuple):
     idata: Any
     diagnostics: "Diagnostics"
     info: dict
-
-
-class _CompileClock:
-    """Wall time JAX spends tracing, lowering and compiling (XLA, or a persistent-cache
-    read), as the union of the time spans JAX reports through ``jax.monitoring``."""
-
-    def __init__(self) -> None:
-        self.spans: list[tuple[float, float]] = []
-
-    def _listen(self, event: str, start: float, end: float, **kwargs) -> None:
-        if event in _COMPILE_EVENTS:
-            self.spans.append((start, end))
-
-    def __enter__(self) -> "_CompileClock":
-        jax.monitoring.register_event_time_span_listener(self._listen)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        jax.monitoring.unregister_event_time_span_listener(self._listen)
-
-    @property
-    def seconds(self) -> float:
-        total, current_end = 0.0, -math.inf
-        for start, end in sorted(self.spans):
-            if end <= current_end:
-                continue
-            total += end - max(start, current_end)
-            current_end = end
-        return total
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
@@ -148,132 +112,15 @@ def _chain_method(chain_method: str, chains: int) -> str:
     return chain_method
 
 
-
-
-
-
-
-
-def _import_arviz_in_background() -> None:
-    # ArviZ (with xarray) takes ~1 s to import; XLA releases the GIL while it compiles
-    # and runs NUTS, so import it meanwhile. A failed import here is retried (and raised) by the
-    # main thread's own import, under Python's import lock.
-    if "arviz" not in sys.modules:
-        threading.Thread(target=_quiet_import, args=("arviz",), daemon=True).start()
-
-
-def _quiet_import(name: str) -> None:
-    try:
-        importlib.import_module(name)
-    except Exception:  # noqa: BLE001 - re-raised by the main thread's import
-        pass
-
-
-class _Settings(NamedTuple):
-    """The static (compile-time) settings of a NUTS program; hashable."""
-
-    likelihood: str
-    law: Any
-    chains: int
-    warmup: int
-    draws: int
-    method: str
-    dense_mass: bool
-    max_tree_depth: int
-    target_accept: float
-
-
 # The automatic second attempt when the diagnostics fail (issue 9: on a published
 # 199-run sweep with a weakly identified (B, beta), the defaults gave R-hat 1.13 and 281
 # divergences while target_accept=0.95 with 2000 warmup steps passed).
 RETRY_TARGET_ACCEPT = 0.95
 RETRY_WARMUP = 2000
 
-_EXTRA_FIELDS = ("diverging", "energy", "num_steps", "accept_prob", "adapt_state.step_size",
-                 "potential_energy")
+# The compiled NUTS programs, the most recently used last (see run_as_one_program).
 _PROGRAMS: "OrderedDict[tuple, Any]" = OrderedDict()  # key -> compiled NUTS program
 _PROGRAMS_MAX = 8
-
-
-
-
-
-
-
-
-
-
-def _nuts_program(settings: _Settings, priors: Mapping[str, Any] | None):
-    """The function traced into one program: NUTS for all chains, from the traced
-    ``(rng_key, log_X, y, centre, E_max, init_values)``; ``settings`` and the
-    user's ``priors`` (default priors are built from the traced ``E_max``) are static.
-    """
-    from numpyro.infer import MCMC, NUTS
-
-    check = _checked_sites(priors, settings.law)
-
-    def run_all(rng_key, log_X, y, centre, E_max, init_values):
-        kernel = NUTS(models.law_model, target_accept_prob=settings.target_accept,
-                      dense_mass=settings.dense_mass, max_tree_depth=settings.max_tree_depth,
-                      init_strategy=_init_near(values=init_values, radius=_INIT_RADIUS,
-                                               check=check))
-
-        def one_chain(key):
-            mcmc = MCMC(kernel, num_warmup=settings.warmup, num_samples=settings.draws,
-                        num_chains=1, progress_bar=False)
-            mcmc.run(key, log_X, y, extra_fields=_EXTRA_FIELDS,
-                     record_log_likelihood=True, priors=priors, law=settings.law,
-                     likelihood=settings.likelihood,
-                     centre=tuple(centre[i] for i in range(len(settings.law.inputs))),
-                     E_max=E_max)
-            return mcmc.get_samples(), mcmc.get_extra_fields()
-
-        keys = jax.random.split(rng_key, settings.chains)
-        if settings.method == "sequential":
-            return jax.lax.map(one_chain, keys)
-        return jax.vmap(one_chain)(keys)
-
-    return run_all
-
-
-def _run_as_one_program(settings: _Settings, priors: Mapping[str, Any] | None, args: tuple):
-    """NUTS for all chains (initialisation, warmup, draws) as one ``jit`` program.
-
-    Each chain is NumPyro's single-chain ``MCMC.run``, traced once and mapped over the
-    chains' keys: ``lax.map`` for ``"sequential"`` (one chain after another in a
-    loop: the program holds one chain, so tracing and compiling cost as much as for
-    one chain) or ``vmap`` for ``"vectorized"`` (chains in lock step, for
-    accelerators; batching NUTS's loops costs about 1 s more tracing on CPU). Run
-    eagerly instead, NumPyro's initialisation dispatches some 200 small programs,
-    each compiled or read from the persistent cache on its own, and its
-    ``"sequential"`` method traces the chains one by one into one program.
-    The chain keys are ``random.split(rng_key, chains)``, as NumPyro's.
-
-    The compiled program is kept (the last ``_PROGRAMS_MAX``) under ``settings``, the
-    priors' key and the shapes and dtypes of ``args``; unkeyable priors compile
-    every call. ArviZ is imported while XLA compiles and runs the program (which
-    releases the GIL; tracing does not).
-
-    Returns samples and extra fields with leading axes ``(chain, draw)``.
-    """
-    pkey = _priors_key(priors)
-    key = None
-    if pkey is not _UNKEYABLE:
-        key = (settings, pkey, _args_signature(args), jax.default_backend(),
-               str(jax.config.jax_default_device), bool(jax.config.jax_enable_x64))
-    compiled = _PROGRAMS.get(key) if key is not None else None
-    if compiled is None:
-        lowered = jax.jit(_nuts_program(settings, priors)).lower(*args)
-        _import_arviz_in_background()
-        compiled = lowered.compile()
-        if key is not None:
-            _PROGRAMS[key] = compiled
-            while len(_PROGRAMS) > _PROGRAMS_MAX:
-                _PROGRAMS.popitem(last=False)
-    else:
-        _PROGRAMS.move_to_end(key)
-        _import_arviz_in_background()
-    return compiled(*args)
 
 
 def sample_posterior(
@@ -393,22 +240,22 @@ def sample_posterior(
     model_kwargs = dict(priors=resolved, likelihood=likelihood, centre=centre, E_max=E_max,
                         law=law)
     rng_key = jax.random.PRNGKey(seed)
-    settings = _Settings(likelihood=likelihood, law=law, chains=chains, warmup=warmup, draws=draws,
+    settings = Settings(likelihood=likelihood, law=law, chains=chains, warmup=warmup, draws=draws,
                          method=method, dense_mass=bool(dense_mass),
                          max_tree_depth=max_tree_depth, target_accept=target_accept)
-    with _CompileClock() as clock_run:
+    with CompileClock() as clock_run:
         t0 = time.perf_counter()
         if progress or method == "parallel":
             # A progress bar steps the sampler from Python, and pmap places the chains
             # itself: let NumPyro drive (it jits its sampling loop on its own).
-            _import_arviz_in_background()
+            import_arviz_in_background()
             kernel = NUTS(models.law_model, target_accept_prob=target_accept,
                           dense_mass=dense_mass, max_tree_depth=max_tree_depth,
                           init_strategy=_init_near(values=init_values, radius=_INIT_RADIUS,
                                                    check=_checked_sites(user_priors, law)))
             mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains,
                         chain_method=method, progress_bar=progress)
-            mcmc.run(rng_key, log_X, y, extra_fields=_EXTRA_FIELDS,
+            mcmc.run(rng_key, log_X, y, extra_fields=EXTRA_FIELDS,
                      record_log_likelihood=True, **model_kwargs)
             samples = mcmc.get_samples(group_by_chain=True)
             stats = mcmc.get_extra_fields(group_by_chain=True)
@@ -417,10 +264,11 @@ def sample_posterior(
             traced = (rng_key, log_X, y, jnp.asarray(centre, dtype=dtype),
                       jnp.asarray(E_max, dtype=dtype),
                       {k: jnp.asarray(v, dtype=dtype) for k, v in init_values.items()})
-            samples, stats = _run_as_one_program(settings, user_priors or None, traced)
+            samples, stats = run_as_one_program(settings, user_priors or None, traced,
+                                                cache=_PROGRAMS, max_size=_PROGRAMS_MAX)
         samples, stats = jax.block_until_ready((samples, stats))
         t_run = time.perf_counter() - t0
-    with _CompileClock() as clock_post:
+    with CompileClock() as clock_post:
         t0 = time.perf_counter()
         from numpyro.infer import Predictive
 
@@ -483,11 +331,3 @@ def sample_posterior(
     _diagnostics.check(diagnostics, strict=strict, stacklevel=_stacklevel,
                        likelihood=likelihood)
     return Posterior(params=params, idata=idata, diagnostics=diagnostics, info=info)
-
-
-
-
-
-
-
-

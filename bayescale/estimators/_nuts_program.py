@@ -1,0 +1,194 @@
+"""One NUTS program per fit (private to :mod:`bayescale.estimators.nuts`): the static
+settings, the program traced into one ``jit``, its compile-once cache, and the clock of
+the time JAX spends compiling.
+
+Without a progress bar the whole NUTS run of all chains (initialisation, warmup,
+draws) is traced into one ``jit`` program (:func:`nuts_program`), so that a fit is one
+XLA compile, or one read of JAX's persistent compilation cache. The data, their centre,
+``E_max`` and the initial point are arguments of that program, not constants in it;
+:func:`run_as_one_program` keeps the compiled program keyed by the static
+:class:`Settings`, the priors' key and the data's size, so a second fit with the same
+settings on data of the same size neither traces nor compiles again. ArviZ is imported
+in a background thread while XLA compiles and runs (:func:`import_arviz_in_background`);
+:class:`CompileClock` measures the compile time reported in a fit's ``info["timing"]``.
+
+References
+----------
+M. D. Hoffman, A. Gelman, "The No-U-Turn Sampler", JMLR 15 (2014).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import sys
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import jax
+
+from bayescale.estimators import model as models
+from bayescale.estimators._nuts_setup import (
+    _INIT_RADIUS,
+    _UNKEYABLE,
+    _args_signature,
+    _checked_sites,
+    _init_near,
+    _priors_key,
+)
+
+__all__ = ["Settings", "EXTRA_FIELDS", "CompileClock", "import_arviz_in_background",
+           "nuts_program", "run_as_one_program"]
+
+# ArviZ 0.2x announces its 1.x refactor with a multi-line FutureWarning on import (once a
+# day per user cache); it is about ArviZ's future API, which a bayescale user neither calls
+# nor can act on. Filter exactly that message, here where ArviZ is imported (in the
+# background thread below; a filter set at import time is thread-safe, catch_warnings is not).
+warnings.filterwarnings("ignore", message=r"\s*ArviZ is undergoing a major refactor",
+                        category=FutureWarning, module="arviz")
+
+
+_COMPILE_EVENTS = frozenset({
+    "/jax/core/compile/jaxpr_trace_duration",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration",
+    "/jax/core/compile/backend_compile_duration",
+})
+
+#: The sampler statistics recorded per draw (``sample_stats`` of the InferenceData).
+EXTRA_FIELDS = ("diverging", "energy", "num_steps", "accept_prob", "adapt_state.step_size",
+                "potential_energy")
+
+
+class CompileClock:
+    """Wall time JAX spends tracing, lowering and compiling (XLA, or a persistent-cache
+    read), as the union of the time spans JAX reports through ``jax.monitoring``."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[float, float]] = []
+
+    def _listen(self, event: str, start: float, end: float, **kwargs) -> None:
+        if event in _COMPILE_EVENTS:
+            self.spans.append((start, end))
+
+    def __enter__(self) -> "CompileClock":
+        jax.monitoring.register_event_time_span_listener(self._listen)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        jax.monitoring.unregister_event_time_span_listener(self._listen)
+
+    @property
+    def seconds(self) -> float:
+        total, current_end = 0.0, -math.inf
+        for start, end in sorted(self.spans):
+            if end <= current_end:
+                continue
+            total += end - max(start, current_end)
+            current_end = end
+        return total
+
+
+class Settings(NamedTuple):
+    """The static (compile-time) settings of a NUTS program; hashable."""
+
+    likelihood: str
+    law: Any
+    chains: int
+    warmup: int
+    draws: int
+    method: str
+    dense_mass: bool
+    max_tree_depth: int
+    target_accept: float
+
+
+def import_arviz_in_background() -> None:
+    # ArviZ (with xarray) takes ~1 s to import; XLA releases the GIL while it compiles
+    # and runs NUTS, so import it meanwhile. A failed import here is retried (and raised) by the
+    # main thread's own import, under Python's import lock.
+    if "arviz" not in sys.modules:
+        threading.Thread(target=_quiet_import, args=("arviz",), daemon=True).start()
+
+
+def _quiet_import(name: str) -> None:
+    try:
+        importlib.import_module(name)
+    except Exception:  # noqa: BLE001 - re-raised by the main thread's import
+        pass
+
+
+def nuts_program(settings: Settings, priors: Mapping[str, Any] | None):
+    """The function traced into one program: NUTS for all chains, from the traced
+    ``(rng_key, log_X, y, centre, E_max, init_values)``; ``settings`` and the
+    user's ``priors`` (default priors are built from the traced ``E_max``) are static.
+    """
+    from numpyro.infer import MCMC, NUTS
+
+    check = _checked_sites(priors, settings.law)
+
+    def run_all(rng_key, log_X, y, centre, E_max, init_values):
+        kernel = NUTS(models.law_model, target_accept_prob=settings.target_accept,
+                      dense_mass=settings.dense_mass, max_tree_depth=settings.max_tree_depth,
+                      init_strategy=_init_near(values=init_values, radius=_INIT_RADIUS,
+                                               check=check))
+
+        def one_chain(key):
+            mcmc = MCMC(kernel, num_warmup=settings.warmup, num_samples=settings.draws,
+                        num_chains=1, progress_bar=False)
+            mcmc.run(key, log_X, y, extra_fields=EXTRA_FIELDS,
+                     record_log_likelihood=True, priors=priors, law=settings.law,
+                     likelihood=settings.likelihood,
+                     centre=tuple(centre[i] for i in range(len(settings.law.inputs))),
+                     E_max=E_max)
+            return mcmc.get_samples(), mcmc.get_extra_fields()
+
+        keys = jax.random.split(rng_key, settings.chains)
+        if settings.method == "sequential":
+            return jax.lax.map(one_chain, keys)
+        return jax.vmap(one_chain)(keys)
+
+    return run_all
+
+
+def run_as_one_program(settings: Settings, priors: Mapping[str, Any] | None, args: tuple,
+                       *, cache: "OrderedDict[tuple, Any]", max_size: int):
+    """NUTS for all chains (initialisation, warmup, draws) as one ``jit`` program.
+
+    Each chain is NumPyro's single-chain ``MCMC.run``, traced once and mapped over the
+    chains' keys: ``lax.map`` for ``"sequential"`` (one chain after another in a
+    loop: the program holds one chain, so tracing and compiling cost as much as for
+    one chain) or ``vmap`` for ``"vectorized"`` (chains in lock step, for
+    accelerators; batching NUTS's loops costs about 1 s more tracing on CPU). Run
+    eagerly instead, NumPyro's initialisation dispatches some 200 small programs,
+    each compiled or read from the persistent cache on its own, and its
+    ``"sequential"`` method traces the chains one by one into one program.
+    The chain keys are ``random.split(rng_key, chains)``, as NumPyro's.
+
+    The compiled program is kept in ``cache`` (the caller's; the ``max_size`` most
+    recently used) under ``settings``, the priors' key and the shapes and dtypes of
+    ``args``; unkeyable priors compile every call. ArviZ is imported while XLA compiles and runs the program (which
+    releases the GIL; tracing does not).
+
+    Returns samples and extra fields with leading axes ``(chain, draw)``.
+    """
+    pkey = _priors_key(priors)
+    key = None
+    if pkey is not _UNKEYABLE:
+        key = (settings, pkey, _args_signature(args), jax.default_backend(),
+               str(jax.config.jax_default_device), bool(jax.config.jax_enable_x64))
+    compiled = cache.get(key) if key is not None else None
+    if compiled is None:
+        lowered = jax.jit(nuts_program(settings, priors)).lower(*args)
+        import_arviz_in_background()
+        compiled = lowered.compile()
+        if key is not None:
+            cache[key] = compiled
+            while len(cache) > max_size:
+                cache.popitem(last=False)
+    else:
+        cache.move_to_end(key)
+        import_arviz_in_background()
+    return compiled(*args)
