@@ -179,16 +179,21 @@ def fit_groups(runs: Runs, *, method: str = "bayes", law: Any = "chinchilla",
     if reference_budget is None:
         reference_budget = 100.0 * float(runs.C.max())
     fits, seconds = {}, {}
-    plain_huber = method == "huber" and not set(options) - {"strict", "delta", "max_iter"}
+    padded = ((method == "huber" and not set(options) - {"strict", "delta", "max_iter"}) or
+              (method == "bootstrap" and not set(options) - {"strict", "delta", "max_iter",
+                                                             "resamples"}))
     size = -(-max(len(r) for r in groups.values()) // _PAD) * _PAD
     for name, sub in groups.items():
         t0 = time.perf_counter()
-        if plain_huber:
+        if padded and method == "huber":
             fits[name] = _fit_huber_padded(sub, size, law=law, level=level, **options)
+        elif padded:
+            fits[name] = _fit_bootstrap_padded(sub, size, law=law, level=level, seed=seed,
+                                               **options)
         else:
             fits[name] = fit(sub, method=method, law=law, level=level, seed=seed, **options)
         seconds[name] = time.perf_counter() - t0
-    info = {"seconds": seconds, "seed": int(seed), "padded_to": size if plain_huber else None}
+    info = {"seconds": seconds, "seed": int(seed), "padded_to": size if padded else None}
     return GroupFits(fits=fits, method=method, level=float(level),
                      reference_budget=float(reference_budget), info=info)
 
@@ -200,20 +205,7 @@ def _fit_huber_padded(runs: Runs, size: int, *, law: Any, level: float,
     weight 0 (copies of the first run), so groups of different sizes share one compiled
     screen and one compiled polish. The objective is the same sum, so the fit is
     fit_huber's to rounding (tests check it against the unpadded fit)."""
-    from bayescale.laws.registry import get_law
-
-    law = get_law(law)
-    log_U = None
-    if "U" in law.inputs:
-        if runs.U is None:
-            raise BayescaleError(f"the {law.name} law needs the unique tokens of every run: "
-                                 "add a 'U' (or 'unique_tokens') column.")
-        log_U = np.log(runs.U)
-    log_X = huber.log_inputs(law, runs.log_N, runs.log_D, log_U)
-    n = log_X.shape[0]
-    pad = np.arange(size) % n if size >= n else np.arange(n)
-    log_X, log_loss = log_X[pad], runs.log_loss[pad]
-    weights = (np.arange(pad.size) < n).astype(float)
+    law, log_X, log_loss, weights = _padded(runs, size, law)
     starts = law.starts()
     slots = huber.default_num_slots(starts.shape[0])
     polish = min(32, starts.shape[0])
@@ -244,7 +236,7 @@ def _fit_huber_padded(runs: Runs, size: int, *, law: Any, level: float,
             "num_starts": int(starts.shape[0]), "converged": converged,
             "status": huber.STATUS[status], "starts_status": huber.status_counts(res.status),
             "starts_near_best": int(np.sum(fun <= objective + 1e-8)),
-            "padded_to": int(pad.size), "timing": {"total": time.perf_counter() - t0}}
+            "padded_to": int(weights.size), "timing": {"total": time.perf_counter() - t0}}
     if not (converged and all(np.isfinite(v) for v in params)):
         message = (f"huber fit of group from {runs.source}: the best fit did not converge "
                    f"({info['status']}). Check the group's runs for runs far off the law.")
@@ -252,3 +244,74 @@ def _fit_huber_padded(runs: Runs, size: int, *, law: Any, level: float,
             raise ConvergenceError(message)
         warnings.warn(ConvergenceWarning(message), stacklevel=3)
     return ScalingFit(method="huber", params=params, runs=runs, level=level, info=info)
+
+
+def _padded(runs: Runs, size: int, law: Any):
+    """``(law, log_X, log_loss, weights)`` with the runs padded to ``size`` rows: copies of
+    the runs with weight 0."""
+    from bayescale.laws.registry import get_law
+
+    law = get_law(law)
+    log_U = None
+    if "U" in law.inputs:
+        if runs.U is None:
+            raise BayescaleError(f"the {law.name} law needs the unique tokens of every run: "
+                                 "add a 'U' (or 'unique_tokens') column.")
+        log_U = np.log(runs.U)
+    log_X = huber.log_inputs(law, runs.log_N, runs.log_D, log_U)
+    n = log_X.shape[0]
+    pad = np.arange(max(size, n)) % n
+    return law, log_X[pad], runs.log_loss[pad], (np.arange(pad.size) < n).astype(float)
+
+
+def _fit_bootstrap_padded(runs: Runs, size: int, *, law: Any, level: float, seed: int,
+                          resamples: int = 4000, delta: float = huber.DELTA,
+                          max_iter: int = 1000, strict: bool = False) -> ScalingFit:
+    """:func:`bayescale.estimators.bootstrap.fit_bootstrap` (same resamples for the same
+    seed, same start) on runs padded to ``size`` rows with weight 0, so that groups share
+    one compiled program. Degenerate resamples are left out as there."""
+    from bayescale.estimators import bootstrap
+    from bayescale.laws.chinchilla import HOFFMANN_2022_UNROUNDED, LAW as CHINCHILLA
+
+    if int(resamples) != resamples or resamples < 2:
+        raise BayescaleError(f"resamples must be an integer >= 2, got {resamples!r}.")
+    ref = _fit_huber_padded(runs, size, law=law, level=level, delta=delta,
+                            max_iter=max_iter, strict=strict)
+    law, log_X, log_loss, _ = _padded(runs, size, law)
+    init = HOFFMANN_2022_UNROUNDED if law is CHINCHILLA else ref.params
+    n = len(runs)
+    weights = bootstrap.bootstrap_weights(n, int(resamples), int(seed))
+    weights = np.pad(weights, ((0, 0), (0, log_X.shape[0] - n)))
+    t0 = time.perf_counter()
+    with jax.enable_x64(True):
+        theta0 = np.asarray(law.to_theta(type(init)(*(np.float64(v) for v in init))))
+        x0 = jnp.broadcast_to(jnp.asarray(theta0), (int(resamples), law.num_coords))
+        res = huber.huber_solve(x0, *huber.as_f64(weights, log_X, log_loss),
+                                delta=float(delta), max_iter=int(max_iter),
+                                num_slots=huber.default_num_slots(int(resamples)),
+                                ftol=bootstrap.BOOTSTRAP_FTOL, law=law)
+        theta, converged = np.asarray(res.x), np.asarray(res.converged)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        params = huber.law_params(law, theta)
+    bad, dropped = bootstrap.degenerate_resamples(law, params, converged,
+                                                  float(np.exp(runs.log_loss.min())))
+    if int(np.sum(~bad)) < 2:
+        raise ConvergenceError(
+            f"bootstrap of the group from {runs.source}: only {int(np.sum(~bad))} of "
+            f"{int(resamples)} resamples gave a usable fit; its {n} runs do not identify the "
+            f"{law.name} law. Fit it with method='bayes', or leave the group out.")
+    kept = type(params)(*(np.asarray(v, dtype=float)[~bad] for v in params))
+    info = {"law": law.name, "resamples": int(resamples), "num_kept": int(np.sum(~bad)),
+            "dropped": dropped, "seed": int(seed), "delta": float(delta),
+            "init": dict(zip(law.coords, map(float, theta0))),
+            "converged_fraction": float(np.mean(converged)),
+            "resamples_status": huber.status_counts(res.status),
+            "padded_to": int(log_X.shape[0]), "timing": {"total": time.perf_counter() - t0}}
+    problem = bootstrap.describe_dropped(info)
+    if problem:  # as bayescale.fit tells it
+        message = f"bootstrap fit of the group from {runs.source}: {problem}."
+        if strict:
+            raise ConvergenceError(message)
+        warnings.warn(ConvergenceWarning(message), stacklevel=3)
+    return ScalingFit(method="bootstrap", params=kept, runs=runs, level=level, info=info,
+                      reference=ref.params)
