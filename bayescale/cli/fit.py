@@ -192,6 +192,7 @@ def _run_groups(args, level: float, runs, t0: float) -> int:
     """``--group``: each group fitted on its own, printed side by side or as JSON."""
     from bayescale.estimators.groups import fit_groups
     from bayescale.io import dumps_json
+    from bayescale.report._format import human
 
     result = fit_groups(runs, method=args.method, law=args.law, level=level, seed=args.seed,
                         **_options(args))
@@ -200,18 +201,41 @@ def _run_groups(args, level: float, runs, t0: float) -> int:
     if args.json:
         print(dumps_json(payload, indent=2))
         return 0
-    table = result.table(level)
+    table = _human_table(result.table(level))
     lines = [f"bayescale fit: law={args.law if args.method not in ALLOCATION_METHODS else '-'}"
              f"  method={args.method}  groups={len(result.fits)}  runs={len(runs)}  "
              f"source={runs.source}",
              "each group fitted on its own (not pooled); N_opt at the reference budget "
-             f"C = {result.reference_budget:.3g} FLOPs (100x the largest run)"]
-    if any(c.endswith("_lower") for c in table.columns):
-        lines.append(f"_lower, _upper: {100 * level:g}% central interval of the draws")
-    lines.append(table.to_string(float_format=lambda v: f"{v:.4g}"))
+             f"C = {human(result.reference_budget)} FLOPs (100x the largest run)"]
+    if table.attrs.get("intervals"):
+        lines.append(f"estimate [lower, upper]: median and {100 * level:g}% central interval "
+                     "of the draws")
+    lines.append(table.to_string())
     lines.append(f"wall time {payload['timing']['wall']:.2f} s")
     print(os.linesep.join(lines))
     return 0
+
+
+def _human_table(table):
+    """The side-by-side table for people: ``0.342 [0.295, 0.406]``, ``8.77B [6.22B, 14.4B]``."""
+    import pandas as pd
+
+    from bayescale.report._format import human
+
+    shown = {}
+    for col in table.columns:
+        if col.endswith(("_lower", "_upper")):
+            continue
+        values = table[col]
+        if f"{col}_lower" in table.columns:
+            values = [f"{human(v)} [{human(lo)}, {human(hi)}]" for v, lo, hi in
+                      zip(table[col], table[f"{col}_lower"], table[f"{col}_upper"])]
+        elif col != "n_runs":
+            values = [human(v) for v in values]
+        shown[col] = list(values)
+    out = pd.DataFrame(shown, index=table.index)
+    out.attrs["intervals"] = any(c.endswith("_lower") for c in table.columns)
+    return out
 
 
 def _format(result, payload: dict, level: float) -> str:
