@@ -256,3 +256,9 @@ def test_cli_text_table_is_for_people():
     assert list(shown.columns) == ["n_runs", "a_opt", "N_opt"]
     assert shown.loc["comma", "a_opt"] == "0.341 [0.295, 0.406]"
     assert shown.loc["comma", "N_opt"] == "8.77B [6.22B, 14.4B]"
+
+
+def test_an_error_in_one_group_names_the_group():
+    runs, _ = _grouped()
+    with pytest.raises(BayescaleError, match="group 'x': .*no option"):
+        fit_groups(runs, method="huber_mle", bogus=1)

@@ -185,14 +185,23 @@ def fit_groups(runs: Runs, *, method: str = "bayes", law: Any = "chinchilla",
     size = -(-max(len(r) for r in groups.values()) // _PAD) * _PAD
     for name, sub in groups.items():
         t0 = time.perf_counter()
-        if padded and method == "huber":
-            fits[name] = _fit_huber_padded(sub, size, law=law, level=level, **options)
-        elif padded:
-            fits[name] = _fit_bootstrap_padded(sub, size, law=law, level=level, seed=seed,
-                                               **options)
-        else:
-            fits[name] = fit(sub, method=method, law=law, level=level, seed=seed, **options)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                if padded and method == "huber":
+                    fits[name] = _fit_huber_padded(sub, size, law=law, level=level, **options)
+                elif padded:
+                    fits[name] = _fit_bootstrap_padded(sub, size, law=law, level=level,
+                                                       seed=seed, **options)
+                else:
+                    fits[name] = fit(sub, method=method, law=law, level=level, seed=seed,
+                                     **options)
+            except BayescaleError as exc:  # say which group
+                raise type(exc)(f"group {name!r}: {exc}",
+                                cli=f"group {name!r}: {exc.cli_message}") from exc
         seconds[name] = time.perf_counter() - t0
+        for w in caught:  # told again, naming the group
+            _rewarn(w, f"group {name!r}: ")
     info = {"seconds": seconds, "seed": int(seed), "padded_to": size if padded else None}
     return GroupFits(fits=fits, method=method, level=float(level),
                      reference_budget=float(reference_budget), info=info)
@@ -238,12 +247,26 @@ def _fit_huber_padded(runs: Runs, size: int, *, law: Any, level: float,
             "starts_near_best": int(np.sum(fun <= objective + 1e-8)),
             "padded_to": int(weights.size), "timing": {"total": time.perf_counter() - t0}}
     if not (converged and all(np.isfinite(v) for v in params)):
-        message = (f"huber fit of group from {runs.source}: the best fit did not converge "
+        message = (f"huber fit: the best fit did not converge "
                    f"({info['status']}). Check the group's runs for runs far off the law.")
         if strict:
             raise ConvergenceError(message)
         warnings.warn(ConvergenceWarning(message), stacklevel=3)
     return ScalingFit(method="huber", params=params, runs=runs, level=level, info=info)
+
+
+def _rewarn(w: warnings.WarningMessage, prefix: str) -> None:
+    """Warn again with ``prefix`` before the message (and its command-line form)."""
+    message, category = w.message, w.category
+    cli = getattr(message, "cli_message", None)
+    if cli is not None:
+        new = category(prefix + str(message), cli=prefix + cli)
+    else:
+        try:
+            new = category(prefix + str(message))
+        except TypeError:  # a warning class with other arguments: as it came
+            new = message
+    warnings.warn_explicit(new, category, w.filename, w.lineno)
 
 
 def _padded(runs: Runs, size: int, law: Any):
@@ -297,7 +320,7 @@ def _fit_bootstrap_padded(runs: Runs, size: int, *, law: Any, level: float, seed
                                                   float(np.exp(runs.log_loss.min())))
     if int(np.sum(~bad)) < 2:
         raise ConvergenceError(
-            f"bootstrap of the group from {runs.source}: only {int(np.sum(~bad))} of "
+            f"bootstrap: only {int(np.sum(~bad))} of "
             f"{int(resamples)} resamples gave a usable fit; its {n} runs do not identify the "
             f"{law.name} law. Fit it with method='bayes', or leave the group out.")
     kept = type(params)(*(np.asarray(v, dtype=float)[~bad] for v in params))
@@ -309,7 +332,7 @@ def _fit_bootstrap_padded(runs: Runs, size: int, *, law: Any, level: float, seed
             "padded_to": int(log_X.shape[0]), "timing": {"total": time.perf_counter() - t0}}
     problem = bootstrap.describe_dropped(info)
     if problem:  # as bayescale.fit tells it
-        message = f"bootstrap fit of the group from {runs.source}: {problem}."
+        message = f"bootstrap fit: {problem}."
         if strict:
             raise ConvergenceError(message)
         warnings.warn(ConvergenceWarning(message), stacklevel=3)
