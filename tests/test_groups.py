@@ -262,3 +262,24 @@ def test_an_error_in_one_group_names_the_group():
     runs, _ = _grouped()
     with pytest.raises(BayescaleError, match="group 'x': .*no option"):
         fit_groups(runs, method="huber_mle", bogus=1)
+
+
+def test_group_all_without_a_group_column_says_so(tmp_path):
+    frame = _checkpoints(num_ckpt=3)
+    with pytest.raises(BayescaleError, match="no group column 'group'.*group_column="):
+        load_runs(frame, group="all")
+    runs = load_runs(frame.assign(corpus=np.where(frame["N"] > 2e8, "b", "a")),
+                     group="all", group_column="corpus")
+    assert sorted(set(runs.group)) == ["a", "b"]
+    with pytest.raises(BayescaleError, match="no group labels"):
+        fit_groups(load_runs(frame), method="huber")
+
+
+def test_cli_group_errors(tmp_path, monkeypatch):
+    monkeypatch.setenv("BAYESCALE_NO_CACHE", "1")
+    code, _, err = _run_main(["fit", "synthetic", "--group", "all", "--method", "huber"])
+    assert code != 0 and "no groups to fit side by side" in err
+    code, _, err = _run_main(["fit", "synthetic", "--group", "corpus", "--method", "huber"])
+    assert code != 0 and "--group all" in err
+    code, _, err = _run_main(["fit", "synthetic", "--group", "all", "--select", "group=a"])
+    assert code != 0 and "give one of them" in err

@@ -180,6 +180,11 @@ def _check_group_args(args) -> None:
             raise BayescaleError(f"--group all fits every group of a registered multi-group "
                                  f"dataset; for the file {args.data!r} name the column that "
                                  f"holds the groups: --group COLUMN.")
+        if len(DATASETS[str(args.data)].groups) < 2:
+            raise BayescaleError(f"dataset {args.data!r} has no groups to fit side by side; "
+                                 f"fit it without --group. The multi-group datasets are "
+                                 + ", ".join(k for k, d in DATASETS.items()
+                                             if len(d.groups) > 1) + ".")
         args.group_options = {"group": "all"}
     elif registered:
         raise BayescaleError(f"a registered dataset's groups are its own: use --group all "

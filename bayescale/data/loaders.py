@@ -213,6 +213,13 @@ def select_group(frame: pd.DataFrame, column: str | None, group, name: str,
         return frame
     column = column or "group"
     every = group is True or str(group).lower() == ALL_GROUPS
+    if every and column not in frame.columns:
+        raise DataError(f"{where} has no group column {column!r}, so there are no groups to "
+                        f"fit side by side; its columns are {list(frame.columns)}. Fix: name "
+                        "the column that holds the groups, group_column='corpus'.",
+                        cli=f"{where} has no group column {column!r}, so there are no groups "
+                            f"to fit side by side; its columns are {list(frame.columns)}. "
+                            "Fix: --group COLUMN names the column of a file that holds them.")
     if column not in frame.columns:
         raise DataError(f"group={group!r} was given but {where} has no group column "
                         f"{column!r}; its columns are {list(frame.columns)}. Fix: name the "
