@@ -47,6 +47,21 @@ def test_the_rule_on_hand_built_draws():
     assert not bad.any()
 
 
+def test_a_parameter_beyond_float32_is_degenerate():
+    # A data-constrained resample whose R_N* ran off to 4.5e154 (seen on the
+    # data_constrained runs): the float32 frontier cannot hold it, so it is dropped and
+    # counted, not passed on to crash `bayescale design`.
+    from bayescale.laws.data_constrained import LAW as DC, MUENNIGHOFF_2023
+
+    draws = type(MUENNIGHOFF_2023)
+    cols = {k: np.full(3, float(v)) for k, v in MUENNIGHOFF_2023._asdict().items()}
+    cols["R_N"][1] = 4.52475e154
+    cols["A"][2] = 1e-40  # non-zero and below float32's smallest normal
+    bad, counts = degenerate_resamples(DC, draws(**cols), np.ones(3, bool), min_loss=2.0)
+    np.testing.assert_array_equal(bad, [False, True, True])
+    assert counts == {"beyond float32": 2}
+
+
 # Settings where the undropped bootstrap had degenerate resamples (issue 13).
 AWKWARD = [(0.02, 0), (0.02, 3), (0.01, 2)]
 

@@ -108,14 +108,18 @@ def _shrunk(example: str, cwd: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def example_dir(tmp_path_factory, chinchilla_240):
-    """A working folder with what the examples name: my_runs.csv, candidates.csv (runs a
-    team could train next, for ``design``) and fits/chinchilla."""
+    """A working folder with what the examples name: my_runs.csv, sweep.csv (an isoFLOP
+    sweep with a budget column), candidates.csv (runs a team could train next, for
+    ``design``) and fits/chinchilla."""
     from bayescale import load_runs
 
     folder = tmp_path_factory.mktemp("examples")
     frame = load_runs("synthetic").to_frame()
     pd.DataFrame({"params": frame["N"], "tokens": frame["D"],
                   "eval_loss": frame["loss"]}).to_csv(folder / "my_runs.csv", index=False)
+    sweep = load_runs("synthetic").to_frame()  # an isoFLOP sweep, with its budget column
+    sweep.assign(budget=sweep["C"].round(-16)).drop(columns="C").to_csv(folder / "sweep.csv",
+                                                                       index=False)
     N, D = np.meshgrid(np.geomspace(1e8, 3e9, 6), np.geomspace(2e9, 6e10, 6))
     pd.DataFrame({"N": N.ravel(), "D": D.ravel()}).to_csv(folder / "candidates.csv", index=False)
     proc = _bayescale(["fit", "chinchilla", "--exclude-top", "5", "--chains", "2", "--warmup",

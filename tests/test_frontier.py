@@ -187,6 +187,7 @@ def test_property_solver_equals_closed_form(E, A, B, alpha, beta, log10_C):
         assert float(closed.L_opt) <= float(loss(p, closed.N_opt * f, closed.D_opt / f)) + 1e-12
 
 
+@pytest.mark.float64  # the cost is checked to rtol 1e-9
 @pytest.mark.slow
 @settings(max_examples=25, deadline=None)
 @given(alpha=st.floats(0.1, 0.8), beta=st.floats(0.1, 0.8), log10_C=st.floats(19.0, 27.0),

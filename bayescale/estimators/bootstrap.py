@@ -87,7 +87,11 @@ def degenerate_resamples(law: Law, params: Any, converged: np.ndarray,
     4. ``"exponent > 5"``: an exponent (a field named ``alpha*``/``beta*``) above
        :data:`MAX_EXPONENT`;
     5. ``"E ~ 0"``: the irreducible loss ``E`` (for laws that have one) is below
-       :data:`MIN_E_FRACTION` (1e-6) of the smallest observed loss.
+       :data:`MIN_E_FRACTION` (1e-6) of the smallest observed loss;
+    6. ``"beyond float32"``: a parameter whose magnitude float32 cannot hold (above
+       3.4e38, or non-zero below 1.2e-38): a direction the resample does not determine
+       (e.g. the data-constrained law's ``R_N*`` running off to 1e150), which the float32
+       frontier and predictions cannot use.
 
     Parameters
     ----------
@@ -116,6 +120,10 @@ def degenerate_resamples(law: Law, params: Any, converged: np.ndarray,
                            np.any([fields[n] > MAX_EXPONENT for n in exps], axis=0)))
         if "E" in fields:
             checks.append(("E ~ 0", fields["E"] < MIN_E_FRACTION * float(min_loss)))
+        f32 = np.finfo(np.float32)
+        checks.append(("beyond float32", np.any(
+            [(np.abs(v) > f32.max) | ((v != 0) & (np.abs(v) < f32.tiny))
+             for v in fields.values()], axis=0)))
     bad = np.zeros(converged.shape, bool)
     counts: dict[str, int] = {}
     for reason, mask in checks:
