@@ -189,11 +189,13 @@ def grid_fit():
     return _fit_from_draws(params, N.ravel(), D.ravel())
 
 
-@pytest.mark.parametrize("approx", ["linear", "reweight"])
-def test_proposals_respect_the_budget_and_k(grid_fit, approx):
+@pytest.mark.parametrize("approx,rank", [("linear", "gain"), ("linear", "per_cost"),
+                                         ("reweight", "gain"), ("reweight", "per_cost")])
+def test_proposals_respect_the_budget_and_k(grid_fit, approx, rank):
     F = 3e19
     res = next_runs(grid_fit, target_budget=C_STAR, experiment_budget=F, k=6,
-                    model=NO_ERROR, approximation=approx)
+                    model=NO_ERROR, approximation=approx, rank=rank)
+    assert res.info["rank"] == rank
     assert 1 <= len(res.proposals) <= 6
     assert res.proposals.cost.sum() <= F * (1 + 1e-12)
     assert np.all(res.candidates.cost <= F)             # the default grid is affordable
@@ -205,6 +207,42 @@ def test_proposals_respect_the_budget_and_k(grid_fit, approx):
     for key in ("before", "after"):
         assert set(out[key]) == {"median", "lower", "upper"}
         assert out[key]["lower"] < out[key]["median"] < out[key]["upper"]
+
+
+@pytest.mark.parametrize("approx", ["linear", "reweight"])
+def test_rank_gain_picks_the_largest_affordable_gain_and_per_cost_the_best_ratio(grid_fit, approx):
+    """Brute force over the scored candidates: with rank="gain" the first proposal is the
+    affordable candidate of largest first-step gain, with rank="per_cost" the one of
+    largest gain per FLOP; on this grid they differ (gain goes for a costlier run)."""
+    F = 3e19
+    cand = next_runs(grid_fit, target_budget=C_STAR, experiment_budget=1e22, k=1,
+                     model=NO_ERROR, approximation=approx).candidates
+    cand = cand[["N", "D"]].copy()
+    cand["cost"] = 6 * cand.N * cand.D
+    # a candidate over the budget, to check it is skipped whatever its gain
+    cand = pd.concat([cand, pd.DataFrame({"N": [3e9], "D": [3e10], "cost": [5.4e20]})],
+                     ignore_index=True)
+    first = {}
+    for rank in ("gain", "per_cost"):
+        res = next_runs(grid_fit, target_budget=C_STAR, experiment_budget=F, k=3,
+                        candidates=cand[["N", "D"]], model=NO_ERROR, approximation=approx,
+                        rank=rank, seed=1)
+        scored = res.candidates
+        key = scored.expected_gain if rank == "gain" else scored.expected_gain / scored.cost
+        key = key.where(scored.cost <= F, -np.inf)
+        best = scored.loc[key.idxmax()]
+        top = res.proposals.iloc[0]
+        assert (top.N, top.D) == (best.N, best.D)
+        assert res.proposals.cost.sum() <= F * (1 + 1e-12)
+        first[rank] = top
+    assert first["gain"].cost > first["per_cost"].cost
+    assert first["gain"].expected_gain > first["per_cost"].expected_gain
+
+
+def test_a_bad_rank_is_a_clear_error(grid_fit):
+    with pytest.raises(BayescaleError, match="rank must be one of gain, per_cost"):
+        next_runs(grid_fit, target_budget=C_STAR, experiment_budget=1e20, model=NO_ERROR,
+                  rank="ratio")
 
 
 def test_loss_objective_with_targets(grid_fit):

@@ -19,6 +19,7 @@ EXAMPLES = """\
 examples:
   bayescale design chinchilla --target-budget 1e24 --experiment-budget 1e21
   bayescale design chinchilla --target-budget 1e24 --experiment-budget 1e21 --k 6 --json
+  bayescale design chinchilla --target-budget 1e24 --experiment-budget 1e21 --rank per_cost
   bayescale design fits/chinchilla --target-budget 1e24 --experiment-budget 3e20 --candidates candidates.csv
   bayescale design data_constrained --law data_constrained -U 25e9 --target-budget 1e22 \\
       --experiment-budget 1e20 --objective loss --out design/
@@ -30,9 +31,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "design", help="which runs (N, D) to train next to narrow the interval on N_opt(C*)",
         description=("Propose up to K runs whose total cost stays within the experiment "
-                     "budget, chosen for the largest expected reduction, per FLOP, of the "
-                     "uncertainty of log N_opt at the target budget (or of the loss there), "
-                     "under the honest predictive (with the extrapolation error). Prints the "
+                     "budget, chosen for the largest expected reduction (with --rank per_cost: "
+                     "reduction per FLOP) of the uncertainty of log N_opt at the target budget "
+                     "(or of the loss there), under the honest predictive (with the extrapolation error). Prints the "
                      "runs, their cost and the interval before and (expected) after."),
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_arguments(p, dest="source", metavar="SOURCE",
@@ -61,6 +62,9 @@ def register(subparsers) -> None:
     p.add_argument("--approximation", choices=("linear", "reweight"), default="linear",
                    help="linear: joint-normal update of the draws (default); reweight: "
                         "importance reweighting under fantasised outcomes")
+    p.add_argument("--rank", choices=("gain", "per_cost"), default="gain",
+                   help="gain: the largest expected gain that fits the budget (default; it "
+                        "did better in benchmarks/bench_design.py); per_cost: gain per FLOP")
     p.add_argument("--level", type=float, default=0.9, help="interval level (0.9)")
     p.add_argument("--json", action="store_true", help="print JSON to stdout")
     p.add_argument("--out", default=None, metavar="DIR",
@@ -121,7 +125,7 @@ def run(args) -> int:
     result = next_runs(fit, target_budget=target, experiment_budget=budget, k=args.k,
                        objective=args.objective, candidates=args.candidates,
                        unique_tokens=U, level=args.level, seed=args.seed,
-                       approximation=args.approximation)
+                       approximation=args.approximation, rank=args.rank)
     out = {"source": str(args.source), "method": fit.method, "law": fit.law.name,
            **result.to_dict()}
     if args.out is not None:

@@ -37,7 +37,10 @@ from jax import Array
 from jax.typing import ArrayLike
 
 __all__ = ["score", "condition", "fantasy_particles", "weighted_var", "weighted_quantiles",
-           "gauss_hermite", "linear_state", "linear_gains", "linear_condition"]
+           "gauss_hermite", "linear_state", "linear_gains", "linear_condition", "RANKS", "pick",
+           "linear_greedy"]
+
+RANKS = ("gain", "per_cost")
 
 
 def gauss_hermite(num: int) -> tuple[np.ndarray, np.ndarray]:
@@ -165,3 +168,46 @@ def linear_condition(var_g: ArrayLike, c: ArrayLike, S: ArrayLike, k: ArrayLike)
     col = S[:, k]
     return (var_g - c[k] ** 2 / S[k, k], c - col * c[k] / S[k, k],
             S - jnp.outer(col, col) / S[k, k])
+
+
+# -- the greedy choice (one implementation: next_runs and the benchmarks call it) --------
+
+def pick(gain, costs, remaining, unavailable, rank: str = "gain") -> int | None:
+    """The next run: the candidate with the largest ``gain`` (``rank="gain"``) or
+    ``gain / cost`` (``rank="per_cost"``) among those that cost at most ``remaining`` and
+    are not ``unavailable`` (a boolean mask), or ``None`` when none fits or none gains."""
+    if rank not in RANKS:
+        raise ValueError(f"rank must be one of {RANKS}, got {rank!r}")
+    gain, costs = np.asarray(gain, float), np.asarray(costs, float)
+    key = gain / costs if rank == "per_cost" else gain.copy()
+    key[(costs > remaining) | np.asarray(unavailable, bool) | ~(gain > 0)] = -np.inf
+    c = int(np.argmax(key))
+    return c if np.isfinite(key[c]) else None
+
+
+def linear_greedy(mu, d, g, tau, sigma, costs, budget, k, *, rank="gain", unavailable=None):
+    """Greedy sequential choice of up to ``k`` candidates within ``budget`` under the
+    linearised update: pick (:func:`pick`), condition (:func:`linear_condition`), repeat.
+
+    Returns ``(picks, gains, first, var_before, var_after)``: the chosen indices in order,
+    each one's gain given those before it, every candidate's first-step gain (K,), and the
+    objective's variance before and (expected) after."""
+    costs = np.asarray(costs, float)
+    taken = (np.zeros(costs.size, bool) if unavailable is None
+             else np.array(unavailable, bool, copy=True))
+    var_g, c_vec, S = linear_state(mu, d, g, tau, sigma)
+    var0, picks, gains, first, remaining = float(var_g), [], [], None, float(budget)
+    for _ in range(int(k)):
+        gain = np.asarray(linear_gains(c_vec, S), float)
+        first = gain if first is None else first
+        c = pick(gain, costs, remaining, taken, rank)
+        if c is None:
+            break
+        var_g, c_vec, S = linear_condition(var_g, c_vec, S, c)
+        taken[c] = True
+        picks.append(c)
+        gains.append(float(gain[c]))
+        remaining -= costs[c]
+    if first is None:
+        first = np.asarray(linear_gains(c_vec, S), float)
+    return picks, gains, first, var0, float(var_g)
