@@ -9,12 +9,13 @@ budget the law is refitted and scored on the target: R^2 of the loss (the Huber 
 prediction, as Li et al. score it) and coverage of the 90% predictive interval
 (``ScalingFit.predict``: bootstrap draws + noise + extrapolation error).
 
-Rules: ``design`` (:mod:`bayescale.planning.design_score`'s greedy linearised update, with
-the objective the mean predicted log loss over the target points, ranked by variance
-reduction per FLOP, with the shared extrapolation error); ``design_gain`` (the same ranked
-by variance reduction alone, the budget as a cap); ``random``; ``cheapest`` (first);
+Rules: ``design`` (the library's greedy linearised update,
+:func:`bayescale.planning.design_score.linear_greedy`, the one ``next_runs`` uses, with the
+objective the mean predicted log loss over the target points and the shared extrapolation
+error, ``rank="per_cost"``: variance reduction per FLOP); ``design_gain`` (the same with
+``rank="gain"``, the default of ``next_runs``: variance reduction alone, the budget a cap); ``random``; ``cheapest`` (first);
 ``dopt`` (greedy D-optimal: largest increase of log det of the Fisher information of the
-law's coordinates at the current Huber fit, per FLOP).
+law's coordinates at the current Huber fit, per FLOP, chosen by :func:`design_score.pick`).
 
 Fast refits: every (rule, repeat) state of a round is refitted in one compiled program:
 Huber fits (delta 1e-3, the coarse start grid, ``estimators.extrapolation.masked_fits``)
@@ -116,39 +117,21 @@ class Problem:
 
 # -- the rules: each returns the pool indices to add, within ``remaining`` FLOPs ----------
 
-def _greedy(gain_fn, prob, mask, remaining, batch, per_cost=True):
-    picks = []
-    for _ in range(batch):
-        gain = gain_fn(picks)
-        ok = (~mask) & (prob.cost <= remaining)
-        ok[picks] = False
-        if not ok.any():
-            break
-        ratio = np.where(ok, gain / prob.cost if per_cost else gain, -np.inf)
-        c = int(np.argmax(ratio))
-        picks.append(c)
-        remaining -= prob.cost[c]
-    return picks
-
-
-def rule_design(prob, mask, theta, draws, remaining, batch, per_cost=True):
+def rule_design(prob, mask, theta, draws, remaining, batch, rank="per_cost"):
+    """The library's greedy choice (:func:`design_score.linear_greedy`, as in
+    ``next_runs``), the objective the mean predicted log loss over the target points."""
     ok = np.all(np.isfinite(draws), axis=1)
     mu = prob.mu(draws[ok], prob.X)                       # (B, n): law at every pool run
     g = prob.mu(draws[ok], prob.Xt).mean(axis=1)          # mean log loss over the target
     d = extrapolation.decades_beyond(prob.pool.N[mask], prob.pool.D[mask], prob.pool.N, prob.pool.D)
-    state = list(design_score.linear_state(mu, d, g, prob.tau, prob.sigma(theta, mask)))
-
-    def gain(picks):
-        if picks:
-            state[:] = design_score.linear_condition(*state, picks[-1])
-        return np.asarray(design_score.linear_gains(state[1], state[2]), float)
-
-    return _greedy(gain, prob, mask, remaining, batch, per_cost)
+    picks, *_ = design_score.linear_greedy(mu, d, g, prob.tau, prob.sigma(theta, mask), prob.cost,
+                                           remaining, batch, rank=rank, unavailable=mask)
+    return picks
 
 
 def rule_design_gain(prob, mask, theta, draws, remaining, batch):
     """The design rule ranked by expected gain alone (the budget only as a cap)."""
-    return rule_design(prob, mask, theta, draws, remaining, batch, per_cost=False)
+    return rule_design(prob, mask, theta, draws, remaining, batch, rank="gain")
 
 
 def rule_dopt(prob, mask, theta, draws, remaining, batch):
@@ -157,13 +140,17 @@ def rule_dopt(prob, mask, theta, draws, remaining, batch):
             jnp.asarray(theta), jnp.asarray(prob.X)))      # (n, k)
     J = np.where(np.isfinite(J), J, 0.0)
     M = J[mask].T @ J[mask] + 1e-6 * np.eye(J.shape[1])
-
-    def gain(picks):
-        Mc = M + J[picks].T @ J[picks]
-        Minv = np.linalg.pinv(Mc)
-        return np.log1p(np.einsum("ni,ij,nj->n", J, Minv, J))
-
-    return _greedy(gain, prob, mask, remaining, batch)
+    picks, taken = [], mask.copy()
+    for _ in range(batch):
+        Minv = np.linalg.pinv(M + J[picks].T @ J[picks])
+        gain = np.log1p(np.einsum("ni,ij,nj->n", J, Minv, J))
+        c = design_score.pick(gain, prob.cost, remaining, taken, "per_cost")
+        if c is None:
+            break
+        picks.append(c)
+        taken[c] = True
+        remaining -= prob.cost[c]
+    return picks
 
 
 def rule_random(prob, mask, theta, draws, remaining, batch, rng=None):
