@@ -32,7 +32,7 @@ ORDER = [
     "_solvers.lbfgs", "_solvers.newton", "_solvers",
     "estimators.huber", "estimators.bootstrap", "estimators.priors", "estimators.likelihoods", "estimators.model", "estimators.diagnostics", "estimators._nuts_setup", "estimators._nuts_program", "estimators.idata", "estimators.nuts",
     "estimators.fit", "estimators.extrapolation", "estimators.allocation", "estimators.isoflop", "estimators.isoflop_bayes",
-    "estimators.envelope", "estimators.predict", "estimators.groups", "estimators",
+    "estimators.envelope", "estimators.predict", "estimators.stacking", "estimators.groups", "estimators",
     "planning._cost_solve", "planning.costs", "planning._common", "planning._numerical", "planning.frontier", "planning.serving",
     "planning.rules", "planning.decisions", "planning.design_score", "planning.design", "planning",
     "validation.backtest", "validation",

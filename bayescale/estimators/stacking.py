@@ -1,0 +1,256 @@
+"""Structural (law-form) uncertainty in N_opt and D_opt: stacking laws by leave-future-out.
+
+:func:`stack_laws` fits several laws to the same runs and weighs them by how well each
+predicted runs beyond its data (stacking of predictive distributions, Yao et al. 2018):
+
+1. **leave-future-out scores.** For each cut ``k = 1 .. cuts`` every law is refitted
+   (coarse-grid Huber, :func:`bayescale.estimators.extrapolation.lfo_misses`: all cuts of a
+   law in one compiled program) without the top ``k`` compute budgets and scored on the
+   held-out runs by the log density of their log loss under ``Normal(prediction, robust
+   residual scale of that fit)``: the in-model predictive of a point fit
+   (:func:`bayescale.estimators.predict.predict` with ``structural="none"`` uses the same
+   noise model), closed form. These are not the kernel-density log scores of
+   :func:`bayescale.validation.backtest.backtest`, which would need a fit and predictive
+   draws per cut and law.
+2. **weights.** :func:`stacking_weights` maximises
+   ``sum_i log sum_k w_k p_k(y_i)`` over the simplex (softmax parameterisation,
+   L-BFGS-B on the exact gradient; the objective is concave in ``w``).
+3. **the mixture.** Each law is refitted on all the runs (``method``, default
+   ``"bootstrap"``); :meth:`LawStack.frontier` pools the laws' frontier draws in proportion
+   to the weights (:func:`mixture`: a fixed seed, whole copies plus a random remainder).
+
+:meth:`LawStack.summary` shows two bands per budget: ``"within"`` (the top-weighted law's
+own frontier: parameter uncertainty only) and ``"structural"`` (the mixture).
+
+Laws that need unique tokens (``data_constrained``) are used only when the runs have ``U``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize
+from scipy.special import logsumexp, softmax
+from scipy.stats import norm
+
+from bayescale.errors import BayescaleError
+from bayescale.estimators import extrapolation
+from bayescale.estimators.fit import ScalingFit, fit as fit_runs
+from bayescale.laws.registry import get_law
+
+__all__ = ["LawStack", "stack_laws", "stacking_weights", "mixture", "lfo_log_density"]
+
+QUANTITIES = ("N_opt", "D_opt", "L_opt", "tokens_per_param")
+
+
+def stacking_weights(log_density) -> np.ndarray:
+    """Stacking weights ``w`` (K,) maximising ``sum_i log sum_k w_k exp(log_density[i, k])``
+    over the simplex, for per-point log predictive densities ``(n, K)`` of K models."""
+    lp = np.asarray(log_density, dtype=float)
+    if lp.ndim != 2 or lp.shape[0] < 1 or lp.shape[1] < 1:
+        raise BayescaleError(f"log_density must be a 2-d array (points, models) with at least "
+                             f"one of each, got shape {lp.shape}.")
+    if not np.all(np.isfinite(lp) | (lp == -np.inf)) or np.any(np.all(lp == -np.inf, axis=1)):
+        raise BayescaleError("log_density must be finite or -inf, with at least one finite "
+                             "value per point (NaN or +inf found, or a point no model can "
+                             "predict).")
+    K = lp.shape[1]
+    if K == 1:
+        return np.ones(1)
+    lp = lp - lp.max(axis=1, keepdims=True)   # per point: changes the objective by a constant
+
+    def objective(z):
+        logw = z - logsumexp(z)
+        per_point = logsumexp(lp + logw[None, :], axis=1)
+        resp = np.exp(lp + logw[None, :] - per_point[:, None])   # responsibilities (n, K)
+        grad_logw = resp.sum(axis=0)
+        w = np.exp(logw)
+        grad_z = grad_logw - w * grad_logw.sum()
+        return -per_point.sum(), -grad_z
+
+    res = minimize(objective, np.zeros(K), jac=True, method="L-BFGS-B",
+                   options={"maxiter": 10_000, "gtol": 1e-12, "ftol": 1e-15})
+    return softmax(res.x)
+
+
+def _counts(weights: np.ndarray, num: int) -> np.ndarray:
+    """Largest-remainder apportionment of ``num`` draws to ``weights``."""
+    raw = weights * num
+    counts = np.floor(raw).astype(int)
+    order = np.argsort(-(raw - counts), kind="stable")
+    counts[order[: num - counts.sum()]] += 1
+    return counts
+
+
+def mixture(frontiers: Sequence, weights, *, num_draws: int, seed: int = 0):
+    """One :class:`~bayescale.planning.frontier.Frontier` pooling ``frontiers`` (same budgets)
+    in proportion to ``weights``: law k gets ``m_k`` draws (largest remainder of
+    ``num_draws * w_k``), drawn as ``m_k // S_k`` whole copies of its ``S_k`` draws plus
+    ``m_k % S_k`` draws without replacement (``numpy.random.default_rng(seed)``), in the
+    order of ``frontiers``."""
+    w = np.asarray(weights, dtype=float)
+    if len(frontiers) != w.size or w.size == 0:
+        raise BayescaleError(f"mixture needs one weight per frontier, got {w.size} weights "
+                             f"for {len(frontiers)} frontiers.")
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or abs(w.sum() - 1) > 1e-6:
+        raise BayescaleError(f"mixture weights must be >= 0 and sum to 1, got {w.tolist()}.")
+    if isinstance(num_draws, bool) or not isinstance(num_draws, (int, np.integer)) \
+            or num_draws < 1:
+        raise BayescaleError(f"num_draws must be a positive integer, got {num_draws!r}.")
+    budgets = np.asarray(frontiers[0].budgets, dtype=float)
+    for f in frontiers[1:]:
+        if not np.array_equal(np.asarray(f.budgets, dtype=float), budgets):
+            raise BayescaleError("mixture: the frontiers are at different budgets.")
+    rng = np.random.default_rng(seed)
+    picks = []
+    for f, m in zip(frontiers, _counts(w / w.sum(), int(num_draws))):
+        S = f.num_draws
+        idx = np.concatenate([np.tile(np.arange(S), m // S),
+                              np.sort(rng.choice(S, m % S, replace=False))])
+        picks.append((f, idx))
+    pooled = {k: np.concatenate([np.asarray(getattr(f, k))[idx] for f, idx in picks])
+              for k in (*QUANTITIES, "converged")}
+    return type(frontiers[0])(budgets=budgets, extrapolation=frontiers[0].extrapolation,
+                              **pooled)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class LawStack:
+    """Laws fitted to the same runs, with stacking weights.
+
+    Attributes
+    ----------
+    laws : the laws' names; weights : (K,) stacking weights, summing to 1.
+    fits : ``{law: ScalingFit}`` on all the runs.
+    log_density : ``(n_heldout, K)`` leave-future-out log predictive densities (log loss).
+    info : the hold-outs, the predictive, laws left out and why, the seed.
+    """
+
+    laws: tuple
+    weights: np.ndarray
+    fits: dict
+    log_density: np.ndarray
+    info: dict
+
+    @property
+    def top(self) -> str:
+        """The law with the largest weight."""
+        return self.laws[int(np.argmax(self.weights))]
+
+    def frontiers(self, budgets, *, unique_tokens=None, **kwargs) -> dict:
+        """Each law's own frontier: ``{law: Frontier}``."""
+        out = {}
+        for name in self.laws:
+            fit = self.fits[name]
+            extra = {"unique_tokens": unique_tokens} if "U" in fit.law.inputs else {}
+            out[name] = fit.frontier(budgets, **kwargs, **extra)
+        return out
+
+    def frontier(self, budgets, *, num_draws: int | None = None, **kwargs):
+        """The mixture frontier: the laws' frontier draws pooled by weight (:func:`mixture`;
+        ``num_draws`` defaults to the largest law's draw count)."""
+        fronts = self.frontiers(budgets, **kwargs)
+        return self._mix(fronts, num_draws)
+
+    def _mix(self, fronts: dict, num_draws):
+        if num_draws is None:
+            num_draws = max(f.num_draws for f in fronts.values())
+        return mixture([fronts[k] for k in self.laws], self.weights, num_draws=num_draws,
+                       seed=int(self.info["seed"]))
+
+    def summary(self, budgets, level: float = 0.9, **kwargs) -> pd.DataFrame:
+        """One row per budget and band: ``band`` ``"within"`` (the top-weighted law's
+        frontier) and ``"structural"`` (the mixture), with the columns of
+        :meth:`Frontier.summary <bayescale.planning.frontier.Frontier.summary>`."""
+        fronts = self.frontiers(budgets, **kwargs)
+        within = fronts[self.top].summary(level).reset_index().assign(band="within",
+                                                                      law=self.top)
+        mixed = self._mix(fronts, None).summary(level).reset_index().assign(
+            band="structural", law="mixture")
+        return pd.concat([within, mixed], ignore_index=True)
+
+    def to_dict(self, budgets, level: float = 0.9, **kwargs) -> dict[str, Any]:
+        """JSON-ready ``{"laws", "weights", "top", "level", "info", "budgets": [{"C",
+        "N_opt": {"within": {median, lower, upper}, "structural": {...}}, "D_opt": ...}]}``."""
+        fronts = self.frontiers(budgets, **kwargs)
+        bands = {"within": fronts[self.top].to_dict(level)["budgets"],
+                 "structural": self._mix(fronts, None).to_dict(level)["budgets"]}
+        rows = [{"C": w["C"], **{q: {b: bands[b][i][q] for b in bands}
+                                 for q in ("N_opt", "D_opt", "L_opt")}}
+                for i, w in enumerate(bands["within"])]
+        return {"laws": list(self.laws), "weights": [float(x) for x in self.weights],
+                "top": self.top, "level": float(level), "info": self.info, "budgets": rows}
+
+
+def lfo_log_density(runs, law, *, cuts: int = extrapolation.MAX_CUTS):
+    """Leave-future-out log predictive densities of ``law`` on ``runs``: for each cut
+    ``k = 1 .. cuts`` (:func:`bayescale.estimators.extrapolation.lfo_misses`: the top ``k``
+    compute budgets held out, at least 3 budgets and 10 runs kept), the density of each
+    held-out run's log loss under ``Normal(law's prediction, robust residual scale of the
+    fit)``, the in-model predictive of a point fit. Returns ``(log_density, cut)`` per
+    held-out run, in the order of the cuts (the same for every law)."""
+    misses = extrapolation.lfo_misses(runs, get_law(law), max_cuts=int(cuts))
+    s = np.asarray(misses.s, dtype=float)
+    return norm.logpdf(np.asarray(misses.r, dtype=float), scale=s), \
+        np.asarray(misses.cut)
+
+
+def stack_laws(runs, laws: Sequence[str] = ("chinchilla", "kaplan"), *,
+               method: str = "bootstrap", cuts: int = extrapolation.MAX_CUTS, seed: int = 0,
+               **fit_options) -> LawStack:
+    """Fit ``laws`` to ``runs`` and weigh them by leave-future-out stacking.
+
+    Parameters
+    ----------
+    runs : :class:`~bayescale.data.runs.Runs`, or anything :func:`~bayescale.load_runs` takes.
+    laws : two or more law names; those needing ``U`` are left out when the runs lack it
+        (``info["left_out"]``).
+    method : estimator of the fits on all the runs (default ``"bootstrap"``), with
+        ``fit_options``.
+    cuts : leave-future-out cuts pooled (:func:`lfo_log_density`; default 3: hold out the
+        top 1, 2 and 3 compute budgets in turn, where the runs leave 3 budgets to fit).
+    seed : of the fits and the mixture.
+
+    Returns
+    -------
+    LawStack
+    """
+    from bayescale.data.runs import Runs, load_runs
+
+    runs = runs if isinstance(runs, Runs) else load_runs(runs)
+    names = [laws] if isinstance(laws, str) else list(laws)
+    if len(set(names)) != len(names):
+        raise BayescaleError(f"laws must be distinct, got {names}.")
+    if isinstance(cuts, bool) or not isinstance(cuts, (int, np.integer)) or cuts < 1:
+        raise BayescaleError(f"cuts must be a positive integer, got {cuts!r}.")
+    resolved, left_out = [], {}
+    for name in names:
+        law = get_law(name)
+        if "U" in law.inputs and runs.U is None:
+            left_out[law.name] = "needs unique tokens U; the runs have none"
+        else:
+            resolved.append(law)
+    if len(resolved) < 2:
+        raise BayescaleError(f"stacking needs at least two laws that fit these runs, got "
+                             f"{[law.name for law in resolved]}"
+                             + (f" (left out: {left_out})" if left_out else "") + ".")
+    scored = [lfo_log_density(runs, law, cuts=cuts) for law in resolved]
+    log_density = np.stack([lp for lp, _ in scored], axis=1)
+    if not len(log_density):
+        raise BayescaleError(f"no leave-future-out cut leaves 3 compute budgets and 10 runs "
+                             f"to fit ({len(runs)} runs, "
+                             f"{int(extrapolation.budgets(runs.C).max()) + 1} budgets); "
+                             "stacking needs at least 4 budgets.")
+    weights = stacking_weights(log_density)
+    fits: dict[str, ScalingFit] = {
+        law.name: fit_runs(runs, method=method, law=law, seed=seed, **fit_options)
+        for law in resolved}
+    names = [law.name for law in resolved]
+    info = {"cuts": sorted(set(map(int, scored[0][1]))), "n_heldout": int(len(log_density)),
+            "method": method, "left_out": left_out, "seed": int(seed),
+            "mean_log_density": dict(zip(names, map(float, log_density.mean(axis=0))))}
+    return LawStack(laws=tuple(names), weights=weights, fits=fits, log_density=log_density,
+                    info=info)

@@ -1,0 +1,161 @@
+"""Stacking laws by leave-future-out predictive performance (bayescale.estimators.stacking)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayescale import fit, load_runs
+from bayescale.data.synthetic import simulate_frame
+from bayescale.errors import BayescaleError
+from bayescale.estimators.stacking import LawStack, mixture, stack_laws, stacking_weights
+from bayescale.laws.kaplan import KaplanParams
+from bayescale.planning.frontier import Frontier
+
+
+
+def _objective(lp, w):
+    return np.sum(np.log(np.exp(lp) @ w))
+
+
+def _kaplan_frame(p: KaplanParams, *, noise=0.01, seed=0, n_per=8):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for C in np.geomspace(1e18, 1e21, 6):
+        for N in np.geomspace(C ** 0.5 / 300, C ** 0.5 / 3, n_per):
+            D = C / (6 * N)
+            L = ((p.N_c / N) ** (p.alpha_N / p.alpha_D) + p.D_c / D) ** p.alpha_D
+            rows.append((N, D, L * np.exp(noise * rng.standard_normal())))
+    return pd.DataFrame(rows, columns=["N", "D", "loss"])
+
+
+def _chinchilla_frame(seed=0):
+    return simulate_frame(budgets=np.geomspace(1e18, 1e21, 6), models_per_budget=8,
+                          noise=0.01, seed=seed)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_weights_match_a_brute_force_grid_for_two_models(seed):
+    rng = np.random.default_rng(seed)
+    n = 12
+    lp = np.stack([rng.normal(0, 1.5, n), rng.normal(0.3 * seed - 0.5, 1.5, n)], axis=1)
+    grid = np.linspace(0, 1, 100_001)
+    values = np.log(np.exp(lp) @ np.stack([grid, 1 - grid])).sum(axis=0)
+    best = grid[int(np.argmax(values))]
+    assert values.max() >= _objective(lp, stacking_weights(lp)) - 1e-9
+    w = stacking_weights(lp)
+    assert w.shape == (2,) and abs(w.sum() - 1) < 1e-9
+    assert abs(w[0] - best) < 1e-3
+
+
+def test_weights_go_to_the_model_that_always_predicts_better():
+    lp = np.array([[0.0, -5.0], [1.0, -2.0], [0.5, -1.0]])
+    w = stacking_weights(lp)
+    assert w[0] > 0.999
+    # A constant offset per point does not change the weights.
+    w2 = stacking_weights(lp + np.array([[100.0], [-50.0], [3.0]]))
+    np.testing.assert_allclose(w, w2, atol=1e-6)
+
+
+def test_stacking_weights_reject_bad_input():
+    with pytest.raises(BayescaleError, match="2-d"):
+        stacking_weights(np.zeros(3))
+    with pytest.raises(BayescaleError, match="NaN"):
+        stacking_weights(np.array([[0.0, np.nan]]))
+    with pytest.raises(BayescaleError, match="no model"):
+        stacking_weights(np.array([[-np.inf, -np.inf], [0.0, 0.0]]))
+
+
+def _frontier(N, budgets=(1e22, 1e24)):
+    N = np.asarray(N, float)
+    D = np.asarray(budgets, float)[None, :] / (6 * N)
+    return Frontier(N_opt=N, D_opt=D, L_opt=np.ones_like(N), tokens_per_param=D / N,
+                    budgets=np.asarray(budgets, float), converged=np.ones(N.shape, bool),
+                    extrapolation=np.zeros(len(budgets)))
+
+
+def test_mixture_quantiles_equal_the_pooled_draws_by_hand():
+    rng = np.random.default_rng(0)
+    a = _frontier(10 ** rng.normal(9, 0.1, (100, 2)))
+    b = _frontier(10 ** rng.normal(10, 0.2, (50, 2)))
+    mixed = mixture([a, b], [0.75, 0.25], num_draws=400, seed=3)
+    # 300 draws of a (3 whole copies), 100 of b (2 whole copies).
+    pooled = np.concatenate([np.tile(a.N_opt, (3, 1)), np.tile(b.N_opt, (2, 1))])
+    assert mixed.num_draws == 400
+    table = mixed.summary(0.9)
+    np.testing.assert_allclose(table["N_opt_median"], np.quantile(pooled, 0.5, axis=0))
+    np.testing.assert_allclose(table["N_opt_lower"], np.quantile(pooled, 0.05, axis=0))
+    np.testing.assert_allclose(table["N_opt_upper"], np.quantile(pooled, 0.95, axis=0))
+    # A remainder is drawn without replacement from the law's own draws.
+    odd = mixture([a, b], [0.705, 0.295], num_draws=200, seed=1)
+    assert np.isin(odd.N_opt[:141, 0], a.N_opt[:, 0]).all()
+    assert np.isin(odd.N_opt[141:, 0], b.N_opt[:, 0]).all()
+    assert len(np.unique(odd.N_opt[100:141, 0])) == 41
+
+
+def test_mixture_rejects_bad_input():
+    a = _frontier(np.ones((4, 2)))
+    with pytest.raises(BayescaleError, match="one weight per frontier"):
+        mixture([a, a], [1.0], num_draws=4)
+    with pytest.raises(BayescaleError, match="sum to 1"):
+        mixture([a, a], [0.7, 0.7], num_draws=4)
+    with pytest.raises(BayescaleError, match="num_draws"):
+        mixture([a, a], [0.5, 0.5], num_draws=0)
+    with pytest.raises(BayescaleError, match="different budgets"):
+        mixture([a, _frontier(np.ones((4, 2)), budgets=(1e21, 1e24))], [0.5, 0.5], num_draws=4)
+
+
+@pytest.mark.slow
+def test_kaplan_data_give_kaplan_most_weight():
+    runs = load_runs(_kaplan_frame(KaplanParams(8.8e13, 5.4e13, 0.076, 0.095)))
+    s = stack_laws(runs, method="huber")
+    assert s.laws == ("chinchilla", "kaplan") and s.top == "kaplan"
+    assert s.weights[1] > 0.6
+    assert s.log_density.shape == (s.info["n_heldout"], 2) and s.info["n_heldout"] == 8 + 16 + 24 and s.info["cuts"] == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_chinchilla_data_give_chinchilla_most_weight():
+    s = stack_laws(load_runs(_chinchilla_frame()), method="huber")
+    assert s.top == "chinchilla" and s.weights[0] > 0.6
+
+
+@pytest.mark.slow
+def test_the_mixture_band_holds_each_laws_median():
+    runs = load_runs(_chinchilla_frame(seed=1))
+    fits = {law: fit(runs, method="bootstrap", law=law, resamples=100, seed=0)
+            for law in ("chinchilla", "kaplan")}
+    stack = LawStack(laws=("chinchilla", "kaplan"), weights=np.array([0.6, 0.4]), fits=fits,
+                     log_density=np.zeros((1, 2)), info={"seed": 0})
+    budgets = [1e22, 1e24]
+    own = {k: np.median(np.asarray(f.N_opt, float), axis=0)
+           for k, f in stack.frontiers(budgets).items()}
+    assert not np.allclose(own["chinchilla"], own["kaplan"], rtol=0.05)
+    table = stack.summary(budgets, 0.9)
+    band = table[table["band"] == "structural"]
+    within = table[table["band"] == "within"]
+    assert (within["law"] == "chinchilla").all()
+    np.testing.assert_allclose(within["N_opt_median"], own["chinchilla"], rtol=1e-6)
+    for med in own.values():
+        assert np.all(band["N_opt_lower"].to_numpy() <= med)
+        assert np.all(med <= band["N_opt_upper"].to_numpy())
+    d = stack.to_dict(budgets)
+    assert d["weights"] == [0.6, 0.4] and d["top"] == "chinchilla"
+    assert set(d["budgets"][0]["N_opt"]) == {"within", "structural"}
+
+
+def test_stack_laws_rejects_bad_input():
+    runs = load_runs(_chinchilla_frame())
+    with pytest.raises(BayescaleError, match="at least two laws"):
+        stack_laws(runs, laws=("chinchilla",))
+    with pytest.raises(BayescaleError, match="left out"):
+        stack_laws(runs, laws=("chinchilla", "data_constrained"))
+    with pytest.raises(BayescaleError, match="distinct"):
+        stack_laws(runs, laws=("chinchilla", "chinchilla"))
+    with pytest.raises(BayescaleError, match="cuts"):
+        stack_laws(runs, cuts=0)
+    with pytest.raises(BayescaleError, match="at least 4 budgets"):
+        stack_laws(load_runs(_chinchilla_frame().query("C < 2e19")), method="huber")
+    with pytest.raises(BayescaleError, match="unknown|law"):
+        stack_laws(runs, laws=("chinchilla", "nope"))
