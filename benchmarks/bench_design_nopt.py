@@ -1,0 +1,230 @@
+"""Experiment design for N_opt at a held-out budget (issue 12, the chinchilla / marin part).
+
+On ``chinchilla`` (``exclude_top=5``) and ``marin_isoflop`` (``group="dclm"``), runs are
+grouped into compute budgets (:func:`bayescale.estimators.extrapolation.budgets`). The
+target is the top budget; on chinchilla the top two bins after ``exclude_top=5`` hold one
+run each, so the target is the highest budget with at least ``MIN_TARGET_RUNS`` runs and
+every run at or above it is held out. ``C*`` is the geometric mean compute of the target
+budget's runs, and the *empirical optimum* is the ``N`` of its lowest-loss run.
+
+The seed set is the runs of the two lowest budgets; the pool is every other run below the
+target. Each rule adds pool runs until 10%, then 25%, then 50% of the pool's cost is spent
+(the seed set does not count; budgets are spent in sequence), refitting every round (Huber
++ ``--resamples`` bootstrap resamples, the batched fits of ``bench_design.Problem``). At
+each budget: the width of the 90% bootstrap interval on ``N_opt(C*)`` (decades,
+``log10(upper / lower)``), the error of the Huber fit's ``N_opt(C*)`` against the
+empirical optimum (decades, ``|log10(N_opt / N_best)|``) and whether the interval holds it.
+
+Rules: ``design`` (:func:`bayescale.planning.design.next_runs`, objective ``n_opt`` at
+``C*``, the remaining pool as candidates, ``rank="gain"``, the default) and
+``design_per_cost`` (the same with ``rank="per_cost"``), ``random``, ``cheapest`` (first).
+The extrapolation model is the prior one (no misses), as in ``bench_design.py``.
+Repeats differ in the bootstrap resamples and in the random rule's order (the seed set is
+fixed by the protocol).
+
+Run:  BAYESCALE_DATA=/work/shared/data nice -n 10 python benchmarks/bench_design_nopt.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench_design import Problem, rule_cheapest, rule_random
+from bayescale.data.runs import load_runs
+from bayescale.errors import BayescaleError
+from bayescale.estimators import extrapolation
+from bayescale.estimators.fit import ScalingFit
+from bayescale.estimators.huber import law_params
+from bayescale.io import atomic_write, dumps_json
+from bayescale.laws.registry import get_law
+from bayescale.planning.design import next_runs
+
+HERE = Path(__file__).resolve().parent
+RULES = ("design", "design_per_cost", "random", "cheapest")
+FRACTIONS = (0.10, 0.25, 0.50)
+DATASETS = {"chinchilla": {"exclude_top": 5}, "marin_isoflop": {"group": "dclm"}}
+MIN_TARGET_RUNS = 5
+
+
+class NoptProblem(Problem):
+    """``bench_design.Problem``'s batched fits on the runs below the target budget."""
+
+    def __init__(self, name, load_kw, resamples, seed):  # noqa: D107 - not Problem's loader
+        self.name, self.law = name, get_law("chinchilla")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            runs = load_runs(name, **load_kw)
+        C = 6.0 * runs.N * runs.D
+        b = extrapolation.budgets(C)
+        counts = np.bincount(b)
+        top = int(np.flatnonzero(counts >= MIN_TARGET_RUNS).max())
+        held = b >= top
+        tgt = b == top
+        self.c_star = float(np.exp(np.mean(np.log(C[tgt]))))
+        best = np.argmin(np.where(tgt, runs.loss, np.inf))
+        self.n_best = float(runs.N[best])
+        self.pool = runs.resample(np.flatnonzero(~held))
+        self.seed_mask = np.isin(b[~held], (0, 1))
+        self.target = {"budget": top, "C_star": self.c_star, "runs": int(tgt.sum()),
+                       "held_out": int(held.sum()), "N_best": self.n_best,
+                       "D_best": float(runs.D[best]), "loss_best": float(runs.loss[best]),
+                       "pool_runs": int((~self.seed_mask).sum()),
+                       "seed_runs": int(self.seed_mask.sum())}
+        self.X = extrapolation.log_X(self.law, self.pool)
+        self.y = np.asarray(self.pool.log_loss, float)
+        self.cost = 6.0 * self.pool.N * self.pool.D
+        self.starts = extrapolation.coarse_starts(self.law)
+        self.B = resamples
+        self.rng = np.random.default_rng(seed)
+        self.model = extrapolation.posterior(extrapolation.Misses.empty())
+        self.tau = self.model.summary()["tau"]
+        self.skipped = 0
+
+    def scaling_fit(self, mask, draws):
+        ok = np.all(np.isfinite(draws), axis=1)
+        return ScalingFit(method="bootstrap", params=law_params(self.law, draws[ok]),
+                          runs=self.pool.resample(np.flatnonzero(mask)))
+
+
+def rule_design(prob, mask, theta, draws, remaining, batch, rank="gain", seed=0):
+    """Up to ``batch`` pool runs from ``next_runs`` (the library), objective n_opt at C*."""
+    free = np.flatnonzero(~mask & (prob.cost <= remaining))
+    if free.size == 0:
+        return []
+    cand = pd.DataFrame({"N": prob.pool.N[free], "D": prob.pool.D[free]})
+    try:
+        res = next_runs(prob.scaling_fit(mask, draws), target_budget=prob.c_star,
+                        experiment_budget=remaining, k=batch, candidates=cand,
+                        model=prob.model, rank=rank, seed=seed)
+    except BayescaleError as exc:     # too few finite draws: this budget ends here, counted
+        print(f"  design skipped a round: {exc}", flush=True)
+        prob.skipped += 1
+        return []
+    picks, used = [], set()
+    for n, d in zip(res.proposals.N, res.proposals.D):
+        hit = [i for i in free[(cand.N == n).to_numpy() & (cand.D == d).to_numpy()] if i not in used]
+        used.add(hit[0])
+        picks.append(int(hit[0]))
+    return picks
+
+
+def score(prob, mask, theta, draws):
+    """Width (decades) of the 90% bootstrap interval on N_opt(C*), the Huber fit's error
+    (decades) against the empirical optimum, and whether the interval holds it."""
+    n_opt = np.asarray(prob.scaling_fit(mask, draws).frontier([prob.c_star]).N_opt, float)[:, 0]
+    n_opt = n_opt[np.isfinite(n_opt)]
+    lo, hi = np.quantile(n_opt, [0.05, 0.95])
+    point = ScalingFit(method="huber", params=law_params(prob.law, theta),
+                       runs=prob.pool.resample(np.flatnonzero(mask)))
+    n_hat = float(np.asarray(point.frontier([prob.c_star]).N_opt, float).ravel()[0])
+    return {"width_dec": float(np.log10(hi / lo)),
+            "error_dec": float(abs(np.log10(n_hat / prob.n_best))),
+            "error_median_dec": float(abs(np.log10(np.median(n_opt) / prob.n_best))),
+            "covers": float(lo <= prob.n_best <= hi), "N_opt": n_hat,
+            "lower": float(lo), "upper": float(hi), "n_runs": int(mask.sum()),
+            "spent": float(prob.cost[mask & ~prob.seed_mask].sum() / prob.cost[~prob.seed_mask].sum())}
+
+
+def run_dataset(name, load_kw, repeats, resamples, seed):
+    prob = NoptProblem(name, load_kw, resamples, seed)
+    total = prob.cost[~prob.seed_mask].sum()
+    states = [{"rule": rule, "repeat": r, "mask": prob.seed_mask.copy(), "level": 0,
+               "scores": [], "rng": np.random.default_rng(1000 * seed + r)}
+              for r in range(repeats) for rule in RULES]
+    t0, rounds, prev = time.perf_counter(), 0, None
+    theta0, draws0 = prob.fit(prob.seed_mask[None], prev=None)
+    seed_score = score(prob, prob.seed_mask, theta0[0], draws0[0])
+    while any(s["level"] < len(FRACTIONS) for s in states):
+        theta, draws = prob.fit(np.stack([s["mask"] for s in states]), prev=prev)
+        prev = theta
+        rounds += 1
+        for s, th, dr in zip(states, theta, draws):
+            while s["level"] < len(FRACTIONS):
+                spent = prob.cost[s["mask"] & ~prob.seed_mask].sum()
+                remaining = FRACTIONS[s["level"]] * total - spent
+                batch = max(2, int(s["mask"].sum()) // 4)
+                if s["rule"].startswith("design"):
+                    rank = "gain" if s["rule"] == "design" else "per_cost"
+                    picks = rule_design(prob, s["mask"], th, dr, remaining, batch, rank=rank,
+                                        seed=s["repeat"])
+                elif s["rule"] == "random":
+                    picks = rule_random(prob, s["mask"], th, dr, remaining, batch, rng=s["rng"])
+                else:
+                    picks = rule_cheapest(prob, s["mask"], th, dr, remaining, batch)
+                if picks:
+                    s["mask"][picks] = True
+                    break
+                s["scores"].append(score(prob, s["mask"], th, dr))  # nothing fits: budget done
+                s["level"] += 1
+        print(f"{name}: round {rounds}, {time.perf_counter() - t0:.0f} s", flush=True)
+    theta_all, draws_all = prob.fit(np.ones((1, len(prob.cost)), bool))
+    full = score(prob, np.ones(len(prob.cost), bool), theta_all[0], draws_all[0])
+    keys = ("width_dec", "error_dec", "error_median_dec", "covers", "n_runs", "spent")
+    table = {rule: {f"{f:g}": {key: float(np.mean([s["scores"][i][key] for s in states
+                                                    if s["rule"] == rule])) for key in keys}
+                    for i, f in enumerate(FRACTIONS)} for rule in RULES}
+    return {"load": load_kw, "target": prob.target, "repeats": repeats, "resamples": resamples,
+            "rounds": rounds, "design_rounds_skipped": prob.skipped, "seconds": time.perf_counter() - t0, "seed_only": seed_score,
+            "all_pool": full, "rules": table}
+
+
+def figure(results, path):
+    """Error (top) and interval width (bottom) on N_opt(C*), decades, against compute."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 6))
+    x = [100 * f for f in FRACTIONS]
+    for i, (name, res) in enumerate(results.items()):
+        for row, key in enumerate(("error_dec", "width_dec")):
+            ax = fig.add_subplot(2, len(results), row * len(results) + i + 1)
+            for rule in RULES:
+                ax.plot(x, [res["rules"][rule][f"{f:g}"][key] for f in FRACTIONS], "o-", label=rule)
+            ax.axhline(res["all_pool"][key], color="0.5", ls=":", label="whole pool")
+            ax.set_xticks(x, [f"{v:g}%" for v in x])
+            ax.set_ylabel({"error_dec": "|log10 N_opt / N_best|",
+                           "width_dec": "90% interval width (decades)"}[key])
+            if row == 0:
+                ax.set_title(f"{name}: N_opt at C* = {res['target']['C_star']:.2g}", fontsize=9)
+                if i == 0:
+                    ax.legend(fontsize=6)
+            else:
+                ax.set_xlabel("fraction of the pool's compute")
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=130))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--resamples", type=int, default=32)
+    ap.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    ap.add_argument("--out", default=str(HERE / "results"))
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    out = {"datasets": {name: run_dataset(name, DATASETS[name], args.repeats, args.resamples, seed=0)
+                        for name in args.datasets}}
+    out["seconds"] = time.perf_counter() - t0
+    folder = Path(args.out)
+    atomic_write(folder / "design_nopt.json",
+                 lambda tmp: Path(tmp).write_text(dumps_json(out, indent=1) + "\n"))
+    figure(out["datasets"], folder / "design_nopt.png")
+    for name, res in out["datasets"].items():
+        t = res["target"]
+        print(f"\n{name}: C* {t['C_star']:.3g}, N_best {t['N_best']:.3g}; error / width (decades) / "
+              f"covers at {', '.join(f'{100 * f:g}%' for f in FRACTIONS)}; whole pool "
+              f"{res['all_pool']['error_dec']:.3f} / {res['all_pool']['width_dec']:.3f}")
+        for rule in RULES:
+            cells = [f"{c['error_dec']:.3f} / {c['width_dec']:.3f} / {c['covers']:.1f}"
+                     for c in (res["rules"][rule][f"{f:g}"] for f in FRACTIONS)]
+            print(f"  {rule:>15}: " + "   ".join(cells))
+    print(f"total {out['seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
