@@ -101,10 +101,10 @@ FIGURES = {
                "the bootstrap and the Huber fit.",
     "pair": "Joint distribution of (E, A, B, alpha, beta): posterior draws (blue) over the "
             "bootstrap resamples (orange), outline histograms, and the Huber estimate.",
-    "approaches": "Compute-optimal model size N_opt(C) from Hoffmann et al.'s (2022) three "
-                  "approaches where the runs allow them (1: envelope of training curves, 2: "
-                  "isoFLOP parabolas, 3: the parametric law, bootstrap), each with its band, "
-                  "and Kaplan et al.'s (2020) allocation; as Hoffmann et al.'s Figure 1.",
+    "approaches": "Compute-optimal model size N_opt(C) estimated three ways where the runs "
+                  "allow them (Approach 1: envelope of training curves; 2: isoFLOP "
+                  "parabolas; 3: the parametric law, bootstrap), each with its band, and "
+                  "Kaplan et al.'s (2020) allocation for reference.",
     "runs": "Runs on loss vs compute, coloured by model size, with the fitted loss curves "
             "(bands: posterior interval); right, the isoFLOP profiles with each minimum marked.",
     "residuals": "Residuals of log loss vs model size and tokens, with posterior-predictive "

@@ -158,7 +158,7 @@ def sections(ctx) -> list[tuple[str, str, list[str], list[tuple[str, pd.DataFram
                 [("methods", methods_display(methods))], ("methods", "pair", "runs")))
 
     if ctx.get("approaches") is not None:
-        out.append(_approaches_section(ctx["approaches"], pct))
+        out.append(_approaches_section(ctx["approaches"], pct, chinchilla))
 
     d = {k: (math.nan if v is None else v) for k, v in ctx["diagnostics"].items()}
     paras = [f"R-hat max {d.get('rhat_max', math.nan):.4f} (threshold 1.01), bulk ESS min "
@@ -211,7 +211,7 @@ def _human_text(text: str) -> str:
     return re.sub(r"\d+(?:\.\d+)?e[+-]\d+", lambda m: human(float(m.group(0))), text)
 
 
-def _approaches_section(comp, pct: str):
+def _approaches_section(comp, pct: str, chinchilla: bool):
     """Hoffmann et al.'s three approaches: a, b and N_opt at the largest budget."""
     C = float(comp.budgets[-1])
     rows = []
@@ -221,16 +221,20 @@ def _approaches_section(comp, pct: str):
                      "a": row["a"], "a lower": row["a_lower"], "a upper": row["a_upper"],
                      f"N_opt at {human(C)}": row[key + "_median"],
                      "lower": row[key + "_lower"], "upper": row[key + "_upper"]})
-    paras = [f"Hoffmann et al. (2022) estimated the compute-optimal allocation N_opt ~ C^a three "
-             f"ways; their Table 2 gives a = 0.50 (0.488, 0.502), 0.49 (0.462, 0.534) and 0.46 "
-             f"(0.454, 0.455) for Approaches 1, 2 and 3. Here each approach that these runs "
-             f"allow, with central {pct} bootstrap intervals (Approach 3 is the bootstrap "
-             f"above). Approach 2 is biased when isoFLOP grids are off-centre; Approach 1 "
-             f"depends on the runs' schedules; Approach 3 on the law's form."]
+    paras = [f"The compute-optimal allocation N_opt ~ C^a estimated three ways: from the "
+             f"envelope of training curves (Approach 1), parabolas through isoFLOP profiles "
+             f"(Approach 2) and the parametric law (Approach 3, the bootstrap above), each "
+             f"that these runs allow, with central {pct} bootstrap intervals. Approach 2 is "
+             f"biased when isoFLOP grids are off-centre; Approach 1 depends on the runs' "
+             f"schedules; Approach 3 on the law's form."]
+    if chinchilla:
+        paras.append("Hoffmann et al. (2022), Table 2, on their own runs: a = 0.50 (0.488, "
+                     "0.502), 0.49 (0.462, 0.534) and 0.46 (0.454, 0.455) for Approaches 1, 2 "
+                     "and 3.")
     paras += [_human_text(f"Approach {k} not fitted: {reason}")
               for k, reason in comp.skipped.items()]
     paras += [_human_text(f"Note: {note}") for note in comp.notes[:8]]
-    return ("approaches", "Hoffmann's three approaches", paras,
+    return ("approaches", "The allocation three ways", paras,
             [("approaches", pd.DataFrame(rows))], ("approaches",))
 
 
