@@ -159,3 +159,46 @@ def test_stack_laws_rejects_bad_input():
         stack_laws(load_runs(_chinchilla_frame().query("C < 2e19")), method="huber")
     with pytest.raises(BayescaleError, match="unknown|law"):
         stack_laws(runs, laws=("chinchilla", "nope"))
+
+
+@pytest.mark.slow
+def test_cli_frontier_structural_json(tmp_path, capsys):
+    import json
+
+    from bayescale.cli import main
+
+    csv = tmp_path / "runs.csv"
+    _chinchilla_frame(seed=2).to_csv(csv, index=False)
+    rc = main(["frontier", str(csv), "--budget", "1e22", "--budget", "1e24",
+               "--resamples", "50", "--structural", "chinchilla,kaplan", "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    st = out["structural"]
+    assert st["laws"] == ["chinchilla", "kaplan"] and abs(sum(st["weights"]) - 1) < 1e-9
+    assert [r["C"] for r in st["budgets"]] == [1e22, 1e24]
+    n = st["budgets"][1]["N_opt"]
+    assert n["structural"]["lower"] <= n["structural"]["median"] <= n["structural"]["upper"]
+    # The chinchilla-law fit of the main output is the "within" band when chinchilla leads.
+    if st["top"] == "chinchilla":
+        assert n["within"]["median"] == pytest.approx(out["budgets"][1]["N_opt"]["median"])
+
+
+@pytest.mark.slow
+def test_cli_frontier_structural_text(tmp_path, capsys):
+    from bayescale.cli import main
+
+    csv = tmp_path / "runs.csv"
+    _chinchilla_frame(seed=2).to_csv(csv, index=False)
+    rc = main(["frontier", str(csv), "--budget", "1e22", "--resamples", "50",
+               "--structural", "chinchilla,kaplan"])
+    text = capsys.readouterr().out
+    assert rc == 0 and "stacking weights chinchilla" in text and "structural" in text
+
+
+def test_cli_structural_needs_data(capsys):
+    from bayescale.cli import main
+
+    rc = main(["frontier", "besiroglu2024", "--budget", "1e22", "--structural",
+               "chinchilla,kaplan"])
+    assert rc != 0
+    assert "needs SOURCE data" in capsys.readouterr().err

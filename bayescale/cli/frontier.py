@@ -38,6 +38,7 @@ examples:
   bayescale frontier chinchilla --budget 1e24 --cost attention --n-ctx 8192 --aspect-ratio 128
   bayescale frontier besiroglu2024 --budget 5.76e23
   bayescale frontier muennighoff2023 --budget 1e22 --unique-tokens 25e9 --json
+  bayescale frontier chinchilla --exclude-top 5 --budget 1e24 --structural chinchilla,kaplan
 """
 
 DECIDE_EXAMPLES = """\
@@ -76,6 +77,10 @@ def register(subparsers) -> None:
                    help="vocabulary size for --cost non-embedding (default 32000, Chinchilla's)")
     p.add_argument("--level", type=float, default=0.9, help="central interval level (0.9)")
     p.add_argument("--json", action="store_true", help="print JSON to stdout")
+    p.add_argument("--structural", default=None, metavar="LAWS",
+                   help="also show the band with law-form uncertainty: fit these laws "
+                        "(comma-separated, e.g. chinchilla,kaplan) to SOURCE data, weigh them "
+                        "by leave-future-out stacking and pool their frontiers")
     p.set_defaults(func=run_frontier)
 
     d = subparsers.add_parser(
@@ -226,6 +231,9 @@ def run_frontier(args) -> int:
            "law": getattr(fit.law, "name", None),
            "unique_tokens": U, "cost": args.cost,
            "inference_tokens": D_inf, "cost_settings": settings, **out}
+    if args.structural is not None:
+        out["structural"] = _structural(args, budgets, level, cost=args.cost,
+                                        inference_tokens=D_inf, unique_tokens=U, **settings)
     if args.json:
         from bayescale.io import dumps_json
 
@@ -248,7 +256,44 @@ def run_frontier(args) -> int:
         ext_s = "-" if ext is None else ("0" if ext == 0 else f"{ext:.2f} OOM")
         flag = "" if row["converged"] == 1 else f"  ({100 * (1 - row['converged']):.1f}% not converged)"
         print(f"{row['C']:>10.3g}  " + "  ".join(cells) + f"  {ext_s}{flag}")
+    if args.structural is not None:
+        _print_structural(out["structural"], pct)
     return 0
+
+
+def _structural(args, budgets, level: float, **frontier_options) -> dict:
+    """``--structural``: the laws' stacking weights and, per budget, N_opt and D_opt within
+    the top-weighted law and with structural uncertainty (the weighted mixture)."""
+    from bayescale.estimators.stacking import stack_laws
+
+    from bayescale.laws.published import PUBLISHED
+
+    path = Path(args.source)
+    if path.is_dir() or path.name == "fit.json" or (args.source in PUBLISHED
+                                                    and not path.exists()):
+        raise BayescaleError("--structural fits several laws and needs SOURCE data (a dataset "
+                             "name or CSV path), not a fit folder or a published law.")
+    laws = [name.strip() for name in str(args.structural).split(",") if name.strip()]
+    options = {} if args.resamples is None else {"resamples": int(args.resamples)}
+    runs = load_runs_from_args(args, source=args.source)
+    stack = stack_laws(runs, laws, method=args.method, seed=args.seed, **options)
+    d = stack.to_dict(budgets, level, **frontier_options)
+    rows = [{"C": r["C"], "N_opt": r["N_opt"], "D_opt": r["D_opt"]} for r in d["budgets"]]
+    return {"laws": d["laws"], "weights": d["weights"], "top": d["top"],
+            "method": args.method, "cuts": stack.info["cuts"],
+            "left_out": stack.info["left_out"], "budgets": rows}
+
+
+def _print_structural(st: dict, pct: str) -> None:
+    weights = ", ".join(f"{k} {w:.2f}" for k, w in zip(st["laws"], st["weights"]))
+    print(f"structural uncertainty: stacking weights {weights} (leave-future-out, cuts "
+          f"{st['cuts']}); within = {st['top']} alone, structural = the weighted mixture")
+    print(f"{'C (FLOPs)':>10}  {'band':>10}  {'N_opt':>26}  {'D_opt':>26}")
+    for row in st["budgets"]:
+        for band in ("within", "structural"):
+            cells = [f"{_fmt(v['median'])} [{_fmt(v['lower'])}, {_fmt(v['upper'])}]".rjust(26)
+                     for v in (row["N_opt"][band], row["D_opt"][band])]
+            print(f"{row['C']:>10.3g}  {band:>10}  " + "  ".join(cells))
 
 
 def _decide_allocation(args, fit, N: float, D: float, budget, within, level: float) -> int:
