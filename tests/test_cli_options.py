@@ -99,8 +99,8 @@ def _shrunk(example: str, cwd: Path) -> list[str]:
             argv[i + 1] = SHRINK[arg]
     if argv[0] in ("fit", "report", "compare"):  # flags the example leaves at their defaults
         argv += [x for k, v in SHRINK.items() if k not in argv for x in (k, v)]
-    # frontier/decide fit data (not a fit folder) with the bootstrap by default
-    fits_data = argv[0] in ("frontier", "decide") and not (cwd / argv[1]).is_dir()
+    # frontier/decide/design fit data (not a fit folder) with the bootstrap by default
+    fits_data = argv[0] in ("frontier", "decide", "design") and not (cwd / argv[1]).is_dir()
     if fits_data and "--method" not in argv and "--resamples" not in argv:
         argv += ["--resamples", SHRINK["--resamples"]]
     return argv
@@ -109,7 +109,7 @@ def _shrunk(example: str, cwd: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def example_dir(tmp_path_factory, chinchilla_240):
     """A working folder with what the examples name: my_runs.csv, sweep.csv (an isoFLOP
-    sweep with a budget column), candidates.csv (runs a team could train next, for
+    sweep with budget and corpus columns), candidates.csv (runs a team could train next, for
     ``design``) and fits/chinchilla."""
     from bayescale import load_runs
 
@@ -117,9 +117,10 @@ def example_dir(tmp_path_factory, chinchilla_240):
     frame = load_runs("synthetic").to_frame()
     pd.DataFrame({"params": frame["N"], "tokens": frame["D"],
                   "eval_loss": frame["loss"]}).to_csv(folder / "my_runs.csv", index=False)
-    sweep = load_runs("synthetic").to_frame()  # an isoFLOP sweep, with its budget column
-    sweep.assign(budget=sweep["C"].round(-16)).drop(columns="C").to_csv(folder / "sweep.csv",
-                                                                       index=False)
+    sweep = load_runs("synthetic").to_frame()  # an isoFLOP sweep: budget and corpus columns
+    sweep["budget"] = sweep["C"].round(-16)
+    sweep["corpus"] = np.where(np.arange(len(sweep)) % 2 == 0, "web", "code")
+    sweep.drop(columns="C").to_csv(folder / "sweep.csv", index=False)
     N, D = np.meshgrid(np.geomspace(1e8, 3e9, 6), np.geomspace(2e9, 6e10, 6))
     pd.DataFrame({"N": N.ravel(), "D": D.ravel()}).to_csv(folder / "candidates.csv", index=False)
     proc = _bayescale(["fit", "chinchilla", "--exclude-top", "5", "--chains", "2", "--warmup",

@@ -18,8 +18,7 @@ from bayescale.errors import BayescaleError
 EXAMPLES = """\
 examples:
   bayescale design chinchilla --target-budget 1e24 --experiment-budget 1e21
-  bayescale design chinchilla --target-budget 1e24 --experiment-budget 1e21 --k 6 --json
-  bayescale design chinchilla --target-budget 1e24 --experiment-budget 1e21 --rank per_cost
+  bayescale design chinchilla --target-budget 1e24 --experiment-budget 1e21 --k 6 --rank per_cost --json
   bayescale design fits/chinchilla --target-budget 1e24 --experiment-budget 3e20 --candidates candidates.csv
   bayescale design data_constrained --law data_constrained -U 25e9 --target-budget 1e22 \\
       --experiment-budget 1e20 --objective loss --out design/
