@@ -64,9 +64,10 @@ def test_each_group_fit_is_its_own_huber_fit_and_recovers_its_law():
         C = result.reference_budget
         assert np.isclose(result.table().loc[name, "N_opt"],
                           float(np.asarray(by_hand.frontier([C]).N_opt).ravel()[0]), rtol=1e-6)
-    # one compile for both groups: the second group reuses the first's program
+    # one compile for both groups: both are padded to one shape, so the second group
+    # reuses the first's program (no timed assertion: a program compiled earlier in the
+    # session makes the first group fast too)
     assert result.info["padded_to"] == 96
-    assert result.info["seconds"]["y"] < 0.5 * result.info["seconds"]["x"]
     payload = json.loads(json.dumps(result.to_dict()))
     assert set(payload["groups"]) == {"x", "y"}
     assert payload["groups"]["y"]["n_runs"] == 72
@@ -104,7 +105,6 @@ def test_each_group_bootstrap_is_its_own_bootstrap():
     assert close.all(axis=1).mean() >= 0.9
     table = result.table()
     assert table.loc["y", "alpha_lower"] < table.loc["y", "alpha"] < table.loc["y", "alpha_upper"]
-    assert result.info["seconds"]["y"] < 0.5 * result.info["seconds"]["x"]
 
 
 def test_errors_name_the_problem():
