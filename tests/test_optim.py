@@ -48,9 +48,6 @@ def test_rosenbrock_from_many_starts(dim, rng):
     np.testing.assert_allclose(np.asarray(res.fun)[at_global], 0.0, atol=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13: converged accepts a small objective change "
-                   "without a relative-gradient test; the fix (kept aside) leaves Huber fits "
-                   "at max_iter, so it waits on the fits' tolerances")
 @pytest.mark.parametrize("dim", [2, 3])
 @pytest.mark.parametrize("ftol", [2.220446049250313e-09])
 def test_small_objective_is_not_converged_away_from_the_minimum(dim, ftol, rng):

@@ -119,8 +119,6 @@ def test_unconverged_point_fit_warns_or_raises(runs):
 
 
 @pytest.mark.float64  # the stall it documents happens in float64 (the fits' precision)
-@pytest.mark.xfail(strict=True, reason="issue 13: status 2 (small objective change) counts as "
-                   "converged with grad_norm 1.0")
 def test_a_stall_far_from_a_stationary_point_is_not_convergence():
     # |x - 0.3| has gradient +-1 everywhere: L-BFGS stalls at the kink, with a
     # gradient far from zero; that must not be reported as converged.

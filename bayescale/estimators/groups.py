@@ -229,9 +229,15 @@ def _fit_huber_padded(runs: Runs, size: int, *, law: Any, level: float,
         top = np.argsort(fun, kind="stable")[:polish]
         screened = np.asarray(res.x, dtype=np.float64)[top]
     with jax.enable_x64(True):
-        fine = huber.huber_solve(*huber.as_f64(screened, weights, log_X, log_loss),
+        x0, w64, lX, lL = huber.as_f64(screened, weights, log_X, log_loss)
+        # The polish starts near the minimum: the objective at the grid starts is the
+        # relative-gradient test's scale (as in fit_huber).
+        typical = jax.vmap(lambda t: huber.law_objective(t, w64, lX, lL, delta=float(delta),
+                                                         law=law))(jnp.asarray(starts[top]))
+        fine = huber.huber_solve(x0, w64, lX, lL,
                                  delta=float(delta), max_iter=int(max_iter),
-                                 num_slots=polish, ftol=1e-14, gtol=1e-12, law=law)
+                                 num_slots=polish, ftol=1e-14, gtol=1e-12, law=law,
+                                 typical_f=typical)
         fine_fun = np.asarray(fine.fun)
         fine_fun = np.where(np.isfinite(fine_fun), fine_fun, np.inf)
         j = int(np.argmin(fine_fun))
@@ -245,7 +251,8 @@ def _fit_huber_padded(runs: Runs, size: int, *, law: Any, level: float,
             "num_starts": int(starts.shape[0]), "converged": converged,
             "status": huber.STATUS[status], "starts_status": huber.status_counts(res.status),
             "starts_near_best": int(np.sum(fun <= objective + 1e-8)),
-            "padded_to": int(weights.size), "timing": {"total": time.perf_counter() - t0}}
+            "padded_to": int(weights.size), "typical_objective": float(np.asarray(typical)[j]),
+            "timing": {"total": time.perf_counter() - t0}}
     if not (converged and all(np.isfinite(v) for v in params)):
         message = (f"huber fit: the best fit did not converge "
                    f"({info['status']}). Check the group's runs for runs far off the law.")
@@ -312,7 +319,8 @@ def _fit_bootstrap_padded(runs: Runs, size: int, *, law: Any, level: float, seed
         res = huber.huber_solve(x0, *huber.as_f64(weights, log_X, log_loss),
                                 delta=float(delta), max_iter=int(max_iter),
                                 num_slots=huber.default_num_slots(int(resamples)),
-                                ftol=bootstrap.BOOTSTRAP_FTOL, law=law)
+                                ftol=bootstrap.BOOTSTRAP_FTOL, law=law,
+                                typical_f=ref.info["typical_objective"])
         theta, converged = np.asarray(res.x), np.asarray(res.converged)
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         params = huber.law_params(law, theta)
