@@ -4,7 +4,10 @@
 * :func:`as_budgets` — compute budgets (FLOPs) as a 1-D float array;
 * :func:`parse_flops` — a FLOP count written by a person (``"5.76e23"``, ``"1_000"``);
 * :func:`to_jsonable` — NumPy scalars/arrays to JSON types, non-finite floats to ``None``;
-* :func:`median_interval` — median and central interval over draws (axis 0).
+* :func:`median_interval` — median and central interval over draws (axis 0);
+* :func:`column_intervals` — central interval of each column of a frame of draws;
+* :func:`estimate_table` — a fit's summary table (estimate, interval, sd per parameter);
+* :func:`intervals_json` — intervals as ``{name: {"lower", "upper"}}``.
 """
 
 from __future__ import annotations
@@ -103,3 +106,24 @@ def column_intervals(frame, level: float) -> dict[str, tuple[float, float]]:
     level = check_level(level)
     q = [(1 - level) / 2, (1 + level) / 2]
     return {k: tuple(float(x) for x in np.nanquantile(frame[k], q)) for k in frame.columns}
+
+
+def estimate_table(estimates: dict, draws=None, intervals: dict | None = None,
+                   level: float | None = None):
+    """One row per parameter: ``estimate``, and where there are draws the ``level``
+    interval (``lower``, ``upper``, from ``intervals``) and the draws' ``sd``; the
+    level is kept in ``table.attrs["level"]``. Every fit type's ``summary`` is this."""
+    import pandas as pd
+
+    table = pd.DataFrame({"estimate": estimates}).rename_axis("parameter")
+    if draws is not None:
+        table["lower"] = [intervals[k][0] for k in table.index]
+        table["upper"] = [intervals[k][1] for k in table.index]
+        table["sd"] = draws.std(ddof=1)
+        table.attrs["level"] = level
+    return table
+
+
+def intervals_json(intervals: dict) -> dict:
+    """``{name: (lower, upper)}`` as ``{name: {"lower": ..., "upper": ...}}``."""
+    return {k: {"lower": lo, "upper": hi} for k, (lo, hi) in intervals.items()}

@@ -27,7 +27,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from bayescale._util import as_budgets, check_level, column_intervals, to_jsonable
+from bayescale._util import (as_budgets, check_level, column_intervals, estimate_table,
+                             intervals_json, to_jsonable)
 from bayescale.data.runs import Runs
 from bayescale.errors import BayescaleError
 
@@ -110,14 +111,9 @@ class AllocationFit:
     def summary(self, level: float | None = None) -> pd.DataFrame:
         """One row per parameter: estimate, and for draws the interval and sd."""
         level = self.level if level is None else check_level(level)
-        table = pd.DataFrame({"estimate": self.point_estimate()}).rename_axis("parameter")
-        if not self.is_point:
-            ivals = self.intervals(level)
-            table["lower"] = [ivals[k][0] for k in table.index]
-            table["upper"] = [ivals[k][1] for k in table.index]
-            table["sd"] = self.draws().std(ddof=1)
-            table.attrs["level"] = level
-        return table
+        if self.is_point:
+            return estimate_table(self.point_estimate())
+        return estimate_table(self.point_estimate(), self.draws(), self.intervals(level), level)
 
     def to_dict(self, level: float | None = None) -> dict[str, Any]:
         """JSON-ready: method, n_runs, ``params`` (a, b, log_G_N, log_G_D), ``intervals``
@@ -133,8 +129,7 @@ class AllocationFit:
         if not self.is_point:
             out["level"] = level
             out["num_draws"] = self.num_draws
-            out["intervals"] = {k: {"lower": lo, "upper": hi}
-                                for k, (lo, hi) in self.intervals(level).items()}
+            out["intervals"] = intervals_json(self.intervals(level))
         out.update({k: v for k, v in self.info.items() if k not in out})
         return to_jsonable(out)
 

@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 
 from bayescale.data.runs import Runs, load_runs
-from bayescale._util import check_level, column_intervals, to_jsonable
+from bayescale._util import (check_level, column_intervals, estimate_table, intervals_json,
+                             to_jsonable)
 from bayescale.errors import BayescaleError, ConvergenceError, ConvergenceWarning
 from bayescale.laws.chinchilla import LawParams
 
@@ -135,13 +136,8 @@ class ScalingFit:
         """
         level = self.level if level is None else check_level(level)
         est = self.point_estimate()
-        table = pd.DataFrame({"estimate": est}).rename_axis("parameter")
-        if not self.is_point:
-            ivals = self.intervals(level)
-            table["lower"] = [ivals[k][0] for k in table.index]
-            table["upper"] = [ivals[k][1] for k in table.index]
-            table["sd"] = self.draws().std(ddof=1)
-            table.attrs["level"] = level
+        table = (estimate_table(est) if self.is_point
+                 else estimate_table(est, self.draws(), self.intervals(level), level))
         if self.reference is not None:
             ref = _as_numpy_params(self.reference)
             refd = {n: float(getattr(ref, n)) for n in self.param_names}
@@ -169,8 +165,7 @@ class ScalingFit:
         if not self.is_point:
             out["level"] = level
             out["num_draws"] = self.num_draws
-            out["intervals"] = {k: {"lower": lo, "upper": hi}
-                                for k, (lo, hi) in self.intervals(level).items()}
+            out["intervals"] = intervals_json(self.intervals(level))
         if self.reference is not None:
             ref = _as_numpy_params(self.reference)
             out["reference"] = {n: float(getattr(ref, n)) for n in self.param_names}
