@@ -319,17 +319,26 @@ def main(argv=None):
         out["datasets"][name] = run_dataset(name, DATASETS[name], args.repeats, args.resamples,
                                             args.seed_runs, seed=0)
     out["seconds"] = time.perf_counter() - t0
-    folder = Path(args.out)
-    atomic_write(folder / "design.json",
+    save_and_print(out, Path(args.out), "design", figure, RULES, FRACTIONS,
+                   lambda name, res: (f"{name}: R2 / coverage90 / MARE at 1%, 5%, 10% (all of "
+                                      f"train: R2 {res['all_train']['r2']:.2f}, cov90 "
+                                      f"{res['all_train']['coverage90']:.2f}; Li et al. "
+                                      f"{res['li2026']['li2026']})"),
+                   lambda c: f"{c['r2']:6.2f} / {c['coverage90']:.2f} / {c['mare']:.3f}",
+                   figure_name="design_r2.png")
+
+
+def save_and_print(out, folder, stem, figure_fn, rules, fractions, head, cell, figure_name=None):
+    """Write ``STEM.json`` atomically, draw the figure, print one table per dataset (a
+    row per rule, a cell per fraction of the pool): shared by the design benchmarks."""
+    atomic_write(folder / f"{stem}.json",
                  lambda tmp: Path(tmp).write_text(dumps_json(out, indent=1) + "\n"))
-    figure(out["datasets"], folder / "design_r2.png")
+    figure_fn(out["datasets"], folder / (figure_name or f"{stem}.png"))
     for name, res in out["datasets"].items():
-        print(f"\n{name}: R2 / coverage90 / MARE at 1%, 5%, 10% (all of train: R2 {res['all_train']['r2']:.2f}, cov90 "
-              f"{res['all_train']['coverage90']:.2f}; Li et al. {res['li2026']['li2026']})")
-        for rule in RULES:
-            cells = [f"{c['r2']:6.2f} / {c['coverage90']:.2f} / {c['mare']:.3f}"
-                     for c in (res['rules'][rule][f'{f:g}'] for f in FRACTIONS)]
-            print(f"  {rule:>11}: " + "  ".join(cells))
+        print("\n" + head(name, res))
+        for rule in rules:
+            cells = [cell(res["rules"][rule][f"{f:g}"]) for f in fractions]
+            print(f"  {rule:>15}: " + "   ".join(cells))
     print(f"total {out['seconds']:.0f} s")
 
 

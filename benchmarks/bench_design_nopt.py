@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench_design import Problem, rule_cheapest, rule_random
+from bench_design import Problem, rule_cheapest, rule_random, save_and_print
 from bayescale.data.runs import load_runs
 from bayescale.errors import BayescaleError
 from bayescale.estimators import extrapolation
@@ -210,20 +210,15 @@ def main(argv=None):
     out = {"datasets": {name: run_dataset(name, DATASETS[name], args.repeats, args.resamples, seed=0)
                         for name in args.datasets}}
     out["seconds"] = time.perf_counter() - t0
-    folder = Path(args.out)
-    atomic_write(folder / "design_nopt.json",
-                 lambda tmp: Path(tmp).write_text(dumps_json(out, indent=1) + "\n"))
-    figure(out["datasets"], folder / "design_nopt.png")
-    for name, res in out["datasets"].items():
+
+    def head(name, res):
         t = res["target"]
-        print(f"\n{name}: C* {t['C_star']:.3g}, N_best {t['N_best']:.3g}; error / width (decades) / "
-              f"covers at {', '.join(f'{100 * f:g}%' for f in FRACTIONS)}; whole pool "
-              f"{res['all_pool']['error_dec']:.3f} / {res['all_pool']['width_dec']:.3f}")
-        for rule in RULES:
-            cells = [f"{c['error_dec']:.3f} / {c['width_dec']:.3f} / {c['covers']:.1f}"
-                     for c in (res["rules"][rule][f"{f:g}"] for f in FRACTIONS)]
-            print(f"  {rule:>15}: " + "   ".join(cells))
-    print(f"total {out['seconds']:.0f} s")
+        return (f"{name}: C* {t['C_star']:.3g}, N_best {t['N_best']:.3g}; error / width "
+                f"(decades) / covers at {', '.join(f'{100 * f:g}%' for f in FRACTIONS)}; whole "
+                f"pool {res['all_pool']['error_dec']:.3f} / {res['all_pool']['width_dec']:.3f}")
+
+    save_and_print(out, Path(args.out), "design_nopt", figure, RULES, FRACTIONS, head,
+                   lambda c: f"{c['error_dec']:.3f} / {c['width_dec']:.3f} / {c['covers']:.1f}")
 
 
 if __name__ == "__main__":
