@@ -18,7 +18,7 @@ import sys
 from bayescale import __version__
 
 # module name -> subcommands it registers
-_COMMAND_MODULES = ("fit", "frontier", "report", "datasets", "laws", "predict", "backtest", "design")
+_COMMAND_MODULES = ("fit", "frontier", "decide", "report", "datasets", "laws", "predict", "backtest", "design")
 
 
 def _load_register(module: str):

@@ -1,4 +1,5 @@
-"""Pieces shared by the subcommands: data arguments and the JAX compilation cache."""
+"""Pieces shared by the subcommands: data and fit-source arguments, loading the fit a
+command works from, and the JAX compilation cache."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ METHODS = ("bayes", "huber", "huber_mle", "bootstrap", "isoflop", "envelope")
 # isoflop and envelope (Hoffmann et al.'s Approaches 2 and 1) fit the allocation
 # N_opt = G_N C^a, D_opt = G_D C^b, not a loss law: they give an AllocationFit.
 ALLOCATION_METHODS = ("isoflop", "envelope")
+# --unique-tokens of frontier and decide (add_fit_source_arguments(unique_tokens_help=...)).
+UNIQUE_TOKENS_HELP = ("unique-token budget for laws with repeated data (data_constrained), "
+                      "e.g. 25e9")
 
 # Precision: every command runs in JAX's default precision, exactly as the library does
 # for a Python user (float32 unless JAX_ENABLE_X64=1): the NUTS posterior is the float32
@@ -81,6 +85,99 @@ def add_data_arguments(p: argparse.ArgumentParser, *, dest: str = "data", metava
     g.add_argument("--no-plausibility-checks", dest="check_plausible", action="store_false",
                    help="no warnings for implausible values (N < 1e5, D < 1e6, losses > 15, "
                         "...), for unusual but real data")
+
+
+def add_fit_source_arguments(
+        p: argparse.ArgumentParser, *,
+        source_help: str = ("fit folder (from `bayescale fit ... --out DIR`), a published law "
+                            "(see `bayescale laws`, e.g. besiroglu2024), or a dataset name, "
+                            "CSV path or - (CSV on standard input) to fit first"),
+        title: str = "fitting (when SOURCE is data, not a fit folder)",
+        methods: tuple[str, ...] = METHODS, method: str = "bootstrap",
+        method_help: str = ("estimator for SOURCE data (default bootstrap: resampled Huber fits "
+                            "as in Besiroglu et al. 2024, giving draws)"),
+        resamples_help: str = "bootstrap resamples (default: the fitter's, 4000)",
+        seed_help: str = "random seed of the fit (0)",
+        law_help: str = ("law to fit to SOURCE data: chinchilla (default), kaplan, "
+                         "data_constrained (see `bayescale laws`)"),
+        unique_tokens_help: str | None = None) -> None:
+    """SOURCE (a fit folder, a published law or data) and how data are fitted.
+
+    The arguments :func:`load_source` reads: SOURCE with the data options of
+    :func:`add_data_arguments` (they apply when SOURCE is data), then a group with
+    ``--method``, ``--resamples``, ``--seed`` and ``--law``.
+
+    Parameters
+    ----------
+    p : the subcommand's parser.
+    source_help, title, method_help, resamples_help, seed_help, law_help : the help of
+        SOURCE, the group's title and the help of each option, as the command words them.
+    methods, method : ``--method``'s choices and default.
+    unique_tokens_help : when given, also ``--unique-tokens/-U U`` (after the group), with
+        this help.
+    """
+    add_data_arguments(p, dest="source", metavar="SOURCE", help=source_help)
+    g = p.add_argument_group(title)
+    g.add_argument("--method", choices=methods, default=method, help=method_help)
+    g.add_argument("--resamples", type=int, default=None, metavar="R", help=resamples_help)
+    g.add_argument("--seed", type=int, default=0, help=seed_help)
+    g.add_argument("--law", default="chinchilla", metavar="LAW", help=law_help)
+    if unique_tokens_help is not None:
+        p.add_argument("--unique-tokens", "-U", type=str, default=None, metavar="U",
+                       help=unique_tokens_help)
+
+
+def unique_tokens_from_args(args: argparse.Namespace) -> float | None:
+    """``--unique-tokens U`` as a number of tokens, or ``None`` where it was not given.
+
+    The value goes to the planning layer as ``unique_tokens=`` (e.g.
+    ``ScalingFit.frontier(budgets, unique_tokens=U)``), which needs it for a law with
+    unique tokens as an input (``data_constrained``) and refuses it for a law without.
+    """
+    from bayescale._util import parse_flops
+
+    value = getattr(args, "unique_tokens", None)
+    return None if value is None else parse_flops(value, "--unique-tokens")
+
+
+def load_source(args: argparse.Namespace):
+    """The fit named by ``args.source`` (the arguments of :func:`add_fit_source_arguments`).
+
+    Returns
+    -------
+    ScalingFit or AllocationFit
+        The fit saved in a fit folder (or its ``fit.json``), a published law, or
+        SOURCE data (a dataset name, a file or ``-``) fitted with ``--method``.
+    """
+    from pathlib import Path
+
+    from bayescale.errors import BayescaleError
+
+    path = Path(args.source)
+    if path.is_file() and path.name == "fit.json":
+        path = path.parent
+    if path.is_dir():
+        from bayescale.io import load_fit
+
+        return load_fit(path)
+    from bayescale.laws.published import PUBLISHED
+
+    if args.source in PUBLISHED and not path.exists():
+        from bayescale.estimators.fit import published
+
+        return published(args.source)
+    from bayescale.estimators.fit import fit
+
+    if args.exclude_top < 0:
+        raise BayescaleError(f"--exclude-top must be >= 0, got {args.exclude_top}.")
+    options = {}
+    if args.resamples is not None:
+        if args.method not in ("bootstrap", "isoflop", "envelope") or args.resamples < 1:
+            raise BayescaleError("--resamples takes a positive count and goes with --method "
+                                 "bootstrap, isoflop or envelope.")
+        options["resamples"] = int(args.resamples)
+    runs = load_runs_from_args(args, source=args.source)
+    return fit(runs, method=args.method, seed=args.seed, law=args.law, **options)
 
 
 def add_nuts_arguments(g) -> None:

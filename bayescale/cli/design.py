@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from bayescale._util import parse_flops
-from bayescale.cli._common import add_data_arguments
+from bayescale.cli._common import add_fit_source_arguments, load_source, unique_tokens_from_args
 from bayescale.errors import BayescaleError
 
 EXAMPLES = """\
@@ -35,19 +35,14 @@ def register(subparsers) -> None:
                      "(or of the loss there), under the honest predictive (with the extrapolation error). Prints the "
                      "runs, their cost and the interval before and (expected) after."),
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_data_arguments(p, dest="source", metavar="SOURCE",
-                       help="fit folder (from `bayescale fit ... --out DIR`), or a dataset "
-                            "name, CSV path or - to fit first")
-    g = p.add_argument_group("fitting (when SOURCE is data, not a fit folder)")
-    g.add_argument("--method", choices=("bootstrap", "bayes"), default="bootstrap",
-                   help="estimator (default bootstrap; the design needs draws)")
-    g.add_argument("--resamples", type=int, default=None, metavar="R",
-                   help="bootstrap resamples (default: the fitter's, 4000)")
-    g.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    g.add_argument("--law", default="chinchilla", metavar="LAW",
-                   help="law to fit: chinchilla (default), kaplan, data_constrained")
-    p.add_argument("--unique-tokens", "-U", type=str, default=None, metavar="U",
-                   help="unique-token budget for data_constrained (default: the runs' largest)")
+    add_fit_source_arguments(
+        p, source_help=("fit folder (from `bayescale fit ... --out DIR`), or a dataset "
+                        "name, CSV path or - to fit first"),
+        methods=("bootstrap", "bayes"),
+        method_help="estimator (default bootstrap; the design needs draws)",
+        seed_help="random seed (0)",
+        law_help="law to fit: chinchilla (default), kaplan, data_constrained",
+        unique_tokens_help="unique-token budget for data_constrained (default: the runs' largest)")
     p.add_argument("--target-budget", required=True, metavar="C*",
                    help="FLOPs of the training run the decision is about, e.g. 1e24")
     p.add_argument("--experiment-budget", required=True, metavar="F",
@@ -109,12 +104,11 @@ def _figure(result, fit, path: Path) -> None:
 
 
 def run(args) -> int:
-    from bayescale.cli.frontier import load_source
     from bayescale.planning.design import next_runs
 
     target = parse_flops(args.target_budget, "--target-budget")
     budget = parse_flops(args.experiment_budget, "--experiment-budget")
-    U = None if args.unique_tokens is None else parse_flops(args.unique_tokens, "--unique-tokens")
+    U = unique_tokens_from_args(args)
     if args.k < 1:
         raise BayescaleError(f"--k must be a positive count, got {args.k}.")
     fit = load_source(args)

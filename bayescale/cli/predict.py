@@ -13,7 +13,7 @@ import json
 import sys
 
 from bayescale._util import parse_flops
-from bayescale.cli._common import METHODS, add_data_arguments
+from bayescale.cli._common import add_fit_source_arguments, load_source
 from bayescale.errors import BayescaleError
 
 EXAMPLES = """\
@@ -35,18 +35,15 @@ def register(subparsers) -> None:
                      "error that grows with the decades beyond the fitted runs, learned from "
                      "leave-future-out refits of the data."),
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_data_arguments(p, dest="source", metavar="SOURCE",
-                       help="fit folder, published law (see `bayescale laws`), or a dataset "
-                            "name, CSV path or - to fit first")
-    g = p.add_argument_group("fitting (when SOURCE is data)")
-    g.add_argument("--method", choices=METHODS, default="huber",
-                   help="estimator (default huber: fast; the interval is mostly noise and "
-                        "extrapolation error)")
-    g.add_argument("--resamples", type=int, default=None, metavar="R",
-                   help="bootstrap resamples (with --method bootstrap)")
-    g.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    g.add_argument("--law", default="chinchilla", metavar="LAW",
-                   help="law to fit: chinchilla (default), kaplan, data_constrained")
+    add_fit_source_arguments(
+        p, source_help=("fit folder, published law (see `bayescale laws`), or a dataset "
+                        "name, CSV path or - to fit first"),
+        title="fitting (when SOURCE is data)", method="huber",
+        method_help=("estimator (default huber: fast; the interval is mostly noise and "
+                     "extrapolation error)"),
+        resamples_help="bootstrap resamples (with --method bootstrap)",
+        seed_help="random seed (0)",
+        law_help="law to fit: chinchilla (default), kaplan, data_constrained")
     q = p.add_argument_group("points")
     q.add_argument("--params", "-N", type=str, default=None, metavar="N",
                    help="model parameters, e.g. 70e9")
@@ -99,8 +96,6 @@ def _decades(x) -> str:
 
 
 def run(args) -> int:
-    from bayescale.cli.frontier import load_source
-
     N, D, U = _points(args)
     fit = load_source(args)
     pred = fit.predict(N, D, U, structural=args.structural, num_draws=args.num_draws,
