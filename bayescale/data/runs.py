@@ -3,15 +3,15 @@
 All validation happens here, in NumPy and pandas, before anything reaches JAX, so
 bad input gives a :class:`~bayescale.errors.DataError` naming the column, the
 offending rows and the fix rather than a traceback from inside a traced function.
+Which columns are N, D, C, loss and U is decided in :mod:`bayescale.data.columns`
+(:data:`COLUMN_ALIASES` is re-exported here).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import io
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -23,24 +23,11 @@ from bayescale.data import formats
 from bayescale.data import loaders
 from bayescale.data import registry as datasets
 from bayescale.data import validate
+from bayescale.data.columns import COLUMN_ALIASES, find_columns
 from bayescale.data.synthetic import simulate_frame
-from bayescale.data.validate import data_error
 from bayescale.errors import DataError
 
 __all__ = ["Runs", "load_runs", "COLUMN_ALIASES"]
-
-# Recognised column names, compared after lower-casing and dropping spaces, '_' and '-'.
-COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
-    "N": ("N", "params", "parameters", "num_params", "n_params", "Model Size", "model_size",
-          "non_embedding_params"),
-    "D": ("D", "tokens", "Training Tokens", "num_tokens", "n_tokens", "train_tokens", "data"),
-    "C": ("C", "FLOP", "FLOPs", "Training FLOP", "Training FLOPs", "compute", "flops"),
-    "loss": ("loss", "L", "final_loss", "train_loss", "eval_loss", "val_loss"),
-    "U": ("U", "unique_tokens"),  # optional: unique tokens (data-constrained runs)
-}
-
-def _norm(name: str) -> str:
-    return re.sub(r"[\s_\-]+", "", str(name)).lower()
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -132,29 +119,6 @@ class Runs:
             "notes": list(self.notes),
             "n_convention": self.n_convention or "not stated",
         }
-
-
-def _find_column(frame: pd.DataFrame, key: str, explicit: str | None, where: str) -> str | None:
-    if explicit is not None:
-        if explicit not in frame.columns:
-            raise data_error(
-                f"column {explicit!r} given for {key} is not in {where}; its columns are "
-                f"{list(frame.columns)}. Fix: name one of those, {{fix}}.",
-                f"{key}='...'", f"--{key}-column NAME")
-        return explicit
-    wanted = {_norm(a) for a in COLUMN_ALIASES[key]}
-    matches = [c for c in frame.columns if _norm(c) in wanted]
-    if len(matches) > 1:
-        raise data_error(
-            f"several columns of {where} could be {key}: {matches}. Fix: name the one to use, "
-            "e.g. {fix}.", f"load_runs(..., {key}={matches[0]!r})",
-            f"--{key}-column {_shell(matches[0])}")
-    return matches[0] if matches else None
-
-
-def _shell(name: str) -> str:
-    """``name`` quoted for a shell command line when it needs to be."""
-    return name if re.fullmatch(r"[\w.\-/]+", name) else "'" + name.replace("'", "'\\''") + "'"
 
 
 def _read_source(source, columns: dict, options: dict | None = None, sep: str | None = None
@@ -340,27 +304,7 @@ def load_runs(
         columns["group"] = columns.get("group") or "group"
     frame = loaders.select_group(frame, columns.get("group"), group, name, pre_notes)
 
-    found = {key: _find_column(frame, key, columns.get(key), where) for key in COLUMN_ALIASES}
-    for key in ("N", "loss"):
-        if found[key] is None:
-            close = difflib.get_close_matches(key, [str(c) for c in frame.columns], n=1,
-                                              cutoff=0.5)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            if frame.shape[1] == 1 and any(c in str(frame.columns[0]) for c in ",;\t|"):
-                raise data_error(
-                    f"{where} was read as one column {str(frame.columns[0])!r}: the separator "
-                    "is not the one used in the file. Fix: give it, e.g. {fix}.",
-                    "load_runs(..., sep=';')", "--sep ';'")
-            raise data_error(
-                f"no {key} column in {where}{hint}; its columns are {list(frame.columns)}. "
-                f"Fix: rename one to {key!r}, or name it: {{fix}}.",
-                f"load_runs(..., {key}='your column')", f"--{key}-column NAME")
-    if found["D"] is None and found["C"] is None:
-        raise data_error(
-            f"neither a D (tokens) nor a C (FLOPs) column in {where}; its columns are "
-            f"{list(frame.columns)}. Fix: add one, or name it: {{fix}}.",
-            "load_runs(..., D='your tokens column') or C='your FLOPs column'",
-            "--D-column NAME or --C-column NAME")
+    found = find_columns(frame, columns, where)
 
     notes = pre_notes
     n_vals = validate.numeric(frame, found["N"], "N", lines)
