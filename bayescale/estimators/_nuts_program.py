@@ -8,7 +8,8 @@ XLA compile, or one read of JAX's persistent compilation cache. The data, their 
 ``E_max`` and the initial point are arguments of that program, not constants in it;
 :func:`run_as_one_program` keeps the compiled program keyed by the static
 :class:`Settings`, the priors' key and the data's size, so a second fit with the same
-settings on data of the same size neither traces nor compiles again. ArviZ is imported
+settings on data of the same size bucket (the runs are padded and masked,
+:mod:`bayescale.estimators.padding`) neither traces nor compiles again. ArviZ is imported
 in a background thread while XLA compiles and runs (:func:`import_arviz_in_background`);
 :class:`CompileClock` measures the compile time reported in a fit's ``info["timing"]``.
 
@@ -122,14 +123,14 @@ def _quiet_import(name: str) -> None:
 
 def nuts_program(settings: Settings, priors: Mapping[str, Any] | None):
     """The function traced into one program: NUTS for all chains, from the traced
-    ``(rng_key, log_X, y, centre, E_max, init_values)``; ``settings`` and the
+    ``(rng_key, log_X, y, centre, E_max, init_values, mask)``; ``settings`` and the
     user's ``priors`` (default priors are built from the traced ``E_max``) are static.
     """
     from numpyro.infer import MCMC, NUTS
 
     check = _checked_sites(priors, settings.law)
 
-    def run_all(rng_key, log_X, y, centre, E_max, init_values):
+    def run_all(rng_key, log_X, y, centre, E_max, init_values, mask):
         kernel = NUTS(models.law_model, target_accept_prob=settings.target_accept,
                       dense_mass=settings.dense_mass, max_tree_depth=settings.max_tree_depth,
                       init_strategy=_init_near(values=init_values, radius=_INIT_RADIUS,
@@ -142,7 +143,7 @@ def nuts_program(settings: Settings, priors: Mapping[str, Any] | None):
                      record_log_likelihood=True, priors=priors, law=settings.law,
                      likelihood=settings.likelihood,
                      centre=tuple(centre[i] for i in range(len(settings.law.inputs))),
-                     E_max=E_max)
+                     E_max=E_max, mask=mask)
             return mcmc.get_samples(), mcmc.get_extra_fields()
 
         keys = jax.random.split(rng_key, settings.chains)

@@ -38,6 +38,7 @@ from bayescale.estimators.huber import (
     log_inputs,
     status_counts,
 )
+from bayescale.estimators.padding import bucket_size, pad_rows
 from bayescale.laws.base import Law
 from bayescale.laws.chinchilla import HOFFMANN_2022_UNROUNDED, LAW as CHINCHILLA
 
@@ -172,6 +173,10 @@ def fit_bootstrap(log_N, log_D, log_loss, *, resamples: int = 4000, seed: int = 
     with jax.enable_x64(True):
         theta0 = np.asarray(law.to_theta(type(init)(*(np.float64(v) for v in init))))
     weights = bootstrap_weights(log_N.shape[0], int(resamples), int(seed))
+    # Padded to a size bucket with weight-0 rows (as fit_huber): one program per bucket.
+    size = bucket_size(log_N.shape[0])
+    log_X, log_loss, _ = pad_rows(size, log_X, log_loss)
+    weights = np.pad(weights, ((0, 0), (0, size - weights.shape[1])))
     t0 = time.perf_counter()
     with jax.enable_x64(True):
         x0 = jnp.broadcast_to(jnp.asarray(theta0), (int(resamples), law.num_coords))
@@ -205,7 +210,7 @@ def fit_bootstrap(log_N, log_D, log_loss, *, resamples: int = 4000, seed: int = 
     if num_kept < 2:
         raise ConvergenceError(
             f"bootstrap: only {num_kept} of {int(resamples)} resamples gave a usable fit "
-            f"(dropped: {_describe(dropped)}); the {len(log_loss)} runs do not identify the "
+            f"(dropped: {_describe(dropped)}); the {log_N.shape[0]} runs do not identify the "
             f"{law.name} law. Use more runs, or method='bayes' with its priors.")
     kept = type(params)(*(np.asarray(v)[~bad] for v in params))
     return BaselineResult(params=kept, info=info, reference=ref.params)

@@ -10,9 +10,11 @@ Groups are never pooled: each group's law is estimated from its own runs only. (
 hierarchical model with partial pooling is a separate, later feature.)
 
 Compilation: the Huber grid fit (``method="huber"``) pads every group's runs to one
-common size with zero-weight rows, so all groups share one compiled program (the
-objective is the same sum: padded rows add exactly zero). The other methods are run per
-group as :func:`bayescale.fit` runs them.
+common size (the size bucket of the largest group, :mod:`bayescale.estimators.padding`)
+with zero-weight rows, so all groups share one compiled program (the objective is the
+same sum: padded rows add exactly zero). The other methods are run per group as
+:func:`bayescale.fit` runs them; NUTS pads each group to its own size bucket, so groups
+of similar sizes share its program too.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from bayescale.data.runs import Runs
 from bayescale.errors import BayescaleError, ConvergenceError, ConvergenceWarning
 from bayescale.estimators import huber
 from bayescale.estimators.fit import ScalingFit, fit
+from bayescale.estimators.padding import bucket_size, pad_rows
 
 __all__ = ["GroupFits", "fit_groups", "MIN_RUNS"]
 
@@ -39,7 +42,6 @@ __all__ = ["GroupFits", "fit_groups", "MIN_RUNS"]
 # methods need several budgets of several runs.
 MIN_RUNS = {"huber": 6, "huber_mle": 6, "bootstrap": 6, "bayes": 6, "isoflop": 9,
             "envelope": 9}
-_PAD = 32  # the Huber fit's padded size is a multiple of this
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -182,7 +184,7 @@ def fit_groups(runs: Runs, *, method: str = "bayes", law: Any = "chinchilla",
     padded = ((method == "huber" and not set(options) - {"strict", "delta", "max_iter"}) or
               (method == "bootstrap" and not set(options) - {"strict", "delta", "max_iter",
                                                              "resamples"}))
-    size = -(-max(len(r) for r in groups.values()) // _PAD) * _PAD
+    size = bucket_size(max(len(r) for r in groups.values()))
     for name, sub in groups.items():
         t0 = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
@@ -289,9 +291,8 @@ def _padded(runs: Runs, size: int, law: Any):
                                  "add a 'U' (or 'unique_tokens') column.")
         log_U = np.log(runs.U)
     log_X = huber.log_inputs(law, runs.log_N, runs.log_D, log_U)
-    n = log_X.shape[0]
-    pad = np.arange(max(size, n)) % n
-    return law, log_X[pad], runs.log_loss[pad], (np.arange(pad.size) < n).astype(float)
+    log_X, log_loss, mask = pad_rows(max(size, log_X.shape[0]), log_X, runs.log_loss)
+    return law, log_X, log_loss, mask.astype(float)
 
 
 def _fit_bootstrap_padded(runs: Runs, size: int, *, law: Any, level: float, seed: int,

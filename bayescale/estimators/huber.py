@@ -42,6 +42,7 @@ from bayescale.laws.chinchilla import (
     LawParams,
 )
 from bayescale._solvers.lbfgs import STATUS, BatchResult, minimize_batch
+from bayescale.estimators.padding import bucket_size, pad_rows
 
 __all__ = [
     "HOFFMANN_GRID",
@@ -185,10 +186,11 @@ def huber_solve(x0, weights, log_X, log_loss, *, delta, max_iter, num_slots, fto
                           typical_f=typical_f)
 
 
-def objective_at(law: Law, theta: Array, log_X: Array, log_loss: Array, delta: float) -> Array:
-    """The (unweighted) Huber objective at each row of ``theta``."""
-    ones = jnp.ones_like(log_loss)
-    return jax.vmap(lambda t: law_objective(t, ones, log_X, log_loss, delta=delta, law=law))(theta)
+def objective_at(law: Law, theta: Array, weights: Array, log_X: Array, log_loss: Array,
+                 delta: float) -> Array:
+    """The Huber objective (:func:`law_objective`) at each row of ``theta``."""
+    return jax.vmap(lambda t: law_objective(t, weights, log_X, log_loss, delta=delta,
+                                            law=law))(theta)
 
 
 def _with_weights(fun, x, weights, log_X, log_loss):
@@ -242,12 +244,14 @@ def fit_huber(log_N, log_D, log_loss, *, delta: float = DELTA, starts=None,
         raise BayescaleError(f"polish must be at least 1 (the best start is always polished), "
                              f"got {polish!r}.")
     slots = default_num_slots(starts.shape[0]) if num_slots is None else int(num_slots)
+    # Padded to a size bucket with weight-0 rows: data of a similar size reuse the program.
+    log_X, log_loss, mask = pad_rows(bucket_size(log_X.shape[0]), log_X, log_loss)
     t0 = time.perf_counter()
     # Screen every start in float32 (twice the throughput) to scipy's tolerance ...
     with jax.enable_x64(False):
-        x0, lX, lL = (jnp.asarray(np.asarray(v), jnp.float32)
-                      for v in (starts, log_X, log_loss))
-        res: BatchResult = huber_solve(x0, jnp.ones_like(lL), lX, lL, delta=float(delta),
+        x0, lX, lL, w = (jnp.asarray(np.asarray(v), jnp.float32)
+                         for v in (starts, log_X, log_loss, mask))
+        res: BatchResult = huber_solve(x0, w, lX, lL, delta=float(delta),
                                         max_iter=int(max_iter), num_slots=slots,
                                         ftol=SCIPY_FTOL, law=law)
         fun = np.asarray(res.fun, dtype=np.float64)
@@ -259,9 +263,9 @@ def fit_huber(log_N, log_D, log_loss, *, delta: float = DELTA, starts=None,
     # near the minimum, so the relative-gradient test takes the objective's size at
     # the grid start each came from as its scale (not the minimum's own size).
     with jax.enable_x64(True):
-        x0, lX, lL = as_f64(screened, log_X, log_loss)
-        typical = objective_at(law, jnp.asarray(starts[top]), lX, lL, float(delta))
-        fine = huber_solve(x0, jnp.ones_like(lL), lX, lL, delta=float(delta),
+        x0, lX, lL, w = as_f64(screened, log_X, log_loss, mask)
+        typical = objective_at(law, jnp.asarray(starts[top]), w, lX, lL, float(delta))
+        fine = huber_solve(x0, w, lX, lL, delta=float(delta),
                             max_iter=int(max_iter), num_slots=k, ftol=1e-14, gtol=1e-12,
                             law=law, typical_f=typical)
         jax.block_until_ready(fine)

@@ -135,9 +135,11 @@ def sample_sites(law: Law | str, theta: Mapping[str, float] | ArrayLike,
 
 
 def law_model(log_X, log_loss=None, *, law: Law, priors, likelihood: str, centre, E_max,
-           record_log_likelihood: bool = False) -> None:
+           record_log_likelihood: bool = False, mask=None) -> None:
     """The model on stacked log inputs ``log_X`` (``(n, len(law.inputs))``): what NUTS
-    samples (see :func:`scaling_law_model` for the arguments)."""
+    samples (see :func:`scaling_law_model` for the arguments). ``mask`` (``(n,)`` bool,
+    optional) leaves the rows where it is False out of the likelihood: the padding of
+    :mod:`bayescale.estimators.padding`."""
     if E_max is None and log_loss is not None:
         E_max = jnp.exp(jnp.median(jnp.asarray(log_loss)))
     priors = resolve_priors(priors, E_max=E_max, likelihood=likelihood, law=law)
@@ -179,7 +181,7 @@ def law_model(log_X, log_loss=None, *, law: Law, priors, likelihood: str, centre
 
     mu = log_loss_theta(law, vec, log_X)
     noise = likelihood_distribution(likelihood, mu, sigma, nu)
-    with numpyro.plate("runs", log_X.shape[0]):
+    with numpyro.plate("runs", log_X.shape[0]), numpyro.handlers.mask(mask=True if mask is None else mask):
         numpyro.sample("log_loss", noise, obs=log_loss)
     if record_log_likelihood and log_loss is not None:
         numpyro.deterministic("log_lik", noise.log_prob(jnp.asarray(log_loss)))

@@ -57,6 +57,7 @@ from bayescale.estimators._nuts_program import (
     run_as_one_program,
 )
 from bayescale.estimators.idata import load_idata, save_idata, to_inference_data  # noqa: F401
+from bayescale.estimators.padding import bucket_size, pad_rows
 
 if TYPE_CHECKING:  # diagnostics comes after inference in the layering (STYLE.md section 1)
     from bayescale.estimators.diagnostics import Diagnostics
@@ -260,12 +261,18 @@ def sample_posterior(
             samples = mcmc.get_samples(group_by_chain=True)
             stats = mcmc.get_extra_fields(group_by_chain=True)
         else:
-            # data-dependent values are arguments of the program, not constants in it
-            traced = (rng_key, log_X, y, jnp.asarray(centre, dtype=dtype),
-                      jnp.asarray(E_max, dtype=dtype),
-                      {k: jnp.asarray(v, dtype=dtype) for k, v in init_values.items()})
+            # Data-dependent values are arguments of the program, not constants in it,
+            # and the runs are padded to a size bucket (masked out of the likelihood), so
+            # data of another size in the same bucket reuse the compiled program.
+            n = y_np.shape[0]
+            X_pad, y_pad, mask = pad_rows(bucket_size(n), log_X_np, y_np)
+            traced = (rng_key, jnp.asarray(X_pad, dtype=dtype), jnp.asarray(y_pad, dtype=dtype),
+                      jnp.asarray(centre, dtype=dtype), jnp.asarray(E_max, dtype=dtype),
+                      {k: jnp.asarray(v, dtype=dtype) for k, v in init_values.items()},
+                      jnp.asarray(mask))
             samples, stats = run_as_one_program(settings, user_priors or None, traced,
                                                 cache=_PROGRAMS, max_size=_PROGRAMS_MAX)
+            samples["log_lik"] = samples["log_lik"][..., :n]
         samples, stats = jax.block_until_ready((samples, stats))
         t_run = time.perf_counter() - t0
     with CompileClock() as clock_post:
