@@ -111,9 +111,14 @@ def load_fit(path: str | os.PathLike) -> ScalingFit:
             extra = {k: frame[k].to_numpy() for k in ("U", "group", "run") if k in frame}
             if "U" in extra:
                 extra["U"] = extra["U"].astype(float)
+            data = meta.get("data", {})
+            convention = data.get("n_convention")
             runs = Runs(N=frame["N"].to_numpy(float), D=frame["D"].to_numpy(float),
                         loss=frame["loss"].to_numpy(float), row=frame.index.to_numpy(),
-                        source=str(meta.get("data", {}).get("source", folder)), **extra)
+                        source=str(data.get("source", folder)),
+                        notes=tuple(data.get("notes", ())),
+                        n_convention=None if convention in (None, "not stated") else convention,
+                        **extra)
         except (KeyError, ValueError, pd.errors.ParserError) as exc:
             raise DataError(f"{str(runs_path)!r} is not a runs table written by bayescale "
                             f"({exc}); write the folder again.") from None

@@ -297,3 +297,16 @@ def test_json_errors_name_records_not_csv_lines(tmp_path):
     pd.DataFrame(records).to_csv(tsv, sep="\t", index=False)
     with pytest.raises(DataError, match="at line 4"):  # header = line 1
         load_runs(tsv)
+
+
+def test_a_saved_fit_keeps_what_N_counts(tmp_path):
+    # load_fit used to drop the convention: a re-loaded fit said "not stated".
+    from bayescale import fit
+    from bayescale.io import load_fit, save_fit
+
+    runs = load_runs("misfitting", n_convention="non_embedding")
+    save_fit(fit(runs, method="huber"), tmp_path / "fit")
+    loaded = load_fit(tmp_path / "fit")
+    assert loaded.runs.n_convention == "non_embedding"
+    assert loaded.runs.describe()["n_convention"] == "non_embedding"
+    assert loaded.runs.notes == runs.notes
