@@ -71,6 +71,7 @@ def main(argv=None) -> dict:
     from bayescale import load_runs
     from bayescale.estimators import bootstrap
     from bayescale.estimators import huber as baseline
+    from bayescale.laws.chinchilla import HOFFMANN_2022_UNROUNDED, LAW as CHINCHILLA
 
     runs = load_runs("chinchilla", exclude_top=5)
     lN, lD, lL = runs.log_N, runs.log_D, runs.log_loss
@@ -123,7 +124,7 @@ def main(argv=None) -> dict:
     steady_b = min(times)
     weights = bootstrap.bootstrap_weights(len(lL), R, 0)
     k = max(int(R * args.scipy_fraction), 1)
-    x0 = baseline._theta(baseline.HOFFMANN_2022_UNROUNDED)
+    x0 = np.asarray(CHINCHILLA.to_theta(HOFFMANN_2022_UNROUNDED), dtype=float)
     from scipy.optimize import minimize
 
     sub_times = []

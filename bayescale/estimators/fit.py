@@ -317,9 +317,9 @@ def fit(runs: Runs | pd.DataFrame | str | os.PathLike, *, method: str = "bayes",
 
     law = get_law(law)
     if method in ("huber", "huber_mle", "bootstrap"):
-        from bayescale.estimators import bootstrap, huber
+        from bayescale.estimators import bootstrap, huber, huber_mle
 
-        fn = {"huber": huber.fit_huber, "huber_mle": huber.fit_huber_mle,
+        fn = {"huber": huber.fit_huber, "huber_mle": huber_mle.fit_huber_mle,
               "bootstrap": bootstrap.fit_bootstrap}[method]
         kwargs = dict(options)
         strict = bool(kwargs.pop("strict", False))
