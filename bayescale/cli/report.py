@@ -21,10 +21,16 @@ examples:
   bayescale report chinchilla --exclude-top 5 --out reports/chinchilla
   bayescale report synthetic --chains 2 --warmup 300 --draws 300 --resamples 500 --quiet
   bayescale report my_runs.csv --budget 1e22 --budget 1e23 --out reports/mine
+  bayescale report synthetic --law kaplan --out reports/kaplan
+  bayescale report my_repeats.csv --law data_constrained --unique-tokens 25e9
 
 The folder gets report.html (self-contained: open it in a browser), report.md, the
 figures as PNG under figures/, summary.csv, frontier.csv, decisions.csv, methods.csv,
-fit.json, draws.csv, runs.csv, posterior.nc and manifest.json. Re-running into the same
+fit.json, draws.csv, runs.csv, posterior.nc and manifest.json. --law fits another law
+(see `bayescale laws`) with all three methods; the tables use its parameters, and what
+only the Chinchilla law has (published fits, a_opt, Approach 3) is left out with a line
+saying why. The data_constrained law needs --unique-tokens U, the unique-token budget
+of its frontier (and data with a U column); it has no decision table yet. Re-running into the same
 folder replaces what the previous report wrote, atomically, and keeps any other file
 you put there. Ctrl-C stops the run (exit 130) and leaves the previous report as it was.
 """
@@ -44,6 +50,16 @@ def _flops(text: str) -> float:
 
     try:
         return parse_flops(text, "FLOPs")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _tokens(text: str) -> float:
+    """argparse type for a token count (``25e9``, ``1_000``)."""
+    from bayescale._util import parse_flops
+
+    try:
+        return parse_flops(text, "--unique-tokens")
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -81,6 +97,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="report folder (default report-<DATA name>)")
     p.add_argument("--json", action="store_true",
                    help="print the written paths and the diagnostics as JSON on stdout")
+    p.add_argument("--law", default="chinchilla", metavar="LAW",
+                   help="law every method fits: chinchilla (default), kaplan, "
+                        "data_constrained (see `bayescale laws`)")
+    p.add_argument("--unique-tokens", "-U", type=_tokens, default=None, metavar="U",
+                   help="unique-token budget of the frontier for laws with repeated data "
+                        "(data_constrained: required), e.g. 25e9")
     _add_fit_arguments(p)
     p.set_defaults(func=run_report)
 
@@ -133,6 +155,21 @@ def _check(args) -> None:
         raise BayescaleError(f"--resamples must be at least 2, got {args.resamples}.")
 
 
+def _check_law(args) -> None:
+    """``--law`` and ``--unique-tokens`` agree, before the data are read or anything fitted."""
+    from bayescale.errors import BayescaleError
+    from bayescale.laws.registry import get_law
+
+    law = get_law(args.law)
+    if "U" in law.inputs and args.unique_tokens is None:
+        raise BayescaleError(f"the {law.name} law's compute-optimal allocation depends on the "
+                             f"unique-token budget: pass --unique-tokens U (e.g. "
+                             f"--unique-tokens 25e9).")
+    if "U" not in law.inputs and args.unique_tokens is not None:
+        raise BayescaleError(f"--unique-tokens applies to laws with unique tokens as an input "
+                             f"(data_constrained); the {law.name} law has none.")
+
+
 def _default_out(data: str) -> str:
     stem = Path(data).stem if data not in ("-", "") else "stdin"
     return f"report-{stem or 'data'}"
@@ -142,6 +179,7 @@ def run_report(args: argparse.Namespace) -> int:
     from bayescale.io import InterruptGuard, check_destination
 
     _check(args)
+    _check_law(args)
     out = args.out or _default_out(args.data)
     check_destination(out, marker="manifest.json", what="report")  # before any work
     # Ctrl-C stops the run (exit 130) even where JAX's callbacks would swallow it.
@@ -154,7 +192,8 @@ def run_report(args: argparse.Namespace) -> int:
                              bayes_options=_bayes_options(args), resamples=args.resamples,
                              seed=args.seed, level=args.level,
                              reference_budget=args.reference_budget,
-                             quiet=args.quiet or args.json)
+                             quiet=args.quiet or args.json, law=args.law,
+                             unique_tokens=args.unique_tokens)
     manifest = json.loads(paths["manifest"].read_text(encoding="utf-8"))
     if args.json:
         print(json.dumps({"out": str(Path(out).absolute()),

@@ -31,17 +31,18 @@ __all__ = ["plot_pair", "plot_residuals", "plot_methods"]
 
 
 def plot_pair(fit, *, huber=None, bootstrap=None, max_points: int = 1500, level: float = 0.9):
-    """Pair plot of ``E, A, B, alpha, beta`` over draws, others overlaid.
+    """Pair plot of the law's parameters (``E, A, B, alpha, beta`` for Chinchilla) over
+    draws, others overlaid.
 
     Lower triangle: the bootstrap resamples (orange) underneath, the posterior draws
     (blue) on top, so neither hides the other, and the Huber estimate (red star).
     Diagonal: outline histograms (overlapping filled ones mix into brown). ``A`` and
-    ``B`` on log axes; at most three labelled ticks per axis.
+    ``B`` (Kaplan's ``N_c`` and ``D_c``) on log axes; at most three labelled ticks per axis.
 
     Returns
     -------
     matplotlib.figure.Figure
-        ``fig.drawn`` holds ``clouds`` (label -> ``(draw, 5)`` array drawn) and ``huber``.
+        ``fig.drawn`` holds ``clouds`` (label -> ``(draw, k)`` array drawn) and ``huber``.
     """
     main = params_array(fit.params, max_points, seed=1)
     boot = params_array(bootstrap.params, max_points, seed=2) if bootstrap is not None else None
@@ -51,12 +52,13 @@ def plot_pair(fit, *, huber=None, bootstrap=None, max_points: int = 1500, level:
     if boot is not None:
         clouds.append((boot, METHOD_COLORS["bootstrap"], "bootstrap resamples", 0.25, 1))
     clouds.append((main, METHOD_COLORS["bayes"], f"{fit.method} draws", 0.35, 2))
-    n = len(PARAMS)
+    names = tuple(fit.param_names)
+    n = len(names)
     fig = figure(10, 10)
     fig.drawn.update(clouds={lab: arr for arr, _, lab, _, _ in clouds}, huber=hub)
     axes = fig.subplots(n, n, squeeze=False)
     limits = []
-    for i, name in enumerate(PARAMS):
+    for i, name in enumerate(names):
         vals = np.concatenate([c[0][:, i] for c in clouds]
                               + ([np.array([hub[i]])] if hub is not None else []))
         lo, hi = np.quantile(vals, [0.002, 0.998])
@@ -72,7 +74,7 @@ def plot_pair(fit, *, huber=None, bootstrap=None, max_points: int = 1500, level:
             if j > i:
                 ax.set_visible(False)
                 continue
-            xlog = PARAMS[j] in LOG_PARAMS
+            xlog = names[j] in LOG_PARAMS
             if i == j:
                 lo, hi = limits[i]
                 bins = np.geomspace(lo, hi, 40) if xlog else np.linspace(lo, hi, 40)
@@ -89,7 +91,7 @@ def plot_pair(fit, *, huber=None, bootstrap=None, max_points: int = 1500, level:
                 if hub is not None:
                     ax.scatter([hub[j]], [hub[i]], marker="*", s=90, color=METHOD_COLORS["huber"],
                                edgecolors="k", linewidths=0.5, zorder=3)
-                if PARAMS[i] in LOG_PARAMS:
+                if names[i] in LOG_PARAMS:
                     ax.set_yscale("log")
                 ax.set_ylim(*limits[i])
             if xlog:
@@ -98,12 +100,12 @@ def plot_pair(fit, *, huber=None, bootstrap=None, max_points: int = 1500, level:
             _few_ticks(ax)
             ax.tick_params(labelsize=7)
             if i == n - 1:
-                ax.set_xlabel(PARAMS[j])
+                ax.set_xlabel(names[j])
                 ax.tick_params(axis="x", labelrotation=45)
             else:
                 ax.tick_params(labelbottom=False)
             if j == 0 and i > 0:
-                ax.set_ylabel(PARAMS[i])
+                ax.set_ylabel(names[i])
             elif j > 0 or i == 0:
                 ax.tick_params(labelleft=False)
     from matplotlib.lines import Line2D
@@ -153,7 +155,8 @@ def plot_residuals(fit, *, level: float = 0.9, max_draws: int = 2000):
         ``fig.drawn`` holds ``residuals`` and ``fitted_median`` (log loss, per run).
     """
     runs = fit.runs
-    mu = np.log(law_loss(thin(fit.params, max_draws), runs.N, runs.D))
+    U = runs.U if "U" in fit.law.inputs else None
+    mu = np.log(law_loss(thin(fit.params, max_draws), runs.N, runs.D, U))
     centre = np.median(mu, axis=0)
     resid = runs.log_loss - centre
     pp = _predictive_log_loss(fit)

@@ -1,6 +1,6 @@
 """Drawing helpers shared by the figure modules: law curves, bands, human tick labels.
 
-Curves come from the law (:func:`bayescale.laws.chinchilla.loss`) and the frontier
+Curves come from the law (:func:`bayescale.laws.registry.loss`, any law) and the frontier
 solver (:func:`bayescale.planning.frontier.compute_optimal`), never a formula written
 here.
 """
@@ -11,7 +11,8 @@ import math
 
 import numpy as np
 
-from bayescale.laws.chinchilla import LawParams, loss
+from bayescale.laws.chinchilla import LawParams
+from bayescale.laws.registry import loss
 from bayescale.planning.frontier import compute_optimal
 from bayescale.report._format import human
 
@@ -19,7 +20,8 @@ METHOD_COLORS = {"bayes": "tab:blue", "bootstrap": "tab:orange", "huber": "tab:r
                  "huber_mle": "tab:purple"}
 DATA_SHADE = dict(color="#f2e6c9", alpha=1.0, lw=0, zorder=0)  # sand: not a band colour
 PARAMS = ("E", "A", "B", "alpha", "beta")
-LOG_PARAMS = ("A", "B")
+#: Scale parameters drawn on log axes (Chinchilla's A and B, Kaplan's N_c and D_c).
+LOG_PARAMS = ("A", "B", "N_c", "D_c")
 MAX_CURVE_DRAWS = 400
 
 
@@ -38,23 +40,26 @@ def thin(params: LawParams, max_draws: int | None = None, seed: int = 0) -> LawP
     if max_draws is not None and n > max_draws:
         idx = np.sort(np.random.default_rng(seed).choice(n, max_draws, replace=False))
         leaves = [v[idx] for v in leaves]
-    return LawParams(*leaves)
+    return type(params)(*leaves)
 
 
 def params_array(params: LawParams, max_draws: int | None = None, seed: int = 0) -> np.ndarray:
-    """``(draw, 5)`` array of ``E, A, B, alpha, beta``."""
+    """``(draw, k)`` array of the law's parameters (``E, A, B, alpha, beta`` for Chinchilla)."""
     return np.stack(list(thin(params, max_draws, seed)), axis=-1)
 
 
-def law_loss(params: LawParams, N, D) -> np.ndarray:
-    """The law's loss for draws ``(draw,)`` at points ``N, D (k,)``: shape ``(draw, k)``."""
-    p = LawParams(*(np.asarray(v)[:, None] for v in params))
-    return np.asarray(loss(p, np.asarray(N, float)[None, :], np.asarray(D, float)[None, :]))
+def law_loss(params: LawParams, N, D, U=None) -> np.ndarray:
+    """The law's loss for draws ``(draw,)`` at points ``N, D (k,)`` (and ``U``, for a
+    law that takes unique tokens): shape ``(draw, k)``."""
+    p = type(params)(*(np.asarray(v)[:, None] for v in params))
+    extra = () if U is None else (np.asarray(U, float)[None, :],)
+    return np.asarray(loss(p, np.asarray(N, float)[None, :], np.asarray(D, float)[None, :],
+                           *extra))
 
 
-def optimal(params: LawParams, C) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def optimal(params: LawParams, C, unique_tokens=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``N_opt, D_opt, L_opt`` of the frontier solver, each ``(draw, budget)``."""
-    opt = compute_optimal(params, np.asarray(C, dtype=float))
+    opt = compute_optimal(params, np.asarray(C, dtype=float), unique_tokens)
     return tuple(np.asarray(v, dtype=float) for v in (opt.N_opt, opt.D_opt, opt.L_opt))
 
 

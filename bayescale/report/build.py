@@ -3,7 +3,12 @@
 :func:`build_report` fits the law three ways (the NUTS posterior, Besiroglu et al.'s
 bootstrap, and the Huber grid fit of Hoffmann et al. that the bootstrap is centred
 on), computes the compute-optimal frontier and the decision table at a set of
-budgets, draws the six figures of :mod:`bayescale.report.plots`, and writes one folder:
+budgets, draws the six figures of :mod:`bayescale.report.plots`, and writes one folder.
+The law is Chinchilla's unless ``law=`` names another (``kaplan``, ``data_constrained``,
+...): every fit is of that law, the tables use its parameters, and what only the
+Chinchilla law has (the published fits, ``a_opt``, Approach 3) is left out with a
+line saying why; the data-constrained law's frontier is at a unique-token budget
+``unique_tokens=U`` (required), and it has no decision table or runs figure yet.
 
 ``report.html``
     Self-contained (figures embedded as base64 PNG, inline CSS); opens from disk.
@@ -17,7 +22,8 @@ budgets, draws the six figures of :mod:`bayescale.report.plots`, and writes one 
 ``methods.csv``
     :func:`compare_methods`: estimates and intervals of the three methods.
 ``frontier.csv``, ``decisions.csv``
-    The frontier summary per budget and the decision table per budget and plan.
+    The frontier summary per budget and the decision table per budget and plan (not for
+    a law with a unique-token budget).
 ``approaches.csv``
     Hoffmann et al.'s Approaches 1, 2 and 3 where the runs allow them
     (:mod:`bayescale.report.approaches`): a, b and N_opt, D_opt at the largest budget.
@@ -34,8 +40,9 @@ refused, not overwritten. A folder that is not a bayescale report (no
 130 from the command line) and leaves the previous report as it was, even when the
 interrupt lands in a callback that swallows it (:class:`bayescale.io.InterruptGuard`).
 
-The fits and tables come from :mod:`.compare`, the figures from :mod:`.plots`, the
-pages from :mod:`.render`; this module orchestrates them and writes the folder.
+The fits and tables come from :mod:`.compare`, the figures from :mod:`.figures` and
+:mod:`.plots`, the pages from :mod:`.render`; this module orchestrates them and writes
+the folder.
 
 References
 ----------
@@ -52,7 +59,6 @@ import json
 import os
 import sys
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -65,6 +71,8 @@ from bayescale.data.runs import Runs, load_runs
 from bayescale.errors import BayescaleError
 from bayescale.estimators.fit import ScalingFit
 from bayescale.io import save_fit
+from bayescale.report.figures import FIGURES, approaches_figure, draw_figures, figure_captions
+from bayescale.report.figures import approaches as compare_approaches
 from bayescale.report.compare import (
     GOPHER_BUDGET,
     Steps,
@@ -88,77 +96,7 @@ __all__ = [
     "build_report",
 ]
 
-#: Figure file stem -> caption.
-FIGURES = {
-    "frontier": "Compute-optimal model size and tokens (posterior median and band; bootstrap "
-                "median and bounds dashed), with the compute range of the runs shaded and, on "
-                "the Chinchilla data, the published fits and the models trained (Chinchilla, "
-                "Gopher); below, the width of each band as the ratio of its upper to its "
-                "lower bound.",
-    "tokens_per_param": "Compute-optimal tokens per parameter, with the 20-tokens-per-"
-                        "parameter rule of thumb.",
-    "methods": "Estimates and intervals for each parameter and a_opt from the Bayesian fit, "
-               "the bootstrap and the Huber fit.",
-    "pair": "Joint distribution of (E, A, B, alpha, beta): posterior draws (blue) over the "
-            "bootstrap resamples (orange), outline histograms, and the Huber estimate.",
-    "approaches": "Compute-optimal model size N_opt(C) estimated three ways where the runs "
-                  "allow them (Approach 1: envelope of training curves; 2: isoFLOP "
-                  "parabolas; 3: the parametric law, bootstrap), each with its band, and "
-                  "Kaplan et al.'s (2020) allocation for reference.",
-    "runs": "Runs on loss vs compute, coloured by model size, with the fitted loss curves "
-            "(bands: posterior interval); right, the isoFLOP profiles with each minimum marked.",
-    "residuals": "Residuals of log loss vs model size and tokens, with posterior-predictive "
-                 "intervals.",
-}
-
 _MARKER = "manifest.json"
-
-
-def _figures(fits: Mapping[str, ScalingFit], frontiers: Mapping[str, Any], data_C_range,
-             level: float, chinchilla: bool) -> dict[str, Any]:
-    from bayescale.report import plots as plot
-
-    bayes, boot, huber = fits["bayes"], fits["bootstrap"], fits["huber"]
-    others = {"bootstrap": frontiers["bootstrap"]}
-    with warnings.catch_warnings():
-        # A log axis with a band touching zero, or an empty legend, is not an error here.
-        warnings.filterwarnings("ignore", message=".*(non-positive|No artists).*",
-                                category=UserWarning)
-        return {
-            "frontier": plot.plot_frontier(frontiers["bayes"], data_C_range=data_C_range,
-                                           others=others, level=level, references=chinchilla),
-            "tokens_per_param": plot.plot_tokens_per_param(
-                frontiers["bayes"], data_C_range=data_C_range, others=others, level=level,
-                references=chinchilla),
-            "methods": plot.plot_methods(fits, level=level, references=chinchilla),
-            "pair": plot.plot_pair(bayes, huber=huber, bootstrap=boot, level=level),
-            "runs": plot.plot_runs(bayes, level=level),
-            "residuals": plot.plot_residuals(bayes, level=level),
-        }
-
-
-def _approaches(runs, fits, budgets, level, seed, resamples):
-    """Hoffmann et al.'s three approaches (:mod:`bayescale.report.approaches`), Approach 3
-    being the report's bootstrap; what each fit warned about is kept for the page."""
-    from bayescale.report.approaches import compare_approaches
-
-    n = max(100, min(int(resamples), 1000))
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        comparison = compare_approaches(
-            runs, (1, 2, 3), budgets=[float(budgets.max())], level=level, seed=seed,
-            options={1: {"resamples": n}, 2: {"resamples": n}}, fits={3: fits["bootstrap"]})
-    comparison.notes = [str(w.message) for w in caught]
-    return comparison
-
-
-def _approaches_figure(comparison, lo: float, hi: float):
-    from bayescale.report.approaches import plot_approaches
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*(non-positive|No artists).*",
-                                category=UserWarning)
-        return plot_approaches(comparison, C_range=(lo, hi))
 
 
 def _png_bytes(fig) -> bytes:
@@ -202,8 +140,9 @@ def _write_folder(folder: Path, ctx, figs) -> dict[str, Path]:
     methods.to_csv(written["methods"])
     written["frontier"] = folder / "frontier.csv"
     ctx["frontiers"]["bayes"].summary(level).to_csv(written["frontier"])
-    written["decisions"] = folder / "decisions.csv"
-    ctx["decisions"].to_csv(written["decisions"])
+    if ctx["decisions"] is not None:
+        written["decisions"] = folder / "decisions.csv"
+        ctx["decisions"].to_csv(written["decisions"])
     if ctx.get("approaches") is not None:
         written["approaches"] = folder / "approaches.csv"
         ctx["approaches"].table.to_csv(written["approaches"])
@@ -217,9 +156,9 @@ def _write_folder(folder: Path, ctx, figs) -> dict[str, Path]:
         written[f"figure_{name}"] = path
         rel[name] = f"figures/{name}.png"
     written["markdown"] = folder / "report.md"
-    written["markdown"].write_text(render_markdown(ctx, rel, FIGURES), encoding="utf-8")
+    written["markdown"].write_text(render_markdown(ctx, rel, ctx["captions"]), encoding="utf-8")
     written["html"] = folder / "report.html"
-    written["html"].write_text(render_html(ctx, pngs, FIGURES), encoding="utf-8")
+    written["html"].write_text(render_html(ctx, pngs, ctx["captions"]), encoding="utf-8")
     manifest = {"bayescale_report": 1, "version": ctx["settings"]["version"],
                 "created": ctx["created"], "diagnostics_ok": not ctx["problems"],
                 "settings": ctx["settings"],
@@ -230,12 +169,60 @@ def _write_folder(folder: Path, ctx, figs) -> dict[str, Path]:
     return written
 
 
+def _check_law(runs: Runs, law, fits, unique_tokens):
+    """The law of the report and its unique-token budget, checked before any work."""
+    from bayescale._util import parse_flops
+    from bayescale.laws.registry import get_law
+
+    if fits is not None:
+        fitted = fits["bayes"].law
+        if law is not None and get_law(law) is not fitted:
+            raise BayescaleError(f"the fits are of the {fitted.name} law, not of the "
+                                 f"{get_law(law).name} law; refit or drop law=.")
+        law_obj = fitted
+    else:
+        law_obj = get_law(law)
+    if "U" not in law_obj.inputs:
+        if unique_tokens is not None:
+            raise BayescaleError(f"a unique-token budget applies to laws with unique tokens as "
+                                 f"an input (data_constrained); the {law_obj.name} law has none.")
+        return law_obj, None
+    if unique_tokens is None:
+        raise BayescaleError(
+            f"the {law_obj.name} law's compute-optimal allocation depends on the unique-token "
+            f"budget U: pass unique_tokens=U (--unique-tokens U on the command line, e.g. "
+            f"--unique-tokens 1e11).")
+    if getattr(runs, "U", None) is None:
+        raise BayescaleError(f"the {law_obj.name} law needs the unique tokens of every run: "
+                             f"add a 'U' (or 'unique_tokens') column to the data.")
+    if isinstance(unique_tokens, str):
+        U = parse_flops(unique_tokens, "unique_tokens")
+    else:
+        U = float(as_budgets(unique_tokens)[0])
+    return law_obj, U
+
+
+def _law_notes(law_name: str, chinchilla_data: bool) -> list[str]:
+    """One line for each part of the report the law leaves out."""
+    if law_name == "chinchilla":
+        return []
+    notes = [f"a_opt and b_opt are left out: they are the Chinchilla law's constant allocation "
+             f"exponents (N_opt ~ C^a_opt), and the {law_name} law's allocation is not a power "
+             f"of C; the frontier gives it budget by budget."]
+    if chinchilla_data:
+        notes.append(f"The published fits of these runs (Hoffmann et al. 2022, Besiroglu et "
+                     f"al. 2024) are of the Chinchilla law's parameters, not the {law_name} "
+                     f"law's: their columns and curves are left out.")
+    return notes
+
+
 def build_report(runs: Runs | Any, *, out_dir: str | os.PathLike,
                  budgets: Sequence[float] | None = None,
                  bayes_options: Mapping[str, Any] | None = None, resamples: int = 4000,
                  seed: int = 0, level: float = 0.9,
                  reference_budget: float = GOPHER_BUDGET, quiet: bool = False,
-                 fits: Mapping[str, ScalingFit] | None = None) -> dict[str, Path]:
+                 fits: Mapping[str, ScalingFit] | None = None, law: Any = None,
+                 unique_tokens: float | None = None) -> dict[str, Path]:
     """Fit, compare, decide and write a report folder.
 
     Parameters
@@ -254,6 +241,14 @@ def build_report(runs: Runs | Any, *, out_dir: str | os.PathLike,
     reference_budget : budget of the method comparison (default Gopher's 5.76e23).
     quiet : no progress bars (they are also off when stderr is not a terminal).
     fits : reuse fits from :func:`fit_methods` instead of fitting.
+    law : the law every method fits: a name (``"chinchilla"``, ``"kaplan"``,
+        ``"data_constrained"``, or one registered with :func:`bayescale.laws.register`)
+        or a :class:`~bayescale.laws.base.Law`; default Chinchilla's, or the law of
+        ``fits``. The tables use the law's own parameters; what only makes sense for
+        the Chinchilla law (the published fits, ``a_opt``, Approach 3) is left out of
+        another law's report, with a line saying why.
+    unique_tokens : the unique-token budget ``U`` of the frontier, for a law that takes
+        one (``data_constrained``: required); an error for the others.
 
     Returns
     -------
@@ -265,8 +260,10 @@ def build_report(runs: Runs | Any, *, out_dir: str | os.PathLike,
     Raises
     ------
     BayescaleError
-        Bad budgets or level, an ``out_dir`` that is a non-empty folder not written
-        by this function, or a user's file in the way of one being written.
+        Bad budgets or level, an unknown law, a missing or needless ``unique_tokens``,
+        runs without unique tokens for a law that needs them, ``fits`` of another law,
+        an ``out_dir`` that is a non-empty folder not written by this function, or a
+        user's file in the way of one being written.
     KeyboardInterrupt
         On Ctrl-C; ``out_dir`` is left as it was.
     """
@@ -279,8 +276,12 @@ def build_report(runs: Runs | Any, *, out_dir: str | os.PathLike,
     if not 0 < level < 1:
         raise BayescaleError(f"level must be between 0 and 1, got {level}.")
     budgets = default_budgets(runs) if budgets is None else np.sort(as_budgets(budgets))
+    law_obj, unique_tokens = _check_law(runs, law, fits, unique_tokens)
     out = check_destination(Path(out_dir).absolute(), marker=_MARKER, what="report")
-    chinchilla = is_chinchilla_data(runs)
+    chinchilla_data = is_chinchilla_data(runs)
+    # The published fits and their story are the Chinchilla law's on the Chinchilla data.
+    chinchilla = chinchilla_data and law_obj.name == "chinchilla"
+    at_U = {} if unique_tokens is None else {"unique_tokens": unique_tokens}
     t0 = time.perf_counter()
     with InterruptGuard() as guard:
         steps = Steps(["NUTS sampling", "bootstrap", "frontier, decisions, approaches",
@@ -288,38 +289,55 @@ def build_report(runs: Runs | Any, *, out_dir: str | os.PathLike,
         try:
             if fits is None:
                 fits = fit_methods(runs, bayes_options=bayes_options, resamples=resamples,
-                                   seed=seed, level=level, quiet=quiet, steps=steps)
+                                   seed=seed, level=level, quiet=quiet, steps=steps,
+                                   law=law_obj)
             else:
                 steps.done()
                 steps.done()
             steps.start("frontier, decisions, approaches")
             data_C_range = (float(runs.C.min()), float(runs.C.max()))
-            frontiers = {m: fits[m].frontier(budgets) for m in ("bayes", "bootstrap")}
+            frontiers = {m: fits[m].frontier(budgets, **at_U) for m in ("bayes", "bootstrap")}
             # The figures span the budgets and the data's range, whatever the budgets.
             lo = min(float(budgets.min()), data_C_range[0])
             hi = max(float(budgets.max()), data_C_range[1])
             dense = np.geomspace(lo, hi, 80)
-            dense_frontiers = {m: fits[m].frontier(dense) for m in ("bayes", "bootstrap")}
+            dense_frontiers = {m: fits[m].frontier(dense, **at_U) for m in ("bayes", "bootstrap")}
             methods = compare_methods(fits=fits, reference_budget=reference_budget,
-                                      level=level, published=chinchilla)
-            decisions = compare_plans(fits["bayes"].params, budgets, level=level)
-            approaches = _approaches(runs, fits, budgets, level, seed, resamples)
+                                      level=level, published=chinchilla, **at_U)
+            law_notes = _law_notes(law_obj.name, chinchilla_data)
+            decisions, decisions_note = None, None
+            if unique_tokens is None:
+                decisions = compare_plans(fits["bayes"].params, budgets, level=level)
+            else:
+                decisions_note = (
+                    f"No decision table: the plans' assessment under the posterior does not "
+                    f"take a unique-token budget yet, which the {law_obj.name} law needs; the "
+                    f"frontier below is its compute-optimal allocation at U = "
+                    f"{unique_tokens:.3g} tokens.")
+            approaches, approaches_note = compare_approaches(runs, fits, budgets, level, seed,
+                                                             resamples)
             steps.done()
             steps.start("figures")
-            figs = _figures(fits, dense_frontiers, data_C_range, level, chinchilla)
-            figs["approaches"] = _approaches_figure(approaches, lo, hi)
+            figs, figure_notes = draw_figures(fits, dense_frontiers, data_C_range, level,
+                                              chinchilla)
+            if approaches is not None:
+                figs["approaches"] = approaches_figure(approaches, lo, hi)
             steps.done()
             steps.start("writing")
             settings = {"version": __version__, "level": level, "seed": int(seed),
                         "resamples": int(resamples),
                         "reference_budget": float(reference_budget),
+                        "law": law_obj.name, "unique_tokens": unique_tokens,
                         "budgets": [float(c) for c in budgets],
                         "bayes": {k: fits["bayes"].info.get(k) for k in
                                   ("likelihood", "chains", "warmup", "draws", "target_accept")}}
             created = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
             ctx = context(runs, fits, frontiers, methods, decisions, budgets, level, settings,
-                          chinchilla=chinchilla, created=created)
-            ctx["approaches"] = approaches
+                          chinchilla=chinchilla, created=created,
+                          chinchilla_data=chinchilla_data, unique_tokens=unique_tokens,
+                          law_notes=law_notes + figure_notes, decisions_note=decisions_note)
+            ctx.update(approaches=approaches, approaches_note=approaches_note,
+                       captions=figure_captions(law_obj.name))
             with atomic_folder(out, marker=_MARKER, what="report", owned=_owned,
                                guard=guard) as tmp:
                 written = _write_folder(tmp, ctx, figs)

@@ -40,6 +40,7 @@ __all__ = [
     "AT_BUDGET",
     "Steps",
     "is_chinchilla_data",
+    "quantities",
     "default_budgets",
     "fit_methods",
     "published_row",
@@ -114,6 +115,15 @@ class Steps:
             self.bar.close()
 
 
+def quantities(law_name: str) -> tuple[str, ...]:
+    """The rows of the method table above the budget rows: the law's own parameters
+    (its paper's symbols) and, for the Chinchilla law, its allocation exponents."""
+    from bayescale.laws.registry import get_law
+
+    names = get_law(law_name).param_names
+    return names + (("a_opt", "b_opt") if law_name == "chinchilla" else ())
+
+
 def valid_draws(f: ScalingFit) -> ScalingFit:
     """Drop draws with a non-finite or non-positive parameter (a failed resample)."""
     if f.is_point:
@@ -125,12 +135,13 @@ def valid_draws(f: ScalingFit) -> ScalingFit:
     if not keep.any():
         raise BayescaleError(f"every draw of the {f.method} fit has an invalid parameter.")
     info = dict(f.info, dropped_draws=int((~keep).sum()))
-    return dataclasses.replace(f, params=LawParams(*(v[keep] for v in arr)), info=info)
+    return dataclasses.replace(f, params=type(f.params)(*(v[keep] for v in arr)), info=info)
 
 
 def fit_methods(runs: Runs, *, bayes_options: Mapping[str, Any] | None = None,
                 resamples: int = 4000, seed: int = 0, level: float = 0.9,
-                quiet: bool = True, steps: Steps | None = None) -> dict[str, ScalingFit]:
+                quiet: bool = True, steps: Steps | None = None,
+                law: Any = "chinchilla") -> dict[str, ScalingFit]:
     """The Bayesian fit, the bootstrap and the Huber grid fit of ``runs``.
 
     The Huber fit is the bootstrap's reference (the grid fit to the full data that
@@ -146,6 +157,8 @@ def fit_methods(runs: Runs, *, bayes_options: Mapping[str, Any] | None = None,
     seed : seed of both the bootstrap and NUTS.
     level : interval level of the fits.
     steps : progress (and interrupt checks) of a caller's larger run.
+    law : the law fitted by all three (a name or a :class:`bayescale.laws.Law`; default
+        Chinchilla's).
 
     Returns
     -------
@@ -160,7 +173,7 @@ def fit_methods(runs: Runs, *, bayes_options: Mapping[str, Any] | None = None,
     steps.start("NUTS sampling")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        bayes = fit(runs, method="bayes", level=level, seed=seed, **options)
+        bayes = fit(runs, method="bayes", level=level, seed=seed, law=law, **options)
     messages = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
     for w in caught:  # give everything back to the caller's filters
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -168,17 +181,22 @@ def fit_methods(runs: Runs, *, bayes_options: Mapping[str, Any] | None = None,
     steps.done()
     steps.start(f"bootstrap ({resamples} resamples)")
     boot = valid_draws(fit(runs, method="bootstrap", level=level, seed=seed,
-                           resamples=int(resamples)))
+                           resamples=int(resamples), law=law))
     steps.done()
-    reference = LawParams(*(np.asarray(v, dtype=float) for v in boot.reference))
+    reference = boot.law.params_type(*(np.asarray(v, dtype=float) for v in boot.reference))
+    if boot.law.name == "chinchilla":
+        note = ("Huber grid fit (Hoffmann et al. 2022 Approach 3, 4500 L-BFGS starts, "
+                "delta 1e-3) to all the runs")
+    else:
+        note = f"Huber grid fit of the {boot.law.name} law (L-BFGS, delta 1e-3) to all the runs"
     huber = ScalingFit(method="huber", params=reference, runs=runs, level=level,
-                       info={"note": "Huber grid fit (Hoffmann et al. 2022 Approach 3, "
-                                     "4500 L-BFGS starts, delta 1e-3) to all the runs"})
+                       info={"note": note})
     return {"bayes": bayes, "bootstrap": boot, "huber": huber}
 
 
-def _at_budget(f: ScalingFit, C: float, level: float) -> dict[str, tuple[float, float, float]]:
-    fr = f.frontier([C])
+def _at_budget(f: ScalingFit, C: float, level: float,
+               unique_tokens: float | None = None) -> dict[str, tuple[float, float, float]]:
+    fr = f.frontier([C], **({} if unique_tokens is None else {"unique_tokens": unique_tokens}))
     out = {}
     for q in AT_BUDGET:
         v = np.asarray(getattr(fr, q), dtype=float)[:, 0]
@@ -205,7 +223,8 @@ def published_row(params: LawParams, C: float) -> dict[str, float]:
 def compare_methods(runs: Runs | Any = None, *, fits: Mapping[str, ScalingFit] | None = None,
                     reference_budget: float = GOPHER_BUDGET, level: float = 0.9,
                     bayes_options: Mapping[str, Any] | None = None, resamples: int = 4000,
-                    seed: int = 0, quiet: bool = True, published: bool = True) -> pd.DataFrame:
+                    seed: int = 0, quiet: bool = True, published: bool = True,
+                    law: Any = "chinchilla", unique_tokens: float | None = None) -> pd.DataFrame:
     """Side-by-side table of the Bayesian fit, the bootstrap and the Huber fit.
 
     Parameters
@@ -217,13 +236,18 @@ def compare_methods(runs: Runs | Any = None, *, fits: Mapping[str, ScalingFit] |
         parameter are given (default Gopher's 5.76e23).
     level : central interval level for the Bayesian and bootstrap columns.
     published : add columns with the published fits (Hoffmann et al. 2022 rounded
-        and unrounded, Besiroglu et al. 2024).
+        and unrounded, Besiroglu et al. 2024); Chinchilla-law fits only (ignored for
+        another law, whose parameters these are not).
+    law : the law fitted when ``fits`` is not given (default Chinchilla's).
+    unique_tokens : the unique-token budget ``U`` of the allocation at the reference
+        budget, for laws that take it (``data_constrained``).
 
     Returns
     -------
     pandas.DataFrame
-        Indexed by quantity (``E, A, B, alpha, beta, a_opt, b_opt, N_opt, D_opt,
-        tokens_per_param``); for each method columns ``<method>`` (estimate: median
+        Indexed by quantity (the law's parameters, e.g. ``E, A, B, alpha, beta,
+        a_opt, b_opt`` for Chinchilla or ``N_c, D_c, alpha_N, alpha_D`` for Kaplan,
+        then ``N_opt, D_opt, tokens_per_param``); for each method columns ``<method>`` (estimate: median
         over draws, or the point estimate), ``<method>_lower`` and ``<method>_upper``
         (NaN for a point estimate); ``attrs`` holds ``level`` and ``reference_budget``.
     """
@@ -233,29 +257,31 @@ def compare_methods(runs: Runs | Any = None, *, fits: Mapping[str, ScalingFit] |
         if not isinstance(runs, Runs):
             runs = load_runs(runs)
         fits = fit_methods(runs, bayes_options=bayes_options, resamples=resamples, seed=seed,
-                           level=level, quiet=quiet)
+                           level=level, quiet=quiet, law=law)
     C = float(reference_budget)
     if not (math.isfinite(C) and C > 0):
         raise BayescaleError(f"reference_budget must be positive FLOPs, got {reference_budget!r}.")
     cols: dict[str, list[float]] = {}
-    index = list(QUANTITIES) + list(AT_BUDGET)
     names = [m for m in METHOD_ORDER if m in fits] + [m for m in fits if m not in METHOD_ORDER]
+    law_name = fits[names[0]].law.name
+    rows = quantities(law_name)
+    index = list(rows) + list(AT_BUDGET)
     for m in names:
         f = fits[m]
         est = f.point_estimate()
         ivals = f.intervals(level)
-        at = _at_budget(f, C, level)
-        cols[m] = [est[q] for q in QUANTITIES] + [at[q][0] for q in AT_BUDGET]
-        cols[f"{m}_lower"] = [ivals.get(q, (math.nan,))[0] for q in QUANTITIES] + \
+        at = _at_budget(f, C, level, unique_tokens)
+        cols[m] = [est[q] for q in rows] + [at[q][0] for q in AT_BUDGET]
+        cols[f"{m}_lower"] = [ivals.get(q, (math.nan,))[0] for q in rows] + \
             [at[q][1] for q in AT_BUDGET]
-        cols[f"{m}_upper"] = [ivals.get(q, (math.nan, math.nan))[1] for q in QUANTITIES] + \
+        cols[f"{m}_upper"] = [ivals.get(q, (math.nan, math.nan))[1] for q in rows] + \
             [at[q][2] for q in AT_BUDGET]
-    if published:
+    if published and law_name == "chinchilla":
         for name, params in PUBLISHED.items():
             row = published_row(params, C)
             cols[name] = [row[q] for q in index]
     table = pd.DataFrame(cols, index=pd.Index(index, name="quantity"))
-    table.attrs.update(level=float(level), reference_budget=C)
+    table.attrs.update(level=float(level), reference_budget=C, law=law_name)
     return table
 
 

@@ -22,73 +22,16 @@ from typing import Any
 import pandas as pd
 
 from bayescale.report._format import human, interval
-from bayescale.report.compare import GOPHER_BUDGET, PUBLISHED
+from bayescale.report.compare import GOPHER_BUDGET
+from bayescale.report.tables import (
+    decisions_display,
+    diagnostics_display,
+    frontier_display,
+    methods_display,
+)
 
 __all__ = ["methods_display", "frontier_display", "decisions_display", "sections",
-           "render_markdown", "render_html", "CSS"]
-
-_PARAMETER_ROWS = ("E", "A", "B", "alpha", "beta", "a_opt", "b_opt")
-
-
-def _cell(quantity: str, median, lower=math.nan, upper=math.nan) -> str:
-    # Parameters keep 4 plain digits (A = 482.0, not 482); sizes get suffixes.
-    if quantity in _PARAMETER_ROWS:
-        return interval(median, lower, upper, 4, si=False)
-    return interval(median, lower, upper)
-
-
-def methods_display(table: pd.DataFrame) -> pd.DataFrame:
-    """Estimate [lower, upper] per method, published values as they are."""
-    out = {}
-    for col in table.columns:
-        if col.endswith(("_lower", "_upper")):
-            continue
-        if col in PUBLISHED:
-            out[col] = [_cell(q, v) for q, v in table[col].items()]
-        else:
-            out[col] = [_cell(q, m, lo, hi) for q, m, lo, hi in
-                        zip(table.index, table[col], table[f"{col}_lower"],
-                            table[f"{col}_upper"])]
-    return pd.DataFrame(out, index=table.index)
-
-
-def frontier_display(summary: pd.DataFrame) -> pd.DataFrame:
-    """One row per budget: N_opt, D_opt, L_opt and tokens per parameter with intervals."""
-    def ci(r, q, digits=3):
-        return interval(r[f"{q}_median"], r[f"{q}_lower"], r[f"{q}_upper"], digits)
-
-    rows = {}
-    for C, r in summary.iterrows():
-        rows[human(C)] = {"N_opt": ci(r, "N_opt"), "D_opt": ci(r, "D_opt"),
-                          "L_opt": ci(r, "L_opt", 4), "tokens/param": ci(r, "tokens_per_param"),
-                          "extrapolation (decades)": human(r["extrapolation"], 2)}
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("C (FLOPs)")
-
-
-def decisions_display(table: pd.DataFrame) -> pd.DataFrame:
-    """The decision table per budget and plan, formatted."""
-    t = table.reset_index()
-    within = table.attrs.get("within", 0.01)
-    return pd.DataFrame({
-        "C (FLOPs)": [human(v) for v in t["C"]],
-        "plan": t["plan"],
-        "N": [human(v) for v in t["N"]],
-        "D": [human(v) for v in t["D"]],
-        "tokens/param": [human(v) for v in t["tokens_per_param"]],
-        "expected loss": [f"{v:.5f}" for v in t["expected_loss"]],
-        "regret": [human(v, 2) for v in t["regret"]],
-        f"P(within {100 * within:g}% of optimal loss)": [f"{v:.2f}" for v in t["p_within_loss"]],
-        "compute efficiency": [interval(m, lo, hi) for m, lo, hi in zip(
-            t["compute_efficiency_median"], t["compute_efficiency_lower"],
-            t["compute_efficiency_upper"])],
-    })
-
-
-def _diagnostics_display(bayes) -> pd.DataFrame:
-    per = getattr(bayes.diagnostics, "per_param", None)
-    if per is None:
-        return pd.DataFrame()
-    return per.map(lambda v: human(v, 4, si=False) if isinstance(v, float) else v)
+           "render_markdown", "render_html", "CSS", "law_line"]
 
 
 def _chinchilla_lines(table: pd.DataFrame) -> list[str]:
@@ -133,18 +76,25 @@ def sections(ctx) -> list[tuple[str, str, list[str], list[tuple[str, pd.DataFram
     pct = f"{100 * level:g}%"
     out = []
 
-    out.append(("answer", "Answer: compute-optimal plans", [
-        _answer_line(methods),
-        "For each budget: the Bayes-optimal plan (minimises the posterior expected loss), the "
-        "plug-in plan (closed form at the median parameters), 20 tokens per parameter "
-        "and Kaplan et al. (2020)'s allocation, evaluated under the posterior. Regret: expected "
-        "loss minus that of the Bayes-optimal plan. Compute efficiency: the share of the budget "
-        "an optimal plan would need for the same loss."],
-        [("decisions", decisions_display(ctx["decisions"]))], ()))
+    if ctx["decisions"] is None:
+        answer = [_answer_line(methods), ctx.get("decisions_note") or "No decision table."]
+        tables = []
+    else:
+        answer = [
+            _answer_line(methods),
+            "For each budget: the Bayes-optimal plan (minimises the posterior expected loss), "
+            "the plug-in plan (closed form at the median parameters), 20 tokens per parameter "
+            "and Kaplan et al. (2020)'s allocation, evaluated under the posterior. Regret: "
+            "expected loss minus that of the Bayes-optimal plan. Compute efficiency: the share "
+            "of the budget an optimal plan would need for the same loss."]
+        tables = [("decisions", decisions_display(ctx["decisions"]))]
+    out.append(("answer", "Answer: compute-optimal plans", answer, tables, ()))
 
+    U = ctx.get("unique_tokens")
+    where = "" if U is None else f" at a unique-token budget U = {human(U)} tokens"
     out.append(("frontier", "Compute-optimal frontier", [
-        f"Median and central {pct} posterior interval per budget (C = 6ND). Extrapolation: "
-        "decades of compute beyond the range the runs cover."],
+        f"Median and central {pct} posterior interval per budget (C = 6ND){where}. "
+        "Extrapolation: decades of compute beyond the range the runs cover."],
         [("frontier", frontier_display(ctx["frontiers"]["bayes"].summary(level)))],
         ("frontier", "tokens_per_param")))
 
@@ -154,11 +104,14 @@ def sections(ctx) -> list[tuple[str, str, list[str], list[tuple[str, pd.DataFram
     if chinchilla:
         paras[0] += " The last columns are the published fits."
         paras += _chinchilla_lines(methods)
+    paras += list(ctx.get("law_notes", ()))
     out.append(("fit", "The fit: parameters by method", paras,
                 [("methods", methods_display(methods))], ("methods", "pair", "runs")))
 
     if ctx.get("approaches") is not None:
-        out.append(_approaches_section(ctx["approaches"], pct, chinchilla))
+        out.append(_approaches_section(ctx["approaches"], pct, ctx["chinchilla_data"]))
+    elif ctx.get("approaches_note"):
+        out.append(("approaches", "The allocation three ways", [ctx["approaches_note"]], []))
 
     d = {k: (math.nan if v is None else v) for k, v in ctx["diagnostics"].items()}
     paras = [f"R-hat max {d.get('rhat_max', math.nan):.4f} (threshold 1.01), bulk ESS min "
@@ -167,7 +120,7 @@ def sections(ctx) -> list[tuple[str, str, list[str], list[tuple[str, pd.DataFram
              f"E-BFMI min {d.get('ebfmi_min', math.nan):.2f} (0.3)."]
     paras += [str(note) for note in (d.get("notes") or [])]
     out.append(("diagnostics", "Diagnostics", paras,
-                [("diagnostics", _diagnostics_display(bayes))], ("residuals",)))
+                [("diagnostics", diagnostics_display(bayes))], ("residuals",)))
 
     paras = [f"Source: {prov['source']}; {prov['n_runs']} runs used. "
              f"N from {human(prov['N_range'][0])} to {human(prov['N_range'][1])} parameters, "
@@ -187,12 +140,14 @@ def sections(ctx) -> list[tuple[str, str, list[str], list[tuple[str, pd.DataFram
                   f"Provenance: {ds['provenance']}"]
     out.append(("data", "Data", paras, []))
 
+    grid = "a 4500-start grid" if ctx.get("law", "chinchilla") == "chinchilla" else \
+        "the law's grid of starts"
     paras = [f"Likelihood of log loss: {info.get('likelihood', '?')}. NUTS with "
              f"{info.get('chains')} chains x {info.get('warmup')} warmup x "
              f"{info.get('draws')} draws (seed {info.get('seed')}, target acceptance "
              f"{info.get('target_accept')}, {info.get('dtype')} on {info.get('device')}). "
              f"Bootstrap: {boot.info.get('resamples')} resamples of the runs, each refitted by "
-             "L-BFGS. Huber: Huber loss (delta 1e-3) minimised from a 4500-start grid. "
+             f"L-BFGS. Huber: Huber loss (delta 1e-3) minimised from {grid}. "
              f"Intervals are central {pct} intervals for both the posterior and the bootstrap."]
     if chinchilla:
         paras.append("The Huber fit is Hoffmann et al.'s Approach 3; the bootstrap starts each "
@@ -238,6 +193,19 @@ def _approaches_section(comp, pct: str, chinchilla: bool):
             [("approaches", pd.DataFrame(rows))], ("approaches",))
 
 
+def law_line(ctx) -> str:
+    """The law fitted, its form and its citation (the page's header)."""
+    from bayescale.laws.registry import get_law
+
+    law = get_law(ctx.get("law", "chinchilla"))
+    text = f"Law: {law.name}"
+    if law.description:
+        text += f", {law.description}"
+    if law.citation:
+        text += f" ({law.citation.rstrip('.')})"
+    return text + "."
+
+
 def banner(ctx) -> tuple[str, str]:
     if ctx["problems"]:
         text = ("WARNING: the NUTS diagnostics failed (" + "; ".join(ctx["problems"]) + "). "
@@ -272,6 +240,7 @@ def render_markdown(ctx, figures: Mapping[str, str], captions: Mapping[str, str]
     kind, text = banner(ctx)
     out = [f"# bayescale report: {ctx['provenance']['source']}", "",
            f"_Created {ctx['created']} by bayescale {ctx['settings']['version']}._", "",
+           law_line(ctx), "",
            f"> **{text}**" if kind == "warning" else f"> {text}", ""]
     for _, title, paras, tables, figs in sections(ctx):
         out += [f"## {title}", ""]
@@ -317,6 +286,7 @@ def render_html(ctx, pngs: Mapping[str, bytes], captions: Mapping[str, str]) -> 
            f"<h1>{html.escape(title)}</h1>",
            f'<p class="small">Created {ctx["created"]} by bayescale '
            f'{html.escape(ctx["settings"]["version"])}.</p>',
+           f'<p id="law">{html.escape(law_line(ctx))}</p>',
            f'<div id="diagnostics-banner" class="banner {kind}">{html.escape(text)}</div>',
            f'<nav class="toc" id="contents"><strong>Contents</strong><ol>{toc}</ol></nav>']
     for sid, title_, paras, tables, figs in parts:
@@ -337,8 +307,15 @@ def render_html(ctx, pngs: Mapping[str, bytes], captions: Mapping[str, str]) -> 
 
 
 def context(runs, fits, frontiers, methods, decisions, budgets, level, settings, *,
-            chinchilla: bool, created: str) -> dict[str, Any]:
-    """Everything the renderers read, in one mapping."""
+            chinchilla: bool, created: str, chinchilla_data: bool | None = None,
+            unique_tokens: float | None = None, law_notes=(),
+            decisions_note: str | None = None) -> dict[str, Any]:
+    """Everything the renderers read, in one mapping.
+
+    ``chinchilla``: the Chinchilla law fitted to the Chinchilla data (the published fits
+    and their story apply); ``chinchilla_data``: the Chinchilla data, whatever the law
+    (default ``chinchilla``); ``law_notes``: lines on what the law leaves out;
+    ``decisions_note``: why there is no decision table when ``decisions`` is None."""
     from bayescale.data import registry as datasets
 
     bayes = fits["bayes"]
@@ -354,4 +331,7 @@ def context(runs, fits, frontiers, methods, decisions, budgets, level, settings,
         "problems": diag.problems() if diag is not None else [],
         "diagnostics": diag.to_dict() if diag is not None else {},
         "provenance": prov, "chinchilla": chinchilla, "created": created,
+        "chinchilla_data": chinchilla if chinchilla_data is None else chinchilla_data,
+        "law": bayes.law.name, "unique_tokens": unique_tokens, "law_notes": list(law_notes),
+        "decisions_note": decisions_note,
     }
