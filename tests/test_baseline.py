@@ -167,3 +167,25 @@ class TestChinchilla:
         assert not lo <= HOFFMANN_2022.beta <= hi
         summary = bootstrap_fit.summary()
         assert {"estimate", "lower", "upper", "sd", "reference"} <= set(summary.columns)
+
+
+@pytest.mark.float64
+def test_screening_on_a_subsample_reaches_the_exhaustive_optimum(chinchilla_240, grid_fit):
+    # Issue 9: with many rows the starts are screened on a subsample spread over the
+    # design and only the best are solved on all rows; on the Chinchilla runs that must
+    # give the exhaustive grid's optimum (objective within 1e-10 relative).
+    r = chinchilla_240
+    sub = baseline.fit_huber(r.log_N, r.log_D, r.log_loss, screen_rows=60)
+    assert sub.info["screened_on_rows"] == 60 and grid_fit.info["screened_on_rows"] == 240
+    assert sub.info["objective"] == pytest.approx(grid_fit.info["objective"], rel=1e-10)
+
+
+def test_design_subsample_spreads_over_the_sizes():
+    rng = np.random.default_rng(0)
+    sizes = np.repeat(np.geomspace(1e7, 1e9, 8), 500)  # 8 sizes, 500 checkpoints each
+    log_X = np.column_stack([np.log(sizes), np.log(rng.uniform(1e8, 1e11, sizes.size))])
+    idx = baseline.design_subsample(log_X, 80)
+    assert idx.size == np.unique(idx).size == 80
+    counts = np.unique(log_X[idx, 0], return_counts=True)[1]
+    assert counts.size == 8 and counts.min() >= 9  # ~10 per size, not all from a few
+    assert log_X[:, 1][idx].min() < np.quantile(log_X[:, 1], 0.05)  # tokens' range kept

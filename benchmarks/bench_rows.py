@@ -1,0 +1,104 @@
+"""Row scaling of the Huber grid fit: time and peak memory from 1e3 to 1e6 rows.
+
+Run ``python benchmarks/bench_rows.py``; writes ``benchmarks/results/rows.json``.
+
+Users fit whole loss curves and checkpoint dumps, not only final points (issue 9: a
+200,000-row file took 1,345 s and 6.5 GB before the starts were screened on a
+subsample). Each size is fitted in a fresh process (so its peak memory is its own,
+read from ``resource.getrusage``) on synthetic checkpoints: 12 model sizes from 1e7 to
+1e10 parameters, tokens log-uniform from 1 to 200 per parameter (the checkpoints of
+each run), loss from Hoffmann et al.'s (2022) published law with 0.01 noise on
+log loss. Reported: the whole ``fit(..., method="huber")`` (first call, compile
+included) and a second call in the same process (steady state), peak resident memory,
+and the recovered parameters against the truth. The baseline is the exhaustive grid
+(every start on every row, ``screen_rows=None``), run at the sizes where it is
+affordable on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SIZES = (1_000, 10_000, 100_000, 200_000, 1_000_000)
+EXHAUSTIVE_UP_TO = 10_000
+
+
+def synthetic_checkpoints(n: int, seed: int = 0):
+    import numpy as np
+    import pandas as pd
+
+    from bayescale.laws.chinchilla import HOFFMANN_2022 as P
+
+    rng = np.random.default_rng(seed)
+    N = np.repeat(np.geomspace(1e7, 1e10, 12), -(-n // 12))[:n]
+    D = N * np.exp(rng.uniform(np.log(1.0), np.log(200.0), n))
+    loss = (P.E + P.A / N**P.alpha + P.B / D**P.beta) * np.exp(rng.normal(0, 0.01, n))
+    return pd.DataFrame({"N": N, "D": D, "loss": loss})
+
+
+def child(n: int, exhaustive: bool) -> dict:
+    import warnings
+
+    from bayescale import fit, load_runs
+    from bayescale.errors import DataWarning
+    from bayescale.laws.chinchilla import HOFFMANN_2022 as P
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DataWarning)
+        runs = load_runs(synthetic_checkpoints(n))
+    kw = {"screen_rows": None} if exhaustive else {}
+    t0 = time.perf_counter()
+    res = fit(runs, method="huber", **kw)
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fit(runs, method="huber", **kw)
+    steady = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB (Linux)
+    est = {k: float(getattr(res.params, k)) for k in ("E", "A", "B", "alpha", "beta")}
+    return {"rows": n, "exhaustive": exhaustive, "first_s": first, "steady_s": steady,
+            "peak_MiB": peak, "objective": res.info["objective"],
+            "screened_on_rows": res.info.get("screened_on_rows"), "params": est,
+            "truth": {k: float(getattr(P, k)) for k in est}}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    ap.add_argument("--out", default=str(HERE / "results" / "rows.json"))
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(int(args.child[0]), args.child[1] == "1")))
+        return
+    from bayescale.io import atomic_write, dumps_json
+
+    rows = []
+    for n in map(int, args.sizes.split(",")):
+        for exhaustive in ((False, True) if n <= EXHAUSTIVE_UP_TO else (False,)):
+            proc = subprocess.run([sys.executable, __file__, "--child", str(n),
+                                   "1" if exhaustive else "0"],
+                                  capture_output=True, text=True,
+                                  env={**os.environ, "JAX_ENABLE_COMPILATION_CACHE": "false"})
+            if proc.returncode:
+                rows.append({"rows": n, "exhaustive": exhaustive, "error": proc.stderr[-2000:]})
+                print(n, exhaustive, "failed", proc.stderr[-300:], flush=True)
+                continue
+            rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            r = rows[-1]
+            print(f"{n:>9} {'exhaustive' if exhaustive else 'screened':>10}: first {r['first_s']:7.1f} s, "
+                  f"steady {r['steady_s']:7.1f} s, peak {r['peak_MiB']:7.0f} MiB, "
+                  f"objective {r['objective']:.10g}", flush=True)
+    out = {"load_average": os.getloadavg(), "cpu_count": os.cpu_count(), "rows": rows}
+    atomic_write(Path(args.out), lambda tmp: Path(tmp).write_text(dumps_json(out, indent=1) + "\n"))
+
+
+if __name__ == "__main__":
+    main()
