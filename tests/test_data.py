@@ -635,3 +635,31 @@ def test_the_misfitting_checkpoint_file_has_24_duplicates():
         runs = load_runs(path, D="D", drop_duplicates=True)
     assert len(runs) == len(path.read_text().splitlines()) - 1 - 24
     assert any("dropped 24 duplicate rows" in n for n in runs.notes)
+
+
+@pytest.mark.parametrize("orient", ["records_lines", "records", "columns_list"])
+def test_json_on_stdin_gives_the_runs_the_csv_gives(monkeypatch, frame, orient):
+    import io
+    import json
+
+    if orient == "records_lines":
+        text = "\n".join(json.dumps(r) for r in frame.to_dict(orient="records"))
+    elif orient == "records":
+        text = json.dumps(frame.to_dict(orient="records"))
+    else:
+        text = json.dumps(frame.to_dict(orient="list"))
+    monkeypatch.setattr("sys.stdin", io.StringIO(text))
+    from_json = load_runs("-")
+    monkeypatch.setattr("sys.stdin", io.StringIO(frame.to_csv(index=False)))
+    from_csv = load_runs("-")
+    np.testing.assert_array_equal(from_json.N, from_csv.N)
+    np.testing.assert_array_equal(from_json.loss, from_csv.loss)
+    assert from_json.source == "stdin"
+
+
+def test_broken_json_on_stdin_is_a_clear_error(monkeypatch):
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO('{"N": 1e9, "D": '))
+    with pytest.raises(DataError, match="standard input as JSON"):
+        load_runs("-")

@@ -56,7 +56,7 @@ def add_data_arguments(p: argparse.ArgumentParser, *, dest: str = "data", metava
     p.add_argument(dest, metavar=metavar,
                    help=help or "registered dataset name (e.g. chinchilla), a file (CSV, TSV, "
                                 "JSON lines, JSON or Parquet, by extension; .gz too), or - "
-                                "for a CSV on standard input")
+                                "for standard input (CSV, JSON or JSON lines)")
     g = p.add_argument_group("data")
     g.add_argument("--exclude-top", type=int, default=0, metavar="K",
                    help="drop the K highest-loss runs (Besiroglu et al. 2024 drop 5)")
@@ -91,7 +91,7 @@ def add_fit_source_arguments(
         p: argparse.ArgumentParser, *,
         source_help: str = ("fit folder (from `bayescale fit ... --out DIR`), a published law "
                             "(see `bayescale laws`, e.g. besiroglu2024), or a dataset name, "
-                            "CSV path or - (CSV on standard input) to fit first"),
+                            "file or - (standard input) to fit first"),
         title: str = "fitting (when SOURCE is data, not a fit folder)",
         methods: tuple[str, ...] = METHODS, method: str = "bootstrap",
         method_help: str = ("estimator for SOURCE data (default bootstrap: resampled Huber fits "

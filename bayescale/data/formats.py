@@ -120,23 +120,50 @@ def _read_json(path: Path, lines: bool) -> pd.DataFrame:
     try:
         with _open_text(path) as fh:
             text = fh.read()
-        if lines:
-            records = [json.loads(line) for line in text.splitlines() if line.strip()]
-        else:
-            try:
-                records = json.loads(text)
-            except json.JSONDecodeError as exc:
-                if not exc.msg.startswith("Extra data"):
-                    raise
-                return _read_json(path, True)  # JSON lines in a .json file
-        if isinstance(records, dict):  # {column: [values]} or {column: {row: value}}
-            return pd.DataFrame(records).reset_index(drop=True)
-        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-            raise ValueError("it is not a list of objects, one per run")
-        return pd.DataFrame.from_records(records)
+        return _json_frame(text, lines)
     except (ValueError, OSError, EOFError, lzma.LZMAError, zipfile.BadZipFile) as exc:
         raise DataError(f"could not read {str(path)!r} as {what}: {exc}. Fix: check the "
                         "file, or save it as CSV.") from None
+
+
+def _json_frame(text: str, lines: bool) -> pd.DataFrame:
+    if lines:
+        records = [json.loads(line) for line in text.splitlines() if line.strip()]
+    else:
+        try:
+            records = json.loads(text)
+        except json.JSONDecodeError as exc:
+            if not exc.msg.startswith("Extra data"):
+                raise
+            return _json_frame(text, True)  # JSON lines in a .json file
+    if isinstance(records, dict):  # {column: [values]} or {column: {row: value}}
+        return pd.DataFrame(records).reset_index(drop=True)
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        raise ValueError("it is not a list of objects, one per run")
+    return pd.DataFrame.from_records(records)
+
+
+def read_text(text: str, sep: str | None = None) -> pd.DataFrame:
+    """The table in ``text`` (standard input): JSON or JSON lines when it starts with
+    ``{`` or ``[``, otherwise CSV (delimiter sniffed unless ``sep`` is given)."""
+    if text.lstrip()[:1] in ("{", "["):
+        if sep is not None:
+            raise DataError(f"sep={sep!r} was given but standard input is JSON, which has no "
+                            "delimiter. Fix: leave sep unset.",
+                            cli="--sep was given but standard input is JSON. Fix: drop --sep.")
+        try:
+            frame = _json_frame(text, lines=False)
+        except ValueError as exc:
+            raise DataError(f"could not read standard input as JSON or JSON lines: {exc}. "
+                            "Fix: one JSON object per run (e.g. N, D, loss), or a CSV.") from None
+        if frame.shape[1] == 0:
+            raise DataError("standard input holds no table of records. Fix: one JSON object "
+                            "per run, with the same keys (e.g. N, D, loss).")
+        return frame
+    try:
+        return pd.read_csv(io.StringIO(text), sep=sep or validate.sniff(text))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DataError(f"could not read standard input as CSV: {exc}") from None
 
 
 def read_file(path: str | Path, sep: str | None = None) -> pd.DataFrame:

@@ -10,7 +10,6 @@ Which columns are N, D, C, loss and U is decided in :mod:`bayescale.data.columns
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 import sys
 from pathlib import Path
@@ -127,13 +126,12 @@ def _read_source(source, columns: dict, options: dict | None = None, sep: str | 
         return source, "DataFrame", columns
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
-        if text == "-":  # standard input, as a CSV
+        if text == "-":  # standard input: CSV, JSON or JSON lines
             try:
                 text = sys.stdin.read()
-                return (pd.read_csv(io.StringIO(text), sep=sep or validate.sniff(text)),
-                        "stdin", columns)
-            except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-                raise DataError(f"could not read standard input as CSV: {exc}") from None
+            except UnicodeDecodeError as exc:
+                raise DataError(f"could not read standard input as text: {exc}") from None
+            return formats.read_text(text, sep), "stdin", columns
         if text in datasets.DATASETS:
             ds = datasets.get_dataset(text)
             merged = {**ds.columns, **{k: v for k, v in columns.items() if v is not None}}
@@ -190,7 +188,7 @@ def load_runs(
 
     Parameters
     ----------
-    source : DataFrame, file path, ``"-"`` (a CSV on standard input) or registered dataset name
+    source : DataFrame, file path, ``"-"`` (standard input: CSV, JSON or JSON lines) or registered dataset name
         Files are read by extension: CSV, TSV, JSON lines, JSON, Parquet, and these
         compressed (``.csv.gz``); see :mod:`bayescale.data.formats`.
         Registered names (e.g. ``"chinchilla"``) are found through
