@@ -217,3 +217,26 @@ def test_cli_law_reaches_the_report(fits, tmp_path, monkeypatch):
     assert status == 0, err
     assert calls[0]["law"].name == "kaplan"
     assert "Law: kaplan" in (out / "report.md").read_text()
+
+
+def test_cli_compare_law(fits, monkeypatch):
+    from bayescale.report import compare
+
+    calls = []
+
+    def fake_fit_methods(runs, **kwargs):
+        calls.append(kwargs)
+        return fits
+
+    monkeypatch.setenv("BAYESCALE_NO_CACHE", "1")
+    monkeypatch.setattr(compare, "fit_methods", fake_fit_methods)
+    status, stdout, err = _run(["compare", "synthetic", "--law", "kaplan", "--json"])
+    assert status == 0, err
+    assert calls[0]["law"] == "kaplan"
+    payload = json.loads(stdout)
+    assert set(payload["methods"]["bayes"]) == {*KAPLAN_PARAMS, "N_opt", "D_opt",
+                                                "tokens_per_param"}
+    assert payload["published"] == {}
+    status, _, err = _run(["compare", "synthetic", "--laws", "chinchilla,kaplan",
+                           "--law", "kaplan"])
+    assert status == 2 and "do not take them" in err and "Traceback" not in err

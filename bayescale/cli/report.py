@@ -41,6 +41,7 @@ examples:
   bayescale compare synthetic --chains 2 --warmup 300 --draws 300 --resamples 500 --json
   bayescale compare my_runs.csv --reference-budget 1e22
   bayescale compare synthetic --laws chinchilla,kaplan --chains 2 --warmup 300 --draws 300
+  bayescale compare synthetic --law kaplan --chains 2 --warmup 300 --draws 300
 """
 
 
@@ -62,6 +63,15 @@ def _tokens(text: str) -> float:
         return parse_flops(text, "--unique-tokens")
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_law_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--law", default="chinchilla", metavar="LAW",
+                   help="law every method fits: chinchilla (default), kaplan, "
+                        "data_constrained (see `bayescale laws`)")
+    p.add_argument("--unique-tokens", "-U", type=_tokens, default=None, metavar="U",
+                   help="unique-token budget of the allocation for laws with repeated data "
+                        "(data_constrained: required), e.g. 25e9")
 
 
 def _add_fit_arguments(p: argparse.ArgumentParser) -> None:
@@ -97,12 +107,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="report folder (default report-<DATA name>)")
     p.add_argument("--json", action="store_true",
                    help="print the written paths and the diagnostics as JSON on stdout")
-    p.add_argument("--law", default="chinchilla", metavar="LAW",
-                   help="law every method fits: chinchilla (default), kaplan, "
-                        "data_constrained (see `bayescale laws`)")
-    p.add_argument("--unique-tokens", "-U", type=_tokens, default=None, metavar="U",
-                   help="unique-token budget of the frontier for laws with repeated data "
-                        "(data_constrained: required), e.g. 25e9")
+    _add_law_arguments(p)
     _add_fit_arguments(p)
     p.set_defaults(func=run_report)
 
@@ -113,7 +118,8 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Fits the Bayesian model, the bootstrap and the Huber point estimate and prints "
             "their estimates and intervals for E, A, B, alpha, beta, the allocation exponents "
             "a_opt and b_opt, and N_opt, D_opt and tokens per parameter at a reference "
-            "budget, beside the published fits (Hoffmann et al. 2022, Besiroglu et al. 2024)."),
+            "budget, beside the published fits (Hoffmann et al. 2022, Besiroglu et al. 2024). "
+            "With --law, another law's parameters (no published fits or a_opt)."),
         epilog=COMPARE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_data_arguments(c)
     c.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -126,6 +132,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(envelope of training curves), 2 (isoFLOP parabolas), 3 (parametric "
                         "law, bootstrap); a and b with intervals and N_opt, D_opt at "
                         "--reference-budget and 1e24 FLOPs")
+    _add_law_arguments(c)
     c.add_argument("--figure", default=None, metavar="PATH",
                    help="with --approaches: write N_opt(C) by approach (as Hoffmann et al.'s "
                         "Figure 1) to PATH (.png, .pdf or .svg)")
@@ -215,6 +222,12 @@ def run_compare(args: argparse.Namespace) -> int:
         from bayescale.errors import BayescaleError
 
         raise BayescaleError("--laws and --approaches are two different comparisons; give one.")
+    if (args.laws or args.approaches) and (args.law != "chinchilla" or args.unique_tokens):
+        from bayescale.errors import BayescaleError
+
+        raise BayescaleError("--law and --unique-tokens choose the law of the method comparison; "
+                             "--laws and --approaches do not take them.")
+    _check_law(args)
     runs = load_runs_from_args(args)
     if args.laws:
         return _run_compare_laws(args, runs)
@@ -223,8 +236,10 @@ def run_compare(args: argparse.Namespace) -> int:
     from bayescale.report.compare import compare_methods, compare_methods_json, fit_methods
 
     fits = fit_methods(runs, bayes_options=_bayes_options(args), resamples=args.resamples,
-                       seed=args.seed, level=args.level, quiet=args.quiet or args.json)
-    table = compare_methods(fits=fits, reference_budget=args.reference_budget, level=args.level)
+                       seed=args.seed, level=args.level, quiet=args.quiet or args.json,
+                       law=args.law)
+    table = compare_methods(fits=fits, reference_budget=args.reference_budget, level=args.level,
+                            unique_tokens=args.unique_tokens)
     if args.json:
         payload = compare_methods_json(table)
         payload["n_runs"] = len(runs)

@@ -247,9 +247,10 @@ def compare_methods(runs: Runs | Any = None, *, fits: Mapping[str, ScalingFit] |
     pandas.DataFrame
         Indexed by quantity (the law's parameters, e.g. ``E, A, B, alpha, beta,
         a_opt, b_opt`` for Chinchilla or ``N_c, D_c, alpha_N, alpha_D`` for Kaplan,
-        then ``N_opt, D_opt, tokens_per_param``); for each method columns ``<method>`` (estimate: median
-        over draws, or the point estimate), ``<method>_lower`` and ``<method>_upper``
-        (NaN for a point estimate); ``attrs`` holds ``level`` and ``reference_budget``.
+        then ``N_opt, D_opt, tokens_per_param``); for each method columns ``<method>``
+        (estimate: median over draws, or the point estimate), ``<method>_lower`` and
+        ``<method>_upper`` (NaN for a point estimate); ``attrs`` holds ``level``,
+        ``reference_budget`` and ``law`` (its name).
     """
     if fits is None:
         if runs is None:

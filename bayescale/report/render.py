@@ -76,8 +76,11 @@ def sections(ctx) -> list[tuple[str, str, list[str], list[tuple[str, pd.DataFram
     pct = f"{100 * level:g}%"
     out = []
 
+    U = ctx.get("unique_tokens")
+    where = "" if U is None else f" at a unique-token budget U = {human(U)} tokens"
     if ctx["decisions"] is None:
-        answer = [_answer_line(methods), ctx.get("decisions_note") or "No decision table."]
+        answer = [_answer_line(methods) + (where and f" The allocation is{where}."),
+                  ctx.get("decisions_note") or "No decision table."]
         tables = []
     else:
         answer = [
@@ -90,8 +93,6 @@ def sections(ctx) -> list[tuple[str, str, list[str], list[tuple[str, pd.DataFram
         tables = [("decisions", decisions_display(ctx["decisions"]))]
     out.append(("answer", "Answer: compute-optimal plans", answer, tables, ()))
 
-    U = ctx.get("unique_tokens")
-    where = "" if U is None else f" at a unique-token budget U = {human(U)} tokens"
     out.append(("frontier", "Compute-optimal frontier", [
         f"Median and central {pct} posterior interval per budget (C = 6ND){where}. "
         "Extrapolation: decades of compute beyond the range the runs cover."],
