@@ -197,7 +197,7 @@ class ScalingFit:
 
 # Settings each point-estimate method takes (``strict`` is handled here).
 _POINT_OPTIONS = {
-    "huber": ("delta", "starts", "max_iter", "polish", "num_slots"),
+    "huber": ("delta", "starts", "max_iter", "polish", "num_slots", "screen_rows"),
     "huber_mle": ("delta", "init", "max_iter"),
     "bootstrap": ("resamples", "delta", "init", "max_iter"),
 }
