@@ -9,7 +9,8 @@ import pytest
 from bayescale import fit, load_runs
 from bayescale.data.synthetic import simulate_frame
 from bayescale.errors import BayescaleError
-from bayescale.estimators.stacking import LawStack, mixture, stack_laws, stacking_weights
+from bayescale.estimators.stacking import (LawStack, mixture, mixture_indices, stack_laws,
+                                           stacking_weights)
 from bayescale.laws.kaplan import KaplanParams
 from bayescale.planning.frontier import Frontier
 
@@ -92,6 +93,36 @@ def test_mixture_quantiles_equal_the_pooled_draws_by_hand():
     assert np.isin(odd.N_opt[:141, 0], a.N_opt[:, 0]).all()
     assert np.isin(odd.N_opt[141:, 0], b.N_opt[:, 0]).all()
     assert len(np.unique(odd.N_opt[100:141, 0])) == 41
+
+
+def test_mixture_indices_are_the_documented_draws_and_mixture_pools_them():
+    """Largest-remainder counts, whole copies plus a remainder without replacement from
+    ``default_rng(seed)``, laws in order: recomputed here with numpy."""
+    rng = np.random.default_rng(1)
+    a = _frontier(10 ** rng.normal(9, 0.1, (30, 2)))
+    b = _frontier(10 ** rng.normal(10, 0.2, (20, 2)))
+    c = _frontier(10 ** rng.normal(11, 0.2, (7, 2)))
+    w, num, seed = [0.512, 0.333, 0.155], 101, 5
+    idx = mixture_indices([30, 20, 7], w, num_draws=num, seed=seed)
+    # 101 w = 51.712, 33.633, 15.655: floors 51, 33, 15 (99); the two largest remainders
+    # (0.712, 0.655) get one more: 52, 33, 16
+    assert [len(i) for i in idx] == [52, 33, 16]
+    by_hand = np.random.default_rng(seed)
+    expected = []
+    for S, m in ((30, 52), (20, 33), (7, 16)):
+        expected.append(np.concatenate([np.tile(np.arange(S), m // S),
+                                        np.sort(by_hand.choice(S, m % S, replace=False))]))
+    for got, want in zip(idx, expected):
+        np.testing.assert_array_equal(got, want)
+    mixed = mixture([a, b, c], w, num_draws=num, seed=seed)
+    np.testing.assert_array_equal(mixed.N_opt, np.concatenate(
+        [f.N_opt[i] for f, i in zip((a, b, c), expected)]))
+    # a weight of zero takes no draw; a weight of one takes every draw once, in order
+    none, all_ = mixture_indices([30, 20], [0.0, 1.0], num_draws=20, seed=0)
+    assert none.size == 0
+    np.testing.assert_array_equal(all_, np.arange(20))
+    with pytest.raises(BayescaleError, match="sum to 1"):
+        mixture_indices([3, 3], [0.7, 0.7], num_draws=4)
 
 
 def test_mixture_rejects_bad_input():

@@ -14,6 +14,11 @@ needs ``--unique-tokens U``, as ``frontier`` does: the optimum at the budget is 
 frontier's (``ScalingFit.frontier(..., unique_tokens=U)``), and the plan is compared with it
 in loss; the regret, compute efficiency and Bayes-optimal plan are not computed for such a
 law (the output says so).
+
+``--structural LAWS`` (laws stacked as for ``frontier``) adds the answer with law-form
+uncertainty: every draw of each law's fit is assessed with its own law, and the draws are
+pooled by the stacking weights (:func:`bayescale.estimators.stacking.mixture_indices`), beside
+the top-weighted law's own answer: the bands ``within`` and ``structural``.
 """
 
 from __future__ import annotations
@@ -23,8 +28,8 @@ import math
 import sys
 
 from bayescale._util import BUDGET_TOLERANCE, check_level, parse_flops
-from bayescale.cli._common import (UNIQUE_TOKENS_HELP, add_fit_source_arguments, load_source,
-                                   unique_tokens_from_args)
+from bayescale.cli._common import (UNIQUE_TOKENS_HELP, add_fit_source_arguments,
+                                   load_runs_from_args, load_source, unique_tokens_from_args)
 from bayescale.errors import BayescaleError
 
 DECIDE_EXAMPLES = """\
@@ -59,6 +64,10 @@ def register(subparsers) -> None:
                         "(0.01 or 1%%; repeatable; default 1%% and 5%%)")
     d.add_argument("--level", type=float, default=0.9, help="central interval level (0.9)")
     d.add_argument("--json", action="store_true", help="print JSON to stdout")
+    d.add_argument("--structural", default=None, metavar="LAWS",
+                   help="also answer with law-form uncertainty: fit these laws "
+                        "(comma-separated, e.g. chinchilla,kaplan) to SOURCE data, weigh them "
+                        "by leave-future-out stacking and pool each law's per-draw answer")
     d.set_defaults(func=run_decide)
 
 
@@ -76,7 +85,6 @@ def _parse_fraction(text: str) -> float:
 
 def _over(N: float, D: float, budget: float) -> str:
     return f"{100 * (6 * N * D / budget - 1):.1f}%"
-
 
 
 def _write_json(out: dict) -> int:
@@ -161,6 +169,8 @@ def run_decide(args) -> int:
             "or shrink --params/--tokens.")
     within = (0.01, 0.05) if not args.within else tuple(_parse_fraction(w) for w in args.within)
     level = check_level(args.level, name="--level")
+    if args.structural is not None:
+        _check_structural_source(args)
     fit = load_source(args)
     U = unique_tokens_from_args(args)
     if getattr(fit, "law", None) is None:
@@ -168,6 +178,8 @@ def run_decide(args) -> int:
     if U is not None or "U" in fit.law.inputs:
         return _decide_unique_tokens(args, fit, N, D, budget, within, level, U)
     out = assess_plan(fit.params, N, D, budget=budget, within=within, level=level)
+    if args.structural is not None:
+        out["structural"] = _structural(args, N, D, out["plan"]["C"], within, level, U)
     from bayescale.planning.frontier import extrapolation
 
     data_range = None if fit.runs is None else (float(fit.runs.C.min()), float(fit.runs.C.max()))
@@ -178,9 +190,7 @@ def run_decide(args) -> int:
         return _write_json(out)
     pct = f"{100 * level:g}%"
     p, loss = out["plan"], out["loss"]
-    print(f"plan: N = {p['N']:.3g} parameters, D = {p['D']:.3g} tokens "
-          f"({p['tokens_per_param']:.3g} tokens/param), 6ND = {p['C_plan']:.3g} FLOPs; "
-          f"budget C = {p['C']:.3g}" + ("  [OVER BUDGET]" if p["over_budget"] else ""))
+    print(_plan_line(N, D, p["C"]) + ("  [OVER BUDGET]" if p["over_budget"] else ""))
     if budget is not None and 6 * N * D > budget:
         print(f"note: the plan's 6ND is {_over(N, D, budget)} over the budget, within the "
               f"{100 * BUDGET_TOLERANCE:g}% tolerance; it is compared with the optimum at the "
@@ -215,6 +225,8 @@ def run_decide(args) -> int:
         print(f"{name.replace('_', '-')} plan: N = {b['N']:.3g}, D = {b['D']:.3g} "
               f"({b['tokens_per_param']:.3g} tokens/param), expected loss {b['expected_loss']:.4f}, "
               f"regret {b['regret']:.3g}")
+    if "structural" in out:
+        _print_structural(out["structural"], pct)
     return 0
 
 
@@ -230,35 +242,23 @@ def _decide_unique_tokens(args, fit, N: float, D: float, budget, within, level: 
     """
     import numpy as np
 
-    from bayescale.laws.base import evaluate
-
     C = 6.0 * N * D if budget is None else budget
     fr = fit.frontier([C], unique_tokens=U)
     row = fr.to_dict(level)["budgets"][0]
-    L_opt = np.asarray(fr.L_opt, dtype=float).reshape(-1)
-    L = np.exp(np.asarray(evaluate(fit.law, fit.params, N, D, U), dtype=float)).reshape(-1)
-    q = [0.5, (1 - level) / 2, (1 + level) / 2]
-
-    def summary(x) -> dict:
-        med, lo, hi = np.quantile(x, q)
-        return {"mean": float(np.mean(x)), "median": float(med), "lower": float(lo),
-                "upper": float(hi)}
-
-    excess = L - L_opt
+    s = _draw_summary(_law_draws(fit, N, D, C, U, fr), N, within, level)
     out = {"source": str(args.source), "method": fit.method, "law": fit.law.name,
-           "unique_tokens": U, "level": level, "num_draws": int(L.size),
+           "unique_tokens": U, "level": level, "num_draws": s["num_draws"],
            "plan": {"N": N, "D": D, "C": C, "C_plan": 6.0 * N * D, "tokens_per_param": D / N,
                     "over_budget": bool(6.0 * N * D > C)},
-           "loss": summary(L),
-           "optimum": {k: row[k] for k in ("L_opt", "N_opt", "D_opt")},
-           "excess_loss": summary(excess),
-           "p_within_loss": {f"{100 * w:g}%": float(np.mean(L <= (1 + w) * L_opt + 1e-12))
-                             for w in within},
+           "loss": s["loss"], "optimum": {k: row[k] for k in ("L_opt", "N_opt", "D_opt")},
+           "excess_loss": s["excess_loss"], "p_within_loss": s["p_within_loss"],
            "extrapolation": float(np.asarray(fr.extrapolation, dtype=float)[0]),
            "predicted_loss": _honest_loss(fit, N, D, level, U),
            "note": (f"with unique tokens U ({fit.law.name} law) the plan is compared with the "
                     f"frontier's optimum in loss only; its regret, compute efficiency and the "
                     f"Bayes-optimal and plug-in plans are not computed.")}
+    if args.structural is not None:
+        out["structural"] = _structural(args, N, D, C, within, level, U)
     if args.json:
         return _write_json(out)
     pct = f"{100 * level:g}%"
@@ -285,4 +285,117 @@ def _decide_unique_tokens(args, fit, N: float, D: float, budget, within, level: 
     for k, v in out["p_within_loss"].items():
         print(f"P(loss within {k} of optimum) = {v:.3f}")
     print(f"note: {out['note']}")
+    if "structural" in out:
+        _print_structural(out["structural"], pct)
     return 0
+
+
+def _check_structural_source(args) -> None:
+    """Before any fit: ``--structural`` needs SOURCE data (as for ``frontier``), a loss law."""
+    from pathlib import Path
+
+    from bayescale.laws.published import PUBLISHED
+
+    path = Path(args.source)
+    if path.is_dir() or path.name == "fit.json" or (args.source in PUBLISHED
+                                                    and not path.exists()):
+        raise BayescaleError("--structural fits several laws and needs SOURCE data (a dataset "
+                             "name or CSV path), not a fit folder or a published law.")
+    if args.method in ("isoflop", "envelope"):
+        raise BayescaleError(f"--structural pools loss laws; --method {args.method} fits the "
+                             "allocation alone. Use --method bootstrap, huber or bayes.")
+
+
+def _law_draws(fit, N: float, D: float, C: float, U: float | None, fr=None) -> dict:
+    """Per draw of one law's fit, with its own law: the plan's loss ``L``, ``L_opt`` and
+    ``N_opt`` at ``C``, the compute efficiency ``eff`` (C_eq / C; NaN without a closed-form
+    L_opt(C), or with U, where the optimum is the frontier's ``fr``)."""
+    import numpy as np
+
+    if "U" in fit.law.inputs:
+        from bayescale.laws.base import evaluate
+
+        fr = fit.frontier([C], unique_tokens=U) if fr is None else fr
+        L = np.exp(np.asarray(evaluate(fit.law, fit.params, N, D, U), dtype=float)).reshape(-1)
+        return {"L": L, "L_opt": np.asarray(fr.L_opt, dtype=float).reshape(-1),
+                "N_opt": np.asarray(fr.N_opt, dtype=float).reshape(-1),
+                "eff": np.full(L.shape, np.nan)}
+    from bayescale.planning.decisions import Plan, assess
+    from bayescale.planning.frontier import compute_optimal
+
+    # the computations of assess_plan; the regret (against `bayes`) is not used here
+    a = assess(fit.params, [N], [D], [C], within=(), bayes=Plan(np.array([N]), np.array([D])))
+    return {"L": a["loss_draws"][:, 0], "L_opt": a["L_opt_draws"][:, 0],
+            "N_opt": np.asarray(compute_optimal(fit.params, C).N_opt, dtype=float).reshape(-1),
+            "eff": a["compute_efficiency_draws"][:, 0]}
+
+
+def _draw_summary(d: dict, N: float, within, level: float) -> dict:
+    """decide's answer from per-draw quantities (:func:`_law_draws`, or pooled)."""
+    import numpy as np
+
+    L, L_opt, N_opt, eff = d["L"], d["L_opt"], d["N_opt"], d["eff"]
+    rel, excess, has_eff = L / L_opt - 1.0, L - L_opt, not np.isnan(eff).any()
+    q = {k: dict(zip(("median", "lower", "upper"),
+                     map(float, np.quantile(v, [0.5, (1 - level) / 2, (1 + level) / 2]))))
+         for k, v in (("L", L), ("L_opt", L_opt), ("N_opt", N_opt), ("ex", excess),
+                      *((("eff", eff),) if has_eff else ()))}
+    return {"num_draws": int(L.size), "loss": {"mean": float(L.mean()), **q["L"]},
+            "L_opt": q["L_opt"], "N_opt": q["N_opt"],
+            "excess_loss": {"mean": float(excess.mean()), **q["ex"]},
+            "p_within_loss": {f"{100 * w:g}%": float(np.mean(rel <= w + 1e-12)) for w in within},
+            "compute_efficiency": q.get("eff"),
+            "p_within_compute": ({f"{100 * w:g}%": float(np.mean(1.0 / eff - 1.0 <= w + 1e-12))
+                                  for w in within} if has_eff else None),
+            "plan_N_quantile": float(np.mean(N_opt <= N)),
+            "p_N_opt_within": {f"{100 * w:g}%": float(np.mean(np.abs(np.log(N_opt / N))
+                                                              <= np.log1p(w))) for w in within}}
+
+
+def _structural(args, N: float, D: float, C: float, within, level: float,
+                U: float | None) -> dict:
+    """``--structural``: stacking weights, the top law's answer and the pooled one."""
+    import numpy as np
+
+    from bayescale.estimators.stacking import mixture_indices, stack_laws
+
+    laws = [name.strip() for name in str(args.structural).split(",") if name.strip()]
+    options = {} if args.resamples is None else {"resamples": int(args.resamples)}
+    runs = load_runs_from_args(args, source=args.source)
+    stack = stack_laws(runs, laws, method=args.method, seed=args.seed, **options)
+    draws = {name: _law_draws(stack.fits[name], N, D, C, U) for name in stack.laws}
+    sizes = [draws[name]["L"].size for name in stack.laws]  # as LawStack.frontier pools:
+    picks = mixture_indices(sizes, stack.weights, num_draws=max(sizes), seed=stack.info["seed"])
+    pooled = {k: np.concatenate([draws[name][k][i] for name, i in zip(stack.laws, picks)])
+              for k in ("L", "L_opt", "N_opt", "eff")}
+    out = {"laws": list(stack.laws), "weights": [float(w) for w in stack.weights],
+           "top": stack.top, "method": args.method, "cuts": stack.info["cuts"],
+           "left_out": stack.info["left_out"],
+           "within": {"law": stack.top, **_draw_summary(draws[stack.top], N, within, level)},
+           "structural": _draw_summary(pooled, N, within, level)}
+    if out["structural"]["compute_efficiency"] is None:
+        out["note"] = ("the compute efficiency C_eq/C needs the Chinchilla law's closed-form "
+                       "L_opt(C); it is not pooled where another law has weight")
+    return out
+
+
+def _print_structural(st: dict, pct: str) -> None:
+    weights = ", ".join(f"{k} {w:.2f}" for k, w in zip(st["laws"], st["weights"]))
+    print(f"structural uncertainty: stacking weights {weights} (leave-future-out, cuts "
+          f"{st['cuts']}); within = {st['top']} alone, structural = the weighted mixture"
+          + "".join(f"; {k} left out: {v}" for k, v in st["left_out"].items()))
+    keys, ci = list(st["within"]["p_within_loss"]), f"[{pct}]"
+    print(f"{'band':>10}  {'excess loss ' + ci:>28}"
+          + "".join(f"{'P(L ' + k + ')':>9}" for k in keys)
+          + f"  {'C_eq/C':>6}  {'N_opt ' + ci:>28}  {'N pct':>5}"
+          + "".join(f"{'P(N ' + k + ')':>9}" for k in keys))
+    for band, b in ((band, st[band]) for band in ("within", "structural")):
+        cells = [f"{v['median']:.3g} [{v['lower']:.3g}, {v['upper']:.3g}]".rjust(28)
+                 for v in (b["excess_loss"], b["N_opt"])]
+        ce = "-" if b["compute_efficiency"] is None else f"{b['compute_efficiency']['median']:.3f}"
+        print(f"{band:>10}  {cells[0]}" + "".join(f"{b['p_within_loss'][k]:9.3f}" for k in keys)
+              + f"  {ce:>6}  {cells[1]}  {100 * b['plan_N_quantile']:4.0f}%"
+              + "".join(f"{b['p_N_opt_within'][k]:9.3f}" for k in keys))
+    print("P(L x): loss within x of the optimum; N pct: the plan's N among the N_opt draws; "
+          "P(N x): N_opt within a factor 1 + x of the plan's N"
+          + (f"; note: {st['note']}" if "note" in st else ""))

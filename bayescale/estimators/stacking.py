@@ -41,7 +41,8 @@ from bayescale.estimators import extrapolation
 from bayescale.estimators.fit import ScalingFit, fit as fit_runs
 from bayescale.laws.registry import get_law
 
-__all__ = ["LawStack", "stack_laws", "stacking_weights", "mixture", "lfo_log_density"]
+__all__ = ["LawStack", "stack_laws", "stacking_weights", "mixture", "mixture_indices",
+           "lfo_log_density"]
 
 QUANTITIES = ("N_opt", "D_opt", "L_opt", "tokens_per_param")
 
@@ -85,33 +86,47 @@ def _counts(weights: np.ndarray, num: int) -> np.ndarray:
     return counts
 
 
-def mixture(frontiers: Sequence, weights, *, num_draws: int, seed: int = 0):
-    """One :class:`~bayescale.planning.frontier.Frontier` pooling ``frontiers`` (same budgets)
-    in proportion to ``weights``: law k gets ``m_k`` draws (largest remainder of
-    ``num_draws * w_k``), drawn as ``m_k // S_k`` whole copies of its ``S_k`` draws plus
-    ``m_k % S_k`` draws without replacement (``numpy.random.default_rng(seed)``), in the
-    order of ``frontiers``."""
+def mixture_indices(sizes: Sequence[int], weights, *, num_draws: int,
+                    seed: int = 0) -> list[np.ndarray]:
+    """Which draws of each law a weighted mixture pools: for laws with ``sizes[k]`` draws and
+    ``weights`` (>= 0, summing to 1), law k gets ``m_k`` draws (largest remainder of
+    ``num_draws * w_k``), ``m_k // S_k`` whole copies of its ``S_k`` draws plus ``m_k % S_k``
+    draws without replacement (``numpy.random.default_rng(seed)``, laws in order). Returns one
+    index array per law; :func:`mixture` pools frontiers with them, ``bayescale decide
+    --structural`` a plan's per-draw decision quantities."""
     w = np.asarray(weights, dtype=float)
-    if len(frontiers) != w.size or w.size == 0:
+    if len(sizes) != w.size or w.size == 0:
         raise BayescaleError(f"mixture needs one weight per frontier, got {w.size} weights "
-                             f"for {len(frontiers)} frontiers.")
+                             f"for {len(sizes)} frontiers.")
     if not np.all(np.isfinite(w)) or np.any(w < 0) or abs(w.sum() - 1) > 1e-6:
         raise BayescaleError(f"mixture weights must be >= 0 and sum to 1, got {w.tolist()}.")
     if isinstance(num_draws, bool) or not isinstance(num_draws, (int, np.integer)) \
             or num_draws < 1:
         raise BayescaleError(f"num_draws must be a positive integer, got {num_draws!r}.")
+    rng = np.random.default_rng(seed)
+    picks = []
+    for S, m in zip(sizes, _counts(w / w.sum(), int(num_draws))):
+        S = int(S)
+        picks.append(np.concatenate([np.tile(np.arange(S), m // S),
+                                     np.sort(rng.choice(S, m % S, replace=False))]))
+    return picks
+
+
+def mixture(frontiers: Sequence, weights, *, num_draws: int, seed: int = 0):
+    """One :class:`~bayescale.planning.frontier.Frontier` pooling ``frontiers`` (same budgets)
+    in proportion to ``weights``: law k gets ``m_k`` draws (largest remainder of
+    ``num_draws * w_k``), drawn as ``m_k // S_k`` whole copies of its ``S_k`` draws plus
+    ``m_k % S_k`` draws without replacement (``numpy.random.default_rng(seed)``), in the
+    order of ``frontiers`` (:func:`mixture_indices`)."""
+    if len(frontiers) == 0:
+        raise BayescaleError("mixture needs one weight per frontier, got no frontiers.")
     budgets = np.asarray(frontiers[0].budgets, dtype=float)
+    idx = mixture_indices([f.num_draws for f in frontiers], weights, num_draws=num_draws,
+                          seed=seed)
     for f in frontiers[1:]:
         if not np.array_equal(np.asarray(f.budgets, dtype=float), budgets):
             raise BayescaleError("mixture: the frontiers are at different budgets.")
-    rng = np.random.default_rng(seed)
-    picks = []
-    for f, m in zip(frontiers, _counts(w / w.sum(), int(num_draws))):
-        S = f.num_draws
-        idx = np.concatenate([np.tile(np.arange(S), m // S),
-                              np.sort(rng.choice(S, m % S, replace=False))])
-        picks.append((f, idx))
-    pooled = {k: np.concatenate([np.asarray(getattr(f, k))[idx] for f, idx in picks])
+    pooled = {k: np.concatenate([np.asarray(getattr(f, k))[i] for f, i in zip(frontiers, idx)])
               for k in (*QUANTITIES, "converged")}
     return type(frontiers[0])(budgets=budgets, extrapolation=frontiers[0].extrapolation,
                               **pooled)

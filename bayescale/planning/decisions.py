@@ -235,7 +235,8 @@ def assess(params: LawParams, N: ArrayLike, D: ArrayLike, budgets: ArrayLike | N
     minus that of the Bayes-optimal plan for ``C``; negative only for a plan that
     spends more than ``C``), ``compute_efficiency_*``
     (``C_eq / C``), ``p_within_loss`` and ``p_within_compute`` (dicts keyed by
-    ``"1%"``...), and ``over_budget`` (``6 N D > C (1 + BUDGET_TOLERANCE)``, 5%).
+    ``"1%"``...), ``over_budget`` (``6 N D > C (1 + BUDGET_TOLERANCE)``, 5%), and per draw
+    ``(draw, plan)``: ``loss_draws``, ``L_opt_draws``, ``compute_efficiency_draws``.
     """
     level = check_level(level)
     params = as_draws(params)
@@ -270,7 +271,7 @@ def assess(params: LawParams, N: ArrayLike, D: ArrayLike, budgets: ArrayLike | N
     out["p_within_compute"] = {_within_key(x): np.where(np.isnan(eff).all(axis=0), np.nan,
                                                          (1.0 / eff - 1.0 <= x + 1e-12).mean(axis=0))
                                for x in within}
-    out["loss_draws"] = L
+    out["loss_draws"], out["L_opt_draws"], out["compute_efficiency_draws"] = L, L_opt, eff
     return out
 
 
