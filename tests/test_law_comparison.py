@@ -4,8 +4,10 @@ and take almost all of the stacking weight."""
 
 from __future__ import annotations
 
+import json
 import warnings
 
+import numpy as np
 import pytest
 
 from bayescale.data.simulate import simulate_runs
@@ -26,3 +28,105 @@ def test_loo_prefers_the_generating_law():
     d = res.to_dict()
     assert {r["law"] for r in d["laws"]} == {"chinchilla", "kaplan"}
     assert set(d["laws"][0]["params"]) >= {"E", "A", "B", "alpha", "beta"}
+
+
+# --- laws with a unique-token input (data_constrained) --------------------------------------
+
+def test_data_constrained_needs_a_unique_token_budget_before_fitting(monkeypatch):
+    from bayescale import load_runs
+    from bayescale.errors import BayescaleError
+    from bayescale.report import law_comparison
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("compare_laws fitted before checking unique_tokens")
+
+    monkeypatch.setattr(law_comparison, "fit", no_fit)
+    runs = load_runs("data_constrained")
+    with pytest.raises(BayescaleError, match="unique_tokens=U") as info:
+        compare_laws(runs, ["chinchilla", "data_constrained"])
+    assert "data_constrained" in str(info.value)
+    assert f"{float(runs.U.max()):.4g}" in str(info.value)  # the runs' largest U, as a hint
+    assert "--unique-tokens U" in info.value.cli_message
+    with pytest.raises(BayescaleError, match="none of the laws"):
+        compare_laws(runs, ["chinchilla", "kaplan"], unique_tokens=25e9)
+    for bad in (0, -1.0, float("nan"), "many"):
+        with pytest.raises(BayescaleError, match="positive"):
+            compare_laws(runs, ["chinchilla", "data_constrained"], unique_tokens=bad)
+
+
+@pytest.mark.slow
+def test_compare_laws_with_data_constrained_gives_n_opt_for_each_law():
+    """The data-constrained law's N_opt at the reference budget is the posterior median of
+    the same fit's frontier at the given unique-token budget (short chains: the check is
+    the bookkeeping, not the posterior)."""
+    from bayescale import load_runs
+
+    runs = load_runs("data_constrained")
+    C, U = 1e22, 25e9
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # short chains: diagnostics may warn
+        res = compare_laws(runs, ["chinchilla", "data_constrained"], budget=C,
+                           unique_tokens=U, chains=1, warmup=100, draws=100)
+    t = res.table
+    assert set(t.index) == {"chinchilla", "data_constrained"}
+    assert res.budget == C and res.unique_tokens == U
+    for law in t.index:
+        assert np.isfinite(t.loc[law, "N_opt"]) and t.loc[law, "N_opt"] > 0, law
+        extra = {"unique_tokens": U} if law == "data_constrained" else {}
+        f = res.fits[law].frontier([C], **extra)
+        expected = float(np.nanmedian(np.asarray(f.N_opt, dtype=float)[:, 0]))
+        np.testing.assert_allclose(t.loc[law, "N_opt"], expected, rtol=1e-6, err_msg=law)
+    # U matters for that law: a 4x smaller unique-token budget moves its N_opt
+    f_small = res.fits["data_constrained"].frontier([C], unique_tokens=U / 4)
+    assert float(np.nanmedian(np.asarray(f_small.N_opt)[:, 0])) != pytest.approx(
+        t.loc["data_constrained", "N_opt"], rel=1e-3)
+    d = res.to_dict()
+    assert d["unique_tokens"] == U
+    assert any("U = 2.5e+10" in note for note in d["notes"])
+
+
+def _run_cli(argv):
+    import contextlib
+    import io
+
+    from bayescale.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        status = main(argv)
+    return status, out.getvalue(), err.getvalue()
+
+
+def test_cli_compare_laws_unique_tokens(monkeypatch):
+    from bayescale.report import law_comparison
+
+    calls = []
+
+    class Fake:
+        budget, unique_tokens, notes = 5.76e23, 25e9, ()
+
+        def to_dict(self):
+            return {"budget": self.budget, "unique_tokens": self.unique_tokens, "laws": []}
+
+    def fake_compare_laws(runs, laws, **kwargs):
+        calls.append((laws, kwargs))
+        return Fake()
+
+    monkeypatch.setenv("BAYESCALE_NO_CACHE", "1")
+    monkeypatch.setattr(law_comparison, "compare_laws", fake_compare_laws)
+    # no U for a law that needs one: exit 2 before the data are read or anything fitted
+    status, out, err = _run_cli(["compare", "data_constrained", "--laws",
+                                 "chinchilla,data_constrained"])
+    assert status == 2 and "--unique-tokens U" in err and "Traceback" not in err
+    assert not calls
+    status, out, err = _run_cli(["compare", "data_constrained", "--laws", "chinchilla,kaplan",
+                                 "--unique-tokens", "25e9"])
+    assert status == 2 and "none of the laws" in err and "Traceback" not in err
+    assert not calls
+    status, out, err = _run_cli(["compare", "data_constrained", "--laws",
+                                 "chinchilla,data_constrained", "--unique-tokens", "25e9",
+                                 "--json"])
+    assert status == 0, err
+    assert calls[0][0] == ["chinchilla", "data_constrained"]
+    assert calls[0][1]["unique_tokens"] == 25e9
+    assert json.loads(out)["unique_tokens"] == 25e9

@@ -42,6 +42,7 @@ examples:
   bayescale compare my_runs.csv --reference-budget 1e22
   bayescale compare synthetic --laws chinchilla,kaplan --chains 2 --warmup 300 --draws 300
   bayescale compare synthetic --law kaplan --chains 2 --warmup 300 --draws 300
+  bayescale compare data_constrained --laws chinchilla,data_constrained --unique-tokens 25e9
 """
 
 
@@ -126,7 +127,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--laws", default=None, metavar="L1,L2[,...]",
                    help="compare laws instead of methods: fit each law with NUTS and show "
                         "PSIS-LOO (arviz.compare, stacking weights, Pareto-k), the parameters "
-                        "and N_opt, D_opt, tokens per parameter at --reference-budget")
+                        "and N_opt, D_opt, tokens per parameter at --reference-budget. A law "
+                        "with repeated data (data_constrained) among them needs "
+                        "--unique-tokens U, the unique-token budget of its N_opt (no default: "
+                        "without it the command stops before fitting, exit 2)")
     c.add_argument("--approaches", default=None, metavar="1,2,3",
                    help="compare Hoffmann et al.'s (2022) approaches instead of methods: 1 "
                         "(envelope of training curves), 2 (isoFLOP parabolas), 3 (parametric "
@@ -222,12 +226,20 @@ def run_compare(args: argparse.Namespace) -> int:
         from bayescale.errors import BayescaleError
 
         raise BayescaleError("--laws and --approaches are two different comparisons; give one.")
-    if (args.laws or args.approaches) and (args.law != "chinchilla" or args.unique_tokens):
+    if (args.laws or args.approaches) and args.law != "chinchilla":
         from bayescale.errors import BayescaleError
 
-        raise BayescaleError("--law and --unique-tokens choose the law of the method comparison; "
-                             "--laws and --approaches do not take them.")
-    _check_law(args)
+        raise BayescaleError("--law chooses the law of the method comparison; --laws and "
+                             "--approaches do not take them (--laws names its laws itself).")
+    if args.approaches and args.unique_tokens is not None:
+        from bayescale.errors import BayescaleError
+
+        raise BayescaleError("--unique-tokens applies to the method comparison of a law with "
+                             "repeated data and to --laws; --approaches does not take it.")
+    if args.laws:
+        _check_compare_laws(args)
+    else:
+        _check_law(args)
     runs = load_runs_from_args(args)
     if args.laws:
         return _run_compare_laws(args, runs)
@@ -263,13 +275,31 @@ def run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_compare_laws(args: argparse.Namespace) -> None:
+    """``--laws`` and ``--unique-tokens`` agree, before the data are read or anything fitted
+    (a law with repeated data needs U; no law with it refuses one)."""
+    from bayescale.errors import BayescaleError
+    from bayescale.laws.registry import get_law
+
+    names = [name.strip() for name in args.laws.split(",") if name.strip()]
+    with_u = [name for name in names if "U" in get_law(name).inputs]
+    if with_u and args.unique_tokens is None:
+        raise BayescaleError(f"the compute-optimal allocation of {', '.join(with_u)} depends on "
+                             f"the unique-token budget: pass --unique-tokens U (e.g. "
+                             f"--unique-tokens 25e9).")
+    if not with_u and args.unique_tokens is not None:
+        raise BayescaleError("--unique-tokens applies to laws with unique tokens as an input "
+                             "(data_constrained); none of the laws in --laws has it.")
+
+
 def _run_compare_laws(args: argparse.Namespace, runs) -> int:
     from bayescale.io import dumps_json
     from bayescale.report.law_comparison import compare_laws
 
     laws = [name.strip() for name in args.laws.split(",") if name.strip()]
-    res = compare_laws(runs, laws, budget=args.reference_budget, seed=args.seed,
-                       level=args.level, **_bayes_options(args))
+    res = compare_laws(runs, laws, budget=args.reference_budget,
+                       unique_tokens=args.unique_tokens, seed=args.seed, level=args.level,
+                       **_bayes_options(args))
     if args.json:
         payload = res.to_dict()
         payload["n_runs"] = len(runs)
@@ -280,7 +310,9 @@ def _run_compare_laws(args: argparse.Namespace, runs) -> int:
 
     print(f"bayescale compare --laws: {runs.source}, {len(runs)} runs; PSIS-LOO (higher elpd "
           f"is better; weight: stacking); N_opt, D_opt, tokens_per_param at C = "
-          f"{res.budget:.3g} FLOPs, medians [{100 * args.level:g}%]")
+          f"{res.budget:.3g} FLOPs"
+          + ("" if res.unique_tokens is None else f" (U = {res.unique_tokens:.3g} unique tokens "
+             f"for the laws that take it)") + f", medians [{100 * args.level:g}%]")
     cols = ["elpd_loo", "se", "elpd_diff", "dse", "weight", "pareto_k_bad", "N_opt", "D_opt",
             "tokens_per_param"]
     with pd.option_context("display.width", 200, "display.max_columns", 20):

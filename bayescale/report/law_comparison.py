@@ -4,6 +4,13 @@ allocation each law implies at a reference budget.
 >>> from bayescale.report.law_comparison import compare_laws
 >>> table = compare_laws(load_runs("chinchilla", exclude_top=5),  # doctest: +SKIP
 ...                      ["chinchilla", "kaplan"])
+>>> table = compare_laws(load_runs("data_constrained"),  # doctest: +SKIP
+...                      ["chinchilla", "data_constrained"], unique_tokens=25e9)
+
+A law whose inputs include the unique-token count (``data_constrained``) has an allocation
+that depends on the unique-token budget ``U``: ``unique_tokens=`` is then required (there
+is no default; :class:`~bayescale.errors.BayescaleError` before anything is fitted), as
+for ``ScalingFit.frontier`` and ``bayescale compare --law data_constrained``.
 
 References
 ----------
@@ -26,6 +33,7 @@ from bayescale._util import as_budgets, median_interval, to_jsonable
 from bayescale.data.runs import Runs, load_runs
 from bayescale.errors import BayescaleError
 from bayescale.estimators.fit import ScalingFit, fit
+from bayescale.laws.registry import get_law
 
 __all__ = ["LawComparison", "compare_laws"]
 
@@ -38,11 +46,12 @@ class LawComparison:
     and ``to_dict()`` for JSON."""
 
     def __init__(self, table: pd.DataFrame, fits: dict[str, ScalingFit], budget: float,
-                 notes: tuple[str, ...]):
+                 notes: tuple[str, ...], unique_tokens: float | None = None):
         self.table = table
         self.fits = fits
         self.budget = budget
         self.notes = notes
+        self.unique_tokens = unique_tokens
 
     def to_dict(self) -> dict[str, Any]:
         rows = []
@@ -50,12 +59,13 @@ class LawComparison:
             fit_ = self.fits[law]
             rows.append({"law": law, **{k: row[k] for k in self.table.columns},
                          "params": fit_.point_estimate()})
-        return to_jsonable({"budget": self.budget, "laws": rows, "notes": list(self.notes)})
+        return to_jsonable({"budget": self.budget, "unique_tokens": self.unique_tokens,
+                            "laws": rows, "notes": list(self.notes)})
 
 
 def compare_laws(runs: Runs | Any, laws: Sequence[str] = ("chinchilla", "kaplan"), *,
-                 budget: float | None = None, seed: int = 0, level: float = 0.9,
-                 **options) -> LawComparison:
+                 budget: float | None = None, unique_tokens: float | None = None,
+                 seed: int = 0, level: float = 0.9, **options) -> LawComparison:
     """Fit each law to ``runs`` with NUTS and compare them side by side.
 
     Parameters
@@ -64,6 +74,10 @@ def compare_laws(runs: Runs | Any, laws: Sequence[str] = ("chinchilla", "kaplan"
     laws : law names (at least two).
     budget : reference compute budget for N_opt, D_opt and tokens per parameter
         (default 100 times the largest run's compute).
+    unique_tokens : the unique-token budget ``U`` of the allocation at ``budget``, for laws
+        whose inputs include it (``data_constrained``); required when one of ``laws`` does
+        (no default: N_opt depends strongly on it), refused when none does. Checked before
+        anything is fitted.
     seed, options : passed to :func:`bayescale.fit` (``method="bayes"``).
 
     Returns
@@ -82,6 +96,8 @@ def compare_laws(runs: Runs | Any, laws: Sequence[str] = ("chinchilla", "kaplan"
     if len(laws) < 2:
         raise BayescaleError(f"compare at least two laws, got {laws}.")
     C = float(as_budgets(100 * float(runs.C.max()) if budget is None else budget)[0])
+    with_u = [name for name in laws if "U" in get_law(name).inputs]
+    unique_tokens = _check_unique_tokens(unique_tokens, with_u, runs)
     fits, idatas, notes = {}, {}, []
     for name in laws:
         fits[name] = fit(runs, method="bayes", law=name, seed=seed, level=level, **options)
@@ -108,10 +124,45 @@ def compare_laws(runs: Runs | Any, laws: Sequence[str] = ("chinchilla", "kaplan"
     for q in ("N_opt", "D_opt", "tokens_per_param"):
         med, lo, hi = [], [], []
         for name in laws:
-            f = fits[name].frontier([C])
+            extra = {"unique_tokens": unique_tokens} if name in with_u else {}
+            f = fits[name].frontier([C], **extra)
             m, l, h = median_interval(np.asarray(getattr(f, q))[:, 0], level)
             med.append(float(m)), lo.append(float(l)), hi.append(float(h))
         table[q], table[f"{q}_lower"], table[f"{q}_upper"] = med, lo, hi
+    if with_u:
+        notes.append(f"{', '.join(with_u)}: N_opt, D_opt and tokens_per_param at a unique-token "
+                     f"budget U = {unique_tokens:.4g}; the other laws do not depend on U.")
     table = table.sort_values("elpd_loo", ascending=False)
     table.attrs["level"] = level
-    return LawComparison(table, fits, C, tuple(notes))
+    table.attrs["unique_tokens"] = unique_tokens
+    return LawComparison(table, fits, C, tuple(notes), unique_tokens)
+
+
+def _check_unique_tokens(unique_tokens, with_u: list[str], runs: Runs) -> float | None:
+    """``unique_tokens`` as a float, or a :class:`BayescaleError` saying what to pass."""
+    if not with_u:
+        if unique_tokens is not None:
+            raise BayescaleError(
+                "unique_tokens applies to laws with the unique-token count as an input "
+                "(data_constrained); none of the laws compared has it.",
+                cli="--unique-tokens applies to laws with the unique-token count as an input "
+                    "(data_constrained); none of the laws in --laws has it.")
+        return None
+    if unique_tokens is None:
+        U = getattr(runs, "U", None)
+        hint = (f" (the runs' unique-token counts go up to {float(np.max(U)):.4g})"
+                if U is not None and len(U) else "")
+        what = ", ".join(with_u)
+        raise BayescaleError(
+            f"the compute-optimal allocation of {what} depends on the unique-token budget: "
+            f"pass unique_tokens=U, e.g. unique_tokens=25e9{hint}.",
+            cli=f"the compute-optimal allocation of {what} depends on the unique-token "
+                f"budget: pass --unique-tokens U, e.g. --unique-tokens 25e9{hint}.")
+    try:
+        value = float(unique_tokens)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not (np.isfinite(value) and value > 0):
+        raise BayescaleError(f"unique_tokens must be a positive number of tokens, "
+                             f"got {unique_tokens!r}.")
+    return value
