@@ -23,6 +23,8 @@ examples:
   bayescale report my_runs.csv --budget 1e22 --budget 1e23 --out reports/mine
   bayescale report synthetic --law kaplan --out reports/kaplan
   bayescale report my_repeats.csv --law data_constrained --unique-tokens 25e9
+  bayescale report chinchilla --exclude-top 5 --structural chinchilla,kaplan
+  bayescale report chinchilla --exclude-top 5 --backtest top-budgets:1
 
 The folder gets report.html (self-contained: open it in a browser), report.md, the
 figures as PNG under figures/, summary.csv, frontier.csv, decisions.csv, methods.csv,
@@ -30,7 +32,11 @@ fit.json, draws.csv, runs.csv, posterior.nc and manifest.json. --law fits anothe
 (see `bayescale laws`) with all three methods; the tables use its parameters, and what
 only the Chinchilla law has (published fits, a_opt, Approach 3) is left out with a line
 saying why. The data_constrained law needs --unique-tokens U, the unique-token budget
-of its frontier (and data with a U column); it has no decision table yet. Re-running into the same
+of its frontier (and data with a U column); it has no decision table yet.
+--structural LAWS adds N_opt and D_opt per budget within the top law and with law-form
+uncertainty (the laws weighed by leave-future-out stacking; structural.csv);
+--backtest HOLDOUT adds a leave-future-out backtest of the fit (coverage, width, bias,
+CRPS; backtest.csv). Both are off by default (they refit). Re-running into the same
 folder replaces what the previous report wrote, atomically, and keeps any other file
 you put there. Ctrl-C stops the run (exit 130) and leaves the previous report as it was.
 """
@@ -109,6 +115,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true",
                    help="print the written paths and the diagnostics as JSON on stdout")
     _add_law_arguments(p)
+    h = p.add_argument_group("honest extrapolation (opt-in)")
+    h.add_argument("--structural", default=None, metavar="LAWS",
+                   help="add N_opt and D_opt with law-form uncertainty: fit these laws "
+                        "(comma-separated, e.g. chinchilla,kaplan), weigh them by "
+                        "leave-future-out stacking, and show per budget the band within the "
+                        "top law and the structural band (the weighted mixture)")
+    h.add_argument("--backtest", default=None, metavar="HOLDOUT",
+                   help="add a leave-future-out backtest: top-budgets:K (hold out the top K "
+                        "compute budgets) or above:C; coverage at 50/80/90/95%%, width, bias "
+                        "and CRPS, in-model and with the extrapolation error")
     _add_fit_arguments(p)
     p.set_defaults(func=run_report)
 
@@ -189,8 +205,12 @@ def _default_out(data: str) -> str:
 def run_report(args: argparse.Namespace) -> int:
     from bayescale.io import InterruptGuard, check_destination
 
+    from bayescale.report.honest import check_backtest, check_structural
+
     _check(args)
     _check_law(args)
+    structural = check_structural(args.structural)
+    backtest = check_backtest(args.backtest)
     out = args.out or _default_out(args.data)
     check_destination(out, marker="manifest.json", what="report")  # before any work
     # Ctrl-C stops the run (exit 130) even where JAX's callbacks would swallow it.
@@ -204,7 +224,8 @@ def run_report(args: argparse.Namespace) -> int:
                              seed=args.seed, level=args.level,
                              reference_budget=args.reference_budget,
                              quiet=args.quiet or args.json, law=args.law,
-                             unique_tokens=args.unique_tokens)
+                             unique_tokens=args.unique_tokens, structural=structural,
+                             backtest=backtest)
     manifest = json.loads(paths["manifest"].read_text(encoding="utf-8"))
     if args.json:
         print(json.dumps({"out": str(Path(out).absolute()),

@@ -27,6 +27,11 @@ line saying why; the data-constrained law's frontier is at a unique-token budget
 ``approaches.csv``
     Hoffmann et al.'s Approaches 1, 2 and 3 where the runs allow them
     (:mod:`bayescale.report.approaches`): a, b and N_opt, D_opt at the largest budget.
+``structural.csv``, ``backtest.csv``
+    Only with ``structural=LAWS`` and ``backtest=HOLDOUT`` (:mod:`bayescale.report.honest`):
+    N_opt and D_opt per budget within the top-weighted law and with law-form uncertainty
+    (leave-future-out stacking of the laws), and the leave-future-out backtest per held-out
+    run; the page gets a section for each.
 ``manifest.json``
     Written last: the list of files, the version, the settings.
 
@@ -71,6 +76,7 @@ from bayescale.data.runs import Runs, load_runs
 from bayescale.errors import BayescaleError
 from bayescale.estimators.fit import ScalingFit
 from bayescale.io import save_fit
+from bayescale.report import honest as _honest
 from bayescale.report.figures import FIGURES, approaches_figure, draw_figures, figure_captions
 from bayescale.report.figures import approaches as compare_approaches
 from bayescale.report.compare import (
@@ -132,6 +138,7 @@ def _write_folder(folder: Path, ctx, figs) -> dict[str, Path]:
         "comparison": compare_methods_json(methods),
         "frontier": ctx["frontiers"]["bayes"].to_dict(level),
         "settings": ctx["settings"],
+        **_honest.payload(ctx.get("honest") or {}),
     }
     payload = json.loads(json.dumps(payload, default=_plain))  # plain types
     written = {k: Path(v) for k, v in save_fit(bayes, folder, level=level, payload=payload,
@@ -146,6 +153,7 @@ def _write_folder(folder: Path, ctx, figs) -> dict[str, Path]:
     if ctx.get("approaches") is not None:
         written["approaches"] = folder / "approaches.csv"
         ctx["approaches"].table.to_csv(written["approaches"])
+    written.update(_honest.write_files(folder, ctx.get("honest") or {}))
     figdir = folder / "figures"
     figdir.mkdir()
     pngs, rel = {}, {}
@@ -222,7 +230,8 @@ def build_report(runs: Runs | Any, *, out_dir: str | os.PathLike,
                  seed: int = 0, level: float = 0.9,
                  reference_budget: float = GOPHER_BUDGET, quiet: bool = False,
                  fits: Mapping[str, ScalingFit] | None = None, law: Any = None,
-                 unique_tokens: float | None = None) -> dict[str, Path]:
+                 unique_tokens: float | None = None, structural: Any = None,
+                 backtest: str | None = None) -> dict[str, Path]:
     """Fit, compare, decide and write a report folder.
 
     Parameters
@@ -249,6 +258,14 @@ def build_report(runs: Runs | Any, *, out_dir: str | os.PathLike,
         another law's report, with a line saying why.
     unique_tokens : the unique-token budget ``U`` of the frontier, for a law that takes
         one (``data_constrained``: required); an error for the others.
+    structural : two or more laws (``("chinchilla", "kaplan")`` or ``"chinchilla,kaplan"``):
+        add the section "N_opt and D_opt with law-form uncertainty" and ``structural.csv``
+        (:func:`bayescale.estimators.stacking.stack_laws`, bootstrap fits with
+        ``resamples`` and ``seed``; the bands at ``budgets``).
+    backtest : a hold-out, ``"top-budgets:K"`` or ``"above:C"``: add the section "Would
+        this have told the truth?" and ``backtest.csv``
+        (:func:`bayescale.validation.backtest.backtest` of the report's law, ``seed``).
+        Runs that cannot support a section get one line saying why instead.
 
     Returns
     -------
@@ -277,6 +294,8 @@ def build_report(runs: Runs | Any, *, out_dir: str | os.PathLike,
         raise BayescaleError(f"level must be between 0 and 1, got {level}.")
     budgets = default_budgets(runs) if budgets is None else np.sort(as_budgets(budgets))
     law_obj, unique_tokens = _check_law(runs, law, fits, unique_tokens)
+    structural = _honest.check_structural(structural)
+    backtest = _honest.check_backtest(backtest)
     out = check_destination(Path(out_dir).absolute(), marker=_MARKER, what="report")
     chinchilla_data = is_chinchilla_data(runs)
     # The published fits and their story are the Chinchilla law's on the Chinchilla data.
@@ -284,8 +303,10 @@ def build_report(runs: Runs | Any, *, out_dir: str | os.PathLike,
     at_U = {} if unique_tokens is None else {"unique_tokens": unique_tokens}
     t0 = time.perf_counter()
     with InterruptGuard() as guard:
+        extra_step = [] if structural is None and backtest is None else ["law forms, backtest"]
         steps = Steps(["NUTS sampling", "bootstrap", "frontier, decisions, approaches",
-                       "figures", "writing"], show_progress(quiet), check=guard.check)
+                       *extra_step, "figures", "writing"], show_progress(quiet),
+                      check=guard.check)
         try:
             if fits is None:
                 fits = fit_methods(runs, bayes_options=bayes_options, resamples=resamples,
@@ -317,6 +338,17 @@ def build_report(runs: Runs | Any, *, out_dir: str | os.PathLike,
             approaches, approaches_note = compare_approaches(runs, fits, budgets, level, seed,
                                                              resamples)
             steps.done()
+            honest = {}
+            if extra_step:
+                steps.start(extra_step[0])
+                if structural is not None:
+                    honest["structural"] = _honest.compute_structural(
+                        runs, structural, budgets, level, seed=seed, resamples=resamples,
+                        unique_tokens=unique_tokens)
+                if backtest is not None:
+                    honest["backtest"] = _honest.compute_backtest(runs, backtest,
+                                                                  law=law_obj.name, seed=seed)
+                steps.done()
             steps.start("figures")
             figs, figure_notes = draw_figures(fits, dense_frontiers, data_C_range, level,
                                               chinchilla)
@@ -328,6 +360,8 @@ def build_report(runs: Runs | Any, *, out_dir: str | os.PathLike,
                         "resamples": int(resamples),
                         "reference_budget": float(reference_budget),
                         "law": law_obj.name, "unique_tokens": unique_tokens,
+                        "structural": None if structural is None else list(structural),
+                        "backtest": backtest,
                         "budgets": [float(c) for c in budgets],
                         "bayes": {k: fits["bayes"].info.get(k) for k in
                                   ("likelihood", "chains", "warmup", "draws", "target_accept")}}
@@ -336,7 +370,7 @@ def build_report(runs: Runs | Any, *, out_dir: str | os.PathLike,
                           chinchilla=chinchilla, created=created,
                           chinchilla_data=chinchilla_data, unique_tokens=unique_tokens,
                           law_notes=law_notes + figure_notes, decisions_note=decisions_note)
-            ctx.update(approaches=approaches, approaches_note=approaches_note,
+            ctx.update(approaches=approaches, approaches_note=approaches_note, honest=honest,
                        captions=figure_captions(law_obj.name))
             with atomic_folder(out, marker=_MARKER, what="report", owned=_owned,
                                guard=guard) as tmp:

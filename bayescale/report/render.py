@@ -23,6 +23,7 @@ import pandas as pd
 
 from bayescale.report._format import human, interval
 from bayescale.report.compare import GOPHER_BUDGET
+from bayescale.report.honest import sections as honest_sections
 from bayescale.report.tables import (
     decisions_display,
     diagnostics_display,
@@ -98,6 +99,7 @@ def sections(ctx) -> list[tuple[str, str, list[str], list[tuple[str, pd.DataFram
         "Extrapolation: decades of compute beyond the range the runs cover."],
         [("frontier", frontier_display(ctx["frontiers"]["bayes"].summary(level)))],
         ("frontier", "tokens_per_param")))
+    out += honest_sections(ctx.get("honest"), level)
 
     paras = [f"Estimates (posterior or bootstrap median, or the Huber point estimate) with "
              f"central {pct} intervals; N_opt, D_opt and tokens per parameter at the reference "
