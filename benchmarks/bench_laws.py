@@ -23,7 +23,8 @@ Pairs: the 240 Chinchilla runs of Besiroglu et al. (2024) (``exclude_top=5``) x
 (c) PSIS-LOO per law on each dataset from :func:`compare_laws` (``arviz.compare`` with
     stacking weights; Pareto k > 0.7 counted), and the posterior median (90% interval)
     N_opt at 1e22 and 5.76e23 FLOPs under C = 6ND; the data-constrained law at a
-    unique-token budget U = 25e9 (Muennighoff et al.'s example).
+    unique-token budget U = 25e9 (Muennighoff et al.'s example), also passed to
+    ``compare_laws(..., unique_tokens=25e9)`` for its own reference-budget columns.
 
 Run ``python benchmarks/bench_laws.py [--quick]``; writes ``benchmarks/results/laws.json``
 (``laws-quick.json`` with ``--quick``, a smoke run: 20 scipy starts, 1 repeat, NUTS 2 x 200 x 200).
@@ -177,29 +178,9 @@ def law_param_diagnostics(fit_, law_name: str) -> dict:
             "rhat_max": float(max(float(rhat[n]) for n in names))}
 
 
-def loo_table_fallback(fits: dict) -> "object":
-    """compare_laws' LOO columns computed from fits (only if compare_laws raised)."""
-    import arviz as az
-    import pandas as pd
-
-    from bayescale.report.law_comparison import PARETO_K_MAX
-
-    laws = list(fits)
-    idatas = {n: fits[n].idata for n in laws}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        cmp = az.compare(idatas, ic="loo", method="stacking")
-        loos = {n: az.loo(idatas[n], pointwise=True) for n in laws}
-    table = pd.DataFrame(index=pd.Index(laws, name="law"))
-    for col in ("elpd_loo", "se", "p_loo", "elpd_diff", "dse", "weight"):
-        table[col] = [float(cmp.loc[n, col]) for n in laws]
-    table["pareto_k_bad"] = [int(np.sum(np.asarray(loos[n].pareto_k) > PARETO_K_MAX)) for n in laws]
-    return table.sort_values("elpd_loo", ascending=False)
-
-
 def bench_bayes(runs, laws, args) -> dict:
     from bayescale import fit
-    from bayescale.errors import BayescaleError
+    from bayescale.laws.registry import get_law
     from bayescale.report.law_comparison import compare_laws
 
     options = {}
@@ -217,50 +198,17 @@ def bench_bayes(runs, laws, args) -> dict:
                        "warnings": [str(w.message)[:200] for w in caught]}
     out: dict = {"options": options or "package defaults", "laws": {}}
     t = time.perf_counter()
-    patched = None
-    if "data_constrained" in laws:
-        # compare_laws computes N_opt at its reference budget with ScalingFit.frontier(),
-        # which for the data-constrained law needs a unique-token budget that compare_laws
-        # does not pass (it raises). Supply U = 25e9 for that call only, so that its LOO
-        # table is used as is; the N_opt reported below is computed here in any case.
-        from bayescale.estimators.fit import ScalingFit
-
-        patched = ScalingFit.frontier
-
-        def frontier_with_u(self, budgets, **kwargs):
-            if "U" in self.law.inputs:
-                kwargs.setdefault("unique_tokens", UNIQUE_TOKENS)
-            return patched(self, budgets, **kwargs)
-
-        ScalingFit.frontier = frontier_with_u
-        out["compare_laws_patch"] = ("ScalingFit.frontier given unique_tokens=25e9 for the "
-                                     "data_constrained law during compare_laws (it raises "
-                                     "without one)")
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            cmp = compare_laws(runs, list(laws), **options)
-        fits, table = cmp.fits, cmp.table
-        out["loo_source"] = "bayescale.report.law_comparison.compare_laws"
-        out["compare_laws"] = cmp.to_dict()
-        out["compare_warnings"] = [str(w.message)[:200] for w in caught]
-    except BayescaleError as err:
-        # compare_laws could not finish (e.g. its frontier step needs a unique-token budget
-        # for data_constrained): refit each law (second call) and compute its LOO columns.
-        out["loo_source"] = ("compare_laws raised; the same arviz.compare/az.loo columns "
-                             "computed here from second fit() calls")
-        out["compare_laws_error"] = str(err)
-        fits = {}
-        for name in laws:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                fits[name] = fit(runs, method="bayes", law=name, **options)
-        table = loo_table_fallback(fits)
-    finally:
-        if patched is not None:
-            from bayescale.estimators.fit import ScalingFit
-
-            ScalingFit.frontier = patched
+    # the unique-token budget of the data-constrained law's N_opt at compare_laws' reference
+    # budget (required when that law is compared; the other laws do not take one)
+    unique_tokens = UNIQUE_TOKENS if any("U" in get_law(n).inputs for n in laws) else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cmp = compare_laws(runs, list(laws), unique_tokens=unique_tokens, **options)
+    fits, table = cmp.fits, cmp.table
+    out["loo_source"] = "bayescale.report.law_comparison.compare_laws"
+    out["compare_laws_unique_tokens"] = unique_tokens
+    out["compare_laws"] = cmp.to_dict()
+    out["compare_warnings"] = [str(w.message)[:200] for w in caught]
     out["compare_wall_s"] = time.perf_counter() - t
     best = table.index[0]
     for name in laws:
@@ -301,6 +249,16 @@ def bench_bayes(runs, laws, args) -> dict:
     return out
 
 
+def git_head() -> str | None:
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                              capture_output=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run (minutes, not tens)")
@@ -312,7 +270,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--skip-bayes", action="store_true")
     parser.add_argument("--skip-huber", action="store_true")
     parser.add_argument("--update", action="store_true",
-                        help="load the output JSON and replace only the parts run now")
+                        help="load the output JSON and replace only the parts run now (e.g. "
+                             "with --skip-bayes: each dataset's Huber entries; the NUTS/LOO "
+                             "entries are kept as they were); the run is recorded under "
+                             "'reruns' with its machine and load average")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     if args.quick:
@@ -325,7 +286,8 @@ def main(argv=None) -> dict:
     report: dict = {
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "backend": jax.default_backend(), "device": jax.devices()[0].device_kind,
-                    "jax": jax.__version__, "loadavg_before": list(os.getloadavg())},
+                    "jax": jax.__version__, "git_head": git_head(),
+                    "loadavg_before": list(os.getloadavg())},
         "settings": {"quick": args.quick, "repeats": args.repeats,
                      "scipy_starts": args.scipy_starts, "scipy_repeats": args.scipy_repeats,
                      "budgets": list(BUDGETS), "unique_tokens_for_data_constrained": UNIQUE_TOKENS,
