@@ -117,14 +117,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_law_arguments(p)
     h = p.add_argument_group("honest extrapolation (opt-in)")
     h.add_argument("--structural", default=None, metavar="LAWS",
-                   help="add N_opt and D_opt with law-form uncertainty: fit these laws "
-                        "(comma-separated, e.g. chinchilla,kaplan), weigh them by "
-                        "leave-future-out stacking, and show per budget the band within the "
-                        "top law and the structural band (the weighted mixture)")
+                   help="add N_opt, D_opt within the top law and with law-form uncertainty: "
+                        "these laws (e.g. chinchilla,kaplan) stacked by leave-future-out")
     h.add_argument("--backtest", default=None, metavar="HOLDOUT",
-                   help="add a leave-future-out backtest: top-budgets:K (hold out the top K "
-                        "compute budgets) or above:C; coverage at 50/80/90/95%%, width, bias "
-                        "and CRPS, in-model and with the extrapolation error")
+                   help="add a leave-future-out backtest (top-budgets:K or above:C): "
+                        "coverage, width, bias, CRPS, in-model and with extrapolation error")
     _add_fit_arguments(p)
     p.set_defaults(func=run_report)
 
