@@ -38,7 +38,7 @@ ORDER = [
     "validation.backtest", "validation",
     "io",
     "report._format", "report.compare", "report.tables", "report.law_comparison", "report.approaches", "report.groups", "report._plotting", "report._fit_plots",
-    "report.plots", "report.calibration", "report.figures", "report.render", "report.build", "report",
+    "report.plots", "report.calibration", "report.figures", "report.honest", "report.render", "report.build", "report",
     "cli._common", "cli.datasets", "cli.fit", "cli.frontier", "cli.decide", "cli.report", "cli.laws", "cli.predict", "cli.backtest", "cli.design", "cli",
 ]
 
