@@ -24,6 +24,7 @@ from bayescale.data.runs import load_runs
 from bayescale.data.simulate import simulate_runs
 from bayescale.errors import BayescaleError, DataWarning
 from bayescale.estimators.fit import fit
+from bayescale.estimators.padding import bucket_size
 from bayescale.estimators.groups import fit_groups
 from bayescale.laws.chinchilla import LawParams
 
@@ -58,8 +59,11 @@ def test_each_group_fit_is_its_own_huber_fit_and_recovers_its_law():
         by_hand = fit(sub, method="huber")
         got = result.fits[name]
         assert len(got.runs) == len(sub)
+        # The objective is what the solver certifies (to 1e-10 here); along the flat
+        # (A, alpha) valley the parameters are fixed only to the solver's tolerance, and
+        # the two fits are padded to different sizes (summation order), so 1e-6.
         for k in ("E", "A", "B", "alpha", "beta"):
-            assert np.isclose(got.point_estimate()[k], by_hand.point_estimate()[k], rtol=1e-8)
+            assert np.isclose(got.point_estimate()[k], by_hand.point_estimate()[k], rtol=1e-6)
         assert np.isclose(got.info["objective"], by_hand.info["objective"], rtol=1e-10)
         C = result.reference_budget
         assert np.isclose(result.table().loc[name, "N_opt"],
@@ -67,7 +71,7 @@ def test_each_group_fit_is_its_own_huber_fit_and_recovers_its_law():
     # one compile for both groups: both are padded to one shape, so the second group
     # reuses the first's program (no timed assertion: a program compiled earlier in the
     # session makes the first group fast too)
-    assert result.info["padded_to"] == 96
+    assert result.info["padded_to"] == bucket_size(max(len(p) for p in parts.values()))
     payload = json.loads(json.dumps(result.to_dict()))
     assert set(payload["groups"]) == {"x", "y"}
     assert payload["groups"]["y"]["n_runs"] == 72

@@ -22,7 +22,7 @@ examples:
   bayescale report synthetic --chains 2 --warmup 300 --draws 300 --resamples 500 --quiet
   bayescale report my_runs.csv --budget 1e22 --budget 1e23 --out reports/mine
   bayescale report synthetic --law kaplan --out reports/kaplan
-  bayescale report my_repeats.csv --law data_constrained --unique-tokens 25e9
+  bayescale report data_constrained --law data_constrained --unique-tokens 25e9
   bayescale report chinchilla --exclude-top 5 --structural chinchilla,kaplan
   bayescale report chinchilla --exclude-top 5 --backtest top-budgets:1
 
