@@ -146,3 +146,37 @@ def test_consumers_evaluate_the_kernel(x64):
                    ("data_constrained", MUENNIGHOFF_2023)]:
         assert law_of(p).name == law
     assert math.isfinite(float(loss(MUENNIGHOFF_2023, 1e9, 1e10, 1e9)))
+
+
+def test_closed_form_marginal_ratios_match_the_kernel(x64):
+    """A law's closed-form log ratio of elasticities (used by the numerical frontier)
+    equals the kernel's, by central finite differences and by autodiff."""
+    import dataclasses
+
+    from bayescale.laws.base import registered
+    from bayescale.planning._common import Draw, log_marginal_ratio
+
+    rng = np.random.default_rng(11)
+    checked = 0
+    for law in registered().values():
+        if law.log_marginal_ratio is None:
+            continue
+        assert law.inputs == ("N", "D") and law.coords[:5] == ("a", "b", "e", "alpha", "beta")
+        checked += 1
+        generic_law = dataclasses.replace(law, log_marginal_ratio=None)
+        for _ in range(20):
+            theta = np.array([rng.uniform(4, 8), rng.uniform(4, 9), rng.uniform(0.3, 0.8),
+                              rng.uniform(0.2, 0.6), rng.uniform(0.2, 0.6)])
+            x = np.array([rng.uniform(16, 26), rng.uniform(18, 30)])
+            h = 1e-5
+
+            def dk(i, theta=theta, x=x, h=h):
+                e = np.zeros_like(x)
+                e[i] = h
+                return (float(law.kernel(theta, x + e)) - float(law.kernel(theta, x - e))) / (2 * h)
+
+            closed = float(law.log_marginal_ratio(theta, x))
+            np.testing.assert_allclose(closed, math.log(dk(0) / dk(1)), rtol=1e-6, atol=1e-6)
+            generic = float(log_marginal_ratio(generic_law, Draw(theta, 0.0), x[0], x[1]))
+            np.testing.assert_allclose(closed, generic, rtol=1e-10, atol=1e-10)
+    assert checked >= 1

@@ -150,6 +150,13 @@ def closed_form(theta: Array, log_C: Array) -> tuple[Array, Array]:
     return x, log_C - LOG6 - x
 
 
+def log_marginal_ratio(theta: Array, log_x: Array) -> Array:
+    """``log((dlogL/dlogN) / (dlogL/dlogD))`` at one point: the log-sum-exp's softmax
+    weights cancel, leaving ``log(alpha A N**-alpha) - log(beta B D**-beta)``."""
+    a, b, alpha, beta = theta[0], theta[1], theta[3], theta[4]
+    return (jnp.log(alpha) + a - alpha * log_x[0]) - (jnp.log(beta) + b - beta * log_x[1])
+
+
 def log_loss_from_theta(theta: ArrayLike, log_N: ArrayLike, log_D: ArrayLike) -> Array:
     """``log L`` at runs ``(log N, log D)`` (shape (n,)) for one ``theta`` (shape (5,))."""
     log_X = jnp.stack(jnp.broadcast_arrays(jnp.asarray(log_N), jnp.asarray(log_D)), axis=-1)
@@ -214,6 +221,7 @@ LAW = base.register(Law(
     },
     shears=(("a", "alpha", "N"), ("b", "beta", "D")),
     closed_form=closed_form,
+    log_marginal_ratio=log_marginal_ratio,
     positive=("E", "A", "B", "alpha", "beta"),
     citation="J. Hoffmann et al., 'Training Compute-Optimal Large Language Models', "
              "arXiv:2203.15556 (2022), eq. 2 (Approach 3).",

@@ -33,7 +33,7 @@ from bayescale.errors import BayescaleError
 from bayescale.laws.base import Law
 from bayescale.laws.registry import law_of
 
-__all__ = ["Draw", "draws", "log_loss", "loss", "closed_form_one", "needs_unique_tokens",
+__all__ = ["Draw", "draws", "log_loss", "log_marginal_ratio", "loss", "closed_form_one", "needs_unique_tokens",
            "as_draws", "log_budgets", "check_representable", "check_finite_optimum",
            "over_draws_and_budgets",
            "require_chinchilla", "Frontier", "summary_table", "extrapolation", "num"]
@@ -73,6 +73,18 @@ def log_loss(law: Law, d: Draw, x: Array, y: Array) -> Array:
     x, y = jnp.broadcast_arrays(x, y)
     point = [x, y] + ([jnp.broadcast_to(d.log_U, x.shape)] if needs_unique_tokens(law) else [])
     return law.kernel(d.theta, jnp.stack(point))
+
+
+def log_marginal_ratio(law: Law, d: Draw, x: Array, y: Array) -> Array:
+    """``log((dlogL/dlogN) / (dlogL/dlogD))`` of one draw at ``x = log N``, ``y = log D``:
+    the law's closed form where it gives one (:attr:`Law.log_marginal_ratio`), else the
+    kernel's partial derivatives by autodiff (``-inf``/``+inf`` where one underflows)."""
+    point = [x, y] + ([d.log_U] if needs_unique_tokens(law) else [])
+    if law.log_marginal_ratio is not None:
+        return law.log_marginal_ratio(d.theta, jnp.stack(point))
+    tiny = jnp.finfo(jnp.result_type(float)).tiny
+    g = jax.grad(lambda p: law.kernel(d.theta, p))(jnp.stack(point))
+    return jnp.log(jnp.maximum(-g[0], tiny)) - jnp.log(jnp.maximum(-g[1], tiny))
 
 
 def loss(law: Law, d: Draw, x: Array, y: Array) -> Array:

@@ -1,8 +1,8 @@
 """The inner solve of a cost model: ``log D`` such that ``cost(N, D) = C``, differentiably.
 
 :class:`bayescale.planning.costs.Cost` uses :func:`solve_log_D` where a cost model has
-no analytic inverse (a user's ``CostFn``): Newton's method in ``log D`` with a fixed
-number of steps (one fused program), and derivatives with respect to ``log N`` and
+no analytic inverse (a user's ``CostFn``): Newton's method in ``log D`` until the
+cost matches ``C`` (at most ``num_iter`` steps), and derivatives with respect to ``log N`` and
 ``log C`` from the implicit function theorem on ``cost(N, D) = C`` (a hand-written
 ``custom_jvp`` rule), never from the iterations.
 """
@@ -25,8 +25,8 @@ __all__ = ["solve_log_D"]
 def solve_log_D(log_cost: Callable, log_N, log_C, num_iter: int = 8) -> Array:
     """Solve ``log_cost(log_N, y) = log_C`` for ``y = log D`` (one point), differentiably.
 
-    Newton's method in ``y`` from ``log(C / 6N)``, steps clipped to 5 nats; ``num_iter``
-    fixed steps keep the whole solve one fused program. Whether it converged is
+    Newton's method in ``y`` from ``log(C / 6N)``, steps clipped to 5 nats, until the
+    residual is a few ulps of ``log C`` or ``num_iter`` steps. Whether it converged is
     checked by the caller on the result (the frontier's ``converged`` requires
     ``cost(N, D) = C`` to rounding). Derivatives with respect to ``log_N`` and
     ``log_C`` come from the implicit function theorem (:func:`solve_log_D_jvp`), never
@@ -35,13 +35,23 @@ def solve_log_D(log_cost: Callable, log_N, log_C, num_iter: int = 8) -> Array:
     log_N = jnp.asarray(log_N)
     log_C = jnp.asarray(log_C)
     one = jnp.ones_like(log_C)
+    # Stop once the cost matches C to a few ulps of log C: the start is exact for
+    # 6ND and close for costs near it, so most solves take one step (under vmap the
+    # loop runs while any point is unfinished, up to num_iter steps).
+    tol = 4 * jnp.finfo(log_C.dtype).eps * (1 + jnp.abs(log_C))
 
-    def step(_, y):
+    def step(s):
+        it, y, _ = s
         r, dr = jax.jvp(lambda y_: log_cost(log_N, y_) - log_C, (y,), (one,))
-        return y - jnp.clip(r / dr, -5.0, 5.0)
+        return it + 1, y - jnp.clip(r / dr, -5.0, 5.0), jnp.abs(r)
+
+    def unfinished(s):
+        it, _, err = s
+        return (it < num_iter) & ~(err <= tol)
 
     y0 = log_C - LOG6 - log_N
-    return jax.lax.fori_loop(0, num_iter, step, y0, unroll=True)
+    _, y, _ = jax.lax.while_loop(unfinished, step, (0, y0, jnp.full_like(y0, jnp.inf)))
+    return y
 
 
 @solve_log_D.defjvp

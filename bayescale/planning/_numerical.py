@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 
 from bayescale._solvers.newton import default_rtol, safeguarded_newton
-from bayescale.planning._common import Draw, closed_form_one, log_loss
+from bayescale.planning._common import Draw, closed_form_one, log_marginal_ratio
 from bayescale.planning.costs import Cost
 
 __all__ = ["INITS", "foc", "numerical_one"]
@@ -46,25 +46,19 @@ def foc(law, d: Draw, log_C, cost: Cost) -> Callable:
 
         h(x) = log(-dlogL/dlogN) - log(-dlogL/dlogD) - log(-dlogD/dlogN |cost),
 
-    positive left of the optimum and negative right of it. The partial derivatives
-    come from the law's kernel by autodiff; for the Chinchilla law ``h`` is
+    positive left of the optimum and negative right of it. The ratio of the partial
+    derivatives is the law's closed form where it gives one, else the kernel's autodiff
+    (:func:`~bayescale.planning._common.log_marginal_ratio`); for the Chinchilla law ``h`` is
     ``log(alpha A N**-alpha) - log(beta B D**-beta) - log(-dy/dx)`` (``L`` cancels), a
     difference of logs that stays well conditioned in float32 even where ``L`` is
     flat (small exponents), unlike the derivative of ``log L`` itself.
     """
-    tiny = jnp.finfo(jnp.result_type(float)).tiny
-
-    def partials(x, y):
-        return jax.grad(lambda xy: log_loss(law, d, xy[0], xy[1]))(jnp.stack([x, y]))
-
     def h(x):
         # y(x) and y'(x) on the surface; for a user cost, y' comes from the cost's
         # partial derivatives (implicit function theorem), not from differentiating
         # through the inner solve (see Cost.log_D_slope).
         y, dy = cost.log_D_slope(x, log_C)
-        g = partials(x, y)
-        return (jnp.log(jnp.maximum(-g[0], tiny)) - jnp.log(jnp.maximum(-g[1], tiny))
-                - jnp.log(-dy))
+        return log_marginal_ratio(law, d, x, y) - jnp.log(-dy)
 
     return h
 
