@@ -1,7 +1,9 @@
 """``bayescale decide --unique-tokens``: a law with unique tokens as an input (data_constrained).
 
 The optimum decide compares the plan with must be the one ``bayescale frontier`` reports
-for the same budget and unique-token budget.
+for the same budget and unique-token budget; the plan's loss is the law at (N, D, U)
+(``bayescale.laws.loss``), and decide reports the same fields (regret, Bayes-optimal and
+plug-in plans) as for a law without U.
 """
 
 from __future__ import annotations
@@ -52,7 +54,23 @@ def test_decide_unique_tokens_matches_frontier(frontier_row, capsys):
     assert out["loss"]["median"] > out["optimum"]["L_opt"]["median"]
     assert 0 < out["excess_loss"]["median"] < 0.01
     assert out["p_within_loss"] == {"1%": 1.0, "5%": 1.0}
-    assert "regret" not in out and "not computed" in out["note"]
+    # the plan's loss is the law at (N, D, U): a published law is one draw
+    from bayescale.laws import loss
+    from bayescale.laws.published import PUBLISHED
+
+    N, D, U = 7e9, 2.3e11, float(UNIQUE)
+    assert out["loss"]["median"] == pytest.approx(float(loss(PUBLISHED[LAW].params, N, D, U)),
+                                                  rel=1e-5)
+    # the same fields as for a law without U: regret, Bayes-optimal and plug-in plans
+    assert "note" not in out
+    assert out["regret"] == pytest.approx(out["excess_loss"]["median"], abs=1e-5)  # one draw
+    assert out["regret"] > 0
+    for name in ("bayes_optimal", "plug_in"):
+        plan = out[name]
+        assert plan["N"] == pytest.approx(frontier_row["N_opt"]["median"], rel=1e-5)
+        assert plan["D"] == pytest.approx(frontier_row["D_opt"]["median"], rel=1e-5)
+        assert plan["regret"] == pytest.approx(0.0, abs=1e-6)
+    assert out["compute_efficiency"]["median"] is None  # Chinchilla's closed form only
 
 
 def test_decide_at_the_frontier_optimum_has_no_excess_loss(frontier_row, capsys):
@@ -70,6 +88,8 @@ def test_decide_unique_tokens_text(capsys):
     text = capsys.readouterr().out
     assert "unique tokens U = 2.5e+10" in text and "N_opt at C" in text
     assert "P(loss within 1% of optimum)" in text
+    assert "regret (expected loss minus Bayes-optimal plan's)" in text
+    assert "bayes-optimal plan: N = 7.03e+09" in text and "plug-in plan:" in text
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -176,3 +176,118 @@ def test_bad_input(kwargs, match):
 def test_unknown_rule():
     with pytest.raises(BayescaleError, match="rules"):
         compare_plans(BESIROGLU_2024, [1e22], rules=["gpt3"])
+
+
+# ---------------------------------------------------------------------------
+# A law with unique tokens as an input: data_constrained (Muennighoff et al. 2023)
+# ---------------------------------------------------------------------------
+
+def _common_allocation_draws(n=40, seed=0):
+    """Data-constrained draws that share one allocation: E varies, and A and B by one
+    factor per draw (G = (alpha A / (beta B))**(1 / (alpha + beta)) is the same in every
+    draw). With U ample (no repetition, D' = D) the law is Chinchilla's only where
+    N <= N_of(D) = D G**2 (the excess-parameter term compares N with the tokens, U_D =
+    min(U, D)); every plan tested here has N <= N_of(D) in every draw."""
+    from bayescale.laws.data_constrained import MUENNIGHOFF_2023 as P, DataConstrainedParams
+
+    rng = np.random.default_rng(seed)
+    k, e = np.exp(0.1 * rng.standard_normal(n)), np.exp(0.05 * rng.standard_normal(n))
+    full = lambda v: np.full(n, float(v))  # noqa: E731
+    return DataConstrainedParams(P.E * e, P.A * k, P.B * k, full(P.alpha), full(P.beta),
+                                 full(P.R_N), full(P.R_D))
+
+
+@pytest.mark.float64  # equality with the Chinchilla answer to float64 precision
+def test_data_constrained_with_ample_unique_tokens_decides_as_chinchilla():
+    U = 1e16  # far above every D here: no repetition (as tests/test_law_families.py)
+    for dc in (_common_allocation_draws(),):  # one draw: test_data_constrained_binding_...
+        chin = LawParams(*dc[:5])
+        C = [1e22]
+        b_dc, b_ch = bayes_optimal(dc, C, unique_tokens=U), bayes_optimal(chin, C)
+        assert b_dc.converged.all()
+        np.testing.assert_allclose(b_dc.N, b_ch.N, rtol=1e-6)
+        np.testing.assert_allclose(b_dc.D, b_ch.D, rtol=1e-6)
+        # tokens_20 has D/N = 20 >= the optimum's 19.6 (alpha = beta): N <= N_of(D)
+        t_dc = compare_plans(dc, C, rules=("tokens_20",), unique_tokens=U)
+        t_ch = compare_plans(chin, C, rules=("tokens_20",))
+        assert t_dc.index.equals(t_ch.index)
+        for col in ("N", "D", "expected_loss", "excess_loss_median", "excess_loss_lower",
+                    "excess_loss_upper", "p_within_loss"):
+            np.testing.assert_allclose(t_dc[col], t_ch[col], rtol=1e-6, atol=1e-12, err_msg=col)
+        np.testing.assert_allclose(t_dc["regret"], t_ch["regret"], rtol=1e-6, atol=1e-12)
+        assert t_ch["regret"].max() > 1e-7  # not all trivially zero
+        # the compute efficiency needs the Chinchilla law's closed-form L_opt(C): NaN
+        assert t_dc["compute_efficiency_median"].isna().all()
+        assert t_dc["p_within_compute"].isna().all()
+        a_dc = assess_plan(dc, 2e9, 2e11, budget=1e22, unique_tokens=U)  # 100 tokens/param
+        a_ch = assess_plan(chin, 2e9, 2e11, budget=1e22)
+        assert a_dc["unique_tokens"] == U
+        for key in ("loss", "excess_loss", "bayes_optimal", "plug_in"):
+            for f in a_ch[key]:
+                assert a_dc[key][f] == pytest.approx(a_ch[key][f], rel=1e-6), (key, f)
+        for q in ("L_opt", "N_opt", "D_opt"):
+            for f in ("median", "lower", "upper"):
+                assert a_dc["optimum"][q][f] == pytest.approx(a_ch["optimum"][q][f], rel=1e-6)
+        assert a_dc["regret"] == pytest.approx(a_ch["regret"], rel=1e-6)
+        assert a_dc["p_within_loss"] == a_ch["p_within_loss"]
+
+
+@pytest.mark.float64  # oracles to float64 precision
+def test_data_constrained_binding_unique_tokens():
+    """U = 25e9 binds at C = 1e22 (D_opt ~ 2.4e11 tokens, ~10 epochs)."""
+    from bayescale.laws import loss as law_loss
+    from bayescale.laws.data_constrained import MUENNIGHOFF_2023 as P, DataConstrainedParams
+
+    U, C = 25e9, 1e22
+    opt = compute_optimal(P, C, U)
+    plan = bayes_optimal(P, [C], unique_tokens=U)  # one draw: the frontier's optimum
+    assert plan.converged.all() and float(opt.D_opt) > 5 * U
+    np.testing.assert_allclose(plan.N[0], float(opt.N_opt), rtol=1e-6)
+    np.testing.assert_allclose(plan.D[0], float(opt.D_opt), rtol=1e-6)
+    np.testing.assert_allclose(plug_in(P, [C], unique_tokens=U).N[0], float(opt.N_opt), rtol=1e-6)
+    out = assess_plan(P, 7e9, 2.3e11, budget=C, unique_tokens=U)
+    assert out["loss"]["mean"] == pytest.approx(float(law_loss(P, 7e9, 2.3e11, U)), rel=1e-10)
+    assert out["optimum"]["L_opt"]["median"] == pytest.approx(float(opt.L_opt), rel=1e-10)
+    assert out["bayes_optimal"]["expected_loss"] == pytest.approx(
+        float(law_loss(P, plan.N[0], plan.D[0], U)), rel=1e-10)
+    assert out["regret"] > 0 and out["regret"] == pytest.approx(
+        float(law_loss(P, 7e9, 2.3e11, U)) - float(opt.L_opt), rel=1e-6)
+    np.testing.assert_allclose(plan_loss(P, [7e9, 1e9], [2.3e11, 1e12], U),
+                               law_loss(P, np.array([7e9, 1e9]), np.array([2.3e11, 1e12]), U),
+                               rtol=1e-12)
+    # many draws: the Bayes-optimal N minimises the expected loss along 6 N D = C
+    rng = np.random.default_rng(1)
+    draws = DataConstrainedParams(*(np.asarray(v) * np.exp(0.05 * rng.standard_normal(30))
+                                    for v in P))
+    b = bayes_optimal(draws, [C], unique_tokens=U)
+    assert b.converged.all()
+    def mean_loss(x):
+        return float(np.mean(law_loss(draws, math.exp(x), C / (6 * math.exp(x)), U)))
+
+    x0 = math.log(b.N[0])
+    ref = minimize_scalar(mean_loss, bracket=(x0 - 0.5, x0 + 0.5), tol=1e-12)
+    assert x0 == pytest.approx(ref.x, abs=1e-4)
+    assert mean_loss(x0) <= ref.fun + 1e-12
+
+
+def test_unique_tokens_errors():
+    from bayescale.laws.data_constrained import MUENNIGHOFF_2023 as P
+
+    for call in (lambda **k: bayes_optimal(P, [1e22], **k), lambda **k: plug_in(P, [1e22], **k),
+                 lambda **k: assess_plan(P, 7e9, 2.3e11, **k),
+                 lambda **k: compare_plans(P, [1e22], **k),
+                 lambda **k: assess(P, [7e9], [2.3e11], **k),
+                 lambda **k: plan_loss(P, 7e9, 2.3e11, **k)):
+        with pytest.raises(BayescaleError, match="needs a unique-token budget"):
+            call()
+    for call in (lambda **k: bayes_optimal(BESIROGLU_2024, [1e22], **k),
+                 lambda **k: plug_in(BESIROGLU_2024, [1e22], **k),
+                 lambda **k: assess_plan(BESIROGLU_2024, 7e9, 2.3e11, **k),
+                 lambda **k: compare_plans(BESIROGLU_2024, [1e22], **k),
+                 lambda **k: assess(BESIROGLU_2024, [7e9], [2.3e11], **k),
+                 lambda **k: plan_loss(BESIROGLU_2024, 7e9, 2.3e11, **k)):
+        with pytest.raises(BayescaleError, match="the chinchilla law has none"):
+            call(unique_tokens=25e9)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(BayescaleError, match="positive"):
+            assess_plan(P, 7e9, 2.3e11, unique_tokens=bad)

@@ -240,3 +240,43 @@ def test_cli_compare_law(fits, monkeypatch):
     status, _, err = _run(["compare", "synthetic", "--laws", "chinchilla,kaplan",
                            "--law", "kaplan"])
     assert status == 2 and "do not take them" in err and "Traceback" not in err
+
+
+# ---------------------------------------------------------------------------
+# The data-constrained law: a decision table at the unique-token budget U
+# ---------------------------------------------------------------------------
+
+@pytest.mark.slow  # a small NUTS fit and bootstrap of the 7-parameter law, and its report
+def test_data_constrained_report_has_a_decision_table_at_U(tmp_path):
+    """With ``unique_tokens=U`` the report has its decision table; every plan's expected
+    loss is the posterior mean of the law at (N, D, U) (``bayescale.laws.loss``), the
+    Bayes-optimal plan has the least of them, and the page has no "No decision table"."""
+    from bayescale import load_runs
+    from bayescale.errors import ConvergenceWarning
+    from bayescale.laws import loss
+
+    U, C = 25e9, 1e22
+    runs = load_runs("data_constrained")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # tiny settings: expected
+        fits = report.fit_methods(runs, bayes_options=dict(chains=1, warmup=100, draws=100),
+                                  resamples=20, seed=0, quiet=True, law="data_constrained")
+    out = tmp_path / "report"
+    report.build_report(runs, out_dir=out, fits=fits, law="data_constrained", unique_tokens=U,
+                        budgets=(C,), quiet=True)
+    table = pd.read_csv(out / "decisions.csv").set_index("plan")
+    assert list(table.index) == ["bayes_optimal", "plug_in", "tokens_20", "kaplan_2020"]
+    params = fits["bayes"].params
+    for plan, row in table.iterrows():
+        assert row["C"] == pytest.approx(C) and 6 * row["N"] * row["D"] == pytest.approx(C)
+        L = np.asarray(loss(params, row["N"], row["D"], U), dtype=float)
+        assert row["expected_loss"] == pytest.approx(L.mean(), rel=1e-5), plan
+    best = table.loc["bayes_optimal", "expected_loss"]
+    assert (table["expected_loss"] >= best - 1e-6).all()
+    np.testing.assert_allclose(table["regret"], table["expected_loss"] - best, atol=1e-5)
+    assert table["compute_efficiency_median"].isna().all()  # Chinchilla's closed form only
+    for page in ("report.md", "report.html"):
+        assert "No decision table" not in (out / page).read_text()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "decisions.csv" in manifest["files"]
+    assert manifest["settings"]["unique_tokens"] == U

@@ -10,10 +10,11 @@ N_opt draws at the budget (its percentile, and the probability that N_opt lies w
 and the output says so.
 
 A law with unique tokens as an input (``data_constrained``, e.g. ``muennighoff2023``)
-needs ``--unique-tokens U``, as ``frontier`` does: the optimum at the budget is the
-frontier's (``ScalingFit.frontier(..., unique_tokens=U)``), and the plan is compared with it
-in loss; the regret, compute efficiency and Bayes-optimal plan are not computed for such a
-law (the output says so).
+needs ``--unique-tokens U``, as ``frontier`` does (and any other law refuses it): the plan,
+the optimum at the budget (the frontier's at U), the regret and the Bayes-optimal and plug-in
+plans are all evaluated at U (:func:`bayescale.planning.decisions.assess_plan` with
+``unique_tokens=U``). The compute efficiency C_eq/C needs the Chinchilla law's closed-form
+L_opt(C) and is NaN for other laws.
 
 ``--structural LAWS`` (laws stacked as for ``frontier``) adds the answer with law-form
 uncertainty: every draw of each law's fit is assessed with its own law, and the draws are
@@ -175,22 +176,22 @@ def run_decide(args) -> int:
     U = unique_tokens_from_args(args)
     if getattr(fit, "law", None) is None:
         return _decide_allocation(args, fit, N, D, budget, within, level, U)
-    if U is not None or "U" in fit.law.inputs:
-        return _decide_unique_tokens(args, fit, N, D, budget, within, level, U)
-    out = assess_plan(fit.params, N, D, budget=budget, within=within, level=level)
+    out = assess_plan(fit.params, N, D, budget=budget, within=within, level=level,
+                      unique_tokens=U)
     if args.structural is not None:
         out["structural"] = _structural(args, N, D, out["plan"]["C"], within, level, U)
     from bayescale.planning.frontier import extrapolation
 
     data_range = None if fit.runs is None else (float(fit.runs.C.min()), float(fit.runs.C.max()))
     out["extrapolation"] = float(extrapolation([out["plan"]["C"]], data_range)[0])
-    out["predicted_loss"] = _honest_loss(fit, N, D, level)
-    out = {"source": str(args.source), "method": fit.method, **out}
+    out["predicted_loss"] = _honest_loss(fit, N, D, level, U)
+    out = {"source": str(args.source), "method": fit.method, "law": fit.law.name, **out}
     if args.json:
         return _write_json(out)
     pct = f"{100 * level:g}%"
     p, loss = out["plan"], out["loss"]
-    print(_plan_line(N, D, p["C"]) + ("  [OVER BUDGET]" if p["over_budget"] else ""))
+    print(_plan_line(N, D, p["C"]) + ("" if U is None else f"; unique tokens U = {U:.3g}")
+          + ("  [OVER BUDGET]" if p["over_budget"] else ""))
     if budget is not None and 6 * N * D > budget:
         print(f"note: the plan's 6ND is {_over(N, D, budget)} over the budget, within the "
               f"{100 * BUDGET_TOLERANCE:g}% tolerance; it is compared with the optimum at the "
@@ -199,8 +200,8 @@ def run_decide(args) -> int:
              if not math.isfinite(out["extrapolation"]) else
              "within the data's compute range" if out["extrapolation"] == 0 else
              f"{out['extrapolation']:.2f} orders of magnitude outside the data's compute range")
-    print(f"fit: {args.source} ({fit.method}, {out['num_draws']} draws); the budget is "
-          f"{where}")
+    print(f"fit: {args.source} ({fit.method}, {out['num_draws']} draws, {fit.law.name} law); "
+          f"the budget is {where}")
     print(f"loss of the plan: median {loss['median']:.4f} [{pct}: {loss['lower']:.4f}, "
           f"{loss['upper']:.4f}], mean {loss['mean']:.4f}")
     hp = out["predicted_loss"]
@@ -209,13 +210,17 @@ def run_decide(args) -> int:
               f"({hp['extrapolation_decades']:.2f} decades beyond the runs): median "
               f"{hp['median']:.4f} [{pct}: {hp['lower']:.4f}, {hp['upper']:.4f}]; the interval "
               "above assumes the law is exact")
-    lo = out["optimum"]["L_opt"]
-    print(f"optimal loss at C: median {lo['median']:.4f} [{lo['lower']:.4f}, {lo['upper']:.4f}]")
+    for key, fmt in (("N_opt", ".3g"), ("D_opt", ".3g"), ("L_opt", ".4f")):
+        v = out["optimum"][key]
+        print(f"{key} at C: median {v['median']:{fmt}} [{v['lower']:{fmt}}, {v['upper']:{fmt}}]")
     ex = out["excess_loss"]
     print(f"excess loss over each draw's optimum: median {ex['median']:.4g} "
           f"[{ex['lower']:.3g}, {ex['upper']:.3g}]")
     ce = out["compute_efficiency"]
-    print(f"compute efficiency C_eq/C: median {ce['median']:.3f} [{ce['lower']:.3f}, {ce['upper']:.3f}]")
+    why = ("" if math.isfinite(ce["median"]) else
+           f" (needs the Chinchilla law's closed-form L_opt(C); not for the {fit.law.name} law)")
+    print(f"compute efficiency C_eq/C: median {ce['median']:.3f} "
+          f"[{ce['lower']:.3f}, {ce['upper']:.3f}]{why}")
     for k in out["p_within_loss"]:
         print(f"P(loss within {k} of optimum) = {out['p_within_loss'][k]:.3f};  "
               f"P(compute within {k}) = {out['p_within_compute'][k]:.3f}")
@@ -225,66 +230,6 @@ def run_decide(args) -> int:
         print(f"{name.replace('_', '-')} plan: N = {b['N']:.3g}, D = {b['D']:.3g} "
               f"({b['tokens_per_param']:.3g} tokens/param), expected loss {b['expected_loss']:.4f}, "
               f"regret {b['regret']:.3g}")
-    if "structural" in out:
-        _print_structural(out["structural"], pct)
-    return 0
-
-
-def _decide_unique_tokens(args, fit, N: float, D: float, budget, within, level: float,
-                          U: float | None) -> int:
-    """``decide`` with ``--unique-tokens``, for a law with unique tokens as an input.
-
-    The optimum at the budget is the frontier's, by the code path of ``bayescale frontier``
-    (``fit.frontier([C], unique_tokens=U)``: it asks for U where the law needs it and refuses
-    it where the law has none); the plan's loss is the law at ``(N, D, U)`` for every draw.
-    The regret, compute efficiency and Bayes-optimal and plug-in plans
-    (:func:`bayescale.planning.decisions.assess_plan`) are not computed with U.
-    """
-    import numpy as np
-
-    C = 6.0 * N * D if budget is None else budget
-    fr = fit.frontier([C], unique_tokens=U)
-    row = fr.to_dict(level)["budgets"][0]
-    s = _draw_summary(_law_draws(fit, N, D, C, U, fr), N, within, level)
-    out = {"source": str(args.source), "method": fit.method, "law": fit.law.name,
-           "unique_tokens": U, "level": level, "num_draws": s["num_draws"],
-           "plan": {"N": N, "D": D, "C": C, "C_plan": 6.0 * N * D, "tokens_per_param": D / N,
-                    "over_budget": bool(6.0 * N * D > C)},
-           "loss": s["loss"], "optimum": {k: row[k] for k in ("L_opt", "N_opt", "D_opt")},
-           "excess_loss": s["excess_loss"], "p_within_loss": s["p_within_loss"],
-           "extrapolation": float(np.asarray(fr.extrapolation, dtype=float)[0]),
-           "predicted_loss": _honest_loss(fit, N, D, level, U),
-           "note": (f"with unique tokens U ({fit.law.name} law) the plan is compared with the "
-                    f"frontier's optimum in loss only; its regret, compute efficiency and the "
-                    f"Bayes-optimal and plug-in plans are not computed.")}
-    if args.structural is not None:
-        out["structural"] = _structural(args, N, D, C, within, level, U)
-    if args.json:
-        return _write_json(out)
-    pct = f"{100 * level:g}%"
-    loss, ex = out["loss"], out["excess_loss"]
-    print(_plan_line(N, D, C) + f"; unique tokens U = {U:.3g}")
-    ext = out["extrapolation"]
-    where = ("" if not math.isfinite(ext) else
-             "; the budget is within the data's compute range" if ext == 0 else
-             f"; the budget is {ext:.2f} orders of magnitude outside the data's compute range")
-    print(f"fit: {args.source} ({fit.method}, {out['num_draws']} draws, {fit.law.name} law)"
-          + where)
-    print(f"loss of the plan: median {loss['median']:.4f} [{pct}: {loss['lower']:.4f}, "
-          f"{loss['upper']:.4f}], mean {loss['mean']:.4f}")
-    hp = out["predicted_loss"]
-    if hp is not None:
-        print(f"predicted loss of this run, with observation noise and the extrapolation error: "
-              f"median {hp['median']:.4f} [{pct}: {hp['lower']:.4f}, {hp['upper']:.4f}]")
-    opt = out["optimum"]
-    for key, fmt in (("N_opt", ".3g"), ("D_opt", ".3g"), ("L_opt", ".4f")):
-        v = opt[key]
-        print(f"{key} at C: median {v['median']:{fmt}} [{v['lower']:{fmt}}, {v['upper']:{fmt}}]")
-    print(f"excess loss over each draw's optimum: median {ex['median']:.4g} "
-          f"[{ex['lower']:.3g}, {ex['upper']:.3g}]")
-    for k, v in out["p_within_loss"].items():
-        print(f"P(loss within {k} of optimum) = {v:.3f}")
-    print(f"note: {out['note']}")
     if "structural" in out:
         _print_structural(out["structural"], pct)
     return 0
@@ -306,27 +251,22 @@ def _check_structural_source(args) -> None:
                              "allocation alone. Use --method bootstrap, huber or bayes.")
 
 
-def _law_draws(fit, N: float, D: float, C: float, U: float | None, fr=None) -> dict:
-    """Per draw of one law's fit, with its own law: the plan's loss ``L``, ``L_opt`` and
-    ``N_opt`` at ``C``, the compute efficiency ``eff`` (C_eq / C; NaN without a closed-form
-    L_opt(C), or with U, where the optimum is the frontier's ``fr``)."""
+def _law_draws(fit, N: float, D: float, C: float, U: float | None) -> dict:
+    """Per draw of one law's fit, with its own law (at U where it takes U): the plan's loss
+    ``L``, ``L_opt`` and ``N_opt`` at ``C``, the compute efficiency ``eff`` (C_eq / C; NaN
+    without a closed-form L_opt(C))."""
     import numpy as np
 
-    if "U" in fit.law.inputs:
-        from bayescale.laws.base import evaluate
-
-        fr = fit.frontier([C], unique_tokens=U) if fr is None else fr
-        L = np.exp(np.asarray(evaluate(fit.law, fit.params, N, D, U), dtype=float)).reshape(-1)
-        return {"L": L, "L_opt": np.asarray(fr.L_opt, dtype=float).reshape(-1),
-                "N_opt": np.asarray(fr.N_opt, dtype=float).reshape(-1),
-                "eff": np.full(L.shape, np.nan)}
     from bayescale.planning.decisions import Plan, assess
     from bayescale.planning.frontier import compute_optimal
 
+    U = U if "U" in fit.law.inputs else None  # the stack's other laws take no U
     # the computations of assess_plan; the regret (against `bayes`) is not used here
-    a = assess(fit.params, [N], [D], [C], within=(), bayes=Plan(np.array([N]), np.array([D])))
+    a = assess(fit.params, [N], [D], [C], within=(), bayes=Plan(np.array([N]), np.array([D])),
+               unique_tokens=U)
+    N_opt = compute_optimal(fit.params, C, U).N_opt
     return {"L": a["loss_draws"][:, 0], "L_opt": a["L_opt_draws"][:, 0],
-            "N_opt": np.asarray(compute_optimal(fit.params, C).N_opt, dtype=float).reshape(-1),
+            "N_opt": np.asarray(N_opt, dtype=float).reshape(-1),
             "eff": a["compute_efficiency_draws"][:, 0]}
 
 

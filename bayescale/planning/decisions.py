@@ -18,6 +18,10 @@ plan is the optimum of one coherent draw: the draw whose optimal ``N`` is neares
 median over draws (not the optimum of per-parameter medians, which with
 ``corr(log A, alpha) ~ 0.999`` is not a law any draw supports; see :func:`plug_in`).
 
+Every function takes ``unique_tokens=U``, the unique-token budget of a law whose inputs
+include it (``data_constrained``, Muennighoff et al. 2023; required there, refused for any
+other law): plans are evaluated at ``(N, D, U)``, the per-draw optima are the frontier's at U.
+
 The rules of thumb (``tokens_20``, ``kaplan_2020``) and :class:`Plan` live in
 :mod:`bayescale.planning.rules` and are re-exported here; :func:`compare_plans`
 evaluates them under the posterior.
@@ -48,39 +52,40 @@ from bayescale.planning.costs import LOG6
 from bayescale._util import BUDGET_TOLERANCE, as_budgets, check_level
 from bayescale.errors import BayescaleError
 from bayescale._solvers.newton import default_rtol, safeguarded_newton
-from bayescale.planning._common import closed_form_one, draws, loss
+from bayescale.planning._common import closed_form_one, draws, loss, needs_unique_tokens
 from bayescale.planning.frontier import as_draws, compute_optimal
 from bayescale.laws.chinchilla import LawParams
+from bayescale.laws.registry import law_of
 from bayescale.planning.rules import KAPLAN_2020, PF_DAY, RULES, Plan, kaplan_2020, tokens_20
 
-__all__ = [
-    "Plan",
-    "PF_DAY",
-    "KAPLAN_2020",
-    "RULES",
-    "plan_loss",
-    "bayes_optimal",
-    "plug_in",
-    "tokens_20",
-    "kaplan_2020",
-    "assess",
-    "assess_plan",
-    "compare_plans",
-]
+__all__ = ["Plan", "PF_DAY", "KAPLAN_2020", "RULES", "plan_loss", "bayes_optimal", "plug_in",
+           "tokens_20", "kaplan_2020", "assess", "assess_plan", "compare_plans"]
 
 # ---------------------------------------------------------------------------
 # Pure, jitted pieces
 # ---------------------------------------------------------------------------
 
+def _unique_tokens(params, unique_tokens):
+    """``U`` refused for a law without it (as ``frontier`` words it; ``draws`` refuses a
+    missing one), checked finite and positive where concrete."""
+    law = law_of(params)
+    if unique_tokens is not None and not needs_unique_tokens(law):
+        raise BayescaleError(f"unique_tokens applies to laws with unique tokens as an input "
+                             f"(data_constrained); the {law.name} law has none.")
+    if unique_tokens is None or isinstance(unique_tokens, jax.core.Tracer):
+        return unique_tokens
+    return float(as_budgets(unique_tokens)[0])
+
+
 @jax.jit
-def plan_loss(params: LawParams, N: ArrayLike, D: ArrayLike) -> Array:
+def plan_loss(params: LawParams, N: ArrayLike, D: ArrayLike,
+              unique_tokens: float | None = None) -> Array:
     """Loss of plan ``(N, D)`` under every draw: shape ``params.shape + N.shape``.
 
-    ``N`` and ``D`` must have the same shape (scalar or ``(plan,)``).
+    ``N`` and ``D`` must have the same shape (scalar or ``(plan,)``); ``unique_tokens``: U.
     """
-    law, d, pshape = draws(params)
-    log_N = jnp.log(jnp.asarray(N, dtype=d.theta.dtype))
-    log_D = jnp.log(jnp.asarray(D, dtype=d.theta.dtype))
+    law, d, pshape = draws(params, _unique_tokens(params, unique_tokens))
+    log_N, log_D = (jnp.log(jnp.asarray(v, dtype=d.theta.dtype)) for v in (N, D))
     shape = log_N.shape
     out = jax.vmap(lambda di: jax.vmap(lambda x, y: loss(law, di, x, y))(
         log_N.reshape(-1), log_D.reshape(-1)))(d)
@@ -88,15 +93,15 @@ def plan_loss(params: LawParams, N: ArrayLike, D: ArrayLike) -> Array:
 
 
 @jax.jit
-def _assess(params: LawParams, N, D, C):
+def _assess(params: LawParams, N, D, C, unique_tokens=None):
     """Per draw x plan: plan loss, optimal loss at C, log compute efficiency log(C_eq / C)."""
-    law, d, _ = draws(params)
+    law, d, _ = draws(params, unique_tokens)
     dtype = d.theta.dtype
     log_N, log_D, log_C = (jnp.log(jnp.asarray(v, dtype=dtype)) for v in (N, D, C))
     if law.name != "chinchilla":
         # L_opt from the law's allocation; compute efficiency needs the Chinchilla
         # law's closed-form L_opt(C) and is left NaN for other laws.
-        L_opt = compute_optimal(params, C).L_opt
+        L_opt = compute_optimal(params, C, unique_tokens).L_opt
         L = jax.vmap(lambda di: jax.vmap(lambda x, y: loss(law, di, x, y))(log_N, log_D))(d)
         return L, jnp.reshape(L_opt, L.shape), jnp.full(L.shape, jnp.nan, dtype)
 
@@ -116,11 +121,12 @@ def _assess(params: LawParams, N, D, C):
 
 
 @functools.partial(jax.jit, static_argnames=("max_iter",))
-def _bayes_optimal(params: LawParams, C, *, max_iter: int):
-    law, d, _ = draws(params)
+def _bayes_optimal(params: LawParams, C, unique_tokens=None, *, max_iter: int):
+    law, d, _ = draws(params, unique_tokens)
     log_C = jnp.log(jnp.asarray(C, dtype=d.theta.dtype))
     # each draw's own optimum (closed form or solved), per budget: (draw, budget)
-    x_opts = jnp.log(compute_optimal(params, jnp.exp(log_C)).N_opt).reshape(-1, log_C.shape[0])
+    x_opts = jnp.log(compute_optimal(params, jnp.exp(log_C), unique_tokens).N_opt
+                     ).reshape(-1, log_C.shape[0])
 
     def one(lc, x_opt):
         def mean_loss(x):
@@ -136,8 +142,13 @@ def _bayes_optimal(params: LawParams, C, *, max_iter: int):
         pad = 1e-3 * (1 + jnp.abs(lo))
         lo, hi = lo - pad, hi + pad
         x0 = jnp.median(x_opt)
-        x, ok = safeguarded_newton(h, x0, lo, hi, max_iter=max_iter, rtol=default_rtol(x0.dtype),
-                                    fused_iters=3)
+        rtol = default_rtol(x0.dtype)
+        x, ok = safeguarded_newton(h, x0, lo, hi, max_iter=max_iter, rtol=rtol, fused_iters=3)
+        # A kink at the optimum (data_constrained: N' = N meets the excess-parameter branch
+        # at N = N_of(D)) has no autodiff slope, and Newton ends on a shrunk bracket: the
+        # slope changing sign across x within the solver's tolerance is the optimum too.
+        tol = 2 * rtol * (1 + jnp.abs(x))
+        ok = ok | ((h(x - tol) > 0) & (h(x + tol) < 0))
         return x, lc - LOG6 - x, mean_loss(x), ok
 
     return jax.vmap(one, in_axes=(0, 1))(log_C, x_opts)
@@ -147,13 +158,15 @@ def _bayes_optimal(params: LawParams, C, *, max_iter: int):
 # Plans
 # ---------------------------------------------------------------------------
 
-def bayes_optimal(params: LawParams, budgets: ArrayLike, *, max_iter: int = 64) -> Plan:
+def bayes_optimal(params: LawParams, budgets: ArrayLike, *, max_iter: int = 64,
+                  unique_tokens: float | None = None) -> Plan:
     """The plan on ``6 N D = C`` minimising the expected loss over draws, per budget.
 
     Parameters
     ----------
     params : LawParams (scalars or ``(draw,)`` leaves).
     budgets : budgets in FLOPs.
+    unique_tokens : U, for a law that takes it (``data_constrained``).
 
     Returns
     -------
@@ -169,12 +182,13 @@ def bayes_optimal(params: LawParams, budgets: ArrayLike, *, max_iter: int = 64) 
     """
     C = as_budgets(budgets)
     params = as_draws(params)
-    x, y, _, ok = _bayes_optimal(params, C, max_iter=int(max_iter))
+    U = _unique_tokens(params, unique_tokens)
+    x, y, _, ok = _bayes_optimal(params, C, U, max_iter=int(max_iter))
     return Plan(np.exp(np.asarray(x, dtype=float)), np.exp(np.asarray(y, dtype=float)),
                 np.asarray(ok))
 
 
-def plug_in(params: LawParams, budgets: ArrayLike) -> Plan:
+def plug_in(params: LawParams, budgets: ArrayLike, *, unique_tokens: float | None = None) -> Plan:
     """The optimum of one coherent draw per budget: the draw whose optimal ``N`` is the
     median's nearest neighbour.
 
@@ -196,7 +210,7 @@ def plug_in(params: LawParams, budgets: ArrayLike) -> Plan:
     """
     C = as_budgets(budgets)
     params = as_draws(params)
-    opt = compute_optimal(params, C)
+    opt = compute_optimal(params, C, _unique_tokens(params, unique_tokens))
     N = np.asarray(opt.N_opt, dtype=float)
     D = np.asarray(opt.D_opt, dtype=float)
     ok = np.asarray(opt.converged, dtype=bool) & np.isfinite(N) & (N > 0)
@@ -226,7 +240,7 @@ def _within_key(x: float) -> str:
 
 def assess(params: LawParams, N: ArrayLike, D: ArrayLike, budgets: ArrayLike | None = None, *,
            within: Sequence[float] = (0.01, 0.05), level: float = 0.9,
-           bayes: Plan | None = None) -> dict[str, np.ndarray]:
+           bayes: Plan | None = None, unique_tokens: float | None = None) -> dict[str, np.ndarray]:
     """Assess plans ``(N[k], D[k])`` at budgets ``C[k]`` (default ``6 N D``) under the draws.
 
     Returns a dict of arrays of shape ``(plan,)``: ``C``, ``N``, ``D``,
@@ -237,11 +251,13 @@ def assess(params: LawParams, N: ArrayLike, D: ArrayLike, budgets: ArrayLike | N
     (``C_eq / C``), ``p_within_loss`` and ``p_within_compute`` (dicts keyed by
     ``"1%"``...), ``over_budget`` (``6 N D > C (1 + BUDGET_TOLERANCE)``, 5%), and per draw
     ``(draw, plan)``: ``loss_draws``, ``L_opt_draws``, ``compute_efficiency_draws``.
+    The compute efficiency (and ``p_within_compute``) is NaN for laws other than
+    Chinchilla, which have no closed-form ``L_opt(C)`` to invert.
     """
     level = check_level(level)
     params = as_draws(params)
-    N = np.atleast_1d(np.asarray(N, dtype=float))
-    D = np.atleast_1d(np.asarray(D, dtype=float))
+    U = _unique_tokens(params, unique_tokens)
+    N, D = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (N, D))
     if N.shape != D.shape or N.ndim != 1:
         raise BayescaleError(f"N and D must be numbers or 1-D arrays of one length, got shapes {N.shape} and {D.shape}.")
     if not np.all(np.isfinite(N) & (N > 0) & np.isfinite(D) & (D > 0)):
@@ -250,22 +266,18 @@ def assess(params: LawParams, N: ArrayLike, D: ArrayLike, budgets: ArrayLike | N
     within = [float(x) for x in np.atleast_1d(within)]
     if any(not (x >= 0 and math.isfinite(x)) for x in within):
         raise BayescaleError(f"within must be non-negative fractions (0.01 = 1%), got {within}.")
-    L, L_opt, log_eff = (np.asarray(v, dtype=float) for v in _assess(params, N, D, C))
-    bayes = bayes_optimal(params, C) if bayes is None else bayes
-    L_bayes = np.asarray(plan_loss(params, bayes.N, bayes.D), dtype=float)
+    L, L_opt, log_eff = (np.asarray(v, dtype=float) for v in _assess(params, N, D, C, U))
+    bayes = bayes_optimal(params, C, unique_tokens=U) if bayes is None else bayes
+    L_bayes = np.asarray(plan_loss(params, bayes.N, bayes.D, U), dtype=float)
     eff = np.exp(log_eff)
     rel = L / L_opt - 1.0
     out: dict[str, Any] = {"C": C, "N": N, "D": D, "tokens_per_param": D / N,
                            "over_budget": 6.0 * N * D > C * (1 + BUDGET_TOLERANCE)}
-    out["loss_mean"] = L.mean(axis=0)
-    out["loss_median"], out["loss_lower"], out["loss_upper"] = _quantiles(L, level)
-    out["L_opt_median"], out["L_opt_lower"], out["L_opt_upper"] = _quantiles(L_opt, level)
-    out["excess_loss_mean"] = (L - L_opt).mean(axis=0)
-    out["excess_loss_median"], out["excess_loss_lower"], out["excess_loss_upper"] = \
-        _quantiles(L - L_opt, level)
+    out["loss_mean"], out["excess_loss_mean"] = L.mean(axis=0), (L - L_opt).mean(axis=0)
+    for name, v in (("loss", L), ("L_opt", L_opt), ("excess_loss", L - L_opt),
+                    ("compute_efficiency", eff)):
+        out[f"{name}_median"], out[f"{name}_lower"], out[f"{name}_upper"] = _quantiles(v, level)
     out["regret"] = L.mean(axis=0) - L_bayes.mean(axis=0)
-    out["compute_efficiency_median"], out["compute_efficiency_lower"], \
-        out["compute_efficiency_upper"] = _quantiles(eff, level)
     out["p_within_loss"] = {_within_key(x): (rel <= x + 1e-12).mean(axis=0) for x in within}
     # NaN where the law has no closed-form L_opt(C) to invert (laws other than Chinchilla)
     out["p_within_compute"] = {_within_key(x): np.where(np.isnan(eff).all(axis=0), np.nan,
@@ -276,7 +288,8 @@ def assess(params: LawParams, N: ArrayLike, D: ArrayLike, budgets: ArrayLike | N
 
 
 def assess_plan(params: LawParams, N: float, D: float, *, budget: float | None = None,
-                within: Sequence[float] = (0.01, 0.05), level: float = 0.9) -> dict[str, Any]:
+                within: Sequence[float] = (0.01, 0.05), level: float = 0.9,
+                unique_tokens: float | None = None) -> dict[str, Any]:
     """Decision summary for one plan: JSON-ready dict.
 
     Parameters
@@ -286,6 +299,7 @@ def assess_plan(params: LawParams, N: float, D: float, *, budget: float | None =
     budget : training budget in FLOPs; default ``6 N D``.
     within : tolerances (fractions) for the probabilities of being near the optimum.
     level : central interval level.
+    unique_tokens : U, for a law that takes it (``data_constrained``).
 
     Returns
     -------
@@ -295,7 +309,8 @@ def assess_plan(params: LawParams, N: float, D: float, *, budget: float | None =
         (L_opt, and the frontier's N_opt, D_opt median/lower/upper at ``C``),
         ``excess_loss``, ``regret``, ``compute_efficiency``, ``p_within_loss``,
         ``p_within_compute``, ``bayes_optimal`` and ``plug_in`` (N, D, expected loss,
-        regret), ``level``, ``num_draws``.
+        regret), ``level``, ``num_draws``. The compute efficiency and
+        ``p_within_compute`` are NaN for laws other than Chinchilla.
 
     Examples
     --------
@@ -306,33 +321,34 @@ def assess_plan(params: LawParams, N: float, D: float, *, budget: float | None =
     """
     level = check_level(level)
     params = as_draws(params)
+    U = _unique_tokens(params, unique_tokens)
     C = 6.0 * float(N) * float(D) if budget is None else float(as_budgets(budget)[0])
-    bayes = bayes_optimal(params, [C])
-    pin = plug_in(params, [C])
-    a = assess(params, [N], [D], [C], within=within, level=level, bayes=bayes)
+    bayes = bayes_optimal(params, [C], unique_tokens=U)
+    pin = plug_in(params, [C], unique_tokens=U)
+    a = assess(params, [N], [D], [C], within=within, level=level, bayes=bayes, unique_tokens=U)
     b = assess(params, np.concatenate([bayes.N, pin.N]), np.concatenate([bayes.D, pin.D]),
-               [C, C], within=within, level=level, bayes=bayes)
-    opt = compute_optimal(params, C)
+               [C, C], within=within, level=level, bayes=bayes, unique_tokens=U)
+    opt = compute_optimal(params, C, U)
     Nq, Dq = (_quantiles(np.asarray(v, dtype=float), level) for v in (opt.N_opt, opt.D_opt))
 
     def trio(prefix, res=a, i=0):
         return {k: float(res[f"{prefix}_{k}"][i]) for k in ("median", "lower", "upper")}
 
     def alt(i, converged=True):
-        return {"N": float(b["N"][i]), "D": float(b["D"][i]),
-                "tokens_per_param": float(b["tokens_per_param"][i]),
+        return {**{k: float(b[k][i]) for k in ("N", "D", "tokens_per_param")},
                 "expected_loss": float(b["loss_mean"][i]), "regret": float(b["regret"][i]),
                 "converged": bool(converged)}
 
     return {
         "level": level,
         "num_draws": int(np.size(params[0])),
+        **({} if U is None else {"unique_tokens": U}),
         "plan": {"N": float(N), "D": float(D), "C": C, "C_plan": 6.0 * float(N) * float(D),
                  "tokens_per_param": float(D) / float(N), "over_budget": bool(a["over_budget"][0])},
         "loss": {"mean": float(a["loss_mean"][0]), **trio("loss")},
         "optimum": {"L_opt": trio("L_opt"),
-                    "N_opt": {"median": float(Nq[0]), "lower": float(Nq[1]), "upper": float(Nq[2])},
-                    "D_opt": {"median": float(Dq[0]), "lower": float(Dq[1]), "upper": float(Dq[2])}},
+                    **{k: dict(zip(("median", "lower", "upper"), map(float, q)))
+                       for k, q in (("N_opt", Nq), ("D_opt", Dq))}},
         "excess_loss": {"mean": float(a["excess_loss_mean"][0]), **trio("excess_loss")},
         "regret": float(a["regret"][0]),
         "compute_efficiency": trio("compute_efficiency"),
@@ -344,8 +360,10 @@ def assess_plan(params: LawParams, N: float, D: float, *, budget: float | None =
 
 
 def compare_plans(params: LawParams, budgets: ArrayLike, *, level: float = 0.9,
-                  within: float = 0.01, rules: Sequence[str] = ("tokens_20", "kaplan_2020")):
-    """The Bayes-optimal, plug-in and rule-of-thumb plans per budget, under the draws.
+                  within: float = 0.01, rules: Sequence[str] = ("tokens_20", "kaplan_2020"),
+                  unique_tokens: float | None = None):
+    """The Bayes-optimal, plug-in and rule-of-thumb plans per budget, under the draws
+    (at ``unique_tokens=U`` for a law that takes it).
 
     Returns
     -------
@@ -354,7 +372,8 @@ def compare_plans(params: LawParams, budgets: ArrayLike, *, level: float = 0.9,
         the ``rules``; columns ``N``, ``D``, ``tokens_per_param``, ``expected_loss``,
         ``regret`` (vs the Bayes-optimal plan), ``excess_loss_median/lower/upper``
         (vs each draw's own optimum), ``compute_efficiency_median/lower/upper``,
-        ``p_within_loss`` and ``p_within_compute`` (at ``within``).
+        ``p_within_loss`` and ``p_within_compute`` (at ``within``); the compute
+        efficiency and ``p_within_compute`` are NaN for laws other than Chinchilla.
 
     Examples
     --------
@@ -368,29 +387,27 @@ def compare_plans(params: LawParams, budgets: ArrayLike, *, level: float = 0.9,
     level = check_level(level)
     params = as_draws(params)
     C = as_budgets(budgets)
+    U = _unique_tokens(params, unique_tokens)
     unknown = [r for r in rules if r not in RULES]
     if unknown:
         raise BayescaleError(f"unknown rules {unknown}; choose from {list(RULES)}.")
-    bayes = bayes_optimal(params, C)
-    plans = {"bayes_optimal": bayes, "plug_in": plug_in(params, C)}
+    bayes = bayes_optimal(params, C, unique_tokens=U)
+    plans = {"bayes_optimal": bayes, "plug_in": plug_in(params, C, unique_tokens=U)}
     plans.update({r: RULES[r](C) for r in rules})
     names = list(plans)
     N = np.concatenate([plans[n].N for n in names])
     D = np.concatenate([plans[n].D for n in names])
     CC = np.tile(C, len(names))
     bayes_all = Plan(np.tile(bayes.N, len(names)), np.tile(bayes.D, len(names)))
-    a = assess(params, N, D, CC, within=[within], level=level, bayes=bayes_all)
+    a = assess(params, N, D, CC, within=[within], level=level, bayes=bayes_all, unique_tokens=U)
     key = _within_key(within)
     table = pd.DataFrame({
         "C": CC, "plan": np.repeat(names, C.size), "N": N, "D": D,
         "tokens_per_param": a["tokens_per_param"], "expected_loss": a["loss_mean"],
         "regret": a["regret"],
-        "excess_loss_median": a["excess_loss_median"], "excess_loss_lower": a["excess_loss_lower"],
-        "excess_loss_upper": a["excess_loss_upper"],
-        "compute_efficiency_median": a["compute_efficiency_median"],
-        "compute_efficiency_lower": a["compute_efficiency_lower"],
-        "compute_efficiency_upper": a["compute_efficiency_upper"],
+        **{f"{q}_{s}": a[f"{q}_{s}"] for q in ("excess_loss", "compute_efficiency")
+           for s in ("median", "lower", "upper")},
         "p_within_loss": a["p_within_loss"][key], "p_within_compute": a["p_within_compute"][key],
     }).set_index(["C", "plan"]).sort_index(level=0, sort_remaining=False)
-    table.attrs.update(level=level, within=within)
+    table.attrs.update(level=level, within=within, unique_tokens=U)
     return table

@@ -7,8 +7,8 @@ budgets, draws the six figures of :mod:`bayescale.report.plots`, and writes one 
 The law is Chinchilla's unless ``law=`` names another (``kaplan``, ``data_constrained``,
 ...): every fit is of that law, the tables use its parameters, and what only the
 Chinchilla law has (the published fits, ``a_opt``, Approach 3) is left out with a
-line saying why; the data-constrained law's frontier is at a unique-token budget
-``unique_tokens=U`` (required), and it has no decision table or runs figure yet.
+line saying why; the data-constrained law's frontier and decision table are at a
+unique-token budget ``unique_tokens=U`` (required), and it has no runs figure yet.
 
 ``report.html``
     Self-contained (figures embedded as base64 PNG, inline CSS); opens from disk.
@@ -22,8 +22,8 @@ line saying why; the data-constrained law's frontier is at a unique-token budget
 ``methods.csv``
     :func:`compare_methods`: estimates and intervals of the three methods.
 ``frontier.csv``, ``decisions.csv``
-    The frontier summary per budget and the decision table per budget and plan (not for
-    a law with a unique-token budget).
+    The frontier summary per budget and the decision table per budget and plan (at the
+    unique-token budget U for a law that takes it).
 ``approaches.csv``
     Hoffmann et al.'s Approaches 1, 2 and 3 where the runs allow them
     (:mod:`bayescale.report.approaches`): a, b and N_opt, D_opt at the largest budget.
@@ -256,8 +256,8 @@ def build_report(runs: Runs | Any, *, out_dir: str | os.PathLike,
         ``fits``. The tables use the law's own parameters; what only makes sense for
         the Chinchilla law (the published fits, ``a_opt``, Approach 3) is left out of
         another law's report, with a line saying why.
-    unique_tokens : the unique-token budget ``U`` of the frontier, for a law that takes
-        one (``data_constrained``: required); an error for the others.
+    unique_tokens : the unique-token budget ``U`` of the frontier and the decision table,
+        for a law that takes one (``data_constrained``: required); an error for the others.
     structural : two or more laws (``("chinchilla", "kaplan")`` or ``"chinchilla,kaplan"``):
         add the section "N_opt and D_opt with law-form uncertainty" and ``structural.csv``
         (:func:`bayescale.estimators.stacking.stack_laws`, bootstrap fits with
@@ -326,15 +326,7 @@ def build_report(runs: Runs | Any, *, out_dir: str | os.PathLike,
             methods = compare_methods(fits=fits, reference_budget=reference_budget,
                                       level=level, published=chinchilla, **at_U)
             law_notes = _law_notes(law_obj.name, chinchilla_data)
-            decisions, decisions_note = None, None
-            if unique_tokens is None:
-                decisions = compare_plans(fits["bayes"].params, budgets, level=level)
-            else:
-                decisions_note = (
-                    f"No decision table: the plans' assessment under the posterior does not "
-                    f"take a unique-token budget yet, which the {law_obj.name} law needs; the "
-                    f"frontier below is its compute-optimal allocation at U = "
-                    f"{unique_tokens:.3g} tokens.")
+            decisions = compare_plans(fits["bayes"].params, budgets, level=level, **at_U)
             approaches, approaches_note = compare_approaches(runs, fits, budgets, level, seed,
                                                              resamples)
             steps.done()
@@ -369,7 +361,7 @@ def build_report(runs: Runs | Any, *, out_dir: str | os.PathLike,
             ctx = context(runs, fits, frontiers, methods, decisions, budgets, level, settings,
                           chinchilla=chinchilla, created=created,
                           chinchilla_data=chinchilla_data, unique_tokens=unique_tokens,
-                          law_notes=law_notes + figure_notes, decisions_note=decisions_note)
+                          law_notes=law_notes + figure_notes)
             ctx.update(approaches=approaches, approaches_note=approaches_note, honest=honest,
                        captions=figure_captions(law_obj.name))
             with atomic_folder(out, marker=_MARKER, what="report", owned=_owned,
