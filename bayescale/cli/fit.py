@@ -26,6 +26,7 @@ examples:
   bayescale fit marin_isoflop --select group=dclm --method isoflop --json
   bayescale fit marin_isoflop --group all --method huber
   bayescale fit sweep.csv --group corpus --method bootstrap --json
+  bayescale fit sweep.csv --group corpus --pool
   bayescale fit sweep.csv --method isoflop --budget-column budget --uncertainty bayes
 """
 
@@ -52,6 +53,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="fit each group on its own and show them side by side: a column of "
                         "a CSV DATA, or 'all' for every group of a registered multi-group "
                         "dataset (gadre2024, marin_isoflop); --select group=VALUE picks one")
+    p.add_argument("--pool", action="store_true",
+                   help="with --group and --method bayes: one hierarchical model, the law's "
+                        "exponents partially pooled across groups (each group keeps its own "
+                        "E and coefficients); shows each group with and without pooling and "
+                        "PSIS-LOO of pooled against separate")
+    p.add_argument("--pool-coefficients", action="store_true",
+                   help="with --pool: pool the law's coefficients (at the data's centre) too")
     p.add_argument("--level", type=float, default=None,
                    help="interval level (default 0.9; the bootstrap defaults to 0.95 as Epoch)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
@@ -102,6 +110,9 @@ def run(args: argparse.Namespace) -> int:
         from bayescale.io import check_fit_destination
 
         check_fit_destination(args.out)
+    if (args.pool or args.pool_coefficients) and args.group is None:
+        raise BayescaleError("--pool fits the groups in one hierarchical model: give --group "
+                             "COLUMN (or --group all for a registered multi-group dataset).")
     if args.group is not None:
         _check_group_args(args)
     enable_compilation_cache()
@@ -195,52 +206,36 @@ def _check_group_args(args) -> None:
 
 def _run_groups(args, level: float, runs, t0: float) -> int:
     """``--group``: each group fitted on its own, printed side by side or as JSON."""
+    from bayescale.cli._groups_text import human_table, pooled_lines
     from bayescale.estimators.groups import fit_groups
     from bayescale.io import dumps_json
     from bayescale.report._format import human
 
     result = fit_groups(runs, method=args.method, law=args.law, level=level, seed=args.seed,
+                        pool=args.pool, pool_coefficients=args.pool_coefficients,
                         **_options(args))
     payload = result.to_dict(level)
     payload["timing"] = {"wall": time.perf_counter() - t0}
     if args.json:
         print(dumps_json(payload, indent=2))
         return 0
-    table = _human_table(result.table(level))
+    table = human_table(result.table(level))
     lines = [f"bayescale fit: law={args.law if args.method not in ALLOCATION_METHODS else '-'}"
              f"  method={args.method}  groups={len(result.fits)}  runs={len(runs)}  "
              f"source={runs.source}",
-             "each group fitted on its own (not pooled); N_opt at the reference budget "
-             f"C = {human(result.reference_budget)} FLOPs (100x the largest run)"]
+             ("one hierarchical model, the law's exponents partially pooled across groups"
+              if result.pooled else "each group fitted on its own (not pooled)")
+             + f"; N_opt at the reference budget C = {human(result.reference_budget)} FLOPs "
+               "(100x the largest run)"]
     if table.attrs.get("intervals"):
         lines.append(f"estimate [lower, upper]: median and {100 * level:g}% central interval "
                      "of the draws")
     lines.append(table.to_string())
+    if result.pooled:
+        lines += pooled_lines(payload["pooled"], level)
     lines.append(f"wall time {payload['timing']['wall']:.2f} s")
     print(os.linesep.join(lines))
     return 0
-
-
-def _human_table(table):
-    """The side-by-side table for people: ``0.342 [0.295, 0.406]``, ``8.77B [6.22B, 14.4B]``."""
-    import pandas as pd
-
-    from bayescale.report._format import human
-
-    shown = {}
-    for col in table.columns:
-        if col.endswith(("_lower", "_upper")):
-            continue
-        values = table[col]
-        if f"{col}_lower" in table.columns:
-            values = [f"{human(v)} [{human(lo)}, {human(hi)}]" for v, lo, hi in
-                      zip(table[col], table[f"{col}_lower"], table[f"{col}_upper"])]
-        elif col != "n_runs":
-            values = [human(v) for v in values]
-        shown[col] = list(values)
-    out = pd.DataFrame(shown, index=table.index)
-    out.attrs["intervals"] = any(c.endswith("_lower") for c in table.columns)
-    return out
 
 
 def _format(result, payload: dict, level: float) -> str:

@@ -130,14 +130,30 @@ def compute_diagnostics(idata, exclude: tuple[str, ...] = ()) -> Diagnostics:
             bfmi = np.asarray(az.bfmi(idata))
         except (KeyError, AttributeError, ValueError):
             bfmi = np.array([np.nan])
-    per_param = pd.DataFrame(
-        {
-            "r_hat": [float(rhat[n]) if rhat is not None else np.nan for n in names],
-            "ess_bulk": [float(ess_bulk[n]) for n in names],
-            "ess_tail": [float(ess_tail[n]) for n in names],
-        },
-        index=pd.Index(names, name="parameter"),
-    )
+    # A variable with dimensions beyond (chain, draw), e.g. one value per group of a
+    # hierarchical model, gives one row per element: "alpha[c4]".
+    labels, r_hat, bulk, tail = [], [], [], []
+    for n in names:
+        flat_bulk = ess_bulk[n].stack(_e=ess_bulk[n].dims) if ess_bulk[n].dims else None
+        if flat_bulk is None:
+            labels.append(n)
+            keys = [None]
+        else:
+            keys = list(flat_bulk["_e"].values)
+            labels += [f"{n}[{','.join(str(v) for v in np.atleast_1d(k))}]" for k in keys]
+
+        def values(ds, n=n, keys=keys):
+            if ds is None:
+                return [np.nan] * len(keys)
+            v = ds[n]
+            return [float(v)] if keys == [None] else \
+                [float(x) for x in np.asarray(v.stack(_e=v.dims)).reshape(-1)]
+
+        r_hat += values(rhat)
+        bulk += values(ess_bulk)
+        tail += values(ess_tail)
+    per_param = pd.DataFrame({"r_hat": r_hat, "ess_bulk": bulk, "ess_tail": tail},
+                             index=pd.Index(labels, name="parameter"))
     divergences = int(np.sum(np.asarray(idata.sample_stats["diverging"])))
     if rhat is not None:
         rhat_max = float(np.max(np.nan_to_num(per_param["r_hat"], nan=np.inf)))

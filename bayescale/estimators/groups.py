@@ -6,8 +6,9 @@ and returns a :class:`GroupFits`: the fits by group, a side-by-side :meth:`Group
 interval bounds) and :meth:`GroupFits.to_dict` (``{"groups": {value: fit.to_dict()}}``).
 The figure is :func:`bayescale.report.groups.plot_groups`.
 
-Groups are never pooled: each group's law is estimated from its own runs only. (A
-hierarchical model with partial pooling is a separate, later feature.)
+Groups are pooled only when asked: by default each group's law is estimated from its own
+runs only; ``pool=True`` fits the hierarchical model of :mod:`bayescale.estimators.pooled`
+(exponents partially pooled across groups) and keeps the separate fits beside it.
 
 Compilation: the Huber grid fit (``method="huber"``) pads every group's runs to one
 common size (the size bucket of the largest group, :mod:`bayescale.estimators.padding`)
@@ -19,7 +20,6 @@ of similar sizes share its program too.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import warnings
 from typing import Any
@@ -27,13 +27,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pandas as pd
 
-from bayescale._util import check_level, to_jsonable
 from bayescale.data.runs import Runs
 from bayescale.errors import BayescaleError, ConvergenceError, ConvergenceWarning
-from bayescale.estimators import huber
+from bayescale.estimators import huber, pooled
 from bayescale.estimators.fit import ScalingFit, fit
+from bayescale.estimators.group_fits import GroupFits
 from bayescale.estimators.padding import bucket_size, pad_rows
 
 __all__ = ["GroupFits", "fit_groups", "MIN_RUNS"]
@@ -42,79 +41,6 @@ __all__ = ["GroupFits", "fit_groups", "MIN_RUNS"]
 # methods need several budgets of several runs.
 MIN_RUNS = {"huber": 6, "huber_mle": 6, "bootstrap": 6, "bayes": 6, "isoflop": 9,
             "envelope": 9}
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class GroupFits:
-    """Fits of one method to each group of a set of runs.
-
-    Attributes
-    ----------
-    fits : ``{group label (str): ScalingFit or AllocationFit}``, in the order the groups
-        first appear in the runs.
-    method : the estimator used for every group.
-    level : default interval level.
-    reference_budget : the compute (FLOPs) at which :meth:`table` gives ``N_opt``
-        (default 100 times the largest run over all groups: the same budget for every
-        group, so their ``N_opt`` compare).
-    info : timings (``seconds`` per group) and settings.
-    """
-
-    fits: dict[str, Any]
-    method: str
-    level: float
-    reference_budget: float
-    info: dict = dataclasses.field(default_factory=dict)
-
-    def table(self, level: float | None = None) -> pd.DataFrame:
-        """One row per group: runs, the key parameters, ``a_opt, b_opt`` (or ``a, b`` for an
-        allocation fit) and ``N_opt`` at :attr:`reference_budget`; each with ``_lower`` and
-        ``_upper`` columns where the fit has draws (bootstrap, posterior)."""
-        level = self.level if level is None else check_level(level)
-        rows = {}
-        for name, result in self.fits.items():
-            est, ivals = result.point_estimate(), result.intervals(level)
-            keys = [k for k in ("a", "b") if k in est] or \
-                [k for k in ("alpha", "beta", "a_opt", "b_opt", "E") if k in est]
-            row: dict[str, Any] = {"n_runs": len(result.runs)}
-            for k in keys:
-                row[k] = est[k]
-                if k in ivals:
-                    row[f"{k}_lower"], row[f"{k}_upper"] = ivals[k]
-            N = self._N_opt(result)
-            if N is not None:
-                row["N_opt"] = float(np.median(N))
-                if N.size > 1:
-                    q = (1 - level) / 2
-                    row["N_opt_lower"], row["N_opt_upper"] = (float(v) for v in
-                                                              np.quantile(N, [q, 1 - q]))
-            rows[name] = row
-        table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("group")
-        table.attrs.update(level=level, reference_budget=self.reference_budget)
-        return table
-
-    def _N_opt(self, result) -> np.ndarray | None:
-        try:
-            N = np.asarray(result.frontier([self.reference_budget]).N_opt, dtype=float)
-        except BayescaleError:  # a law without a compute-optimal frontier
-            return None
-        N = N.reshape(-1)
-        return N[np.isfinite(N)]
-
-    def to_dict(self, level: float | None = None) -> dict[str, Any]:
-        """``{"groups": {group: fit.to_dict()}, "method", "level", "reference_budget",
-        "table"}``: each group's object is exactly what one fit emits."""
-        level = self.level if level is None else check_level(level)
-        table = self.table(level)
-        return to_jsonable({
-            "groups": {k: f.to_dict(level) for k, f in self.fits.items()},
-            "method": self.method,
-            "level": level,
-            "reference_budget": self.reference_budget,
-            "table": {str(k): {c: v for c, v in row.items() if pd.notna(v)}
-                      for k, row in table.to_dict(orient="index").items()},
-            "info": self.info,
-        })
 
 
 def split_groups(runs: Runs) -> dict[str, Runs]:
@@ -141,8 +67,9 @@ def split_groups(runs: Runs) -> dict[str, Runs]:
 
 def fit_groups(runs: Runs, *, method: str = "bayes", law: Any = "chinchilla",
                level: float = 0.9, seed: int = 0, reference_budget: float | None = None,
-               **options) -> GroupFits:
-    """Fit ``method`` to each group of ``runs`` on its own.
+               pool: bool = False, pool_coefficients: bool = False, **options) -> GroupFits:
+    """Fit ``method`` to each group of ``runs`` on its own, or (``pool=True``) all groups
+    in one hierarchical model.
 
     Parameters
     ----------
@@ -153,6 +80,13 @@ def fit_groups(runs: Runs, *, method: str = "bayes", law: Any = "chinchilla",
         group (each group gets the same ``seed``).
     reference_budget : FLOPs at which :meth:`GroupFits.table` gives ``N_opt`` (default 100
         times the largest run's compute over all groups).
+    pool : fit the hierarchical model of :mod:`bayescale.estimators.pooled` (``method``
+        ``"bayes"`` only): the law's exponents partially pooled across groups, every other
+        parameter per group. The groups are also fitted on their own
+        (:attr:`GroupFits.separate`), for :meth:`GroupFits.shrinkage` and
+        :meth:`GroupFits.loo_comparison`. Options ``chains``, ``warmup``, ``draws``,
+        ``likelihood`` and ``strict`` apply to both.
+    pool_coefficients : with ``pool``, pool the law's centred coefficients too.
 
     Returns
     -------
@@ -165,6 +99,17 @@ def fit_groups(runs: Runs, *, method: str = "bayes", law: Any = "chinchilla",
         message names the group).
     """
     groups = split_groups(runs)
+    if pool_coefficients and not pool:
+        raise BayescaleError("pool_coefficients=True goes with pool=True.",
+                             cli="--pool-coefficients goes with --pool.")
+    if pool and method != "bayes":
+        raise BayescaleError(f"pooling is a hierarchical Bayesian model: use method='bayes', "
+                             f"not {method!r}.", cli=f"--pool goes with --method bayes, not "
+                                                     f"--method {method}.")
+    if pool and len(groups) < 2:
+        raise BayescaleError(f"the runs of {runs.source} have one group; pooling needs two "
+                             f"or more.", cli=f"the runs of {runs.source} have one group; "
+                                              f"--pool needs two or more.")
     need = MIN_RUNS.get(method, 6)
     small = {g: len(r) for g, r in groups.items() if len(r) < need}
     if small:
@@ -205,8 +150,44 @@ def fit_groups(runs: Runs, *, method: str = "bayes", law: Any = "chinchilla",
         for w in caught:  # told again, naming the group
             _rewarn(w, f"group {name!r}: ")
     info = {"seconds": seconds, "seed": int(seed), "padded_to": size if padded else None}
-    return GroupFits(fits=fits, method=method, level=float(level),
-                     reference_budget=float(reference_budget), info=info)
+    if not pool:
+        return GroupFits(fits=fits, method=method, level=float(level),
+                         reference_budget=float(reference_budget), info=info)
+    return _pooled_fits(groups, fits, law=law, level=float(level), seed=int(seed),
+                        reference_budget=float(reference_budget), info=info,
+                        pool_coefficients=bool(pool_coefficients), options=options)
+
+
+def _pooled_fits(groups: dict[str, Runs], separate: dict[str, ScalingFit], *, law: Any,
+                 level: float, seed: int, reference_budget: float, info: dict,
+                 pool_coefficients: bool, options: dict) -> GroupFits:
+    """The hierarchical model's fits of every group, with the separate ones beside them."""
+    from bayescale.laws.registry import get_law
+
+    law = get_law(law)
+    taken = {"chains", "warmup", "draws", "likelihood", "strict", "target_accept"}
+    unknown = set(options) - taken - {"progress"}
+    if unknown:
+        raise BayescaleError(f"options {sorted(unknown)} do not apply to the pooled model "
+                             f"(it takes {', '.join(sorted(taken))}).")
+    post = pooled.sample_pooled(groups, law=law, seed=seed,
+                                pool_coefficients=pool_coefficients,
+                                **{k: v for k, v in options.items() if k in taken})
+    fits = {g: ScalingFit(method="bayes", params=post.params[g], runs=groups[g], level=level,
+                          info={**post.info, "pooled": True}, diagnostics=post.diagnostics)
+            for g in groups}
+    summary = {k: {"median": float(np.median(v)),
+                   "lower": float(np.quantile(v, (1 - level) / 2)),
+                   "upper": float(np.quantile(v, (1 + level) / 2))}
+               for k, v in post.hyper.items()}
+    info = {**info, "pooled": {
+        "parameters": [p for p in law.param_names
+                       if p in pooled.pooled_coords(law, pool_coefficients)
+                       or (pool_coefficients and p in ("A", "B"))],
+        "population": summary, "settings": post.info,
+        "diagnostics": post.diagnostics.to_dict(), "idata": post.idata}}
+    return GroupFits(fits=fits, method="bayes", level=level,
+                     reference_budget=reference_budget, info=info, separate=separate)
 
 
 def _fit_huber_padded(runs: Runs, size: int, *, law: Any, level: float,

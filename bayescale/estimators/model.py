@@ -84,6 +84,7 @@ __all__ = [
     "resolve_priors",
     "describe_priors",
     "data_centre",
+    "centred_log_prior",
     "prior_keys",
     "sample_sites",
     "law_model",
@@ -102,7 +103,8 @@ def data_centre(*log_inputs: ArrayLike) -> tuple[float, ...]:
     return tuple(float(np.mean(np.asarray(v))) for v in log_inputs)
 
 
-def _centred_log_prior(prior: dist.Distribution, shift: Array) -> dist.Distribution:
+def centred_log_prior(prior: dist.Distribution, shift: Array) -> dist.Distribution:
+    """The prior of a sheared coordinate ``x_c = x - shift`` given the prior of ``x``."""
     # p(x_c | exponent) = p_prior(x_c + shift): the shear x -> x - shift has unit Jacobian.
     return dist.TransformedDistribution(prior, AffineTransform(-shift, 1.0, domain=prior.support))
 
@@ -162,7 +164,7 @@ def law_model(log_X, log_loss=None, *, law: Law, priors, likelihood: str, centre
         k = 1.0 if exponent is None else theta[exponent]
         shift = k * centre[i]
         theta[coord] = numpyro.sample(
-            f"{coord}_c", _centred_log_prior(priors[law.prior_key(coord)], shift)) + shift
+            f"{coord}_c", centred_log_prior(priors[law.prior_key(coord)], shift)) + shift
     sigma = numpyro.sample("sigma", priors["sigma"])
     nu = priors["nu"]
     if likelihood == "student_t" and isinstance(nu, dist.Distribution):
