@@ -32,7 +32,7 @@ fit.json, draws.csv, runs.csv, posterior.nc and manifest.json. --law fits anothe
 (see `bayescale laws`) with all three methods; the tables use its parameters, and what
 only the Chinchilla law has (published fits, a_opt, Approach 3) is left out with a line
 saying why. The data_constrained law needs --unique-tokens U, the unique-token budget
-of its frontier (and data with a U column); it has no decision table yet.
+of its frontier and decision table (and data with a U column).
 --structural LAWS adds N_opt and D_opt per budget within the top law and with law-form
 uncertainty (the laws weighed by leave-future-out stacking; structural.csv);
 --backtest HOLDOUT adds a leave-future-out backtest of the fit (coverage, width, bias,

@@ -28,12 +28,12 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from bayescale._util import check_level, median_interval
+from bayescale._util import as_budgets, check_level, median_interval
 from bayescale.errors import BayescaleError
 from bayescale.laws.base import Law
 from bayescale.laws.registry import law_of
 
-__all__ = ["Draw", "draws", "log_loss", "log_marginal_ratio", "loss", "closed_form_one", "needs_unique_tokens",
+__all__ = ["Draw", "draws", "check_unique_tokens", "log_loss", "log_marginal_ratio", "loss", "closed_form_one", "needs_unique_tokens",
            "as_draws", "log_budgets", "check_representable", "check_finite_optimum",
            "over_draws_and_budgets",
            "require_chinchilla", "Frontier", "summary_table", "extrapolation", "num"]
@@ -66,6 +66,18 @@ def draws(params: Any, unique_tokens: Any = None) -> tuple[Law, Draw, tuple[int,
     else:
         log_U = jnp.zeros((), dtype)
     return law, Draw(theta, jnp.broadcast_to(log_U, theta.shape[:1])), shape
+
+
+def check_unique_tokens(params: Any, unique_tokens: Any) -> Any:
+    """``U`` refused for a law without unique tokens as an input (:func:`draws` refuses a
+    missing one where the law needs it), checked finite and positive where concrete."""
+    law = law_of(params)
+    if unique_tokens is not None and not needs_unique_tokens(law):
+        raise BayescaleError(f"unique_tokens applies to laws with unique tokens as an input "
+                             f"(data_constrained); the {law.name} law has none.")
+    if unique_tokens is None or isinstance(unique_tokens, jax.core.Tracer):
+        return unique_tokens
+    return float(as_budgets(unique_tokens)[0])
 
 
 def log_loss(law: Law, d: Draw, x: Array, y: Array) -> Array:

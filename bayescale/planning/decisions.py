@@ -52,10 +52,9 @@ from bayescale.planning.costs import LOG6
 from bayescale._util import BUDGET_TOLERANCE, as_budgets, check_level
 from bayescale.errors import BayescaleError
 from bayescale._solvers.newton import default_rtol, safeguarded_newton
-from bayescale.planning._common import closed_form_one, draws, loss, needs_unique_tokens
+from bayescale.planning._common import check_unique_tokens, closed_form_one, draws, loss
 from bayescale.planning.frontier import as_draws, compute_optimal
 from bayescale.laws.chinchilla import LawParams
-from bayescale.laws.registry import law_of
 from bayescale.planning.rules import KAPLAN_2020, PF_DAY, RULES, Plan, kaplan_2020, tokens_20
 
 __all__ = ["Plan", "PF_DAY", "KAPLAN_2020", "RULES", "plan_loss", "bayes_optimal", "plug_in",
@@ -65,18 +64,6 @@ __all__ = ["Plan", "PF_DAY", "KAPLAN_2020", "RULES", "plan_loss", "bayes_optimal
 # Pure, jitted pieces
 # ---------------------------------------------------------------------------
 
-def _unique_tokens(params, unique_tokens):
-    """``U`` refused for a law without it (as ``frontier`` words it; ``draws`` refuses a
-    missing one), checked finite and positive where concrete."""
-    law = law_of(params)
-    if unique_tokens is not None and not needs_unique_tokens(law):
-        raise BayescaleError(f"unique_tokens applies to laws with unique tokens as an input "
-                             f"(data_constrained); the {law.name} law has none.")
-    if unique_tokens is None or isinstance(unique_tokens, jax.core.Tracer):
-        return unique_tokens
-    return float(as_budgets(unique_tokens)[0])
-
-
 @jax.jit
 def plan_loss(params: LawParams, N: ArrayLike, D: ArrayLike,
               unique_tokens: float | None = None) -> Array:
@@ -84,7 +71,7 @@ def plan_loss(params: LawParams, N: ArrayLike, D: ArrayLike,
 
     ``N`` and ``D`` must have the same shape (scalar or ``(plan,)``); ``unique_tokens``: U.
     """
-    law, d, pshape = draws(params, _unique_tokens(params, unique_tokens))
+    law, d, pshape = draws(params, check_unique_tokens(params, unique_tokens))
     log_N, log_D = (jnp.log(jnp.asarray(v, dtype=d.theta.dtype)) for v in (N, D))
     shape = log_N.shape
     out = jax.vmap(lambda di: jax.vmap(lambda x, y: loss(law, di, x, y))(
@@ -182,7 +169,7 @@ def bayes_optimal(params: LawParams, budgets: ArrayLike, *, max_iter: int = 64,
     """
     C = as_budgets(budgets)
     params = as_draws(params)
-    U = _unique_tokens(params, unique_tokens)
+    U = check_unique_tokens(params, unique_tokens)
     x, y, _, ok = _bayes_optimal(params, C, U, max_iter=int(max_iter))
     return Plan(np.exp(np.asarray(x, dtype=float)), np.exp(np.asarray(y, dtype=float)),
                 np.asarray(ok))
@@ -210,7 +197,7 @@ def plug_in(params: LawParams, budgets: ArrayLike, *, unique_tokens: float | Non
     """
     C = as_budgets(budgets)
     params = as_draws(params)
-    opt = compute_optimal(params, C, _unique_tokens(params, unique_tokens))
+    opt = compute_optimal(params, C, check_unique_tokens(params, unique_tokens))
     N = np.asarray(opt.N_opt, dtype=float)
     D = np.asarray(opt.D_opt, dtype=float)
     ok = np.asarray(opt.converged, dtype=bool) & np.isfinite(N) & (N > 0)
@@ -256,7 +243,7 @@ def assess(params: LawParams, N: ArrayLike, D: ArrayLike, budgets: ArrayLike | N
     """
     level = check_level(level)
     params = as_draws(params)
-    U = _unique_tokens(params, unique_tokens)
+    U = check_unique_tokens(params, unique_tokens)
     N, D = (np.atleast_1d(np.asarray(v, dtype=float)) for v in (N, D))
     if N.shape != D.shape or N.ndim != 1:
         raise BayescaleError(f"N and D must be numbers or 1-D arrays of one length, got shapes {N.shape} and {D.shape}.")
@@ -321,7 +308,7 @@ def assess_plan(params: LawParams, N: float, D: float, *, budget: float | None =
     """
     level = check_level(level)
     params = as_draws(params)
-    U = _unique_tokens(params, unique_tokens)
+    U = check_unique_tokens(params, unique_tokens)
     C = 6.0 * float(N) * float(D) if budget is None else float(as_budgets(budget)[0])
     bayes = bayes_optimal(params, [C], unique_tokens=U)
     pin = plug_in(params, [C], unique_tokens=U)
@@ -387,7 +374,7 @@ def compare_plans(params: LawParams, budgets: ArrayLike, *, level: float = 0.9,
     level = check_level(level)
     params = as_draws(params)
     C = as_budgets(budgets)
-    U = _unique_tokens(params, unique_tokens)
+    U = check_unique_tokens(params, unique_tokens)
     unknown = [r for r in rules if r not in RULES]
     if unknown:
         raise BayescaleError(f"unknown rules {unknown}; choose from {list(RULES)}.")

@@ -63,6 +63,7 @@ from bayescale.planning._common import (
     Frontier,
     as_draws,
     check_finite_optimum,
+    check_unique_tokens,
     closed_form_one,
     draws,
     extrapolation,
@@ -306,11 +307,7 @@ def frontier(params: LawParams, budgets: ArrayLike | Sequence[float], *,
     if method == "closed" and not cost.closed_form:
         raise BayescaleError(f"the {cost.name!r} cost model has no closed form; use method='auto'.")
     law = law_of(params)
-    if unique_tokens is not None:
-        if "U" not in law.inputs:
-            raise BayescaleError(f"unique_tokens applies to laws with unique tokens as an input "
-                                 f"(data_constrained); the {law.name} law has none.")
-        unique_tokens = float(as_budgets(unique_tokens)[0])
+    unique_tokens = check_unique_tokens(params, unique_tokens)
     if method == "closed" and law.closed_form is None:
         raise BayescaleError(f"the {law.name} law has no closed-form allocation; use method='auto'.")
     # log C is taken in float64 before the solver sees it: no budget overflows float32.
