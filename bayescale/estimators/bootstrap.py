@@ -15,6 +15,8 @@ warns with the count.
 References
 ----------
 T. Besiroglu, E. Erdil, M. Barnett, J. You, arXiv:2404.10102 (2024).
+A. C. Davison, D. V. Hinkley, "Bootstrap Methods and their Application", Cambridge
+University Press (1997), sec. 3.8 (resampling clustered data).
 """
 
 from __future__ import annotations
@@ -61,13 +63,31 @@ MAX_EXPONENT = 5.0
 MIN_E_FRACTION = 1e-6
 
 
-def bootstrap_weights(num_runs: int, resamples: int, seed: int) -> np.ndarray:
-    """Multiplicities ``(resamples, num_runs)`` of runs drawn with replacement."""
+def bootstrap_weights(num_runs: int, resamples: int, seed: int,
+                      clusters: np.ndarray | None = None) -> np.ndarray:
+    """Multiplicities ``(resamples, num_runs)`` of rows drawn with replacement.
+
+    With ``clusters`` (a label per row, e.g. the training run each checkpoint comes
+    from), whole clusters are drawn with replacement (as many as there are clusters) and
+    each row weighs its cluster's multiplicity: the cluster bootstrap, which keeps the
+    dependence between the checkpoints of one run (Davison & Hinkley 1997, sec. 3.8).
+    Without, each row is its own cluster (the same draws as before clusters existed).
+    """
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, num_runs, size=(resamples, num_runs))
-    weights = np.zeros((resamples, num_runs))
-    np.add.at(weights, (np.arange(resamples)[:, None], idx), 1.0)
-    return weights
+    if clusters is None:
+        idx = rng.integers(0, num_runs, size=(resamples, num_runs))
+        weights = np.zeros((resamples, num_runs))
+        np.add.at(weights, (np.arange(resamples)[:, None], idx), 1.0)
+        return weights
+    labels, code = np.unique(np.asarray(clusters).astype(str), return_inverse=True)
+    if code.shape[0] != num_runs:
+        raise BayescaleError(f"clusters must label each of the {num_runs} rows, got "
+                             f"{code.shape[0]} labels.")
+    k = labels.shape[0]
+    idx = rng.integers(0, k, size=(resamples, k))
+    counts = np.zeros((resamples, k))
+    np.add.at(counts, (np.arange(resamples)[:, None], idx), 1.0)
+    return counts[:, code]
 
 
 def _exponent_fields(law: Law) -> tuple[str, ...]:
@@ -137,13 +157,15 @@ def degenerate_resamples(law: Law, params: Any, converged: np.ndarray,
 
 def fit_bootstrap(log_N, log_D, log_loss, *, resamples: int = 4000, seed: int = 0,
                   delta: float = DELTA, init=None, max_iter: int = 1000,
-                  law: Law = CHINCHILLA, log_U=None) -> BaselineResult:
+                  law: Law = CHINCHILLA, log_U=None, clusters=None) -> BaselineResult:
     """Besiroglu et al. (2024) bootstrap of the Huber fit.
 
     Each of ``resamples`` resamples draws the runs with replacement and is refitted
     by L-BFGS from ``init`` (default: Hoffmann et al.'s unrounded published
     parameters, as Besiroglu et al.; for other laws, the grid fit to the full data);
-    all resamples are solved in one batched program.
+    all resamples are solved in one batched program. ``clusters`` (a label per run, e.g.
+    its training run for checkpoints) resamples whole clusters
+    (:func:`bootstrap_weights`).
 
     Degenerate resamples (:func:`degenerate_resamples`) are left out of ``params``.
 
@@ -172,7 +194,7 @@ def fit_bootstrap(log_N, log_D, log_loss, *, resamples: int = 4000, seed: int = 
         init = HOFFMANN_2022_UNROUNDED if law is CHINCHILLA else ref.params
     with jax.enable_x64(True):
         theta0 = np.asarray(law.to_theta(type(init)(*(np.float64(v) for v in init))))
-    weights = bootstrap_weights(log_N.shape[0], int(resamples), int(seed))
+    weights = bootstrap_weights(log_N.shape[0], int(resamples), int(seed), clusters)
     # Padded to a size bucket with weight-0 rows (as fit_huber): one program per bucket.
     size = bucket_size(log_N.shape[0])
     log_X, log_loss, _ = pad_rows(size, log_X, log_loss)
@@ -204,6 +226,9 @@ def fit_bootstrap(log_N, log_D, log_loss, *, resamples: int = 4000, seed: int = 
         "delta": float(delta),
         "init": dict(zip(law.coords, map(float, theta0))),
         "converged_fraction": float(np.mean(converged)),
+        "resampled": ("rows" if clusters is None else
+                      f"{len(set(np.asarray(clusters).astype(str)))} runs (clusters of "
+                      f"{log_N.shape[0]} rows)"),
         "resamples_status": status_counts(res.status),
         "timing": {"total": seconds},
     }

@@ -280,7 +280,8 @@ def fit(runs: Runs | pd.DataFrame | str | os.PathLike, *, method: str = "bayes",
           default Hoffmann's 4500-point grid), ``max_iter``, ``polish``, ``num_slots``;
         * huber_mle: ``delta``, ``init``, ``max_iter``;
         * bootstrap: ``resamples`` (4000), ``delta``, ``init`` (default Hoffmann's
-          unrounded published parameters), ``max_iter``;
+          unrounded published parameters), ``max_iter``; runs with a ``run`` column
+          (checkpoints of training runs, ``run_column=``) resample whole training runs;
         * bayes: see :func:`bayescale.estimators.nuts.sample_posterior`;
         * every method: ``strict`` (raise :class:`~bayescale.errors.ConvergenceError`
           instead of warning with :class:`~bayescale.errors.ConvergenceWarning`).
@@ -325,6 +326,8 @@ def fit(runs: Runs | pd.DataFrame | str | os.PathLike, *, method: str = "bayes",
         strict = bool(kwargs.pop("strict", False))
         if method == "bootstrap":
             kwargs["seed"] = int(seed)
+            if getattr(runs, "run", None) is not None:  # checkpoints: resample whole runs
+                kwargs["clusters"] = runs.run
         kwargs["law"] = law
         if "U" in law.inputs:
             if getattr(runs, "U", None) is None:

@@ -292,7 +292,7 @@ def _fit_bootstrap_padded(runs: Runs, size: int, *, law: Any, level: float, seed
     law, log_X, log_loss, _ = _padded(runs, size, law)
     init = HOFFMANN_2022_UNROUNDED if law is CHINCHILLA else ref.params
     n = len(runs)
-    weights = bootstrap.bootstrap_weights(n, int(resamples), int(seed))
+    weights = bootstrap.bootstrap_weights(n, int(resamples), int(seed), runs.run)
     weights = np.pad(weights, ((0, 0), (0, log_X.shape[0] - n)))
     t0 = time.perf_counter()
     with jax.enable_x64(True):
