@@ -251,12 +251,12 @@ def test_table_and_figure_show_each_groups_draws():
 
 
 def test_cli_text_table_is_for_people():
-    from bayescale.cli.fit import _human_table
+    from bayescale.cli._groups_text import human_table
 
     table = pd.DataFrame({"n_runs": [85], "a_opt": [0.3412], "a_opt_lower": [0.2951],
                           "a_opt_upper": [0.4058], "N_opt": [8.77e9], "N_opt_lower": [6.22e9],
                           "N_opt_upper": [1.44e10]}, index=pd.Index(["comma"], name="group"))
-    shown = _human_table(table)
+    shown = human_table(table)
     assert list(shown.columns) == ["n_runs", "a_opt", "N_opt"]
     assert shown.loc["comma", "a_opt"] == "0.341 [0.295, 0.406]"
     assert shown.loc["comma", "N_opt"] == "8.77B [6.22B, 14.4B]"

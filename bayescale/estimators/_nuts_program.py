@@ -104,6 +104,7 @@ class Settings(NamedTuple):
     dense_mass: bool
     max_tree_depth: int
     target_accept: float
+    num_runs: int = 0  # training runs with their own offset (0: rows are independent)
 
 
 def import_arviz_in_background() -> None:
@@ -123,14 +124,14 @@ def _quiet_import(name: str) -> None:
 
 def nuts_program(settings: Settings, priors: Mapping[str, Any] | None):
     """The function traced into one program: NUTS for all chains, from the traced
-    ``(rng_key, log_X, y, centre, E_max, init_values, mask)``; ``settings`` and the
+    ``(rng_key, log_X, y, centre, E_max, init_values, mask, run)``; ``settings`` and the
     user's ``priors`` (default priors are built from the traced ``E_max``) are static.
     """
     from numpyro.infer import MCMC, NUTS
 
     check = _checked_sites(priors, settings.law)
 
-    def run_all(rng_key, log_X, y, centre, E_max, init_values, mask):
+    def run_all(rng_key, log_X, y, centre, E_max, init_values, mask, run):
         kernel = NUTS(models.law_model, target_accept_prob=settings.target_accept,
                       dense_mass=settings.dense_mass, max_tree_depth=settings.max_tree_depth,
                       init_strategy=_init_near(values=init_values, radius=_INIT_RADIUS,
@@ -143,7 +144,7 @@ def nuts_program(settings: Settings, priors: Mapping[str, Any] | None):
                      record_log_likelihood=True, priors=priors, law=settings.law,
                      likelihood=settings.likelihood,
                      centre=tuple(centre[i] for i in range(len(settings.law.inputs))),
-                     E_max=E_max, mask=mask)
+                     E_max=E_max, mask=mask, run=run, num_runs=settings.num_runs)
             return mcmc.get_samples(), mcmc.get_extra_fields()
 
         keys = jax.random.split(rng_key, settings.chains)

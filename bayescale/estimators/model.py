@@ -85,6 +85,8 @@ __all__ = [
     "describe_priors",
     "data_centre",
     "centred_log_prior",
+    "shear_of",
+    "RUN_TAU",
     "prior_keys",
     "sample_sites",
     "law_model",
@@ -96,6 +98,10 @@ __all__ = [
 
 PRIOR_KEYS = ("E", "log_A", "log_B", "alpha", "beta", "sigma", "nu")
 EXPONENT_MAX = 1.5
+#: Scale of the half-normal prior on the run-to-run offset in log loss (``tau_run``):
+#: runs that differ only in seed differ by about 0.5-2% in final loss (e.g. the seeds of
+#: Biderman et al. 2023, Pythia), so 0.05 leaves room for recipe differences too.
+RUN_TAU = 0.05
 
 
 def data_centre(*log_inputs: ArrayLike) -> tuple[float, ...]:
@@ -109,7 +115,8 @@ def centred_log_prior(prior: dist.Distribution, shift: Array) -> dist.Distributi
     return dist.TransformedDistribution(prior, AffineTransform(-shift, 1.0, domain=prior.support))
 
 
-def _shear_of(law: Law) -> dict[str, tuple[str | None, int]]:
+def shear_of(law: Law) -> dict[str, tuple[str | None, int]]:
+    """``{sheared coordinate: (its exponent or None, index of its input)}``."""
     return {coord: (exponent, law.inputs.index(inp)) for coord, exponent, inp in law.shears}
 
 
@@ -121,7 +128,7 @@ def sample_sites(law: Law | str, theta: Mapping[str, float] | ArrayLike,
     law = get_law(law)
     if not isinstance(theta, Mapping):
         theta = dict(zip(law.coords, (float(v) for v in np.asarray(theta))))
-    shear = _shear_of(law)
+    shear = shear_of(law)
     out = {}
     for coord in law.coords:
         prior = law.priors[coord]
@@ -137,15 +144,22 @@ def sample_sites(law: Law | str, theta: Mapping[str, float] | ArrayLike,
 
 
 def law_model(log_X, log_loss=None, *, law: Law, priors, likelihood: str, centre, E_max,
-           record_log_likelihood: bool = False, mask=None) -> None:
+           record_log_likelihood: bool = False, mask=None, run=None,
+           num_runs: int = 0) -> None:
     """The model on stacked log inputs ``log_X`` (``(n, len(law.inputs))``): what NUTS
     samples (see :func:`scaling_law_model` for the arguments). ``mask`` (``(n,)`` bool,
     optional) leaves the rows where it is False out of the likelihood: the padding of
-    :mod:`bayescale.estimators.padding`."""
+    :mod:`bayescale.estimators.padding`.
+
+    ``run`` (``(n,)`` integers below ``num_runs``), for rows that are checkpoints of
+    training runs: every run gets its own offset in log loss, ``tau_run * run_z[r]`` with
+    ``run_z ~ Normal(0, 1)`` (non-centred) and ``tau_run ~ HalfNormal(RUN_TAU)``, so the
+    checkpoints of one run share its luck (seed, data order) instead of counting as
+    independent evidence."""
     if E_max is None and log_loss is not None:
         E_max = jnp.exp(jnp.median(jnp.asarray(log_loss)))
     priors = resolve_priors(priors, E_max=E_max, likelihood=likelihood, law=law)
-    shear = _shear_of(law)
+    shear = shear_of(law)
     theta = {}
     # unsheared coordinates first (the shears need the exponents), in the law's order
     for coord in law.coords:
@@ -182,6 +196,11 @@ def law_model(log_X, log_loss=None, *, law: Law, priors, likelihood: str, centre
         numpyro.deterministic("b_opt", theta["alpha"] / (theta["alpha"] + theta["beta"]))
 
     mu = log_loss_theta(law, vec, log_X)
+    if num_runs:
+        tau_run = numpyro.sample("tau_run", dist.HalfNormal(RUN_TAU))
+        with numpyro.plate("training_runs", num_runs):
+            run_z = numpyro.sample("run_z", dist.Normal(0.0, 1.0))
+        mu = mu + tau_run * run_z[run]
     noise = likelihood_distribution(likelihood, mu, sigma, nu)
     with numpyro.plate("runs", log_X.shape[0]), numpyro.handlers.mask(mask=True if mask is None else mask):
         numpyro.sample("log_loss", noise, obs=log_loss)

@@ -177,6 +177,11 @@ def sample_posterior(
         keep the second attempt; ``info["retry"]`` records the first attempt's
         diagnostics. Default on; skipped when ``target_accept`` is already >= 0.95.
 
+    Runs with a ``run`` column (checkpoints of training runs, ``load_runs(...,
+    run_column=...)``) get a per-run offset in log loss (see
+    :func:`bayescale.estimators.model.law_model`): the checkpoints of one run are not
+    independent evidence; ``info["run_effects"]`` counts the runs and rows.
+
     Returns
     -------
     Posterior
@@ -238,12 +243,20 @@ def sample_posterior(
     centre = models.data_centre(*log_X_np.T)
     log_X, y = (jnp.asarray(v, dtype=dtype) for v in (log_X_np, y_np))
     init_values = _initial_values(law, log_X_np, y_np, centre, likelihood)
+    # Checkpoints of training runs (a run column): one offset per run, the runs padded to
+    # a size bucket too (the padded runs' offsets are prior draws, touching no row).
+    run_idx, num_runs = None, 0
+    if getattr(runs, "run", None) is not None:
+        labels, run_idx = np.unique(np.asarray(runs.run).astype(str), return_inverse=True)
+        num_runs = bucket_size(labels.shape[0])
     model_kwargs = dict(priors=resolved, likelihood=likelihood, centre=centre, E_max=E_max,
-                        law=law)
+                        law=law, run=None if run_idx is None else jnp.asarray(run_idx),
+                        num_runs=num_runs)
     rng_key = jax.random.PRNGKey(seed)
     settings = Settings(likelihood=likelihood, law=law, chains=chains, warmup=warmup, draws=draws,
                          method=method, dense_mass=bool(dense_mass),
-                         max_tree_depth=max_tree_depth, target_accept=target_accept)
+                         max_tree_depth=max_tree_depth, target_accept=target_accept,
+                         num_runs=num_runs)
     with CompileClock() as clock_run:
         t0 = time.perf_counter()
         if progress or method == "parallel":
@@ -269,7 +282,9 @@ def sample_posterior(
             traced = (rng_key, jnp.asarray(X_pad, dtype=dtype), jnp.asarray(y_pad, dtype=dtype),
                       jnp.asarray(centre, dtype=dtype), jnp.asarray(E_max, dtype=dtype),
                       {k: jnp.asarray(v, dtype=dtype) for k, v in init_values.items()},
-                      jnp.asarray(mask))
+                      jnp.asarray(mask),
+                      jnp.asarray(np.pad(np.zeros(n, int) if run_idx is None else run_idx,
+                                         (0, X_pad.shape[0] - n))))
             samples, stats = run_as_one_program(settings, user_priors or None, traced,
                                                 cache=_PROGRAMS, max_size=_PROGRAMS_MAX)
             samples["log_lik"] = samples["log_lik"][..., :n]
@@ -290,7 +305,7 @@ def sample_posterior(
         from bayescale.estimators import diagnostics as _diagnostics  # lazy: later in the layering
 
         diagnostics = _diagnostics.compute_diagnostics(
-            idata, exclude=tuple(f"{coord}_c" for coord, _, _ in law.shears))
+            idata, exclude=tuple(f"{coord}_c" for coord, _, _ in law.shears) + ("run_z",))
         t_post = time.perf_counter() - t0
 
     flat = {k: np.asarray(v).reshape(-1) for k, v in samples.items()}
@@ -311,6 +326,9 @@ def sample_posterior(
         "centre": dict(zip((f"log_{i}0" for i in law.inputs), centre)),
         "priors": models.describe_priors(resolved),
         "leapfrog_per_draw": float(num_steps.mean()),
+        "run_effects": (None if run_idx is None else {
+            "runs": int(labels.shape[0]), "rows": int(len(runs)),
+            "tau_run_median": float(np.median(np.asarray(samples["tau_run"])))}),
         "timing": {
             "compile": clock_run.seconds + clock_post.seconds,
             "sampling": max(t_run - clock_run.seconds, 0.0),

@@ -106,7 +106,7 @@ def pooled_model(log_X, group, log_loss=None, *, law: Law, num_groups: int, E_ma
     ``0..num_groups-1``); ``E_max`` is ``(num_groups,)``, the bound on each ``E_g``;
     ``mask`` leaves padding rows out of the likelihood."""
     priors = models.default_priors(1.0, likelihood=likelihood, law=law)
-    shear = {coord: (exponent, law.inputs.index(inp)) for coord, exponent, inp in law.shears}
+    shear = models.shear_of(law)
     pooled = pooled_coords(law, pool_coefficients)
     E_max = jnp.asarray(E_max)
     hyper = {}
