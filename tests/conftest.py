@@ -26,6 +26,17 @@ os.environ.setdefault("BAYESCALE_OFFLINE", "1")
 
 
 @pytest.fixture(autouse=True)
+def _no_persistent_compilation_cache(monkeypatch):
+    """The command line turns on JAX's persistent compilation cache under the user's
+    home; a test that runs it in process must neither write there nor change the global
+    JAX configuration for the tests after it. (Turned on mid-session, after hundreds of
+    programs, JAX segfaulted writing an entry in a later test: twice in the full suite,
+    never in that test alone.) Tests of the cache itself run the command in a
+    subprocess with their own environment."""
+    monkeypatch.setenv("BAYESCALE_NO_CACHE", "1")
+
+
+@pytest.fixture(autouse=True)
 def _float64_marker(request):
     """Run tests marked ``float64`` with x64 on; every other test in float32."""
     if request.node.get_closest_marker("float64") is None:
