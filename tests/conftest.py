@@ -36,6 +36,27 @@ def _no_persistent_compilation_cache(monkeypatch):
     monkeypatch.setenv("BAYESCALE_NO_CACHE", "1")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """After each test module, drop every compiled program (JAX's caches and bayescale's
+    own). Each XLA CPU executable keeps a few memory mappings for its code; the whole
+    suite in one process compiles enough of them to reach the kernel's limit
+    (vm.max_map_count, 65530 here), and XLA then crashed (segfault) compiling in a late
+    test. Released per module, the suite stays far below it."""
+    yield
+    import gc
+
+    from bayescale.estimators import isoflop_bayes, nuts, pooled
+
+    jax.clear_caches()
+    nuts._PROGRAMS.clear()
+    pooled._PROGRAMS.clear()
+    for fn in vars(isoflop_bayes).values():
+        if hasattr(fn, "cache_clear"):
+            fn.cache_clear()
+    gc.collect()
+
+
 @pytest.fixture(autouse=True)
 def _float64_marker(request):
     """Run tests marked ``float64`` with x64 on; every other test in float32."""
