@@ -25,26 +25,30 @@ os.environ.setdefault("BAYESCALE_DATA", str(SHARED_DATA))
 os.environ.setdefault("BAYESCALE_OFFLINE", "1")
 
 
-@pytest.fixture(autouse=True)
-def _no_persistent_compilation_cache(monkeypatch):
-    """The command line turns on JAX's persistent compilation cache under the user's
-    home; a test that runs it in process must neither write there nor change the global
-    JAX configuration for the tests after it. (Turned on mid-session, after hundreds of
-    programs, JAX segfaulted writing an entry in a later test: twice in the full suite,
-    never in that test alone.) Tests of the cache itself run the command in a
-    subprocess with their own environment."""
-    monkeypatch.setenv("BAYESCALE_NO_CACHE", "1")
-
-
 @pytest.fixture(autouse=True, scope="module")
 def _release_compiled_programs():
-    """After each test module, drop every compiled program (JAX's caches and bayescale's
-    own). Each XLA CPU executable keeps a few memory mappings for its code; the whole
-    suite in one process compiles enough of them to reach the kernel's limit
-    (vm.max_map_count, 65530 here), and XLA then crashed (segfault) compiling in a late
-    test. Released per module, the suite stays far below it."""
+    """After a test module, when the process holds many memory mappings, drop every
+    compiled program (JAX's caches and bayescale's own). Each XLA CPU executable keeps a
+    few mappings for its code; the whole suite in one process compiles enough of them
+    to approach the kernel's limit (vm.max_map_count, 65530 here), and XLA then crashed
+    (segfault) compiling in a late test. Released only past half the limit, the
+    programs that later modules share are kept as long as that is safe."""
     yield
     import gc
+
+    try:
+        with open("/proc/self/maps") as maps:
+            used = sum(1 for _ in maps)
+        with open("/proc/sys/vm/max_map_count") as limit:
+            allowed = int(limit.read())
+    except (OSError, ValueError):  # not Linux: no such limit to watch
+        return
+    if used < allowed // 2:
+        return
+    import sys
+
+    print(f"\n[conftest] {used} of {allowed} memory mappings in use: releasing the compiled "
+          f"programs", file=sys.__stderr__)
 
     from bayescale.estimators import isoflop_bayes, nuts, pooled
 
