@@ -51,6 +51,14 @@ def test_laws_command_lists_laws_and_published_sets(capsys):
     assert "muennighoff2023" in capsys.readouterr().out
 
 
+@pytest.fixture(autouse=True)
+def _no_persistent_compilation_cache(monkeypatch):
+    # As in test_cli_fit: the command line run in process must not turn on JAX's
+    # persistent cache (the user's home, and the global JAX configuration) for the tests
+    # after it.
+    monkeypatch.setenv("BAYESCALE_NO_CACHE", "1")
+
+
 def test_cli_frontier_and_decide_answer_from_published_laws(capsys):
     assert main(["frontier", "muennighoff2023", "--budget", "1e22", "--unique-tokens", "25e9",
                  "--json"]) == 0
