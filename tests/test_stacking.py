@@ -186,10 +186,34 @@ def test_stack_laws_rejects_bad_input():
         stack_laws(runs, laws=("chinchilla", "chinchilla"))
     with pytest.raises(BayescaleError, match="cuts"):
         stack_laws(runs, cuts=0)
-    with pytest.raises(BayescaleError, match="at least 4 budgets"):
-        stack_laws(load_runs(_chinchilla_frame().query("C < 2e19")), method="huber")
     with pytest.raises(BayescaleError, match="unknown|law"):
         stack_laws(runs, laws=("chinchilla", "nope"))
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::bayescale.errors.ConvergenceWarning")  # short chains
+def test_fewer_than_4_budgets_are_weighed_by_psis_loo():
+    """3 budgets leave no leave-future-out cut: the weights stack the laws' pointwise
+    PSIS-LOO densities (arviz.loo on each law's own NUTS fit, recomputed here), and on
+    Kaplan-law data the Kaplan law gets most of the weight (it does with 6 budgets under
+    leave-future-out, test_kaplan_data_give_kaplan_most_weight)."""
+    import arviz as az
+
+    import warnings
+
+    frame = _kaplan_frame(KaplanParams(8.8e13, 5.4e13, 0.076, 0.095))
+    runs = load_runs(frame[frame["N"] * frame["D"] * 6 < 2e19])
+    s = stack_laws(runs, method="bayes", chains=2, warmup=300, draws=300)
+    assert s.info["scores"] == "psis-loo" and s.info["cuts"] == [] and "PSIS-LOO" in s.scored_by
+    assert "interpolation, not extrapolation" in s.info["note"]
+    with warnings.catch_warnings():  # Pareto-k: counted in info, not the subject here
+        warnings.simplefilter("ignore", UserWarning)
+        by_hand = np.stack([np.asarray(az.loo(s.fits[k].idata, pointwise=True).loo_i)
+                            for k in ("chinchilla", "kaplan")], axis=1)
+    assert set(s.info["pareto_k_bad"]) == {"chinchilla", "kaplan"}
+    np.testing.assert_allclose(s.log_density, by_hand, rtol=1e-10)
+    np.testing.assert_allclose(s.weights, stacking_weights(by_hand), atol=1e-9)
+    assert s.top == "kaplan" and s.weights[1] > 0.6
 
 
 @pytest.mark.slow

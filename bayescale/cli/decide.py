@@ -310,6 +310,7 @@ def _structural(args, N: float, D: float, C: float, within, level: float,
               for k in ("L", "L_opt", "N_opt", "eff")}
     out = {"laws": list(stack.laws), "weights": [float(w) for w in stack.weights],
            "top": stack.top, "method": args.method, "cuts": stack.info["cuts"],
+           "scored_by": stack.scored_by,
            "left_out": stack.info["left_out"],
            "within": {"law": stack.top, **_draw_summary(draws[stack.top], N, within, level)},
            "structural": _draw_summary(pooled, N, within, level)}
@@ -321,8 +322,8 @@ def _structural(args, N: float, D: float, C: float, within, level: float,
 
 def _print_structural(st: dict, pct: str) -> None:
     weights = ", ".join(f"{k} {w:.2f}" for k, w in zip(st["laws"], st["weights"]))
-    print(f"structural uncertainty: stacking weights {weights} (leave-future-out, cuts "
-          f"{st['cuts']}); within = {st['top']} alone, structural = the weighted mixture"
+    print(f"structural uncertainty: stacking weights {weights} ("
+          f"{st['scored_by']}); within = {st['top']} alone, structural = the weighted mixture"
           + "".join(f"; {k} left out: {v}" for k, v in st["left_out"].items()))
     keys, ci = list(st["within"]["p_within_loss"]), f"[{pct}]"
     print(f"{'band':>10}  {'excess loss ' + ci:>28}"

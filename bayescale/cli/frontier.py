@@ -173,13 +173,14 @@ def _structural(args, budgets, level: float, **frontier_options) -> dict:
     rows = [{"C": r["C"], "N_opt": r["N_opt"], "D_opt": r["D_opt"]} for r in d["budgets"]]
     return {"laws": d["laws"], "weights": d["weights"], "top": d["top"],
             "method": args.method, "cuts": stack.info["cuts"],
+            "scored_by": stack.scored_by,
             "left_out": stack.info["left_out"], "budgets": rows}
 
 
 def _print_structural(st: dict, pct: str) -> None:
     weights = ", ".join(f"{k} {w:.2f}" for k, w in zip(st["laws"], st["weights"]))
-    print(f"structural uncertainty: stacking weights {weights} (leave-future-out, cuts "
-          f"{st['cuts']}); within = {st['top']} alone, structural = the weighted mixture")
+    print(f"structural uncertainty: stacking weights {weights} ("
+          f"{st['scored_by']}); within = {st['top']} alone, structural = the weighted mixture")
     print(f"{'C (FLOPs)':>10}  {'band':>10}  {'N_opt':>26}  {'D_opt':>26}")
     for row in st["budgets"]:
         for band in ("within", "structural"):

@@ -28,6 +28,7 @@ Laws that need unique tokens (``data_constrained``) are used only when the runs 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -44,6 +45,7 @@ from bayescale.laws.registry import get_law
 __all__ = ["LawStack", "stack_laws", "stacking_weights", "mixture", "mixture_indices",
            "lfo_log_density"]
 
+PARETO_K_MAX = 0.7  # Vehtari et al. (2017): above it, PSIS-LOO is unreliable for that point
 QUANTITIES = ("N_opt", "D_opt", "L_opt", "tokens_per_param")
 
 
@@ -151,6 +153,14 @@ class LawStack:
     info: dict
 
     @property
+    def scored_by(self) -> str:
+        """How the weights were scored, in words: ``"leave-future-out, cuts [1, 2, 3]"``, or
+        ``"PSIS-LOO: ..."`` with the reason where no future could be left out."""
+        if self.info.get("scores") == "psis-loo":
+            return f"PSIS-LOO: {self.info['note']}"
+        return f"leave-future-out, cuts {self.info['cuts']}"
+
+    @property
     def top(self) -> str:
         """The law with the largest weight."""
         return self.laws[int(np.argmax(self.weights))]
@@ -213,6 +223,34 @@ def lfo_log_density(runs, law, *, cuts: int = extrapolation.MAX_CUTS):
         np.asarray(misses.cut)
 
 
+LOO_NOTE = ("fewer than 4 compute budgets, so no leave-future-out cut leaves 3 budgets "
+            "and 10 runs to fit: the laws are weighed by PSIS-LOO (each run left out in "
+            "turn, within the data's range), which measures interpolation, not "
+            "extrapolation; the weights say less about the budgets beyond the data.")
+
+
+def _psis_loo_scores(runs, laws, method: str, seed: int, fit_options: dict):
+    """``(fits, log_density, pareto_k_bad)``: each law's NUTS fit, its pointwise PSIS-LOO log
+    predictive densities ``(n_runs, K)`` (:func:`arviz.loo`), the stacking scores where no
+    leave-future-out cut is possible (Yao et al. 2018 stack on the same quantity). The
+    NUTS fits are kept as the laws' fits when ``method`` is ``"bayes"``; ``pareto_k_bad``
+    counts, per law, the runs whose Pareto k exceeds ``PARETO_K_MAX`` (their LOO
+    densities are unreliable, Vehtari et al. 2017)."""
+    import arviz as az
+
+    options = fit_options if method == "bayes" else {}
+    bayes = {law.name: fit_runs(runs, method="bayes", law=law, seed=seed, **options)
+             for law in laws}
+    columns, bad = [], {}
+    for name, f in bayes.items():
+        with warnings.catch_warnings():  # Pareto-k warnings: counted in bad, not printed
+            warnings.simplefilter("ignore", UserWarning)
+            loo = az.loo(f.idata, pointwise=True)
+        columns.append(np.asarray(loo.loo_i, dtype=float).reshape(-1))
+        bad[name] = int(np.sum(np.asarray(loo.pareto_k) > PARETO_K_MAX))
+    return (bayes if method == "bayes" else {}), np.stack(columns, axis=1), bad
+
+
 def stack_laws(runs, laws: Sequence[str] = ("chinchilla", "kaplan"), *,
                method: str = "bootstrap", cuts: int = extrapolation.MAX_CUTS, seed: int = 0,
                **fit_options) -> LawStack:
@@ -227,6 +265,9 @@ def stack_laws(runs, laws: Sequence[str] = ("chinchilla", "kaplan"), *,
         ``fit_options``.
     cuts : leave-future-out cuts pooled (:func:`lfo_log_density`; default 3: hold out the
         top 1, 2 and 3 compute budgets in turn, where the runs leave 3 budgets to fit).
+        Runs with fewer than 4 budgets have no such cut: the laws are then weighed by
+        their pointwise PSIS-LOO densities from NUTS fits (``info["scores"]`` is
+        ``"psis-loo"``, with ``info["note"]`` saying what that measures).
     seed : of the fits and the mixture.
 
     Returns
@@ -254,18 +295,20 @@ def stack_laws(runs, laws: Sequence[str] = ("chinchilla", "kaplan"), *,
                              + (f" (left out: {left_out})" if left_out else "") + ".")
     scored = [lfo_log_density(runs, law, cuts=cuts) for law in resolved]
     log_density = np.stack([lp for lp, _ in scored], axis=1)
-    if not len(log_density):
-        raise BayescaleError(f"no leave-future-out cut leaves 3 compute budgets and 10 runs "
-                             f"to fit ({len(runs)} runs, "
-                             f"{int(extrapolation.budgets(runs.C).max()) + 1} budgets); "
-                             "stacking needs at least 4 budgets.")
+    fits: dict[str, ScalingFit] = {}
+    if len(log_density):
+        scores = {"scores": "leave-future-out", "cuts": sorted(set(map(int, scored[0][1]))),
+                  "n_heldout": int(len(log_density))}
+    else:  # fewer than 4 budgets: no future to leave out
+        fits, log_density, bad = _psis_loo_scores(runs, resolved, method, seed, fit_options)
+        scores = {"scores": "psis-loo", "cuts": [], "n_heldout": 0, "note": LOO_NOTE,
+                  "pareto_k_bad": bad}
     weights = stacking_weights(log_density)
-    fits: dict[str, ScalingFit] = {
-        law.name: fit_runs(runs, method=method, law=law, seed=seed, **fit_options)
-        for law in resolved}
+    for law in resolved:
+        if law.name not in fits:
+            fits[law.name] = fit_runs(runs, method=method, law=law, seed=seed, **fit_options)
     names = [law.name for law in resolved]
-    info = {"cuts": sorted(set(map(int, scored[0][1]))), "n_heldout": int(len(log_density)),
-            "method": method, "left_out": left_out, "seed": int(seed),
+    info = {**scores, "method": method, "left_out": left_out, "seed": int(seed),
             "mean_log_density": dict(zip(names, map(float, log_density.mean(axis=0))))}
     return LawStack(laws=tuple(names), weights=weights, fits=fits, log_density=log_density,
                     info=info)

@@ -127,13 +127,18 @@ def structural_section(st, pct: str):
     info = stack.info
     cuts = ", ".join(str(c) for c in info.get("cuts", []))
     weights = ", ".join(f"{k} {w:.2f}" for k, w in zip(stack.laws, stack.weights))
+    if info.get("scores") == "psis-loo":
+        source = (f"PSIS-LOO scores (each run's log loss left out in turn, from each law's "
+                  f"NUTS fit); the weights maximise the mixture's leave-one-out log score "
+                  f"(stacking, Yao et al. 2018). Note: {info['note']}")
+    else:
+        source = (f"leave-future-out scores: each law refitted without the top {cuts} compute "
+                  f"budgets in turn and scored by the log density of the "
+                  f"{info.get('n_heldout')} held-out runs' log loss; the weights maximise the "
+                  f"held-out log score of the mixture (stacking, Yao et al. 2018).")
     paras = [
         f"Laws fitted: {', '.join(stack.laws)} (each by the {info.get('method', 'bootstrap')}"
-        f" on all the runs). Stacking weights: {weights}. The weights come from "
-        f"leave-future-out scores: each law refitted without the top {cuts} compute budgets "
-        f"in turn and scored by the log density of the {info.get('n_heldout')} held-out runs' "
-        f"log loss; the weights maximise the held-out log score of the mixture "
-        f"(stacking, Yao et al. 2018).",
+        f" on all the runs). Stacking weights: {weights}. The weights come from {source}",
         f"Two bands per budget, median [central {pct} interval]. Within {stack.top}: the "
         f"top-weighted law alone, parameter uncertainty only (as if its form were right). "
         f"Structural: the laws' frontiers pooled in proportion to the weights, which adds "

@@ -33,12 +33,10 @@ from bayescale._util import as_budgets, median_interval, to_jsonable
 from bayescale.data.runs import Runs, load_runs
 from bayescale.errors import BayescaleError
 from bayescale.estimators.fit import ScalingFit, fit
+from bayescale.estimators.stacking import PARETO_K_MAX
 from bayescale.laws.registry import get_law
 
 __all__ = ["LawComparison", "compare_laws"]
-
-# Pareto k above this makes a PSIS-LOO estimate unreliable (Vehtari et al. 2017; ArviZ).
-PARETO_K_MAX = 0.7
 
 
 class LawComparison:
