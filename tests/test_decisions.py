@@ -216,9 +216,12 @@ def test_data_constrained_with_ample_unique_tokens_decides_as_chinchilla():
             np.testing.assert_allclose(t_dc[col], t_ch[col], rtol=1e-6, atol=1e-12, err_msg=col)
         np.testing.assert_allclose(t_dc["regret"], t_ch["regret"], rtol=1e-6, atol=1e-12)
         assert t_ch["regret"].max() > 1e-7  # not all trivially zero
-        # the compute efficiency needs the Chinchilla law's closed-form L_opt(C): NaN
-        assert t_dc["compute_efficiency_median"].isna().all()
-        assert t_dc["p_within_compute"].isna().all()
+        # the data-constrained law's efficiency inverts its numerical frontier; with ample
+        # U it is the Chinchilla law's closed form (1e-4: the inversion's grid, see
+        # bayescale/planning/efficiency.py)
+        for col in ("compute_efficiency_median", "compute_efficiency_lower",
+                    "compute_efficiency_upper"):
+            np.testing.assert_allclose(t_dc[col], t_ch[col], rtol=1e-4, err_msg=col)
         a_dc = assess_plan(dc, 2e9, 2e11, budget=1e22, unique_tokens=U)  # 100 tokens/param
         a_ch = assess_plan(chin, 2e9, 2e11, budget=1e22)
         assert a_dc["unique_tokens"] == U

@@ -33,13 +33,13 @@ ORDER = [
     "estimators.padding", "estimators.huber", "estimators.huber_mle", "estimators.bootstrap", "estimators.priors", "estimators.likelihoods", "estimators.model", "estimators.diagnostics", "estimators._nuts_setup", "estimators._nuts_program", "estimators.idata", "estimators.nuts", "estimators.pooled",
     "estimators.fit", "estimators.extrapolation", "estimators.allocation", "estimators.isoflop", "estimators.isoflop_bayes",
     "estimators.envelope", "estimators.predict", "estimators.stacking", "estimators.group_fits", "estimators.groups", "estimators",
-    "planning._cost_solve", "planning.costs", "planning._common", "planning._numerical", "planning.frontier", "planning.serving",
+    "planning._cost_solve", "planning.costs", "planning._common", "planning._numerical", "planning.frontier", "planning.efficiency", "planning.serving",
     "planning.rules", "planning.decisions", "planning.design_score", "planning.design", "planning",
     "validation.backtest", "validation",
     "io",
     "report._format", "report.compare", "report.tables", "report.law_comparison", "report.approaches", "report.groups", "report._plotting", "report._fit_plots",
-    "report.plots", "report.calibration", "report.figures", "report.honest", "report.render", "report.build", "report",
-    "cli._common", "cli.datasets", "cli._groups_text", "cli.fit", "cli.frontier", "cli.decide", "cli.report", "cli.laws", "cli.predict", "cli.backtest", "cli.design", "cli",
+    "report.plots", "report.calibration", "report.figures", "report.honest", "report.render", "report.build", "report.group_report", "report",
+    "cli._common", "cli.datasets", "cli._groups_text", "cli._report_groups", "cli.fit", "cli.frontier", "cli.decide", "cli.report", "cli.laws", "cli.predict", "cli.backtest", "cli.design", "cli",
 ]
 
 

@@ -13,8 +13,8 @@ A law with unique tokens as an input (``data_constrained``, e.g. ``muennighoff20
 needs ``--unique-tokens U``, as ``frontier`` does (and any other law refuses it): the plan,
 the optimum at the budget (the frontier's at U), the regret and the Bayes-optimal and plug-in
 plans are all evaluated at U (:func:`bayescale.planning.decisions.assess_plan` with
-``unique_tokens=U``). The compute efficiency C_eq/C needs the Chinchilla law's closed-form
-L_opt(C) and is NaN for other laws.
+``unique_tokens=U``). The compute efficiency C_eq/C is closed-form for the Chinchilla law
+and the numerical frontier inverted for the others (:mod:`bayescale.planning.efficiency`).
 
 ``--structural LAWS`` (laws stacked as for ``frontier``) adds the answer with law-form
 uncertainty: every draw of each law's fit is assessed with its own law, and the draws are
@@ -217,10 +217,8 @@ def run_decide(args) -> int:
     print(f"excess loss over each draw's optimum: median {ex['median']:.4g} "
           f"[{ex['lower']:.3g}, {ex['upper']:.3g}]")
     ce = out["compute_efficiency"]
-    why = ("" if math.isfinite(ce["median"]) else
-           f" (needs the Chinchilla law's closed-form L_opt(C); not for the {fit.law.name} law)")
     print(f"compute efficiency C_eq/C: median {ce['median']:.3f} "
-          f"[{ce['lower']:.3f}, {ce['upper']:.3f}]{why}")
+          f"[{ce['lower']:.3f}, {ce['upper']:.3f}]")
     for k in out["p_within_loss"]:
         print(f"P(loss within {k} of optimum) = {out['p_within_loss'][k]:.3f};  "
               f"P(compute within {k}) = {out['p_within_compute'][k]:.3f}")
@@ -253,8 +251,7 @@ def _check_structural_source(args) -> None:
 
 def _law_draws(fit, N: float, D: float, C: float, U: float | None) -> dict:
     """Per draw of one law's fit, with its own law (at U where it takes U): the plan's loss
-    ``L``, ``L_opt`` and ``N_opt`` at ``C``, the compute efficiency ``eff`` (C_eq / C; NaN
-    without a closed-form L_opt(C))."""
+    ``L``, ``L_opt`` and ``N_opt`` at ``C``, the compute efficiency ``eff`` (C_eq / C)."""
     import numpy as np
 
     from bayescale.planning.decisions import Plan, assess
@@ -314,9 +311,6 @@ def _structural(args, N: float, D: float, C: float, within, level: float,
            "left_out": stack.info["left_out"],
            "within": {"law": stack.top, **_draw_summary(draws[stack.top], N, within, level)},
            "structural": _draw_summary(pooled, N, within, level)}
-    if out["structural"]["compute_efficiency"] is None:
-        out["note"] = ("the compute efficiency C_eq/C needs the Chinchilla law's closed-form "
-                       "L_opt(C); it is not pooled where another law has weight")
     return out
 
 
@@ -333,10 +327,9 @@ def _print_structural(st: dict, pct: str) -> None:
     for band, b in ((band, st[band]) for band in ("within", "structural")):
         cells = [f"{v['median']:.3g} [{v['lower']:.3g}, {v['upper']:.3g}]".rjust(28)
                  for v in (b["excess_loss"], b["N_opt"])]
-        ce = "-" if b["compute_efficiency"] is None else f"{b['compute_efficiency']['median']:.3f}"
+        ce = f"{b['compute_efficiency']['median']:.3f}"
         print(f"{band:>10}  {cells[0]}" + "".join(f"{b['p_within_loss'][k]:9.3f}" for k in keys)
               + f"  {ce:>6}  {cells[1]}  {100 * b['plan_N_quantile']:4.0f}%"
               + "".join(f"{b['p_N_opt_within'][k]:9.3f}" for k in keys))
     print("P(L x): loss within x of the optimum; N pct: the plan's N among the N_opt draws; "
-          "P(N x): N_opt within a factor 1 + x of the plan's N"
-          + (f"; note: {st['note']}" if "note" in st else ""))
+          "P(N x): N_opt within a factor 1 + x of the plan's N")

@@ -53,6 +53,7 @@ from bayescale._util import BUDGET_TOLERANCE, as_budgets, check_level
 from bayescale.errors import BayescaleError
 from bayescale._solvers.newton import default_rtol, safeguarded_newton
 from bayescale.planning._common import check_unique_tokens, closed_form_one, draws, loss
+from bayescale.planning.efficiency import compute_efficiency
 from bayescale.planning.frontier import as_draws, compute_optimal
 from bayescale.laws.chinchilla import LawParams
 from bayescale.planning.rules import KAPLAN_2020, PF_DAY, RULES, Plan, kaplan_2020, tokens_20
@@ -60,9 +61,7 @@ from bayescale.planning.rules import KAPLAN_2020, PF_DAY, RULES, Plan, kaplan_20
 __all__ = ["Plan", "PF_DAY", "KAPLAN_2020", "RULES", "plan_loss", "bayes_optimal", "plug_in",
            "tokens_20", "kaplan_2020", "assess", "assess_plan", "compare_plans"]
 
-# ---------------------------------------------------------------------------
 # Pure, jitted pieces
-# ---------------------------------------------------------------------------
 
 @jax.jit
 def plan_loss(params: LawParams, N: ArrayLike, D: ArrayLike,
@@ -86,8 +85,9 @@ def _assess(params: LawParams, N, D, C, unique_tokens=None):
     dtype = d.theta.dtype
     log_N, log_D, log_C = (jnp.log(jnp.asarray(v, dtype=dtype)) for v in (N, D, C))
     if law.name != "chinchilla":
-        # L_opt from the law's allocation; compute efficiency needs the Chinchilla
-        # law's closed-form L_opt(C) and is left NaN for other laws.
+        # L_opt from the law's allocation; the compute efficiency needs the inverse of
+        # L_opt(C), closed-form only for the Chinchilla law: NaN here, and assess inverts
+        # the numerical frontier (bayescale.planning.efficiency).
         L_opt = compute_optimal(params, C, unique_tokens).L_opt
         L = jax.vmap(lambda di: jax.vmap(lambda x, y: loss(law, di, x, y))(log_N, log_D))(d)
         return L, jnp.reshape(L_opt, L.shape), jnp.full(L.shape, jnp.nan, dtype)
@@ -141,9 +141,7 @@ def _bayes_optimal(params: LawParams, C, unique_tokens=None, *, max_iter: int):
     return jax.vmap(one, in_axes=(0, 1))(log_C, x_opts)
 
 
-# ---------------------------------------------------------------------------
 # Plans
-# ---------------------------------------------------------------------------
 
 def bayes_optimal(params: LawParams, budgets: ArrayLike, *, max_iter: int = 64,
                   unique_tokens: float | None = None) -> Plan:
@@ -212,9 +210,7 @@ def plug_in(params: LawParams, budgets: ArrayLike, *, unique_tokens: float | Non
     return Plan(N[idx, cols], D[idx, cols], ok[idx, cols], idx)
 
 
-# ---------------------------------------------------------------------------
 # Assessing plans
-# ---------------------------------------------------------------------------
 
 def _quantiles(arr: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     q = np.quantile(arr, [0.5, (1 - level) / 2, (1 + level) / 2], axis=0)
@@ -238,8 +234,9 @@ def assess(params: LawParams, N: ArrayLike, D: ArrayLike, budgets: ArrayLike | N
     (``C_eq / C``), ``p_within_loss`` and ``p_within_compute`` (dicts keyed by
     ``"1%"``...), ``over_budget`` (``6 N D > C (1 + BUDGET_TOLERANCE)``, 5%), and per draw
     ``(draw, plan)``: ``loss_draws``, ``L_opt_draws``, ``compute_efficiency_draws``.
-    The compute efficiency (and ``p_within_compute``) is NaN for laws other than
-    Chinchilla, which have no closed-form ``L_opt(C)`` to invert.
+    The compute efficiency is closed-form for the Chinchilla law and, for other laws,
+    the numerical frontier inverted on a grid of budgets
+    (:func:`bayescale.planning.efficiency.compute_efficiency`).
     """
     level = check_level(level)
     params = as_draws(params)
@@ -257,6 +254,8 @@ def assess(params: LawParams, N: ArrayLike, D: ArrayLike, budgets: ArrayLike | N
     bayes = bayes_optimal(params, C, unique_tokens=U) if bayes is None else bayes
     L_bayes = np.asarray(plan_loss(params, bayes.N, bayes.D, U), dtype=float)
     eff = np.exp(log_eff)
+    if np.isnan(log_eff).all():  # no closed-form L_opt(C): invert the numerical frontier
+        eff = compute_efficiency(params, L.reshape(-1, N.size), C, U).reshape(L.shape)
     rel = L / L_opt - 1.0
     out: dict[str, Any] = {"C": C, "N": N, "D": D, "tokens_per_param": D / N,
                            "over_budget": 6.0 * N * D > C * (1 + BUDGET_TOLERANCE)}
@@ -266,9 +265,7 @@ def assess(params: LawParams, N: ArrayLike, D: ArrayLike, budgets: ArrayLike | N
         out[f"{name}_median"], out[f"{name}_lower"], out[f"{name}_upper"] = _quantiles(v, level)
     out["regret"] = L.mean(axis=0) - L_bayes.mean(axis=0)
     out["p_within_loss"] = {_within_key(x): (rel <= x + 1e-12).mean(axis=0) for x in within}
-    # NaN where the law has no closed-form L_opt(C) to invert (laws other than Chinchilla)
-    out["p_within_compute"] = {_within_key(x): np.where(np.isnan(eff).all(axis=0), np.nan,
-                                                         (1.0 / eff - 1.0 <= x + 1e-12).mean(axis=0))
+    out["p_within_compute"] = {_within_key(x): (1.0 / eff - 1.0 <= x + 1e-12).mean(axis=0)
                                for x in within}
     out["loss_draws"], out["L_opt_draws"], out["compute_efficiency_draws"] = L, L_opt, eff
     return out
@@ -359,8 +356,7 @@ def compare_plans(params: LawParams, budgets: ArrayLike, *, level: float = 0.9,
         the ``rules``; columns ``N``, ``D``, ``tokens_per_param``, ``expected_loss``,
         ``regret`` (vs the Bayes-optimal plan), ``excess_loss_median/lower/upper``
         (vs each draw's own optimum), ``compute_efficiency_median/lower/upper``,
-        ``p_within_loss`` and ``p_within_compute`` (at ``within``); the compute
-        efficiency and ``p_within_compute`` are NaN for laws other than Chinchilla.
+        ``p_within_loss`` and ``p_within_compute`` (at ``within``).
 
     Examples
     --------
