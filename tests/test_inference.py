@@ -298,3 +298,54 @@ def test_one_chain_does_not_check_rhat():
     assert d.to_dict()["rhat_max"] is None
     json.dumps(d.to_dict(), allow_nan=False)
     assert post.idata.posterior["alpha"].shape == (1, 400)
+
+
+@pytest.mark.float64
+def test_slope_coordinates_are_the_same_posterior():
+    """The slope coordinates (model.slope_to_natural) change what NUTS samples, not the
+    posterior: at any point the model's log density in slope coordinates is the natural
+    one plus the log |Jacobian| of the map, here by central differences; the map inverts
+    (_natural_to_slope) and keeps 0 < E < E_max, 0 < alpha < 1.5, also where E + A-term > E_max."""
+    import jax
+    import jax.numpy as jnp
+    from numpyro.infer.util import log_density
+
+    from bayescale.estimators._nuts_setup import _natural_to_slope
+    from bayescale.laws.chinchilla import LAW
+
+    rng = np.random.default_rng(0)
+    log_X = jnp.asarray(np.column_stack([rng.uniform(18, 23, 30), rng.uniform(20, 25, 30)]))
+    y = jnp.asarray(rng.uniform(0.8, 1.3, 30))
+    E_max = 3.0
+    kw = dict(law=LAW, priors={}, likelihood="student_t", E_max=E_max,
+              centre=tuple(float(c) for c in np.asarray(log_X).mean(axis=0)))
+    rest = {"beta": 0.4, "b_c": -1.0, "sigma": 0.05}
+
+    def to_natural(z):
+        return models.slope_to_natural(z, E_max)
+
+    for E, alpha, a_c in [(1.9, 0.25, 0.15), (0.2, 0.1, 1.0), (2.9, 1.2, 0.5), (1.0, 0.3, 1.5)]:
+        z = np.array(_natural_to_slope(E, alpha, a_c, E_max))
+        np.testing.assert_allclose(np.asarray(to_natural(jnp.asarray(z))), [E, alpha, a_c],
+                                   rtol=1e-10)
+        natural, _ = log_density(models.law_model, (log_X, y), kw,
+                                 {"E": E, "alpha": alpha, "a_c": a_c, **rest})
+        slope, _ = log_density(models.law_model, (log_X, y), {**kw, "slope_coords": True},
+                               {**dict(zip(models.SLOPE_SITES, z)), **rest})
+        h = 1e-6
+        jac = np.column_stack([(np.asarray(to_natural(jnp.asarray(z + h * e)))
+                                - np.asarray(to_natural(jnp.asarray(z - h * e)))) / (2 * h)
+                               for e in np.eye(3)])
+        np.testing.assert_allclose(float(slope - natural), np.linalg.slogdet(jac)[1],
+                                   atol=1e-6)
+    E, alpha, _ = np.asarray(jax.vmap(to_natural)(
+        jnp.asarray(np.random.default_rng(1).normal(0, 3, (200, 3))))).T
+    assert np.all((0 < E) & (E < E_max)) and np.all((0 < alpha) & (alpha < 1.5))
+
+
+def test_slope_coordinates_need_the_default_priors():
+    runs = simulate_runs(models_per_budget=3)
+    with pytest.raises(BayescaleError, match="slope_coords"):
+        sample_posterior(runs, slope_coords=True, priors={"alpha": dist.Uniform(0.1, 0.8)})
+    with pytest.raises(BayescaleError, match="slope_coords"):
+        sample_posterior(runs, slope_coords=True, law="kaplan")

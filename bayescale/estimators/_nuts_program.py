@@ -105,6 +105,7 @@ class Settings(NamedTuple):
     max_tree_depth: int
     target_accept: float
     num_runs: int = 0  # training runs with their own offset (0: rows are independent)
+    slope_coords: bool = False  # Chinchilla's E, alpha, a_c sampled in slope coordinates
 
 
 def import_arviz_in_background() -> None:
@@ -144,7 +145,8 @@ def nuts_program(settings: Settings, priors: Mapping[str, Any] | None):
                      record_log_likelihood=True, priors=priors, law=settings.law,
                      likelihood=settings.likelihood,
                      centre=tuple(centre[i] for i in range(len(settings.law.inputs))),
-                     E_max=E_max, mask=mask, run=run, num_runs=settings.num_runs)
+                     E_max=E_max, mask=mask, run=run, num_runs=settings.num_runs,
+                     slope_coords=settings.slope_coords)
             return mcmc.get_samples(), mcmc.get_extra_fields()
 
         keys = jax.random.split(rng_key, settings.chains)

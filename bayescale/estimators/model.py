@@ -27,6 +27,15 @@ and NUTS needs hundreds of leapfrog steps per draw; the shear ``(log A, alpha) -
 matrix for the correlation that is left (E against the two terms), NUTS needs about
 ten to thirty leapfrog steps per draw instead of hundreds.
 
+Slope coordinates (``slope_coords=True``, what NUTS samples for Chinchilla under the default
+priors on E, alpha and log A): when the data pin the model-size term's value and slope at the
+centre but not its curvature (a law that does not fit, e.g. Muennighoff et al.'s repeated-data
+runs), E, alpha and a_c slide along a curved ridge, ``E + e^a_c = V`` and ``alpha e^a_c = g``
+fixed, that turns sharply where E approaches 0 (where NUTS diverged). NUTS then samples
+``log V``, the slope ``g`` as a fraction of its largest value and alpha's position in the
+interval the other two leave it (:func:`slope_to_natural`); the priors on E, alpha and log A
+enter as a density with the map's Jacobian, so the posterior is the same.
+
 References
 ----------
 J. Hoffmann et al., "Training Compute-Optimal Large Language Models",
@@ -87,6 +96,8 @@ __all__ = [
     "centred_log_prior",
     "shear_of",
     "RUN_TAU",
+    "SLOPE_SITES",
+    "slope_to_natural",
     "prior_keys",
     "sample_sites",
     "law_model",
@@ -120,6 +131,45 @@ def shear_of(law: Law) -> dict[str, tuple[str | None, int]]:
     return {coord: (exponent, law.inputs.index(inp)) for coord, exponent, inp in law.shears}
 
 
+#: The sites NUTS samples in slope coordinates, in place of E, alpha and a_c.
+SLOPE_SITES = ("log_V_c", "slope_u", "alpha_u")
+
+
+def slope_to_natural(z: Array, E_max, alpha_max: float = EXPONENT_MAX) -> Array:
+    """``(log V, slope_u, alpha_u) -> (E, alpha, a_c)``: ``V = E + e^a_c`` (E plus the model-size
+    term at the centre), ``g = alpha e^a_c = alpha_max V sigmoid(slope_u)`` (its slope in log N),
+    and ``alpha`` at ``sigmoid(alpha_u)`` of the way through ``(g / V, hi)``, the interval that
+    keeps ``0 < E < E_max`` and ``alpha < alpha_max``; a bijection onto that support."""
+    v, s, t = z[0], z[1], z[2]
+    V = jnp.exp(v)
+    lo = alpha_max * jax.nn.sigmoid(s)  # g / V: alpha above it keeps E > 0
+    over = V > E_max  # then alpha below g / (V - E_max) keeps E < E_max
+    hi = jnp.where(over, jnp.minimum(alpha_max, lo * V / jnp.where(over, V - E_max, 1.0)),
+                   alpha_max)
+    frac = jax.nn.sigmoid(t)
+    alpha = lo + (hi - lo) * frac
+    E = V * (hi - lo) * frac / alpha  # = V - g / alpha, without the cancellation
+    a_c = v + jnp.log(alpha_max) + jax.nn.log_sigmoid(s) - jnp.log(alpha)  # log(g / alpha)
+    return jnp.stack([E, alpha, a_c])
+
+
+def _sample_slope_coords(priors, centre, E_max, alpha_max: float) -> tuple[Array, Array, Array]:
+    z = jnp.stack([numpyro.sample(n, dist.ImproperUniform(dist.constraints.real, (), ()))
+                   for n in SLOPE_SITES])
+
+    def to_natural(x):
+        return slope_to_natural(x, E_max, alpha_max)
+
+    E, alpha, a_c = to_natural(z)
+    log_jac = jnp.linalg.slogdet(jax.jacfwd(to_natural)(z))[1]
+    prior_a = centred_log_prior(priors["log_A"], alpha * centre[0])
+    numpyro.factor("slope_coords_prior", priors["E"].log_prob(E) + priors["alpha"].log_prob(alpha)
+                   + prior_a.log_prob(a_c) + log_jac)
+    for name, value in (("E", E), ("alpha", alpha), ("a_c", a_c)):
+        numpyro.deterministic(name, value)
+    return E, alpha, a_c
+
+
 def sample_sites(law: Law | str, theta: Mapping[str, float] | ArrayLike,
                  centre: tuple[float, ...]) -> dict[str, float]:
     """The model's sampled-site values for one parameter vector ``theta`` (in the law's
@@ -145,7 +195,7 @@ def sample_sites(law: Law | str, theta: Mapping[str, float] | ArrayLike,
 
 def law_model(log_X, log_loss=None, *, law: Law, priors, likelihood: str, centre, E_max,
            record_log_likelihood: bool = False, mask=None, run=None,
-           num_runs: int = 0) -> None:
+           num_runs: int = 0, slope_coords: bool = False) -> None:
     """The model on stacked log inputs ``log_X`` (``(n, len(law.inputs))``): what NUTS
     samples (see :func:`scaling_law_model` for the arguments). ``mask`` (``(n,)`` bool,
     optional) leaves the rows where it is False out of the likelihood: the padding of
@@ -155,15 +205,26 @@ def law_model(log_X, log_loss=None, *, law: Law, priors, likelihood: str, centre
     training runs: every run gets its own offset in log loss, ``tau_run * run_z[r]`` with
     ``run_z ~ Normal(0, 1)`` (non-centred) and ``tau_run ~ HalfNormal(RUN_TAU)``, so the
     checkpoints of one run share its luck (seed, data order) instead of counting as
-    independent evidence."""
+    independent evidence.
+
+    ``slope_coords`` (Chinchilla only; see the module docstring): sample E, alpha and a_c
+    through :func:`slope_to_natural` (sites :data:`SLOPE_SITES`; E, alpha and a_c become
+    deterministic sites)."""
     if E_max is None and log_loss is not None:
         E_max = jnp.exp(jnp.median(jnp.asarray(log_loss)))
     priors = resolve_priors(priors, E_max=E_max, likelihood=likelihood, law=law)
     shear = shear_of(law)
     theta = {}
+    done = ()
+    if slope_coords:
+        if law is not CHINCHILLA:
+            raise BayescaleError("slope coordinates are for the Chinchilla law only.")
+        E, alpha, a_c = _sample_slope_coords(priors, centre, E_max, float(law.priors["alpha"].b))
+        theta.update(e=jnp.log(E), alpha=alpha, a=a_c + alpha * centre[0])
+        done = ("a", "e", "alpha")
     # unsheared coordinates first (the shears need the exponents), in the law's order
     for coord in law.coords:
-        if coord in shear:
+        if coord in shear or coord in done:
             continue
         prior = law.priors[coord]
         key = law.prior_key(coord)
@@ -172,7 +233,7 @@ def law_model(log_X, log_loss=None, *, law: Law, priors, likelihood: str, centre
         else:
             theta[coord] = numpyro.sample(coord, priors[key])
     for coord in law.coords:
-        if coord not in shear:
+        if coord not in shear or coord in done:
             continue
         exponent, i = shear[coord]
         k = 1.0 if exponent is None else theta[exponent]

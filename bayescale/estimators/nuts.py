@@ -48,6 +48,8 @@ from bayescale.estimators._nuts_setup import (  # noqa: F401  (tests inspect the
     _init_near,
     _initial_values,
     _priors_key,
+    _slope_coords_apply,
+    _slope_init,
 )
 from bayescale.estimators._nuts_program import (
     EXTRA_FIELDS,
@@ -115,7 +117,8 @@ def _chain_method(chain_method: str, chains: int) -> str:
 
 # The automatic second attempt when the diagnostics fail (issue 9: on a published
 # 199-run sweep with a weakly identified (B, beta), the defaults gave R-hat 1.13 and 281
-# divergences while target_accept=0.95 with 2000 warmup steps passed).
+# divergences while target_accept=0.95 with 2000 warmup steps passed; the Chinchilla law on
+# data_constrained kept 2 divergences that way, at 0.99 too, and passes in slope coordinates).
 RETRY_TARGET_ACCEPT = 0.95
 RETRY_WARMUP = 2000
 
@@ -142,6 +145,7 @@ def sample_posterior(
     max_tree_depth: int = 10,
     law: Any = "chinchilla",
     retry: bool = True,
+    slope_coords: bool = False,
     _stacklevel: int = 2,
 ) -> Posterior:
     """Sample the posterior of the law's parameters with NUTS.
@@ -173,9 +177,19 @@ def sample_posterior(
         not only a low ESS) in a run long enough to pass them (``chains * draws`` at
         least the ESS threshold), sample once more with ``target_accept = 0.95``
         and ``warmup = max(2 warmup, 2000)`` (smaller steps and a longer adaptation:
-        what weakly identified posteriors such as a flat (B, beta) ridge need), and
-        keep the second attempt; ``info["retry"]`` records the first attempt's
-        diagnostics. Default on; skipped when ``target_accept`` is already >= 0.95.
+        what weakly identified posteriors such as a flat (B, beta) ridge need) and, for
+        the Chinchilla law under the default priors on E, alpha and log A, in slope
+        coordinates (``slope_coords``), and keep the second attempt; ``info["retry"]``
+        records the first attempt's settings and diagnostics and what changed. Default
+        on; skipped when ``target_accept`` is already >= 0.95 and there is nothing else
+        to change.
+    slope_coords : sample the Chinchilla law's E, alpha and log A in slope coordinates
+        (:func:`bayescale.estimators.model.slope_to_natural`; the same posterior): for a
+        weakly identified E, where E, alpha and A slide along a curved ridge (a law that
+        does not fit the runs well, e.g. the Chinchilla law on Muennighoff et al.'s
+        repeated-data runs); on a well identified posterior they take about twice the
+        leapfrog steps of the default coordinates. Needs the default priors on E, alpha
+        and log_A. The automatic retry turns them on.
 
     Runs with a ``run`` column (checkpoints of training runs, ``load_runs(...,
     run_column=...)``) get a per-run offset in log loss (see
@@ -232,6 +246,11 @@ def sample_posterior(
     resolved = models.resolve_priors(user_priors, E_max=E_max, likelihood=likelihood,
                                      law=law)  # validates, before compiling
     user_priors = {k: resolved[k] for k in user_priors}  # e.g. a fixed nu as a float
+    can_slope = _slope_coords_apply(law, user_priors)
+    slope_coords = bool(slope_coords)
+    if slope_coords and not can_slope:
+        raise BayescaleError("slope_coords=True needs the Chinchilla law with the default "
+                             "priors on E, alpha and log_A.")
 
     from numpyro.infer import MCMC, NUTS
 
@@ -243,6 +262,9 @@ def sample_posterior(
     centre = models.data_centre(*log_X_np.T)
     log_X, y = (jnp.asarray(v, dtype=dtype) for v in (log_X_np, y_np))
     init_values = _initial_values(law, log_X_np, y_np, centre, likelihood)
+    # slope coordinates (model.slope_to_natural): the ridge a misfit leaves made straight
+    if slope_coords:
+        init_values = _slope_init(init_values, E_max)
     # Checkpoints of training runs (a run column): one offset per run, the runs padded to
     # a size bucket too (the padded runs' offsets are prior draws, touching no row).
     run_idx, num_runs = None, 0
@@ -251,12 +273,12 @@ def sample_posterior(
         num_runs = bucket_size(labels.shape[0])
     model_kwargs = dict(priors=resolved, likelihood=likelihood, centre=centre, E_max=E_max,
                         law=law, run=None if run_idx is None else jnp.asarray(run_idx),
-                        num_runs=num_runs)
+                        num_runs=num_runs, slope_coords=slope_coords)
     rng_key = jax.random.PRNGKey(seed)
     settings = Settings(likelihood=likelihood, law=law, chains=chains, warmup=warmup, draws=draws,
                          method=method, dense_mass=bool(dense_mass),
                          max_tree_depth=max_tree_depth, target_accept=target_accept,
-                         num_runs=num_runs)
+                         num_runs=num_runs, slope_coords=slope_coords)
     with CompileClock() as clock_run:
         t0 = time.perf_counter()
         if progress or method == "parallel":
@@ -305,7 +327,8 @@ def sample_posterior(
         from bayescale.estimators import diagnostics as _diagnostics  # lazy: later in the layering
 
         diagnostics = _diagnostics.compute_diagnostics(
-            idata, exclude=tuple(f"{coord}_c" for coord, _, _ in law.shears) + ("run_z",))
+            idata, exclude=tuple(f"{coord}_c" for coord, _, _ in law.shears) + ("run_z",)
+            + models.SLOPE_SITES)
         t_post = time.perf_counter() - t0
 
     flat = {k: np.asarray(v).reshape(-1) for k, v in samples.items()}
@@ -321,6 +344,7 @@ def sample_posterior(
         "target_accept": target_accept,
         "chain_method": method,
         "dense_mass": bool(dense_mass),
+        "slope_coords": slope_coords,
         "dtype": str(np.dtype(dtype)),
         "device": jax.devices()[0].platform,
         "centre": dict(zip((f"log_{i}0" for i in law.inputs), centre)),
@@ -338,18 +362,24 @@ def sample_posterior(
     }
     geometry = diagnostics.divergences > 0 or (math.isfinite(diagnostics.rhat_max)
                                                and diagnostics.rhat_max > _diagnostics.RHAT_MAX)
-    if (not diagnostics.ok and retry and geometry and target_accept < RETRY_TARGET_ACCEPT
+    to_slope = can_slope and not slope_coords
+    if (not diagnostics.ok and retry and geometry
+            and (target_accept < RETRY_TARGET_ACCEPT or to_slope)
             and chains * draws >= _diagnostics.ESS_BULK_MIN):
+        changes = {"target_accept": max(target_accept, RETRY_TARGET_ACCEPT),
+                   "warmup": max(2 * warmup, RETRY_WARMUP),
+                   "slope_coords": slope_coords or to_slope}
         second = sample_posterior(
-            runs, seed=seed, chains=chains, warmup=max(2 * warmup, RETRY_WARMUP), draws=draws,
-            likelihood=likelihood, priors=priors, target_accept=RETRY_TARGET_ACCEPT,
+            runs, seed=seed, chains=chains, draws=draws, likelihood=likelihood, priors=priors,
             chain_method=chain_method, progress=progress, strict=strict,
             posterior_predictive=posterior_predictive, dense_mass=dense_mass,
-            max_tree_depth=max_tree_depth, law=law, retry=False, _stacklevel=_stacklevel + 1)
+            max_tree_depth=max_tree_depth, law=law, retry=False, _stacklevel=_stacklevel + 1,
+            **changes)
         second.info["retry"] = {
             "reason": "the first attempt failed the diagnostics",
             "first_attempt": {"target_accept": target_accept, "warmup": warmup,
-                              **diagnostics.to_dict()},
+                              "slope_coords": slope_coords, **diagnostics.to_dict()},
+            "changed": changes,
         }
         second.info["timing"]["total"] = time.perf_counter() - t_start
         return second
