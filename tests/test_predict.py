@@ -177,3 +177,56 @@ def test_bayes_predictive_noise_is_the_posterior_student_t():
     half = float((hi - lo)[0] / 2)
     sigma = float(np.median(np.asarray(f.idata.posterior["sigma"])))
     assert 0.95 * 2.1318 * sigma < half < 1.25 * 2.1318 * sigma
+
+
+def _fit_with_run_effects(tau_run: float, draws: int = 400):
+    """A Bayesian-looking fit whose every posterior draw has the law TRUE, a negligible
+    sigma and the run-to-run spread ``tau_run``: its predictive log loss at any point is the
+    law plus a new run's offset, Normal(0, tau_run), alone."""
+    import arviz as az
+
+    runs = as_runs(isoflop_frame(lambda N, D: chinchilla_closed_form(TRUE, N, D)))
+    params = LawParams(*(np.full(draws, float(v)) for v in TRUE))
+    idata = az.from_dict(posterior={"sigma": np.full((2, draws // 2), 1e-9),
+                                    "tau_run": np.full((2, draws // 2), tau_run)})
+    return ScalingFit(method="bayes", params=params, runs=runs, idata=idata,
+                      info={"likelihood": "normal", "run_effects": {"runs": 20, "rows": 72}})
+
+
+def test_new_run_offset_is_added_with_the_posterior_spread():
+    tau, num = 0.04, 20000
+    fit = _fit_with_run_effects(tau)
+    N, D = [1e8, 3e8], [2e9, 6e9]
+    law = np.log(chinchilla_closed_form(TRUE, np.array(N), np.array(D)))
+    new = fit.predict(N, D, structural="none", num_draws=num, seed=1)
+    z = (np.log(new.draws) - law) / tau
+    # Normal(0, 1) by construction: mean within 4 sd of 1/sqrt(num), sd within 4 sd of
+    # 1/sqrt(2 num); the two points are different new runs (independent offsets)
+    assert np.all(np.abs(z.mean(axis=0)) < 4 / np.sqrt(num))
+    assert np.all(np.abs(z.std(axis=0) - 1) < 4 / np.sqrt(2 * num))
+    assert abs(np.corrcoef(z.T)[0, 1]) < 4 / np.sqrt(num)
+    assert new.run_effect == {"included": True, "kind": "new", "tau_run_median": tau,
+                              "runs": 20}
+    assert any("new training run's offset is included" in n for n in new.notes)
+    out = new.to_dict()
+    assert out["run_effect"]["included"] is True
+    assert new.summary().attrs["run_effect"]["kind"] == "new"
+    # one new run at both points (its checkpoints): the same offset at both
+    shared = fit.predict(N, D, structural="none", num_draws=num, seed=1, run_effect="shared")
+    zs = np.log(shared.draws) - law
+    np.testing.assert_allclose(zs[:, 0], zs[:, 1], atol=1e-6)
+    assert abs(zs[:, 0].std() / tau - 1) < 4 / np.sqrt(2 * num)
+    # the population-mean run: no offset, and it says what it leaves out
+    mean_run = fit.predict(N, D, structural="none", num_draws=num, seed=1, run_effect="none")
+    np.testing.assert_allclose(np.log(mean_run.draws), np.broadcast_to(law, (num, 2)),
+                               atol=1e-6)
+    assert mean_run.run_effect["included"] is False
+    assert any("leaves out the run-to-run spread" in n for n in mean_run.notes)
+    with pytest.raises(BayescaleError, match="run_effect"):
+        fit.predict(N, D, run_effect="old")
+
+
+def test_no_run_effect_without_a_run_column():
+    fit = published("besiroglu2024")
+    pred = fit.predict(7e10, 1.4e12, run_effect="new")
+    assert pred.run_effect is None and pred.to_dict()["run_effect"] is None

@@ -34,10 +34,11 @@ from bayescale.errors import BayescaleError
 from bayescale.estimators import extrapolation
 from bayescale.laws.registry import log_loss
 
-__all__ = ["Prediction", "predict", "LEVELS", "STRUCTURAL"]
+__all__ = ["Prediction", "predict", "LEVELS", "STRUCTURAL", "RUN_EFFECTS"]
 
 LEVELS = (0.5, 0.8, 0.9, 0.95)
 STRUCTURAL = ("auto", "none")
+RUN_EFFECTS = ("new", "shared", "none")
 
 # extrapolation models already estimated, per fit (ScalingFit compares by identity)
 _MODELS: "weakref.WeakKeyDictionary[Any, extrapolation.ExtrapolationModel]" = \
@@ -57,6 +58,8 @@ class Prediction:
     structural : ``"auto"`` (with the extrapolation error) or ``"none"`` (in-model).
     notes : what the prediction could not include, in words.
     extrapolation : the extrapolation model's summary (``tau``, ``bias``, ...), or None.
+    run_effect : for a fit with per-run offsets, ``{"included", "kind", "tau_run_median",
+        "runs"}`` (``included``: a new run's offset is in the draws); None otherwise.
     """
 
     N: np.ndarray
@@ -67,6 +70,7 @@ class Prediction:
     structural: str
     notes: tuple[str, ...] = ()
     extrapolation: dict | None = None
+    run_effect: dict | None = None
 
     @property
     def median(self) -> np.ndarray:
@@ -90,11 +94,13 @@ class Prediction:
         for a, (lo, hi) in self.intervals(levels).items():
             table[f"lower_{a:g}"], table[f"upper_{a:g}"] = lo, hi
         table["extrapolation_decades"] = self.extrapolation_decades
-        return pd.DataFrame(table)
+        frame = pd.DataFrame(table)
+        frame.attrs.update(notes=list(self.notes), run_effect=self.run_effect)
+        return frame
 
     def to_dict(self, levels=LEVELS) -> dict:
         """``{"points": [{"N", "D", "median", "intervals": {"0.5": [lo, hi], ...},
-        "extrapolation_decades"}], "structural", "notes", "extrapolation"}``."""
+        "extrapolation_decades"}], "structural", "notes", "extrapolation", "run_effect"}``."""
         ivals = self.intervals(levels)
         med = self.median
         points = []
@@ -109,7 +115,8 @@ class Prediction:
             points.append(pt)
         return to_jsonable({"points": points, "structural": self.structural,
                             "num_draws": int(self.draws.shape[0]), "notes": list(self.notes),
-                            "extrapolation": self.extrapolation})
+                            "extrapolation": self.extrapolation,
+                            "run_effect": self.run_effect})
 
 
 def _points(name: str, x, n: int | None = None) -> np.ndarray:
@@ -162,6 +169,37 @@ def _noise(fit, num: int, n: int, rng: np.random.Generator, median_params) -> tu
     return scale * rng.standard_normal((num, n)), None
 
 
+def _run_offsets(fit, pick: np.ndarray, num: int, n: int, rng: np.random.Generator,
+                 kind: str) -> tuple[np.ndarray | None, dict | None, str | None]:
+    """A new run's offset in log loss, ``(num, n)`` draws (or None), the ``run_effect``
+    record and a note; ``tau_run`` is taken from the posterior draws ``pick`` (those of the
+    parameters)."""
+    effects = (fit.info or {}).get("run_effects")
+    post = getattr(fit.idata, "posterior", None) if fit.idata is not None else None
+    if post is None or "tau_run" not in post:
+        if effects:
+            return None, None, ("the fit has per-run offsets but no tau_run draws (no "
+                                "posterior): a new run's offset could not be included")
+        return None, None, None
+    tau = np.asarray(post["tau_run"], dtype=float).reshape(-1)
+    tau = tau[pick] if tau.size > int(np.max(pick)) else tau[rng.integers(0, tau.size, num)]
+    runs = (effects or {}).get("runs")
+    record = {"included": kind != "none", "kind": kind,
+              "tau_run_median": float(np.median(tau)), "runs": runs}
+    learned = f" (learned from {runs} runs)" if runs else ""
+    if kind == "none":
+        return None, record, (
+            f"the population-mean run (offset 0): no new run's offset is included, so the "
+            f"interval leaves out the run-to-run spread tau_run (median "
+            f"{record['tau_run_median']:.3g} in log loss{learned})")
+    z = rng.standard_normal((num, n) if kind == "new" else (num, 1))
+    which = ("one per point (each point a new run)" if kind == "new"
+             else "one for all points (checkpoints of one new run)")
+    return tau[:, None] * z, record, (
+        f"a new training run's offset is included: Normal(0, tau_run) in log loss per "
+        f"posterior draw, {which}; tau_run median {record['tau_run_median']:.3g}{learned}")
+
+
 def _median_params(fit):
     if fit.is_point:
         return fit.params
@@ -173,7 +211,7 @@ def _median_params(fit):
 
 def predict(fit, N, D, U=None, *, structural: str = "auto", num_draws: int = 4000,
             seed: int = 0, model: extrapolation.ExtrapolationModel | None = None,
-            prior: extrapolation.ErrorPrior | None = None) -> Prediction:
+            prior: extrapolation.ErrorPrior | None = None, run_effect: str = "new") -> Prediction:
     """Predictive draws of the loss of runs with ``N`` parameters trained on ``D`` tokens.
 
     Parameters
@@ -189,6 +227,10 @@ def predict(fit, N, D, U=None, *, structural: str = "auto", num_draws: int = 400
         instead of estimating one from ``fit.runs`` (estimates are cached per fit).
     prior : the prior of that estimate (default
         :data:`~bayescale.estimators.extrapolation.DEFAULT_PRIOR`).
+    run_effect : for a Bayesian fit with per-run offsets (a run column): ``"new"``
+        (default) adds a new run's offset ``Normal(0, tau_run)`` per draw and point,
+        ``"shared"`` one per draw for all points (one new run's checkpoints), ``"none"``
+        predicts the population-mean run. Ignored for fits without run offsets.
 
     Returns
     -------
@@ -196,6 +238,9 @@ def predict(fit, N, D, U=None, *, structural: str = "auto", num_draws: int = 400
     """
     if structural not in STRUCTURAL:
         raise BayescaleError(f"structural must be one of {', '.join(STRUCTURAL)}, got {structural!r}.")
+    if run_effect not in RUN_EFFECTS:
+        raise BayescaleError(f"run_effect must be one of {', '.join(RUN_EFFECTS)}, got "
+                             f"{run_effect!r}.")
     if isinstance(num_draws, bool) or not isinstance(num_draws, (int, np.integer)) or num_draws < 2:
         raise BayescaleError(f"num_draws must be an integer >= 2, got {num_draws!r}.")
     N = _points("N", N)
@@ -224,6 +269,11 @@ def predict(fit, N, D, U=None, *, structural: str = "auto", num_draws: int = 400
     log_mean = np.asarray(log_loss(drawn, *args), dtype=float)
     noise, note = _noise(fit, num_draws, n, rng, _median_params(fit))
     notes = [note] if note else []
+    offsets, run_record, run_note = _run_offsets(fit, pick, num_draws, n, rng, run_effect)
+    if offsets is not None:
+        log_mean = log_mean + offsets
+    if run_note:
+        notes.append(run_note)
     if fit.runs is None:
         d = np.full(n, np.nan)  # unknown: JSON null
         notes.append("a published law has no runs: no distance to the data is known, so no "
@@ -244,4 +294,4 @@ def predict(fit, N, D, U=None, *, structural: str = "auto", num_draws: int = 400
     draws = np.exp(log_mean + noise)
     return Prediction(N=N.astype(float), D=D.astype(float), U=U, draws=draws,
                       extrapolation_decades=d, structural=structural, notes=tuple(notes),
-                      extrapolation=summary)
+                      extrapolation=summary, run_effect=run_record)
