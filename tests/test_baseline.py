@@ -180,6 +180,23 @@ def test_screening_on_a_subsample_reaches_the_exhaustive_optimum(chinchilla_240,
     assert sub.info["objective"] == pytest.approx(grid_fit.info["objective"], rel=1e-10)
 
 
+@pytest.mark.float64
+def test_polish_through_few_slots_gives_the_same_optimum(chinchilla_240, grid_fit,
+                                                         monkeypatch):
+    # Many rows: the polish's 32 problems go through fewer slots (memory linear in the
+    # rows, POLISH_ROW_SLOTS); the queue solves the same problems, so the same optimum.
+    r = chinchilla_240
+    monkeypatch.setattr(baseline, "POLISH_ROW_SLOTS", 4 * 256)  # 240 runs pad to 256: 4 slots
+    few = baseline.fit_huber(r.log_N, r.log_D, r.log_loss)
+    assert few.info["polish_slots"] == 4 and grid_fit.info["polish_slots"] == 32
+    assert few.info["objective"] == pytest.approx(grid_fit.info["objective"], rel=1e-12)
+    # The parameters agree to the solver's tolerance on this flat objective (measured 5e-8:
+    # a batch of 4 and one of 32 sum in different orders, and the polish stops once the
+    # objective changes by less than 1e-14).
+    np.testing.assert_allclose(list(few.info["theta"].values()),
+                               list(grid_fit.info["theta"].values()), rtol=1e-6)
+
+
 def test_design_subsample_spreads_over_the_sizes():
     rng = np.random.default_rng(0)
     sizes = np.repeat(np.geomspace(1e7, 1e9, 8), 500)  # 8 sizes, 500 checkpoints each

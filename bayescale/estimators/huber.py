@@ -185,6 +185,11 @@ def status_counts(status: np.ndarray) -> dict[str, int]:
 
 #: Above this many runs the grid's starts are screened on a subsample of this size.
 SCREEN_ROWS = 1024
+#: The polish keeps at most this many (row x problem) residuals in flight: with many rows
+#: its problems go through fewer slots (the work queue of
+#: :func:`bayescale._solvers.lbfgs.minimize_batch`), so memory stays linear in the rows
+#: with a fixed constant instead of growing as rows x polish.
+POLISH_ROW_SLOTS = 2**21
 
 
 def design_subsample(log_X: np.ndarray, size: int) -> np.ndarray:
@@ -270,8 +275,9 @@ def fit_huber(log_N, log_D, log_loss, *, delta: float = DELTA, starts=None,
     with jax.enable_x64(True):
         x0, lX, lL, w = as_f64(screened, log_X, log_loss, mask)
         typical = objective_at(law, jnp.asarray(starts[top]), w, lX, lL, float(delta))
-        fine = huber_solve(x0, w, lX, lL, delta=float(delta),
-                            max_iter=int(max_iter), num_slots=k, ftol=1e-14, gtol=1e-12,
+        polish_slots = max(1, min(k, POLISH_ROW_SLOTS // lX.shape[0]))
+        fine = huber_solve(x0, w, lX, lL, delta=float(delta), max_iter=int(max_iter),
+                            num_slots=polish_slots, ftol=1e-14, gtol=1e-12,
                             law=law, typical_f=typical)
         jax.block_until_ready(fine)
         seconds = time.perf_counter() - t0
@@ -296,6 +302,7 @@ def fit_huber(log_N, log_D, log_loss, *, delta: float = DELTA, starts=None,
         "starts_status": status_counts(res.status),
         "starts_near_best": (int(np.sum(fun <= objective + 1e-8)) if sub.size == n else None),
         "screened_on_rows": int(sub.size),
+        "polish_slots": int(polish_slots),
         "evaluations": int(np.sum(np.asarray(res.num_evals)) + np.sum(np.asarray(fine.num_evals))),
         "timing": {"total": seconds},
     }
