@@ -14,6 +14,8 @@ from bayescale.cli._common import (
     enable_compilation_cache,
     load_runs_from_args,
 )
+from bayescale.cli._report_groups import (add_group_arguments, check_group_arguments,
+                                          group_report, reference_budget)
 
 
 REPORT_EXAMPLES = """\
@@ -25,6 +27,7 @@ examples:
   bayescale report data_constrained --law data_constrained --unique-tokens 25e9
   bayescale report chinchilla --exclude-top 5 --structural chinchilla,kaplan
   bayescale report chinchilla --exclude-top 5 --backtest top-budgets:1
+  bayescale report gadre2024 --group all --pool --out reports/gadre2024
 
 The folder gets report.html (self-contained: open it in a browser), report.md, the
 figures as PNG under figures/, summary.csv, frontier.csv, decisions.csv, methods.csv,
@@ -39,6 +42,7 @@ uncertainty (the laws weighed by leave-future-out stacking; structural.csv);
 CRPS; backtest.csv). Both are off by default (they refit). Re-running into the same
 folder replaces what the previous report wrote, atomically, and keeps any other file
 you put there. Ctrl-C stops the run (exit 130) and leaves the previous report as it was.
+--group COLUMN|all: the groups side by side on one page, a NUTS fit per group (groups.csv).
 """
 
 COMPARE_EXAMPLES = """\
@@ -123,6 +127,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="add a leave-future-out backtest (top-budgets:K or above:C): "
                         "coverage, width, bias, CRPS, in-model and with extrapolation error")
     _add_fit_arguments(p)
+    add_group_arguments(p)
     p.set_defaults(func=run_report)
 
     c = sub.add_parser(
@@ -201,11 +206,12 @@ def _default_out(data: str) -> str:
 
 def run_report(args: argparse.Namespace) -> int:
     from bayescale.io import InterruptGuard, check_destination
-
     from bayescale.report.honest import check_backtest, check_structural
 
     _check(args)
-    _check_law(args)
+    grouped = check_group_arguments(args)  # --group: the groups side by side on one page
+    if not grouped:
+        _check_law(args)
     structural = check_structural(args.structural)
     backtest = check_backtest(args.backtest)
     out = args.out or _default_out(args.data)
@@ -216,13 +222,12 @@ def run_report(args: argparse.Namespace) -> int:
         runs = load_runs_from_args(args)
         from bayescale.report.build import build_report
 
-        paths = build_report(runs, out_dir=out, budgets=args.budget,
-                             bayes_options=_bayes_options(args), resamples=args.resamples,
-                             seed=args.seed, level=args.level,
-                             reference_budget=args.reference_budget,
-                             quiet=args.quiet or args.json, law=args.law,
-                             unique_tokens=args.unique_tokens, structural=structural,
-                             backtest=backtest)
+        paths = group_report(args, runs, out, _bayes_options(args)) if grouped else build_report(
+            runs, out_dir=out, budgets=args.budget, bayes_options=_bayes_options(args),
+            resamples=args.resamples, seed=args.seed, level=args.level,
+            reference_budget=reference_budget(args, 5.76e23), quiet=args.quiet or args.json,
+            law=args.law, unique_tokens=args.unique_tokens, structural=structural,
+            backtest=backtest)
     manifest = json.loads(paths["manifest"].read_text(encoding="utf-8"))
     if args.json:
         print(json.dumps({"out": str(Path(out).absolute()),
@@ -236,22 +241,17 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_compare(args: argparse.Namespace) -> int:
+    from bayescale.errors import BayescaleError
     from bayescale.io import dumps_json
 
     _check(args)
     enable_compilation_cache()
     if args.laws and args.approaches:
-        from bayescale.errors import BayescaleError
-
         raise BayescaleError("--laws and --approaches are two different comparisons; give one.")
     if (args.laws or args.approaches) and args.law != "chinchilla":
-        from bayescale.errors import BayescaleError
-
         raise BayescaleError("--law chooses the law of the method comparison; --laws and "
                              "--approaches do not take them (--laws names its laws itself).")
     if args.approaches and args.unique_tokens is not None:
-        from bayescale.errors import BayescaleError
-
         raise BayescaleError("--unique-tokens applies to the method comparison of a law with "
                              "repeated data and to --laws; --approaches does not take it.")
     if args.laws:

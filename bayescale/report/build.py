@@ -100,12 +100,16 @@ __all__ = [
     "compare_methods_json",
     "methods_display",
     "build_report",
+    "owned_files",
+    "png_bytes",
+    "write_manifest",
 ]
 
 _MARKER = "manifest.json"
 
 
-def _png_bytes(fig) -> bytes:
+def png_bytes(fig) -> bytes:
+    """A figure as the PNG bytes a report embeds and writes."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     return buf.getvalue()
@@ -119,13 +123,25 @@ def _plain(o):
     return str(o)
 
 
-def _owned(out: Path) -> set[str]:
-    """The files a previous report wrote, from its manifest (none if unreadable)."""
+def owned_files(out: Path) -> set[str]:
+    """The files a previous report wrote, from its manifest (none if unreadable): the
+    ``owned`` of :func:`bayescale.io.atomic_folder` for a report folder."""
     try:
         files = json.loads((out / _MARKER).read_text(encoding="utf-8")).get("files", [])
     except (OSError, ValueError, AttributeError):
         return set()
     return {str(f) for f in files if isinstance(f, str)}
+
+
+def write_manifest(folder: Path, written: dict[str, Path], fields: Mapping[str, Any]) -> Path:
+    """Write ``manifest.json`` into ``folder``, last: ``fields`` and the sorted list of the
+    files in ``written`` (relative paths); adds it to ``written`` as ``"manifest"``."""
+    manifest = {**fields,
+                "files": sorted(p.relative_to(folder).as_posix() for p in written.values())}
+    written["manifest"] = folder / _MARKER
+    plain = json.loads(json.dumps(manifest, default=_plain))
+    written["manifest"].write_text(dumps_json(plain, indent=2) + "\n", encoding="utf-8")
+    return written["manifest"]
 
 
 def _write_folder(folder: Path, ctx, figs) -> dict[str, Path]:
@@ -158,7 +174,7 @@ def _write_folder(folder: Path, ctx, figs) -> dict[str, Path]:
     figdir.mkdir()
     pngs, rel = {}, {}
     for name, fig in figs.items():
-        pngs[name] = _png_bytes(fig)
+        pngs[name] = png_bytes(fig)
         path = figdir / f"{name}.png"
         path.write_bytes(pngs[name])
         written[f"figure_{name}"] = path
@@ -167,13 +183,9 @@ def _write_folder(folder: Path, ctx, figs) -> dict[str, Path]:
     written["markdown"].write_text(render_markdown(ctx, rel, ctx["captions"]), encoding="utf-8")
     written["html"] = folder / "report.html"
     written["html"].write_text(render_html(ctx, pngs, ctx["captions"]), encoding="utf-8")
-    manifest = {"bayescale_report": 1, "version": ctx["settings"]["version"],
-                "created": ctx["created"], "diagnostics_ok": not ctx["problems"],
-                "settings": ctx["settings"],
-                "files": sorted(p.relative_to(folder).as_posix() for p in written.values())}
-    written["manifest"] = folder / _MARKER
-    plain = json.loads(json.dumps(manifest, default=_plain))
-    written["manifest"].write_text(dumps_json(plain, indent=2) + "\n", encoding="utf-8")
+    write_manifest(folder, written, {
+        "bayescale_report": 1, "version": ctx["settings"]["version"], "created": ctx["created"],
+        "diagnostics_ok": not ctx["problems"], "settings": ctx["settings"]})
     return written
 
 
@@ -364,7 +376,7 @@ def build_report(runs: Runs | Any, *, out_dir: str | os.PathLike,
                           law_notes=law_notes + figure_notes)
             ctx.update(approaches=approaches, approaches_note=approaches_note, honest=honest,
                        captions=figure_captions(law_obj.name))
-            with atomic_folder(out, marker=_MARKER, what="report", owned=_owned,
+            with atomic_folder(out, marker=_MARKER, what="report", owned=owned_files,
                                guard=guard) as tmp:
                 written = _write_folder(tmp, ctx, figs)
             steps.check = lambda: None  # committed: a late Ctrl-C no longer undoes it

@@ -4,7 +4,10 @@ The page puts the answer first (the decision table and the frontier), then the f
 (parameters by method, their joint distribution, the runs), then the checks
 (diagnostics, residuals) and the details (data, model). Numbers read as people write
 them (``71.3B [60.1B, 84.2B]``, ``1.33T``, ``19.4 [13.1, 27.2]``); the prose about
-Hoffmann et al.'s Chinchilla and Epoch's refit appears only for the Chinchilla data.
+Hoffmann et al.'s Chinchilla and Epoch's refit appears only for the Chinchilla data. The
+header names the law and says which N the answer is in (:func:`n_convention_line`).
+:func:`page_markdown` and :func:`page_html` render any report page (this one, and the
+groups side by side of :mod:`.group_report`).
 
 HTML tables come from :meth:`pandas.DataFrame.to_html`; Markdown tables are written
 here (``DataFrame.to_markdown`` needs the optional ``tabulate`` package).
@@ -32,7 +35,8 @@ from bayescale.report.tables import (
 )
 
 __all__ = ["methods_display", "frontier_display", "decisions_display", "sections",
-           "render_markdown", "render_html", "CSS", "law_line"]
+           "render_markdown", "render_html", "CSS", "law_line", "n_convention_line",
+           "page_markdown", "page_html", "banner"]
 
 
 def _chinchilla_lines(table: pd.DataFrame) -> list[str]:
@@ -238,14 +242,40 @@ def _html_table(df: pd.DataFrame, table_id: str) -> str:
                          escape=True, na_rep="")
 
 
-def render_markdown(ctx, figures: Mapping[str, str], captions: Mapping[str, str]) -> str:
-    """The report in Markdown; ``figures`` maps a figure name to its relative path."""
-    kind, text = banner(ctx)
-    out = [f"# bayescale report: {ctx['provenance']['source']}", "",
-           f"_Created {ctx['created']} by bayescale {ctx['settings']['version']}._", "",
-           law_line(ctx), "",
-           f"> **{text}**" if kind == "warning" else f"> {text}", ""]
-    for _, title, paras, tables, figs in sections(ctx):
+def n_convention_line(runs) -> str:
+    """Which N the answer is in: what the runs' N counts (total or non-embedding
+    parameters), and where that came from; or that it is not stated, and why it matters."""
+    from bayescale.data.registry import DATASETS
+
+    convention = getattr(runs, "n_convention", None)
+    if convention in ("total", "non_embedding"):
+        what = "total parameters, embeddings included" if convention == "total" else \
+            "non-embedding parameters"
+        if any("n_convention" in str(note) for note in getattr(runs, "notes", ())):
+            where = "as stated by n_convention (--n-convention)"
+        elif str(getattr(runs, "source", "")) in DATASETS:
+            where = "the dataset's convention"
+        else:
+            where = "as recorded with the runs"
+        return f"N counts {what} ({where}); N_opt and the exponents are in that convention."
+    return ("N convention: not stated. The data do not say whether N counts total or "
+            "non-embedding parameters, and the exponents and N_opt depend on which (Pearce & "
+            "Song 2024, arXiv:2406.12907); state it with --n-convention total|non_embedding "
+            "(n_convention= in Python).")
+
+
+def page_markdown(page: Mapping[str, Any], figures: Mapping[str, str],
+                  captions: Mapping[str, str]) -> str:
+    """A report page in Markdown: ``page`` has ``title``, ``created``, ``version``,
+    ``header`` (``[(id, line)]``), ``banner`` (``(kind, text)``) and ``sections`` (as
+    :func:`sections` gives them); ``figures`` maps a figure name to its relative path."""
+    kind, text = page["banner"]
+    out = [f"# {page['title']}", "",
+           f"_Created {page['created']} by bayescale {page['version']}._", ""]
+    for _, line in page["header"]:
+        out += [line, ""]
+    out += [f"> **{text}**" if kind == "warning" else f"> {text}", ""]
+    for _, title, paras, tables, figs in page["sections"]:
         out += [f"## {title}", ""]
         for p in paras:
             out += [p, ""]
@@ -256,6 +286,19 @@ def render_markdown(ctx, figures: Mapping[str, str], captions: Mapping[str, str]
             if name in figures:
                 out += [f"![{captions[name]}]({figures[name]})", "", f"*{captions[name]}*", ""]
     return "\n".join(out)
+
+
+def _page(ctx) -> dict[str, Any]:
+    """The single-fit report's page (for :func:`page_markdown` and :func:`page_html`)."""
+    return {"title": f"bayescale report: {ctx['provenance']['source']}",
+            "created": ctx["created"], "version": ctx["settings"]["version"],
+            "header": [("law", law_line(ctx)), ("n-convention", n_convention_line(ctx["runs"]))],
+            "banner": banner(ctx), "sections": sections(ctx)}
+
+
+def render_markdown(ctx, figures: Mapping[str, str], captions: Mapping[str, str]) -> str:
+    """The report in Markdown; ``figures`` maps a figure name to its relative path."""
+    return page_markdown(_page(ctx), figures, captions)
 
 
 CSS = """
@@ -276,22 +319,23 @@ figcaption{font-size:.9em;color:#555}code{background:#f5f5f5;padding:0 3px}
 """
 
 
-def render_html(ctx, pngs: Mapping[str, bytes], captions: Mapping[str, str]) -> str:
-    """The self-contained HTML report (figures embedded as base64 PNG, inline CSS)."""
-    kind, text = banner(ctx)
-    title = f"bayescale report: {ctx['provenance']['source']}"
-    parts = sections(ctx)
+def page_html(page: Mapping[str, Any], pngs: Mapping[str, bytes],
+              captions: Mapping[str, str]) -> str:
+    """A self-contained HTML report page (figures embedded as base64 PNG, inline CSS);
+    ``page`` as for :func:`page_markdown`."""
+    kind, text = page["banner"]
+    title, parts = page["title"], page["sections"]
     toc = "".join(f'<li><a href="#{sid}">{html.escape(t)}</a></li>'
                   for sid, t, *_ in parts)
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
            f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
            f"<h1>{html.escape(title)}</h1>",
-           f'<p class="small">Created {ctx["created"]} by bayescale '
-           f'{html.escape(ctx["settings"]["version"])}.</p>',
-           f'<p id="law">{html.escape(law_line(ctx))}</p>',
-           f'<div id="diagnostics-banner" class="banner {kind}">{html.escape(text)}</div>',
-           f'<nav class="toc" id="contents"><strong>Contents</strong><ol>{toc}</ol></nav>']
+           f'<p class="small">Created {page["created"]} by bayescale '
+           f'{html.escape(page["version"])}.</p>']
+    out += [f'<p id="{hid}">{html.escape(line)}</p>' for hid, line in page["header"]]
+    out += [f'<div id="diagnostics-banner" class="banner {kind}">{html.escape(text)}</div>',
+            f'<nav class="toc" id="contents"><strong>Contents</strong><ol>{toc}</ol></nav>']
     for sid, title_, paras, tables, figs in parts:
         out.append(f'<h2 id="{sid}">{html.escape(title_)}</h2>')
         out += [f"<p>{html.escape(p)}</p>" for p in paras]
@@ -307,6 +351,11 @@ def render_html(ctx, pngs: Mapping[str, bytes], captions: Mapping[str, str]) -> 
                        f"{html.escape(captions[name])}</figcaption></figure>")
     out.append("</body></html>")
     return "\n".join(out)
+
+
+def render_html(ctx, pngs: Mapping[str, bytes], captions: Mapping[str, str]) -> str:
+    """The self-contained HTML report (figures embedded as base64 PNG, inline CSS)."""
+    return page_html(_page(ctx), pngs, captions)
 
 
 def context(runs, fits, frontiers, methods, decisions, budgets, level, settings, *,
