@@ -206,3 +206,27 @@ def test_design_subsample_spreads_over_the_sizes():
     counts = np.unique(log_X[idx, 0], return_counts=True)[1]
     assert counts.size == 8 and counts.min() >= 9  # ~10 per size, not all from a few
     assert log_X[:, 1][idx].min() < np.quantile(log_X[:, 1], 0.05)  # tokens' range kept
+
+
+def test_weight_chunks_are_the_bootstrap_weights_in_blocks():
+    clusters = np.repeat(np.arange(7), 3)
+    for c in (None, clusters):
+        whole = bootstrap.bootstrap_weights(21, 50, seed=5, clusters=c)
+        blocks = list(bootstrap.weight_chunks(21, 50, 5, c, chunk=7))
+        assert [b.shape[0] for b in blocks] == [7] * 7 + [1]
+        np.testing.assert_array_equal(np.concatenate(blocks), whole)
+
+
+@pytest.mark.float64
+def test_bootstrap_in_chunks_is_the_bootstrap(chinchilla_240, monkeypatch):
+    # Many rows: the resamples are solved in chunks (memory linear in the rows); the
+    # same resamples from the same start, so the same fits (to the solver's tolerance:
+    # batches of different widths sum in different orders).
+    r = chinchilla_240
+    whole = bootstrap.fit_bootstrap(r.log_N, r.log_D, r.log_loss, resamples=100, seed=1)
+    monkeypatch.setattr(bootstrap, "RESAMPLE_ROWS", 32 * 256)  # 240 runs pad to 256
+    parts = bootstrap.fit_bootstrap(r.log_N, r.log_D, r.log_loss, resamples=100, seed=1)
+    assert whole.info["resample_chunks"] == 1 and parts.info["resample_chunks"] == 4
+    assert parts.info["num_kept"] == whole.info["num_kept"]
+    for a, b in zip(parts.params, whole.params):
+        np.testing.assert_allclose(a, b, rtol=1e-5)

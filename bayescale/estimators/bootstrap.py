@@ -44,7 +44,8 @@ from bayescale.estimators.padding import bucket_size, pad_rows
 from bayescale.laws.base import Law
 from bayescale.laws.chinchilla import HOFFMANN_2022_UNROUNDED, LAW as CHINCHILLA
 
-__all__ = ["BOOTSTRAP_FTOL", "MAX_EXPONENT", "MIN_E_FRACTION", "bootstrap_weights",
+__all__ = ["BOOTSTRAP_FTOL", "MAX_EXPONENT", "MIN_E_FRACTION", "RESAMPLE_ROWS",
+           "weight_chunks", "bootstrap_weights",
            "degenerate_resamples", "describe_dropped", "fit_bootstrap"]
 
 # From Hoffmann's published parameters the objective is so flat that scipy's
@@ -63,6 +64,13 @@ MAX_EXPONENT = 5.0
 MIN_E_FRACTION = 1e-6
 
 
+#: The bootstrap holds at most this many (resample x row) weights at once: with many rows
+#: the resamples are solved in chunks (one compiled program for all chunks), so memory
+#: stays linear in the rows instead of growing as resamples x rows (4000 x 200,000
+#: float64 weights would be 6.4 GB).
+RESAMPLE_ROWS = 2**23
+
+
 def bootstrap_weights(num_runs: int, resamples: int, seed: int,
                       clusters: np.ndarray | None = None) -> np.ndarray:
     """Multiplicities ``(resamples, num_runs)`` of rows drawn with replacement.
@@ -73,21 +81,27 @@ def bootstrap_weights(num_runs: int, resamples: int, seed: int,
     dependence between the checkpoints of one run (Davison & Hinkley 1997, sec. 3.8).
     Without, each row is its own cluster (the same draws as before clusters existed).
     """
+    return np.concatenate(list(weight_chunks(num_runs, resamples, seed, clusters,
+                                             chunk=max(int(resamples), 1))))
+
+
+def weight_chunks(num_runs: int, resamples: int, seed: int, clusters=None, *, chunk: int):
+    """:func:`bootstrap_weights` in consecutive blocks of ``chunk`` resamples (the last
+    may be shorter): the same draws, from one random stream, never all in memory."""
     rng = np.random.default_rng(seed)
-    if clusters is None:
-        idx = rng.integers(0, num_runs, size=(resamples, num_runs))
-        weights = np.zeros((resamples, num_runs))
-        np.add.at(weights, (np.arange(resamples)[:, None], idx), 1.0)
-        return weights
-    labels, code = np.unique(np.asarray(clusters).astype(str), return_inverse=True)
-    if code.shape[0] != num_runs:
-        raise BayescaleError(f"clusters must label each of the {num_runs} rows, got "
-                             f"{code.shape[0]} labels.")
-    k = labels.shape[0]
-    idx = rng.integers(0, k, size=(resamples, k))
-    counts = np.zeros((resamples, k))
-    np.add.at(counts, (np.arange(resamples)[:, None], idx), 1.0)
-    return counts[:, code]
+    code = None
+    if clusters is not None:
+        labels, code = np.unique(np.asarray(clusters).astype(str), return_inverse=True)
+        if code.shape[0] != num_runs:
+            raise BayescaleError(f"clusters must label each of the {num_runs} rows, got "
+                                 f"{code.shape[0]} labels.")
+    k = num_runs if code is None else labels.shape[0]
+    for start in range(0, int(resamples), int(chunk)):
+        r = min(int(chunk), int(resamples) - start)
+        idx = rng.integers(0, k, size=(r, k))
+        counts = np.zeros((r, k))
+        np.add.at(counts, (np.arange(r)[:, None], idx), 1.0)
+        yield counts if code is None else counts[:, code]
 
 
 def _exponent_fields(law: Law) -> tuple[str, ...]:
@@ -194,25 +208,30 @@ def fit_bootstrap(log_N, log_D, log_loss, *, resamples: int = 4000, seed: int = 
         init = HOFFMANN_2022_UNROUNDED if law is CHINCHILLA else ref.params
     with jax.enable_x64(True):
         theta0 = np.asarray(law.to_theta(type(init)(*(np.float64(v) for v in init))))
-    weights = bootstrap_weights(log_N.shape[0], int(resamples), int(seed), clusters)
     # Padded to a size bucket with weight-0 rows (as fit_huber): one program per bucket.
     size = bucket_size(log_N.shape[0])
     log_X, log_loss, _ = pad_rows(size, log_X, log_loss)
-    weights = np.pad(weights, ((0, 0), (0, size - weights.shape[1])))
+    chunk = max(1, min(int(resamples), RESAMPLE_ROWS // size))
     t0 = time.perf_counter()
+    parts = []
     with jax.enable_x64(True):
-        x0 = jnp.broadcast_to(jnp.asarray(theta0), (int(resamples), law.num_coords))
-        args = as_f64(weights, log_X, log_loss)
-        # Every resample starts at one point, possibly near its minimum: the full
-        # data's objective at the grid start of the best fit is the scale of the
-        # solver's relative-gradient test (see minimize_batch).
-        res = huber_solve(x0, *args, delta=float(delta), max_iter=int(max_iter),
-                          num_slots=default_num_slots(int(resamples)), ftol=BOOTSTRAP_FTOL,
-                          law=law, typical_f=ref.info["typical_objective"])
-        jax.block_until_ready(res)
+        x0 = jnp.broadcast_to(jnp.asarray(theta0), (chunk, law.num_coords))
+        for weights in weight_chunks(log_N.shape[0], int(resamples), int(seed), clusters,
+                                     chunk=chunk):
+            r = weights.shape[0]  # the last chunk is padded with copies of its first
+            weights = np.pad(weights, ((0, chunk - r), (0, size - weights.shape[1])),
+                             mode="constant")
+            weights[r:] = weights[0]
+            args = as_f64(weights, log_X, log_loss)
+            # Every resample starts at one point, possibly near its minimum: the full
+            # data's objective at the grid start of the best fit is the scale of the
+            # solver's relative-gradient test (see minimize_batch).
+            res = huber_solve(x0, *args, delta=float(delta), max_iter=int(max_iter),
+                              num_slots=default_num_slots(chunk), ftol=BOOTSTRAP_FTOL,
+                              law=law, typical_f=ref.info["typical_objective"])
+            parts.append(tuple(np.asarray(v)[:r] for v in (res.x, res.converged, res.status)))
         seconds = time.perf_counter() - t0
-        theta = np.asarray(res.x)
-        converged = np.asarray(res.converged)
+    theta, converged, status = (np.concatenate(v) for v in zip(*parts))
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         params = law_params(law, theta)
     bad, dropped = degenerate_resamples(law, params, converged, float(np.exp(log_loss.min())))
@@ -229,7 +248,8 @@ def fit_bootstrap(log_N, log_D, log_loss, *, resamples: int = 4000, seed: int = 
         "resampled": ("rows" if clusters is None else
                       f"{len(set(np.asarray(clusters).astype(str)))} runs (clusters of "
                       f"{log_N.shape[0]} rows)"),
-        "resamples_status": status_counts(res.status),
+        "resamples_status": status_counts(status),
+        "resample_chunks": len(parts),
         "timing": {"total": seconds},
     }
     if num_kept < 2:
