@@ -236,13 +236,19 @@ def test_grouped_report_table_is_each_groups_own_fit(tmp_path):
 def test_loo_sentence_says_which_and_how_strongly():
     loo = {"difference": 1.5, "difference_se": 0.8, "pareto_k_max_pooled": 0.5,
            "pareto_k_max_separate": 0.4}
-    assert group_report.loo_sentence(loo).startswith("PSIS-LOO weakly prefers the pooled")
+    text = group_report.loo_sentence(loo)
+    assert text.startswith("PSIS-LOO cannot tell the two apart") and "+1.5, se 0.8" in text
+    assert "the pooled model is at most slightly better" in text and "Pareto" not in text
     loo.update(difference=-9.0, difference_se=1.0, pareto_k_max_pooled=0.9)
     text = group_report.loo_sentence(loo)
     assert "strongly prefers the groups fitted on their own" in text and "-9.0" in text
     assert "Pareto k" in text
-    loo.update(difference=0.3, difference_se=1.0, pareto_k_max_pooled=0.1)
-    assert "no preference" in group_report.loo_sentence(loo)
+    loo.update(difference=6.0, difference_se=2.0, pareto_k_max_pooled=0.1)
+    assert "clearly prefers the pooled model" in group_report.loo_sentence(loo)
+    loo.update(difference=5.0, difference_se=4.0)
+    assert "weakly prefers the pooled model" in group_report.loo_sentence(loo)
+    loo.update(difference=3.0, difference_se=0.1)  # many se, but below 4 nats: small
+    assert "cannot tell the two apart" in group_report.loo_sentence(loo)
 
 
 # ------------------------------------------------------------------ command line: errors
@@ -350,7 +356,7 @@ def test_pooled_grouped_report_from_the_command_line(tmp_path, monkeypatch):
     assert loo_csv.at["pooled", "elpd_loo"] == pytest.approx(loo["elpd_pooled"])
     assert group_report.loo_sentence(loo) in text
     assert f"{loo['difference']:+.1f}, se {loo['difference_se']:.1f}" in text
-    assert re.search(r"PSIS-LOO (has no preference|(weakly|clearly|strongly) prefers)", text)
+    assert re.search(r"PSIS-LOO (cannot tell|(weakly|clearly|strongly) prefers)", text)
     # the diagnostics of every model
     _, rows = _html_table(page, "diagnostics")
     assert [r[0] for r in rows] == ["pooled model"] + [f"{g} (on its own)" for g in GROUPS]

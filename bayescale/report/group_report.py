@@ -4,12 +4,9 @@
 (:func:`bayescale.estimators.groups.fit_groups`: each group on its own, or with
 ``pool=True`` one hierarchical model with the exponents partially pooled) and writes one
 report folder whose page starts with the answer: the groups side by side (exponents,
-``N_opt`` and ``D_opt`` at one reference budget, with intervals) and the figure of
-:func:`bayescale.report.groups.plot_groups`; with pooling, each group with and without it
-(:meth:`GroupFits.shrinkage`) and PSIS-LOO of pooled against separate
-(:meth:`GroupFits.loo_comparison`) with a sentence saying which is preferred and how
-strongly; then the diagnostics per group (and the pooled model's), the data and the
-settings.
+``N_opt``, ``D_opt`` at one budget) and :func:`bayescale.report.groups.plot_groups`; with
+pooling, :meth:`GroupFits.shrinkage` and :meth:`GroupFits.loo_comparison` with a sentence
+saying which model is preferred and how strongly; then the diagnostics of every model.
 
 ``report.html`` (self-contained), ``report.md``, ``figures/groups.png``
     The page (rendered by :mod:`.render`, as the single-fit report's).
@@ -22,11 +19,10 @@ settings.
 ``manifest.json``
     Written last (:func:`bayescale.report.build.write_manifest`).
 
-The folder is written as the single-fit report is: built in a hidden temporary sibling
-and swapped into place (:func:`bayescale.io.atomic_folder`), keeping the user's files.
-A group's full report (frontier, decision table, three methods) is the single-fit
-report of that group's runs (``bayescale report DATA --select group=VALUE``); it is not
-built here, which would fit every group three times more.
+The folder is written as the single-fit report is (:func:`bayescale.io.atomic_folder`:
+built aside, swapped into place, the user's files kept). A group's full report (frontier,
+decision table, three methods) is ``bayescale report DATA --select group=VALUE``; it is
+not built here, which would fit every group three times more.
 """
 
 from __future__ import annotations
@@ -44,6 +40,7 @@ import pandas as pd
 
 from bayescale._atomic import InterruptGuard, atomic_folder, check_destination, dumps_json
 from bayescale._util import check_level
+from bayescale.data.registry import DATASETS
 from bayescale.data.runs import Runs, load_runs
 from bayescale.errors import BayescaleError
 from bayescale.report._format import human, interval
@@ -88,17 +85,21 @@ def groups_table(result, level: float | None = None) -> pd.DataFrame:
 
 
 def loo_sentence(loo: Mapping[str, float]) -> str:
-    """Which model PSIS-LOO prefers, pooled or separate, and how strongly (the elpd
-    difference in standard errors of the difference)."""
+    """Which model PSIS-LOO prefers, pooled or separate, and how strongly.
+
+    A difference in elpd below 4 nats, or within one standard error of the difference, is
+    small (Sivula et al., arXiv:2008.10296): no clear preference. Beyond it, the preference
+    is weak below 2 standard errors, clear below 5 and strong from 5."""
     d, se = loo["difference"], loo["difference_se"]
     z = abs(d) / se if se > 0 else math.inf
     better = "the pooled model" if d > 0 else "the groups fitted on their own"
     head = f"elpd difference (pooled - separate) {d:+.1f}, se {se:.1f}"
-    if z < 1:
-        text = (f"PSIS-LOO has no preference: {head}, smaller than its standard error. "
-                "Pooling changes the predictions of held-out runs little.")
+    if abs(d) < 4 or z < 1:
+        text = (f"PSIS-LOO cannot tell the two apart: {head}; a difference below 4 nats or "
+                f"within one standard error is small (Sivula et al., arXiv:2008.10296), so "
+                f"{better} is at most slightly better at predicting held-out runs.")
     else:
-        strength = "weakly" if z < 2 else "clearly" if z < 4 else "strongly"
+        strength = "weakly" if z < 2 else "clearly" if z < 5 else "strongly"
         text = f"PSIS-LOO {strength} prefers {better}: {head} ({z:.1f} standard errors)."
     if max(loo["pareto_k_max_pooled"], loo["pareto_k_max_separate"]) > 0.7:
         text += (" Some Pareto k exceed 0.7, so the estimate is rough (Vehtari et al. 2017): "
@@ -153,15 +154,9 @@ def _answer(result, table, runs: Runs, level: float) -> list[str]:
                      f"parameters ({lo}) to {human(table.at[hi, 'N_opt'])} ({hi}), a factor "
                      f"of {human(table.at[hi, 'N_opt'] / table.at[lo, 'N_opt'])}.")
     how = (f"bayescale report {runs.source} --select group=VALUE" if runs.source in
-           _registered() else "the single-fit report of that group's rows")
+           DATASETS else "the single-fit report of that group's rows")
     paras.append(f"A group's full report (frontier, decision table, the three methods): {how}.")
     return paras
-
-
-def _registered() -> set[str]:
-    from bayescale.data.registry import DATASETS
-
-    return set(DATASETS)
 
 
 def _pooling(result, level: float) -> tuple[list[str], list]:
@@ -197,8 +192,6 @@ def _pooling(result, level: float) -> tuple[list[str], list]:
 
 
 def _data(result, runs: Runs) -> tuple[list[str], pd.DataFrame]:
-    from bayescale.data.registry import DATASETS
-
     rows = {}
     for g, f in (result.separate or result.fits).items():
         d = f.runs.describe()
@@ -220,18 +213,27 @@ def _data(result, runs: Runs) -> tuple[list[str], pd.DataFrame]:
 
 
 def _model(result) -> list[str]:
-    first = next(iter(result.fits.values()))
-    info = first.info
+    own = next(iter((result.separate or result.fits).values()))
     if result.method != "bayes":
-        return [f"Method {result.method} for every group ({first.law.name} law)."]
-    paras = [f"Likelihood of log loss: {info.get('likelihood', '?')}. NUTS with "
-             f"{info.get('chains')} chains x {info.get('warmup')} warmup x {info.get('draws')} "
-             f"draws per model (seed {info.get('seed', result.info.get('seed'))}), the same for "
-             f"every group" + (" and for the pooled model." if result.pooled else ".")]
+        return [f"Method {result.method} for every group ({own.law.name} law)."]
+
+    def nuts(info):
+        return (f"{info.get('chains')} chains x {info.get('warmup')} warmup x "
+                f"{info.get('draws')} draws")
+
+    info = own.info
+    paras = [f"Likelihood of log loss: {info.get('likelihood', '?')}. Each group fitted on its "
+             f"own: NUTS with {nuts(info)} (seed {result.info.get('seed')})."]
     seconds = result.info.get("seconds") or {}
     if seconds:
-        paras.append("Time per group, fitted on its own (s): "
-                     + ", ".join(f"{g} {s:.1f}" for g, s in seconds.items()) + ".")
+        paras[0] += " Time per group (s): " + ", ".join(f"{g} {s:.1f}"
+                                                        for g, s in seconds.items()) + "."
+    if result.pooled:
+        pooled = result.info["pooled"]["settings"]
+        total = (pooled.get("timing") or {}).get("total")
+        paras.append(f"The pooled model: NUTS with {nuts(pooled)}, "
+                     f"{pooled.get('parameterisation', '?')} parameterisation"
+                     + (f"; {total:.1f} s." if total is not None else "."))
     return paras
 
 
