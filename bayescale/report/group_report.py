@@ -302,7 +302,7 @@ def build_group_report(runs: Runs | Any, *, out_dir, method: str = "bayes",
             steps.start("figures")
             table = groups_table(result, level)
             fig = plot_groups(result, level=level)
-            if result.pooled and fig._suptitle is not None:  # it says "on its own"
+            if result.pooled:  # its title says "each group fitted on its own"
                 fig.suptitle(f"one hierarchical model, exponents partially pooled; bars: "
                              f"{100 * level:g}% intervals", fontsize=9)
             steps.done()
