@@ -251,7 +251,7 @@ def test_table_and_figure_show_each_groups_draws():
 
 
 def test_cli_text_table_is_for_people():
-    from bayescale.cli._groups_text import human_table
+    from bayescale.report.group_text import human_table
 
     table = pd.DataFrame({"n_runs": [85], "a_opt": [0.3412], "a_opt_lower": [0.2951],
                           "a_opt_upper": [0.4058], "N_opt": [8.77e9], "N_opt_lower": [6.22e9],

@@ -258,3 +258,29 @@ def enable_compilation_cache() -> None:
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     except (OSError, AttributeError):  # read-only home, or an older JAX
         pass
+
+
+def resolve_group_option(args, verb: str) -> None:
+    """``--group COLUMN`` (a file's column) or ``--group all`` (a registered dataset's own
+    groups) as the options of :func:`load_runs_from_args` (``args.group_options``); ``verb``
+    (``"fit"``, ``"report"``) words the errors."""
+    from bayescale.data.registry import DATASETS
+    from bayescale.errors import BayescaleError
+
+    group, registered = str(args.group), str(args.data) in DATASETS
+    if group.lower() == "all":
+        if not registered:
+            raise BayescaleError(f"--group all {verb}s every group of a registered multi-group "
+                                 f"dataset; for the file {args.data!r} name the column that "
+                                 f"holds the groups: --group COLUMN.")
+        if len(DATASETS[str(args.data)].groups) < 2:
+            raise BayescaleError(
+                f"dataset {args.data!r} has no groups to {verb} side by side; {verb} it "
+                "without --group. The multi-group datasets are "
+                + ", ".join(k for k, d in DATASETS.items() if len(d.groups) > 1) + ".")
+        args.group_options = {"group": "all"}
+    elif registered:
+        raise BayescaleError(f"a registered dataset's groups are its own: use --group all (not "
+                             f"--group {group}) with {args.data!r}.")
+    else:
+        args.group_options = {"group": "all", "group_column": group}

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from bayescale.cli._common import resolve_group_option
+
 __all__ = ["add_group_arguments", "check_group_arguments", "reference_budget", "group_report"]
 
 # What --group does not take: the single-fit report's sections and options.
@@ -44,7 +46,6 @@ def reference_budget(args, single: float) -> float | None:
 def check_group_arguments(args) -> bool:
     """Whether this is a grouped report; refuse what does not go with ``--group`` (before
     the data are read) and set ``args.group_options`` for :func:`load_runs_from_args`."""
-    from bayescale.data.registry import DATASETS
     from bayescale.errors import BayescaleError
 
     if args.group is None:
@@ -58,24 +59,7 @@ def check_group_arguments(args) -> bool:
         if getattr(args, name, None) is not None:
             raise BayescaleError(f"{flag} does not go with --group: it is an option of the "
                                  f"report of one fit (one group: --select group=VALUE).")
-    group = str(args.group)
-    registered = str(args.data) in DATASETS
-    if group.lower() == "all":
-        if not registered:
-            raise BayescaleError(f"--group all reports every group of a registered multi-group "
-                                 f"dataset; for the file {args.data!r} name the column that "
-                                 f"holds the groups: --group COLUMN.")
-        if len(DATASETS[str(args.data)].groups) < 2:
-            raise BayescaleError(
-                f"dataset {args.data!r} has no groups to report side by side; report it "
-                "without --group. The multi-group datasets are "
-                + ", ".join(k for k, d in DATASETS.items() if len(d.groups) > 1) + ".")
-        args.group_options = {"group": "all"}
-    elif registered:
-        raise BayescaleError(f"a registered dataset's groups are its own: use --group all (not "
-                             f"--group {group}) with {args.data!r}.")
-    else:
-        args.group_options = {"group": "all", "group_column": group}
+    resolve_group_option(args, "report")
     return True
 
 

@@ -15,6 +15,7 @@ from bayescale.cli._common import (
     add_nuts_arguments,
     enable_compilation_cache,
     load_runs_from_args,
+    resolve_group_option,
 )
 
 EXAMPLES = """\
@@ -174,7 +175,6 @@ def _options(args) -> dict:
 def _check_group_args(args) -> None:
     """``--group COLUMN`` (a CSV's column) or ``--group all`` (a registered dataset's groups),
     turned into the options of load_runs; refuse what does not go with it."""
-    from bayescale.data.registry import DATASETS
     from bayescale.errors import BayescaleError
 
     if args.select is not None:
@@ -185,28 +185,12 @@ def _check_group_args(args) -> None:
     if args.budget_column is not None:
         raise BayescaleError("--budget-column does not go with --group yet; fit one group "
                              "with --select group=VALUE.")
-    registered = str(args.data) in DATASETS
-    if args.group.lower() == "all":
-        if not registered:
-            raise BayescaleError(f"--group all fits every group of a registered multi-group "
-                                 f"dataset; for the file {args.data!r} name the column that "
-                                 f"holds the groups: --group COLUMN.")
-        if len(DATASETS[str(args.data)].groups) < 2:
-            raise BayescaleError(f"dataset {args.data!r} has no groups to fit side by side; "
-                                 f"fit it without --group. The multi-group datasets are "
-                                 + ", ".join(k for k, d in DATASETS.items()
-                                             if len(d.groups) > 1) + ".")
-        args.group_options = {"group": "all"}
-    elif registered:
-        raise BayescaleError(f"a registered dataset's groups are its own: use --group all "
-                             f"(not --group {args.group}) with {args.data!r}.")
-    else:
-        args.group_options = {"group": "all", "group_column": args.group}
+    resolve_group_option(args, "fit")
 
 
 def _run_groups(args, level: float, runs, t0: float) -> int:
     """``--group``: each group fitted on its own, printed side by side or as JSON."""
-    from bayescale.cli._groups_text import human_table, pooled_lines
+    from bayescale.report.group_text import human_table, pooled_lines
     from bayescale.estimators.groups import fit_groups
     from bayescale.io import dumps_json
     from bayescale.report._format import human

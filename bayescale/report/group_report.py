@@ -109,7 +109,7 @@ def loo_sentence(loo: Mapping[str, float]) -> str:
 
 def _display(table: pd.DataFrame) -> pd.DataFrame:
     """``estimate [lower, upper]`` cells, numbers as people write them."""
-    from bayescale.cli._groups_text import human_table
+    from bayescale.report.group_text import human_table
 
     return human_table(table)
 

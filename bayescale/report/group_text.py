@@ -1,5 +1,6 @@
-"""How ``bayescale fit --group`` prints groups side by side (and, with ``--pool``, the
-shrinkage, the population and LOO of the hierarchical model) for people."""
+"""Groups side by side for people: the table ``bayescale fit --group`` prints and the
+grouped report shows, and (with ``--pool``) the lines on shrinkage, the population and LOO
+of the hierarchical model."""
 
 from __future__ import annotations
 
