@@ -6,7 +6,7 @@ model-size term's value and slope at the data's centre but not E: E, alpha and A
 a ridge that bends sharply as E approaches 0. In the default coordinates NUTS diverged there
 at target_accept 0.8, 0.95 and 0.99 (1-46 divergences over seeds 0-7, and R-hat 1.012 at
 seed 3); the automatic retry samples in slope coordinates
-(:func:`bayescale.estimators.model.slope_to_natural`), where seeds 0-7 passed with 0
+(:func:`bayescale.estimators.slope_coords.slope_to_natural`), where seeds 0-7 passed with 0
 divergences, R-hat <= 1.006 and bulk ESS >= 1684.
 """
 

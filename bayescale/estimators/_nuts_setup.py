@@ -15,6 +15,7 @@ import numpy as np
 from numpyro.distributions import Distribution
 
 from bayescale.estimators import model as models
+from bayescale.estimators import slope_coords
 
 _INIT_RADIUS = 0.3  # jitter of the initial point per chain, in unconstrained space
 
@@ -55,19 +56,6 @@ def _initial_values(law, log_X: np.ndarray, y: np.ndarray, centre,
             "b_c": math.log(reducible / 2), "sigma": sigma0}
 
 
-def _natural_to_slope(E: float, alpha: float, a_c: float, E_max: float,
-                      alpha_max: float = models.EXPONENT_MAX) -> tuple[float, float, float]:
-    """The inverse of :func:`~bayescale.estimators.model.slope_to_natural` (for the initial
-    point)."""
-    T = math.exp(a_c)
-    V = E + T
-    r = alpha * T / (alpha_max * V)
-    lo = alpha_max * r
-    hi = min(alpha_max, lo * V / (V - E_max)) if V > E_max else alpha_max
-    f = (alpha - lo) / (hi - lo)
-    return math.log(V), math.log(r / (1 - r)), math.log(f / (1 - f))
-
-
 def _slope_coords_apply(law, priors: Mapping[str, Any]) -> bool:
     """Whether NUTS samples ``law`` in slope coordinates under ``priors`` (the user's): the
     Chinchilla law with the default priors on E, alpha and log A."""
@@ -77,8 +65,9 @@ def _slope_coords_apply(law, priors: Mapping[str, Any]) -> bool:
 def _slope_init(values: dict[str, float], E_max: float) -> dict[str, float]:
     """The initial point in slope coordinates (E, alpha and a_c replaced)."""
     values = dict(values)
-    z = _natural_to_slope(values.pop("E"), values.pop("alpha"), values.pop("a_c"), E_max)
-    return {**values, **dict(zip(models.SLOPE_SITES, z))}
+    z = slope_coords.natural_to_slope(values.pop("E"), values.pop("alpha"), values.pop("a_c"),
+                                      E_max, models.EXPONENT_MAX)
+    return {**values, **dict(zip(slope_coords.SLOPE_SITES, z))}
 
 
 def _site_priors(law) -> dict[str, str]:

@@ -66,6 +66,7 @@ from bayescale.laws.base import Law, log_loss_theta
 from bayescale.laws.chinchilla import LAW as CHINCHILLA
 from bayescale.laws.chinchilla import LawParams
 from bayescale.laws.registry import get_law
+from bayescale.estimators.slope_coords import sample_slope_coords
 from bayescale.estimators.likelihoods import (  # noqa: F401  (re-exported)
     LIKELIHOODS,
     Huber,
@@ -131,43 +132,12 @@ def shear_of(law: Law) -> dict[str, tuple[str | None, int]]:
     return {coord: (exponent, law.inputs.index(inp)) for coord, exponent, inp in law.shears}
 
 
-#: The sites NUTS samples in slope coordinates, in place of E, alpha and a_c.
-SLOPE_SITES = ("log_V_c", "slope_u", "alpha_u")
-
-
-def slope_to_natural(z: Array, E_max, alpha_max: float = EXPONENT_MAX) -> Array:
-    """``(log V, slope_u, alpha_u) -> (E, alpha, a_c)``: ``V = E + e^a_c`` (E plus the model-size
-    term at the centre), ``g = alpha e^a_c = alpha_max V sigmoid(slope_u)`` (its slope in log N),
-    and ``alpha`` at ``sigmoid(alpha_u)`` of the way through ``(g / V, hi)``, the interval that
-    keeps ``0 < E < E_max`` and ``alpha < alpha_max``; a bijection onto that support."""
-    v, s, t = z[0], z[1], z[2]
-    V = jnp.exp(v)
-    lo = alpha_max * jax.nn.sigmoid(s)  # g / V: alpha above it keeps E > 0
-    over = V > E_max  # then alpha below g / (V - E_max) keeps E < E_max
-    hi = jnp.where(over, jnp.minimum(alpha_max, lo * V / jnp.where(over, V - E_max, 1.0)),
-                   alpha_max)
-    frac = jax.nn.sigmoid(t)
-    alpha = lo + (hi - lo) * frac
-    E = V * (hi - lo) * frac / alpha  # = V - g / alpha, without the cancellation
-    a_c = v + jnp.log(alpha_max) + jax.nn.log_sigmoid(s) - jnp.log(alpha)  # log(g / alpha)
-    return jnp.stack([E, alpha, a_c])
-
-
 def _sample_slope_coords(priors, centre, E_max, alpha_max: float) -> tuple[Array, Array, Array]:
-    z = jnp.stack([numpyro.sample(n, dist.ImproperUniform(dist.constraints.real, (), ()))
-                   for n in SLOPE_SITES])
+    def log_prior(E, alpha, a_c):
+        prior_a = centred_log_prior(priors["log_A"], alpha * centre[0])
+        return priors["E"].log_prob(E) + priors["alpha"].log_prob(alpha) + prior_a.log_prob(a_c)
 
-    def to_natural(x):
-        return slope_to_natural(x, E_max, alpha_max)
-
-    E, alpha, a_c = to_natural(z)
-    log_jac = jnp.linalg.slogdet(jax.jacfwd(to_natural)(z))[1]
-    prior_a = centred_log_prior(priors["log_A"], alpha * centre[0])
-    numpyro.factor("slope_coords_prior", priors["E"].log_prob(E) + priors["alpha"].log_prob(alpha)
-                   + prior_a.log_prob(a_c) + log_jac)
-    for name, value in (("E", E), ("alpha", alpha), ("a_c", a_c)):
-        numpyro.deterministic(name, value)
-    return E, alpha, a_c
+    return sample_slope_coords(log_prior, E_max, alpha_max)
 
 
 def sample_sites(law: Law | str, theta: Mapping[str, float] | ArrayLike,

@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bayescale.estimators import model as models
+from bayescale.estimators.slope_coords import SLOPE_SITES
 from bayescale.data.runs import Runs
 from bayescale.errors import BayescaleError
 from bayescale.estimators._nuts_setup import (  # noqa: F401  (tests inspect the cache keys)
@@ -184,7 +185,7 @@ def sample_posterior(
         on; skipped when ``target_accept`` is already >= 0.95 and there is nothing else
         to change.
     slope_coords : sample the Chinchilla law's E, alpha and log A in slope coordinates
-        (:func:`bayescale.estimators.model.slope_to_natural`; the same posterior): for a
+        (:func:`bayescale.estimators.slope_coords.slope_to_natural`; the same posterior): for a
         weakly identified E, where E, alpha and A slide along a curved ridge (a law that
         does not fit the runs well, e.g. the Chinchilla law on Muennighoff et al.'s
         repeated-data runs); on a well identified posterior they take about twice the
@@ -262,7 +263,7 @@ def sample_posterior(
     centre = models.data_centre(*log_X_np.T)
     log_X, y = (jnp.asarray(v, dtype=dtype) for v in (log_X_np, y_np))
     init_values = _initial_values(law, log_X_np, y_np, centre, likelihood)
-    # slope coordinates (model.slope_to_natural): the ridge a misfit leaves made straight
+    # slope coordinates (slope_coords.slope_to_natural): the ridge a misfit leaves made straight
     if slope_coords:
         init_values = _slope_init(init_values, E_max)
     # Checkpoints of training runs (a run column): one offset per run, the runs padded to
@@ -328,7 +329,7 @@ def sample_posterior(
 
         diagnostics = _diagnostics.compute_diagnostics(
             idata, exclude=tuple(f"{coord}_c" for coord, _, _ in law.shears) + ("run_z",)
-            + models.SLOPE_SITES)
+            + SLOPE_SITES)
         t_post = time.perf_counter() - t0
 
     flat = {k: np.asarray(v).reshape(-1) for k, v in samples.items()}
