@@ -44,7 +44,7 @@ def synthetic_checkpoints(n: int, seed: int = 0):
     return pd.DataFrame({"N": N, "D": D, "loss": loss})
 
 
-def child(n: int, exhaustive: bool) -> dict:
+def child(n: int, exhaustive: bool, method: str = "huber") -> dict:
     import warnings
 
     from bayescale import fit, load_runs
@@ -55,36 +55,59 @@ def child(n: int, exhaustive: bool) -> dict:
         warnings.simplefilter("ignore", DataWarning)
         runs = load_runs(synthetic_checkpoints(n))
     kw = {"screen_rows": None} if exhaustive else {}
+    if method == "bayes":  # the defaults: 4 chains x (1000 warmup + 1000 draws)
+        kw = {"progress": False}
     t0 = time.perf_counter()
-    res = fit(runs, method="huber", **kw)
+    res = fit(runs, method=method, **kw)
     first = time.perf_counter() - t0
     t0 = time.perf_counter()
-    fit(runs, method="huber", **kw)
-    steady = time.perf_counter() - t0
+    if method == "huber":
+        fit(runs, method=method, **kw)
+    steady = time.perf_counter() - t0 if method == "huber" else None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB (Linux)
-    est = {k: float(getattr(res.params, k)) for k in ("E", "A", "B", "alpha", "beta")}
-    return {"rows": n, "exhaustive": exhaustive, "first_s": first, "steady_s": steady,
-            "peak_MiB": peak, "objective": res.info["objective"],
-            "screened_on_rows": res.info.get("screened_on_rows"), "params": est,
-            "truth": {k: float(getattr(P, k)) for k in est}}
+    import numpy as np
+
+    est = {k: float(np.median(getattr(res.params, k))) for k in ("E", "A", "B", "alpha", "beta")}
+    out = {"rows": n, "method": method, "exhaustive": exhaustive, "first_s": first,
+           "steady_s": steady, "peak_MiB": peak, "objective": res.info.get("objective"),
+           "screened_on_rows": res.info.get("screened_on_rows"), "params": est,
+           "truth": {k: float(getattr(P, k)) for k in est}}
+    if method == "bootstrap":
+        out["resample_chunks"] = res.info.get("resample_chunks")
+        out["intervals_alpha"] = list(res.intervals(0.9)["alpha"])
+    if method == "bayes":
+        out["timing"] = res.info.get("timing")
+        out["diagnostics_ok"] = bool(res.diagnostics.ok)
+        out["intervals_alpha"] = list(res.intervals(0.9)["alpha"])
+    return out
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default=",".join(map(str, SIZES)))
-    ap.add_argument("--out", default=str(HERE / "results" / "rows.json"))
-    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--out", default=None,
+                    help="default results/rows.json (huber), rows_bootstrap.json, rows_bayes.json")
+    ap.add_argument("--method", default="huber", choices=("huber", "bootstrap", "bayes"),
+                    help="the fit timed: huber (first and steady calls, against the "
+                         "exhaustive grid up to 10,000 rows), bootstrap (4000 resamples) or "
+                         "bayes (NUTS, 4 x (1000 + 1000)); one call each for the last two")
+    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        print(json.dumps(child(int(args.child[0]), args.child[1] == "1")))
+        print(json.dumps(child(int(args.child[0]), args.child[1] == "1", args.child[2])))
         return
     from bayescale.io import atomic_write, dumps_json
 
+    if args.out is None:
+        name = "rows.json" if args.method == "huber" else f"rows_{args.method}.json"
+        args.out = str(HERE / "results" / name)
+
     rows = []
     for n in map(int, args.sizes.split(",")):
-        for exhaustive in ((False, True) if n <= EXHAUSTIVE_UP_TO else (False,)):
+        both = n <= EXHAUSTIVE_UP_TO and args.method == "huber"
+        for exhaustive in ((False, True) if both else (False,)):
             proc = subprocess.run([sys.executable, __file__, "--child", str(n),
-                                   "1" if exhaustive else "0"],
+                                   "1" if exhaustive else "0", args.method],
                                   capture_output=True, text=True,
                                   env={**os.environ, "JAX_ENABLE_COMPILATION_CACHE": "false"})
             if proc.returncode:
@@ -93,9 +116,11 @@ def main(argv=None):
                 continue
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
             r = rows[-1]
-            print(f"{n:>9} {'exhaustive' if exhaustive else 'screened':>10}: first {r['first_s']:7.1f} s, "
-                  f"steady {r['steady_s']:7.1f} s, peak {r['peak_MiB']:7.0f} MiB, "
-                  f"objective {r['objective']:.10g}", flush=True)
+            label = ("exhaustive" if exhaustive else "screened") if args.method == "huber" \
+                else args.method
+            steady = "" if r["steady_s"] is None else f"steady {r['steady_s']:7.1f} s, "
+            print(f"{n:>9} {label:>10}: first {r['first_s']:7.1f} s, {steady}"
+                  f"peak {r['peak_MiB']:7.0f} MiB, alpha {r['params']['alpha']:.4f}", flush=True)
     out = {"load_average": os.getloadavg(), "cpu_count": os.cpu_count(), "rows": rows}
     atomic_write(Path(args.out), lambda tmp: Path(tmp).write_text(dumps_json(out, indent=1) + "\n"))
 
