@@ -274,7 +274,19 @@ def test_data_constrained_report_has_a_decision_table_at_U(tmp_path):
     best = table.loc["bayes_optimal", "expected_loss"]
     assert (table["expected_loss"] >= best - 1e-6).all()
     np.testing.assert_allclose(table["regret"], table["expected_loss"] - best, atol=1e-5)
-    assert table["compute_efficiency_median"].isna().all()  # Chinchilla's closed form only
+    # The compute efficiency: the law's numerical L_opt(C) at U inverted
+    # (bayescale.planning.efficiency, checked against closed forms and brentq in
+    # tests/test_efficiency.py); here, each plan's median against that function on the
+    # same draws.
+    from bayescale.planning.efficiency import compute_efficiency
+
+    for plan, row in table.iterrows():
+        L = np.asarray(loss(params, row["N"], row["D"], U), dtype=float).reshape(-1, 1)
+        eff = compute_efficiency(params, L, [C], U)[:, 0]
+        # (1e-4: the report evaluates the loss in float32)
+        assert row["compute_efficiency_median"] == pytest.approx(np.median(eff), rel=1e-4), plan
+    assert (table["compute_efficiency_median"] <= 1 + 1e-6).all()
+    assert table.loc["kaplan_2020", "compute_efficiency_median"] < 0.5  # far off the optimum
     for page in ("report.md", "report.html"):
         assert "No decision table" not in (out / page).read_text()
     manifest = json.loads((out / "manifest.json").read_text())
