@@ -103,6 +103,8 @@ __all__ = [
     "owned_files",
     "png_bytes",
     "write_manifest",
+    "commit_report",
+    "tell_written",
 ]
 
 _MARKER = "manifest.json"
@@ -142,6 +144,26 @@ def write_manifest(folder: Path, written: dict[str, Path], fields: Mapping[str, 
     plain = json.loads(json.dumps(manifest, default=_plain))
     written["manifest"].write_text(dumps_json(plain, indent=2) + "\n", encoding="utf-8")
     return written["manifest"]
+
+
+def commit_report(out: Path, write, *, guard, steps) -> dict[str, Path]:
+    """Write a report folder atomically: ``write(tmp)`` fills a temporary sibling (returning
+    ``{key: path}``, the manifest last) and :func:`bayescale.io.atomic_folder` swaps it into
+    ``out``; then the run counts as committed (a late Ctrl-C no longer undoes it). Returns
+    the paths under ``out``."""
+    with atomic_folder(out, marker=_MARKER, what="report", owned=owned_files,
+                       guard=guard) as tmp:
+        written = write(tmp)
+    steps.check = lambda: None  # committed: a late Ctrl-C no longer undoes it
+    steps.done()
+    return {k: out / p.relative_to(tmp) for k, p in written.items()}
+
+
+def tell_written(out: Path, paths: dict, t0: float, quiet: bool) -> None:
+    """The line on stderr saying what a report run wrote and how long it took."""
+    if not quiet:
+        print(f"bayescale report: wrote {out} ({len(paths)} files, "
+              f"{time.perf_counter() - t0:.0f} s)", file=sys.stderr)
 
 
 def _write_folder(folder: Path, ctx, figs) -> dict[str, Path]:
@@ -376,15 +398,9 @@ def build_report(runs: Runs | Any, *, out_dir: str | os.PathLike,
                           law_notes=law_notes + figure_notes)
             ctx.update(approaches=approaches, approaches_note=approaches_note, honest=honest,
                        captions=figure_captions(law_obj.name))
-            with atomic_folder(out, marker=_MARKER, what="report", owned=owned_files,
-                               guard=guard) as tmp:
-                written = _write_folder(tmp, ctx, figs)
-            steps.check = lambda: None  # committed: a late Ctrl-C no longer undoes it
-            steps.done()
+            result = commit_report(out, lambda tmp: _write_folder(tmp, ctx, figs),
+                                   guard=guard, steps=steps)
         finally:
             steps.close()
-    result = {k: out / p.relative_to(tmp) for k, p in written.items()}
-    if not quiet:
-        print(f"bayescale report: wrote {out} ({len(result)} files, "
-              f"{time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    tell_written(out, result, t0, quiet)
     return result

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,13 +37,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayescale._atomic import InterruptGuard, atomic_folder, check_destination, dumps_json
+from bayescale._atomic import InterruptGuard, check_destination, dumps_json
 from bayescale._util import check_level
 from bayescale.data.registry import DATASETS
 from bayescale.data.runs import Runs, load_runs
 from bayescale.errors import BayescaleError
 from bayescale.report._format import human, interval
-from bayescale.report.build import owned_files, png_bytes, write_manifest
+from bayescale.report.build import commit_report, png_bytes, tell_written, write_manifest
 from bayescale.report.compare import Steps, show_progress
 from bayescale.report.render import law_line, n_convention_line, page_html, page_markdown
 
@@ -317,21 +316,18 @@ def build_group_report(runs: Runs | Any, *, out_dir, method: str = "bayes",
                         "pool_coefficients": bool(pool_coefficients),
                         "reference_budget": float(result.reference_budget),
                         "groups": [str(g) for g in result.fits]}
-            with atomic_folder(out, marker=_MARKER, what="report", owned=owned_files,
-                               guard=guard) as tmp:
+            def write(tmp):
                 written = _write(tmp, result, table, extra, page, png_bytes(fig), level)
                 write_manifest(tmp, written, {
                     "bayescale_report": 1, "kind": "groups", "version": __version__,
                     "created": created, "diagnostics_ok": not problems,
                     "settings": settings})
-            steps.check = lambda: None  # committed: a late Ctrl-C no longer undoes it
-            steps.done()
+                return written
+
+            paths = commit_report(out, write, guard=guard, steps=steps)
         finally:
             steps.close()
-    paths = {k: out / p.relative_to(tmp) for k, p in written.items()}
-    if not quiet:
-        print(f"bayescale report: wrote {out} ({len(paths)} files, "
-              f"{time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    tell_written(out, paths, t0, quiet)
     return paths
 
 
