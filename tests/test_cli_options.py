@@ -26,18 +26,9 @@ import pandas as pd
 import pytest
 
 from bayescale.cli import main
+from cli_examples import COVERED, SHRINK, examples, run_main, shrunk
 
 REPO = Path(__file__).resolve().parents[1]
-# Sampler sizes an example is run with: the example's flags and data are kept, only the
-# amount of sampling shrinks (the examples' full sizes take minutes each on 2 cores).
-SHRINK = {"--resamples": "40", "--warmup": "40", "--draws": "40", "--chains": "2"}
-
-
-def _run_main(argv):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(argv)
-    return code, out.getvalue(), err.getvalue()
 
 
 def _env(tmp_home: Path | None = None) -> dict:
@@ -55,34 +46,7 @@ def _bayescale(args, cwd, *, home: Path | None = None, timeout=600):
 # ---------------------------------------------------------------- the --help examples
 
 
-def _subcommands() -> list[str]:
-    code, out, _ = _run_main_help([])
-    names = re.findall(r"^    (\w+)\s", out, flags=re.M)
-    assert {"fit", "frontier", "decide"} <= set(names), out
-    return names
-
-
-def _run_main_help(argv):
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as info:
-        main([*argv, "--help"])
-    return info.value.code, out.getvalue(), ""
-
-
-def _examples() -> list[tuple[str, str]]:
-    """(subcommand, example line) for every ``bayescale ...`` line of every --help epilog."""
-    found = []
-    for name in [""] + _subcommands():
-        _, text, _ = _run_main_help([name] if name else [])
-        text = re.sub(r"\\\n\s*", " ", text)  # a shell line continuation joins its lines
-        for line in text.splitlines():
-            m = re.match(r"^\s*(?:Example: )?(bayescale \S.*)$", line)
-            if m and m.group(1).strip() not in [e for _, e in found]:
-                found.append((name or "bayescale", m.group(1).strip()))
-    return found
-
-
-EXAMPLES = _examples()
+EXAMPLES = examples()
 
 
 def _slow(example: str) -> bool:
@@ -90,20 +54,6 @@ def _slow(example: str) -> bool:
     reading the fit folder or listing datasets run in the fast suite."""
     argv = shlex.split(example)[1:]
     return not (argv[0] == "datasets" or (len(argv) > 1 and argv[1].startswith("fits/")))
-
-
-def _shrunk(example: str, cwd: Path) -> list[str]:
-    argv = shlex.split(example)[1:]
-    for i, arg in enumerate(argv[:-1]):
-        if arg in SHRINK:
-            argv[i + 1] = SHRINK[arg]
-    if argv[0] in ("fit", "report", "compare"):  # flags the example leaves at their defaults
-        argv += [x for k, v in SHRINK.items() if k not in argv for x in (k, v)]
-    # frontier/decide/design fit data (not a fit folder) with the bootstrap by default
-    fits_data = argv[0] in ("frontier", "decide", "design") and not (cwd / argv[1]).is_dir()
-    if fits_data and "--method" not in argv and "--resamples" not in argv:
-        argv += ["--resamples", SHRINK["--resamples"]]
-    return argv
 
 
 @pytest.fixture(scope="module")
@@ -134,9 +84,18 @@ def test_every_subcommand_has_examples():
     assert {"fit", "frontier", "decide", "report", "compare"} <= commands, commands
 
 
+def test_covered_examples_are_run_by_the_test_that_covers_them():
+    # an example left out below is run, shrunk, by a slow test of the file named in
+    # COVERED, which checks its output; that file must name the example as written
+    for example, filename in COVERED.items():
+        assert example in [e for _, e in EXAMPLES], example
+        source = (REPO / "tests" / filename).read_text()
+        assert f'shrunk("{example}")' in source, (example, filename)
+
+
 @pytest.mark.parametrize("command, example", [
     pytest.param(c, e, marks=[pytest.mark.slow] if _slow(e) else [], id=e)
-    for c, e in EXAMPLES])
+    for c, e in EXAMPLES if e not in COVERED])
 def test_help_example_runs(example_dir, command, example, monkeypatch):
     # In this process (the commands share their compiled programs, which keeps the slow
     # suite inside CI's time), from the examples' folder, with warnings shown as a shell
@@ -147,7 +106,7 @@ def test_help_example_runs(example_dir, command, example, monkeypatch):
     monkeypatch.setenv("BAYESCALE_NO_CACHE", "1")  # the CLI leaves JAX's config alone
     with warnings.catch_warnings():
         warnings.simplefilter("default")
-        code, out, err = _run_main(_shrunk(example, example_dir))
+        code, out, err = run_main(shrunk(example, example_dir))
     assert code == 0, (example, err[-3000:])
     assert "Traceback" not in err
 
@@ -216,7 +175,7 @@ def test_frontier_cost_settings_reach_the_cost_model(example_dir):
     (["--cost", "attention", "--n-ctx", "-1"], "--n-ctx must be a positive number"),
 ])
 def test_cost_settings_are_checked(argv, fragment, tmp_path):
-    code, out, err = _run_main(["frontier", str(tmp_path / "nope.csv"), "--budget", "1e24",
+    code, out, err = run_main(["frontier", str(tmp_path / "nope.csv"), "--budget", "1e24",
                                 *argv])
     assert code == 2 and fragment in err, err
 
@@ -281,15 +240,15 @@ def test_errors_give_the_flag_not_python(tmp_path):
                           "loss": [3.4, 3.1, 3.1, 2.7, 2.8, 2.5]})
     path = tmp_path / "runs.csv"
     frame.to_csv(path, index=False)
-    code, out, err = _run_main(["fit", str(path), "--method", "huber"])
+    code, out, err = run_main(["fit", str(path), "--method", "huber"])
     assert code == 2 and "--N-column N" in err and "N='N'" not in err and "load_runs" not in err
     # duplicates: the flag is named; with it, the drop is reported on stderr
     frame = frame.drop(columns="params")
     pd.concat([frame, frame.iloc[[2]]]).to_csv(path, index=False)
-    code, out, err = _run_main(["fit", str(path), "--method", "huber"])
+    code, out, err = run_main(["fit", str(path), "--method", "huber"])
     assert code == 2 and "--drop-duplicates" in err and "line 8" in err, err
     # a folder
-    code, out, err = _run_main(["fit", str(tmp_path), "--method", "huber"])
+    code, out, err = run_main(["fit", str(tmp_path), "--method", "huber"])
     assert code == 2 and "is a folder" in err
 
 

@@ -28,11 +28,13 @@ from bayescale.estimators.group_fits import GroupFits
 from bayescale.report import group_report
 from bayescale.report._format import human, interval
 from bayescale.report.render import n_convention_line
+from cli_examples import SHRINK, shrunk
 
 GROUPS = ("C4", "RedPajama", "RefinedWeb")
-# Small NUTS settings for the slow test (the fits fail the diagnostics gate, which is fine:
-# the test checks the report against the library, not the posterior).
-NUTS = {"chains": 2, "warmup": 100, "draws": 100}
+# The NUTS sizes of the slow test's command (the report --help example, shrunk as
+# tests/cli_examples.py shrinks every example; the fits fail the diagnostics gate, which is
+# fine: the report must say so)
+NUTS = {k.lstrip("-"): int(v) for k, v in SHRINK.items() if k != "--resamples"}
 
 
 @pytest.fixture(autouse=True)
@@ -315,10 +317,12 @@ def test_pooled_grouped_report_from_the_command_line(tmp_path, monkeypatch):
         return kept[-1]
 
     monkeypatch.setattr(groups, "fit_groups", keep)
+    # the report --help example as typed, smaller samples (test_cli_options.py leaves this
+    # example to this test), written to this test's folder
     out = tmp_path / "rep"
-    status, stdout, stderr = _run(["report", "gadre2024", "--group", "all", "--pool",
-                                   "--chains", "2", "--warmup", "100", "--draws", "100",
-                                   "--out", str(out), "--json"])
+    argv = shrunk("bayescale report gadre2024 --group all --pool --out reports/gadre2024")
+    argv[argv.index("--out") + 1] = str(out)
+    status, stdout, stderr = _run([*argv, "--json"])
     assert status == 0, stderr[-3000:]
     assert "Traceback" not in stderr
     payload = json.loads(stdout)

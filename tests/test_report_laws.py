@@ -248,45 +248,54 @@ def test_cli_compare_law(fits, monkeypatch):
 
 @pytest.mark.slow  # a small NUTS fit and bootstrap of the 7-parameter law, and its report
 def test_data_constrained_report_has_a_decision_table_at_U(tmp_path):
-    """With ``unique_tokens=U`` the report has its decision table; every plan's expected
-    loss is the posterior mean of the law at (N, D, U) (``bayescale.laws.loss``), the
-    Bayes-optimal plan has the least of them, and the page has no "No decision table"."""
-    from bayescale import load_runs
-    from bayescale.errors import ConvergenceWarning
+    """The ``report --help`` example (``shrunk``: run as typed, smaller samples; the
+    example's test in test_cli_options.py leaves it to this one): with ``--unique-tokens
+    U`` the report has its decision table; every plan's expected loss is the posterior
+    mean of the law at (N, D, U) (``bayescale.laws.loss``) over the draws the report
+    wrote, the Bayes-optimal plan has the least of them, and the page has no "No decision
+    table"."""
+    from cli_examples import run_main, shrunk
+
     from bayescale.laws import loss
 
-    U, C = 25e9, 1e22
-    runs = load_runs("data_constrained")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)  # tiny settings: expected
-        fits = report.fit_methods(runs, bayes_options=dict(chains=1, warmup=100, draws=100),
-                                  resamples=20, seed=0, quiet=True, law="data_constrained")
+    U = 25e9
     out = tmp_path / "report"
-    report.build_report(runs, out_dir=out, fits=fits, law="data_constrained", unique_tokens=U,
-                        budgets=(C,), quiet=True)
-    table = pd.read_csv(out / "decisions.csv").set_index("plan")
-    assert list(table.index) == ["bayes_optimal", "plug_in", "tokens_20", "kaplan_2020"]
-    params = fits["bayes"].params
-    for plan, row in table.iterrows():
-        assert row["C"] == pytest.approx(C) and 6 * row["N"] * row["D"] == pytest.approx(C)
-        L = np.asarray(loss(params, row["N"], row["D"], U), dtype=float)
-        assert row["expected_loss"] == pytest.approx(L.mean(), rel=1e-5), plan
-    best = table.loc["bayes_optimal", "expected_loss"]
-    assert (table["expected_loss"] >= best - 1e-6).all()
-    np.testing.assert_allclose(table["regret"], table["expected_loss"] - best, atol=1e-5)
-    # The compute efficiency: the law's numerical L_opt(C) at U inverted
-    # (bayescale.planning.efficiency, checked against closed forms and brentq in
-    # tests/test_efficiency.py); here, each plan's median against that function on the
-    # same draws.
+    argv = shrunk("bayescale report data_constrained --law data_constrained --unique-tokens 25e9")
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")  # the tiny samples' diagnostics warning: expected
+        code, _, err = run_main([*argv, "--out", str(out), "--quiet"])
+    assert code == 0 and "Traceback" not in err, err[-3000:]
+    draws = pd.read_csv(out / "draws.csv")
+    law = get_law("data_constrained")
+    params = law.params_type(*(draws[name].to_numpy() for name in law.param_names))
+    # the report's budgets: the checks at the smallest, the largest and the one nearest
+    # 1e22 FLOPs
+    every = pd.read_csv(out / "decisions.csv")
+    budgets = np.sort(every["C"].unique())
+    C22 = budgets[np.argmin(np.abs(np.log(budgets / 1e22)))]
+    picked = {budgets[0], budgets[-1], C22}
     from bayescale.planning.efficiency import compute_efficiency
 
-    for plan, row in table.iterrows():
-        L = np.asarray(loss(params, row["N"], row["D"], U), dtype=float).reshape(-1, 1)
-        eff = compute_efficiency(params, L, [C], U)[:, 0]
-        # (1e-4: the report evaluates the loss in float32)
-        assert row["compute_efficiency_median"] == pytest.approx(np.median(eff), rel=1e-4), plan
-    assert (table["compute_efficiency_median"] <= 1 + 1e-6).all()
-    assert table.loc["kaplan_2020", "compute_efficiency_median"] < 0.5  # far off the optimum
+    for C in sorted(picked):
+        table = every[every["C"] == C].set_index("plan")
+        assert list(table.index) == ["bayes_optimal", "plug_in", "tokens_20", "kaplan_2020"]
+        for plan, row in table.iterrows():
+            assert 6 * row["N"] * row["D"] == pytest.approx(C, rel=1e-5)  # N in float32
+            L = np.asarray(loss(params, row["N"], row["D"], U), dtype=float)
+            assert row["expected_loss"] == pytest.approx(L.mean(), rel=1e-5), (C, plan)
+            # The compute efficiency: the law's numerical L_opt(C) at U inverted
+            # (bayescale.planning.efficiency, checked against closed forms and brentq in
+            # tests/test_efficiency.py); here, each plan's median against that function on
+            # the same draws (1e-4: the report evaluates the loss in float32).
+            eff = compute_efficiency(params, L.reshape(-1, 1), [C], U)[:, 0]
+            assert row["compute_efficiency_median"] == pytest.approx(np.median(eff),
+                                                                     rel=1e-4), (C, plan)
+        best = table.loc["bayes_optimal", "expected_loss"]
+        assert (table["expected_loss"] >= best - 1e-6).all()
+        np.testing.assert_allclose(table["regret"], table["expected_loss"] - best, atol=1e-5)
+        assert (table["compute_efficiency_median"] <= 1 + 1e-6).all()
+    near = every[every["C"] == C22].set_index("plan")
+    assert near.loc["kaplan_2020", "compute_efficiency_median"] < 0.5  # far off the optimum
     for page in ("report.md", "report.html"):
         assert "No decision table" not in (out / page).read_text()
     manifest = json.loads((out / "manifest.json").read_text())

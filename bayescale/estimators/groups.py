@@ -165,7 +165,7 @@ def _pooled_fits(groups: dict[str, Runs], separate: dict[str, ScalingFit], *, la
     from bayescale.laws.registry import get_law
 
     law = get_law(law)
-    taken = {"chains", "warmup", "draws", "likelihood", "strict", "target_accept"}
+    taken = {"chains", "warmup", "draws", "likelihood", "strict", "target_accept", "retry"}
     unknown = set(options) - taken - {"progress"}
     if unknown:
         raise BayescaleError(f"options {sorted(unknown)} do not apply to the pooled model "

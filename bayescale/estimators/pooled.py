@@ -268,7 +268,8 @@ def _init_params(model, args, kwargs, values: dict, chains: int, key) -> dict:
 def sample_pooled(groups: dict[str, Runs], *, law: Law, seed: int = 0, chains: int = 4,
                   warmup: int = 1000, draws: int = 1000, likelihood: str = "student_t",
                   target_accept: float = 0.95, pool_coefficients: bool = False,
-                  dense_mass: bool = True, strict: bool = False) -> PooledPosterior:
+                  dense_mass: bool = True, strict: bool = False,
+                  retry: bool = True) -> PooledPosterior:
     """NUTS on the hierarchical model of ``groups`` (``{label: Runs}``, two or more).
 
     The first attempt is the centred parameterisation (fast where each group's data
@@ -276,8 +277,10 @@ def sample_pooled(groups: dict[str, Runs], *, law: Law, seed: int = 0, chains: i
     (divergences at small spreads: the funnel) the fit is sampled again non-centred,
     which has no funnel but needs longer trajectories, with a longer warmup
     (``max(2 warmup, 2000)``, as the single-group retry), and the second attempt is kept
-    (``info["retry"]`` records the first one's diagnostics). ``target_accept`` is
-    0.95: hierarchical posteriors have tight curvature where the spreads are small.
+    (``info["retry"]`` records the first one's diagnostics); ``retry=False`` keeps the
+    first attempt whatever its diagnostics (for deliberately short chains, whose ESS
+    alone would trigger it). ``target_accept`` is 0.95: hierarchical posteriors have
+    tight curvature where the spreads are small.
 
     The runs of all groups are padded together to one size bucket
     (:mod:`bayescale.estimators.padding`, masked out of the likelihood) and the data
@@ -310,7 +313,7 @@ def sample_pooled(groups: dict[str, Runs], *, law: Law, seed: int = 0, chains: i
                   pool_coefficients=bool(pool_coefficients), dense_mass=bool(dense_mass))
     t0 = time.perf_counter()
     post = _sample_once(groups, centred=True, **kwargs)
-    if not post.diagnostics.ok:
+    if retry and not post.diagnostics.ok:
         first = post.diagnostics.to_dict()
         kwargs["warmup"] = max(2 * int(warmup), RETRY_WARMUP)
         post = _sample_once(groups, centred=False, **kwargs)
