@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -146,9 +148,14 @@ def test_kaplan_data_give_kaplan_most_weight():
     assert s.log_density.shape == (s.info["n_heldout"], 2) and s.info["n_heldout"] == 8 + 16 + 24 and s.info["cuts"] == [1, 2, 3]
 
 
+@pytest.fixture(scope="module")
+def huber_stack():
+    return stack_laws(load_runs(_chinchilla_frame()), method="huber")
+
+
 @pytest.mark.slow
-def test_chinchilla_data_give_chinchilla_most_weight():
-    s = stack_laws(load_runs(_chinchilla_frame()), method="huber")
+def test_chinchilla_data_give_chinchilla_most_weight(huber_stack):
+    s = huber_stack
     assert s.top == "chinchilla" and s.weights[0] > 0.6
 
 
@@ -174,6 +181,28 @@ def test_the_mixture_band_holds_each_laws_median():
     d = stack.to_dict(budgets)
     assert d["weights"] == [0.6, 0.4] and d["top"] == "chinchilla"
     assert set(d["budgets"][0]["N_opt"]) == {"within", "structural"}
+
+
+@pytest.mark.slow  # shares the stack of the test above
+def test_the_structural_band_moves_each_laws_optimum_beyond_the_data(huber_stack):
+    # huber fits (one draw per law) and a point-mass optimum error of drift +0.3 decades of
+    # N per decade of compute: beyond C_max every structural draw is the law's N_opt moved
+    # by exactly 10**(0.3 d), D_opt the other way; inside the data nothing moves
+    from bayescale.estimators.optimum_error import OptimumError
+
+    s = huber_stack
+    assert set(s.info["optimum_error"]) == {"chinchilla", "kaplan"}
+    assert "optimum error" in s.optimum_note
+    point = OptimumError(np.array([0.3]), np.array([1e-12]), np.ones((1, 1)))
+    moved = dataclasses.replace(s, optimum_errors={k: point for k in s.laws},
+                                weights=np.array([1.0, 0.0]), C_max=1e21)
+    plain = dataclasses.replace(moved, optimum_errors={})
+    a, b = moved.frontier([1e20, 1e23]), plain.frontier([1e20, 1e23])
+    np.testing.assert_allclose(a.N_opt[:, 0], b.N_opt[:, 0], rtol=1e-12)
+    np.testing.assert_allclose(a.N_opt[:, 1], b.N_opt[:, 1] * 10**0.6, rtol=1e-6)  # float32
+    np.testing.assert_allclose(a.D_opt[:, 1], b.D_opt[:, 1] / 10**0.6, rtol=1e-6)
+    np.testing.assert_allclose(moved.moved_n_opt("chinchilla", [1e9, 2e9], 1e23),
+                               [10**9.6, 2 * 10**9.6], rtol=1e-9)
 
 
 def test_stack_laws_rejects_bad_input():

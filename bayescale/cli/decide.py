@@ -303,14 +303,19 @@ def _structural(args, N: float, D: float, C: float, within, level: float,
     draws = {name: _law_draws(stack.fits[name], N, D, C, U) for name in stack.laws}
     sizes = [draws[name]["L"].size for name in stack.laws]  # as LawStack.frontier pools:
     picks = mixture_indices(sizes, stack.weights, num_draws=max(sizes), seed=stack.info["seed"])
-    pooled = {k: np.concatenate([draws[name][k][i] for name, i in zip(stack.laws, picks)])
+    # the structural band's N_opt draws are moved by each law's optimum error (as in
+    # LawStack.frontier); the within band is the top law's own
+    moved = {name: {**draws[name], "N_opt": stack.moved_n_opt(name, draws[name]["N_opt"], C)}
+             for name in stack.laws}
+    pooled = {k: np.concatenate([moved[name][k][i] for name, i in zip(stack.laws, picks)])
               for k in ("L", "L_opt", "N_opt", "eff")}
     out = {"laws": list(stack.laws), "weights": [float(w) for w in stack.weights],
            "top": stack.top, "method": args.method, "cuts": stack.info["cuts"],
            "scored_by": stack.scored_by,
            "left_out": stack.info["left_out"],
            "within": {"law": stack.top, **_draw_summary(draws[stack.top], N, within, level)},
-           "structural": _draw_summary(pooled, N, within, level)}
+           "structural": _draw_summary(pooled, N, within, level),
+           "optimum_error": stack.info["optimum_error"], "optimum_note": stack.optimum_note}
     return out
 
 
@@ -319,6 +324,8 @@ def _print_structural(st: dict, pct: str) -> None:
     print(f"structural uncertainty: stacking weights {weights} ("
           f"{st['scored_by']}); within = {st['top']} alone, structural = the weighted mixture"
           + "".join(f"; {k} left out: {v}" for k, v in st["left_out"].items()))
+    if st["optimum_note"]:
+        print(st["optimum_note"])
     keys, ci = list(st["within"]["p_within_loss"]), f"[{pct}]"
     print(f"{'band':>10}  {'excess loss ' + ci:>28}"
           + "".join(f"{'P(L ' + k + ')':>9}" for k in keys)

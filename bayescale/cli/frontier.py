@@ -174,13 +174,16 @@ def _structural(args, budgets, level: float, **frontier_options) -> dict:
     return {"laws": d["laws"], "weights": d["weights"], "top": d["top"],
             "method": args.method, "cuts": stack.info["cuts"],
             "scored_by": stack.scored_by,
-            "left_out": stack.info["left_out"], "budgets": rows}
+            "left_out": stack.info["left_out"], "budgets": rows,
+            "optimum_error": stack.info["optimum_error"], "optimum_note": stack.optimum_note}
 
 
 def _print_structural(st: dict, pct: str) -> None:
     weights = ", ".join(f"{k} {w:.2f}" for k, w in zip(st["laws"], st["weights"]))
     print(f"structural uncertainty: stacking weights {weights} ("
           f"{st['scored_by']}); within = {st['top']} alone, structural = the weighted mixture")
+    if st["optimum_note"]:
+        print(st["optimum_note"])
     print(f"{'C (FLOPs)':>10}  {'band':>10}  {'N_opt':>26}  {'D_opt':>26}")
     for row in st["budgets"]:
         for band in ("within", "structural"):

@@ -62,7 +62,7 @@ from bayescale.errors import BayescaleError, ConvergenceWarning, DataWarning
 from bayescale.estimators.allocation import AllocationFit, AllocationParams
 from bayescale.estimators.extrapolation import budgets as detect_budgets
 
-__all__ = ["fit_isoflop", "budget_labels", "parabola_fits", "regress", "DELTA", "MIN_RUNS",
+__all__ = ["fit_isoflop", "budget_labels", "parabola_fits", "regress", "profile_flag", "DELTA", "MIN_RUNS",
            "OFFCENTRE_TOL", "UNCERTAINTIES"]
 
 # Huber threshold on log-loss residuals: about 1.3 times the log-loss noise of published
@@ -189,7 +189,9 @@ def regress(log_C, log_N_star, weights=None) -> tuple[np.ndarray, np.ndarray]:
     return a, ybar - a * xbar
 
 
-def _flag(x, curvature, vertex, min_runs) -> str | None:
+def profile_flag(x, curvature, vertex, min_runs) -> str | None:
+    """Why one isoFLOP profile's parabola (``x``: its runs' ``log N``) cannot give a
+    compute-optimal N, in words, or ``None`` when it can (see the module docstring)."""
     xs = np.unique(x)
     if xs.size < min_runs:
         return f"only {xs.size} distinct model sizes (needs {min_runs})"
@@ -298,7 +300,7 @@ def fit_isoflop(runs: Runs, *, level: float = 0.9, seed: int = 0, budgets=None,
         weights_k.append(w)
     vertex, curv = parabola_fits(x_k, y_k, weights_k, delta=delta)
     ref_v, ref_c = vertex[0], curv[0]
-    flags = [_flag(x_k[k], ref_c[k], ref_v[k], min_runs) for k in range(K)]
+    flags = [profile_flag(x_k[k], ref_c[k], ref_v[k], min_runs) for k in range(K)]
     used = np.array([keep_flagged and np.isfinite(ref_v[k]) or f is None
                      for k, f in enumerate(flags)])
     for k, f in enumerate(flags):

@@ -20,7 +20,10 @@ predicted runs beyond its data (stacking of predictive distributions, Yao et al.
    to the weights (:func:`mixture`: a fixed seed, whole copies plus a random remainder).
 
 :meth:`LawStack.summary` shows two bands per budget: ``"within"`` (the top-weighted law's
-own frontier: parameter uncertainty only) and ``"structural"`` (the mixture).
+own frontier: parameter uncertainty only) and ``"structural"`` (the mixture, each law's
+draws first moved by its own optimum-error model beyond the data,
+:mod:`bayescale.estimators.optimum_error`: where a law is wrong in N or D separately its
+optimum moves, which the laws' disagreement alone does not capture).
 
 Laws that need unique tokens (``data_constrained``) are used only when the runs have ``U``.
 """
@@ -38,7 +41,7 @@ from scipy.special import logsumexp, softmax
 from scipy.stats import norm
 
 from bayescale.errors import BayescaleError
-from bayescale.estimators import extrapolation
+from bayescale.estimators import extrapolation, optimum_error
 from bayescale.estimators.fit import ScalingFit, fit as fit_runs
 from bayescale.laws.registry import get_law
 
@@ -143,7 +146,10 @@ class LawStack:
     laws : the laws' names; weights : (K,) stacking weights, summing to 1.
     fits : ``{law: ScalingFit}`` on all the runs.
     log_density : ``(n_heldout, K)`` leave-future-out log predictive densities (log loss).
-    info : the hold-outs, the predictive, laws left out and why, the seed.
+    info : the hold-outs, the predictive, laws left out and why, the seed, and each law's
+        optimum error (``info["optimum_error"]``).
+    optimum_errors : ``{law: OptimumError}``, applied to the structural band beyond
+        ``C_max`` (the runs' largest 6ND); empty: the laws' mixture alone.
     """
 
     laws: tuple
@@ -151,6 +157,8 @@ class LawStack:
     fits: dict
     log_density: np.ndarray
     info: dict
+    optimum_errors: dict = dataclasses.field(default_factory=dict)
+    C_max: float = float("inf")
 
     @property
     def scored_by(self) -> str:
@@ -175,16 +183,45 @@ class LawStack:
         return out
 
     def frontier(self, budgets, *, num_draws: int | None = None, **kwargs):
-        """The mixture frontier: the laws' frontier draws pooled by weight (:func:`mixture`;
-        ``num_draws`` defaults to the largest law's draw count)."""
+        """The structural frontier: each law's frontier draws moved by its optimum error
+        (beyond ``C_max``), pooled by weight (:func:`mixture`; ``num_draws`` defaults to
+        the largest law's draw count)."""
         fronts = self.frontiers(budgets, **kwargs)
         return self._mix(fronts, num_draws)
+
+    @property
+    def optimum_note(self) -> str:
+        """One sentence on how the structural band moves each law's optimum beyond the
+        data (empty without optimum errors)."""
+        if not self.optimum_errors:
+            return ""
+        parts = []
+        for name, model in self.optimum_errors.items():
+            s = model.summary()
+            parts.append(f"{name} spread {s['w']:.3f}, drift {s['drift']:+.2f} "
+                         f"({s['num_misses']} held-out profile(s))")
+        return ("The structural band also moves each law's N_opt (and D_opt the other way) "
+                "beyond the data's largest compute by its optimum error, learned from "
+                "leave-future-out isoFLOP optima (decades of N per decade of compute): "
+                + "; ".join(parts) + ".")
+
+    def moved_n_opt(self, law: str, N_opt, C: float) -> np.ndarray:
+        """``law``'s ``N_opt`` draws at budget ``C`` moved by its optimum error, as in the
+        structural band (unchanged for a law without one, or within the data)."""
+        N_opt = np.asarray(N_opt, dtype=float).reshape(-1)
+        if law not in self.optimum_errors:
+            return N_opt
+        d = max(np.log10(float(C) / self.C_max), 0.0)
+        rng = np.random.default_rng(int(self.info["seed"]))
+        return N_opt * 10.0 ** self.optimum_errors[law].shift([d], rng, N_opt.size)[:, 0]
 
     def _mix(self, fronts: dict, num_draws):
         if num_draws is None:
             num_draws = max(f.num_draws for f in fronts.values())
-        return mixture([fronts[k] for k in self.laws], self.weights, num_draws=num_draws,
-                       seed=int(self.info["seed"]))
+        rng = np.random.default_rng(int(self.info["seed"]))
+        moved = [self.optimum_errors[k].apply(fronts[k], self.C_max, rng)
+                 if k in self.optimum_errors else fronts[k] for k in self.laws]
+        return mixture(moved, self.weights, num_draws=num_draws, seed=int(self.info["seed"]))
 
     def summary(self, budgets, level: float = 0.9, **kwargs) -> pd.DataFrame:
         """One row per budget and band: ``band`` ``"within"`` (the top-weighted law's
@@ -253,7 +290,7 @@ def _psis_loo_scores(runs, laws, method: str, seed: int, fit_options: dict):
 
 def stack_laws(runs, laws: Sequence[str] = ("chinchilla", "kaplan"), *,
                method: str = "bootstrap", cuts: int = extrapolation.MAX_CUTS, seed: int = 0,
-               **fit_options) -> LawStack:
+               optimum: bool = True, optimum_prior=None, **fit_options) -> LawStack:
     """Fit ``laws`` to ``runs`` and weigh them by leave-future-out stacking.
 
     Parameters
@@ -269,6 +306,10 @@ def stack_laws(runs, laws: Sequence[str] = ("chinchilla", "kaplan"), *,
         their pointwise PSIS-LOO densities from NUTS fits (``info["scores"]`` is
         ``"psis-loo"``, with ``info["note"]`` saying what that measures).
     seed : of the fits and the mixture.
+    optimum : move each law's draws by its optimum-error model in the structural band
+        (:func:`bayescale.estimators.optimum_error.estimate`, leave-future-out inside
+        ``runs`` under ``optimum_prior``, default its ``DEFAULT_PRIOR``); ``False``: the
+        laws' mixture alone.
 
     Returns
     -------
@@ -308,7 +349,11 @@ def stack_laws(runs, laws: Sequence[str] = ("chinchilla", "kaplan"), *,
         if law.name not in fits:
             fits[law.name] = fit_runs(runs, method=method, law=law, seed=seed, **fit_options)
     names = [law.name for law in resolved]
+    errors = ({law.name: optimum_error.estimate(runs, law, prior=optimum_prior, max_cuts=cuts)
+               for law in resolved} if optimum else {})
     info = {**scores, "method": method, "left_out": left_out, "seed": int(seed),
-            "mean_log_density": dict(zip(names, map(float, log_density.mean(axis=0))))}
+            "mean_log_density": dict(zip(names, map(float, log_density.mean(axis=0)))),
+            "optimum_error": {k: v.summary() for k, v in errors.items()}}
+    C_max = float(np.max(6.0 * np.asarray(runs.N, float) * np.asarray(runs.D, float)))
     return LawStack(laws=tuple(names), weights=weights, fits=fits, log_density=log_density,
-                    info=info)
+                    info=info, optimum_errors=errors, C_max=C_max)

@@ -144,6 +144,8 @@ def structural_section(st, pct: str):
         f"Structural: the laws' frontiers pooled in proportion to the weights, which adds "
         f"the uncertainty about which law's form is right. Where they differ, the within "
         f"band understates the uncertainty of the extrapolation."]
+    if stack.optimum_note:
+        paras.append(stack.optimum_note)
     if info.get("left_out"):
         paras.append("Left out: " + "; ".join(f"{k} ({v})"
                                              for k, v in info["left_out"].items()) + ".")
