@@ -35,7 +35,8 @@ from bayescale.laws.registry import law_of
 
 __all__ = ["Draw", "draws", "check_unique_tokens", "log_loss", "log_marginal_ratio", "loss", "closed_form_one", "needs_unique_tokens",
            "as_draws", "log_budgets", "check_representable", "check_finite_optimum",
-           "over_draws_and_budgets",
+           "over_draws_and_budgets", "over_pairs", "is_traced", "working_log", "PAIRS_SMALL",
+           "PAIRS_CHUNK",
            "require_chinchilla", "Frontier", "summary_table", "extrapolation", "num"]
 
 
@@ -157,6 +158,95 @@ def over_draws_and_budgets(fn_one: Callable, params: Any, log_C: ArrayLike, uniq
     cshape = log_C.shape
     out = jax.vmap(lambda di: jax.vmap(lambda lc: fn_one(di, lc))(log_C.reshape(-1)))(d)
     return tuple(o.reshape(pshape + cshape) for o in out)
+
+
+def is_traced(*trees: Any) -> bool:
+    """Whether any leaf of ``trees`` is a JAX tracer (we are inside jit, grad or vmap)."""
+    return any(isinstance(v, jax.core.Tracer) for v in jax.tree_util.tree_leaves(trees))
+
+
+def working_log(C: Any) -> np.ndarray:
+    """``log C`` of a concrete ``C`` cast to the working float type first, as ``jnp.log(C)``
+    under jit would take it (NumPy: no per-shape compile of an eager ``log``)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log(np.asarray(C, dtype=np.dtype(jnp.result_type(float))))
+
+
+# The concrete path of ``over_pairs`` solves (draw, budget) pairs in chunks of a fixed size,
+# so that the per-pair program compiles once per (function, law, options) and chunk size,
+# never per number of draws or budgets. Two sizes: a request of at most PAIRS_SMALL pairs
+# (a point estimate, a handful of budgets) runs as one small chunk, so it pays neither a
+# big solve nor much padding; anything larger runs in PAIRS_CHUNK chunks. Measured on the
+# 2-core CPU (benchmarks/bench_frontier_compiles.py --sweep, data_constrained, steady
+# state of 80 x 80 = 6400 pairs / 80 x 17 / 80 x 1): chunks of 256: 15.0 / 3.7 / 0.9 ms,
+# 1024: 13.1 / 3.6 / 2.0 ms, 2048: 18.0 / 3.2 / 3.2 ms, 4096: 34.0 / 7.4 / 7.8 ms, 8192:
+# 34.6 / 10.1 / 9.2 ms (one program over all pairs, the old way: ~29 / 1.8 / 0.4 ms). Past
+# ~1000 lanes the vmapped solve gets slower per pair (the batch no longer stays in cache)
+# and the padding of the last chunk grows, so 1024 is the fastest for large requests;
+# 256 keeps small ones under a millisecond. Each size is one compile (~3 s for the
+# numerical solver), so a solver compiles at most twice, whatever the request shapes.
+PAIRS_SMALL = 256
+PAIRS_CHUNK = 1024
+
+
+def _chunk_size(num_pairs: int) -> int:
+    return PAIRS_SMALL if num_pairs <= PAIRS_SMALL else PAIRS_CHUNK
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _pairs_program(fn_one: Callable, law: Law, options: tuple, leaves: tuple, U: Array,
+                   log_C: Array):
+    """``fn_one(law, draw, log_C, **options)`` vmapped over a 1-D batch of pairs: leaves
+    of the law's parameters, ``U`` and ``log C``, one entry per pair."""
+    theta = law.to_theta(law.params_type(*leaves))
+    log_U = jnp.log(U) if needs_unique_tokens(law) else jnp.zeros_like(log_C)
+    kwargs = dict(options)
+    return jax.vmap(lambda d, lc: fn_one(law, d, lc, **kwargs))(Draw(theta, log_U), log_C)
+
+
+def over_pairs(fn_one: Callable, params: Any, log_C: ArrayLike, unique_tokens=None,
+               **options) -> tuple:
+    """``fn_one(law, draw, log_C, **options) -> tuple`` over draws x budgets; leaves shaped
+    ``params + C``. ``fn_one`` (a module-level function) and ``options`` are hashable: they
+    key the compiled program.
+
+    Traced inputs (inside another jit, grad or vmap) take the one nested vmap of
+    :func:`over_draws_and_budgets`. Concrete ones are flattened to (draw, budget) pairs,
+    padded by repeating valid pairs to a multiple of a fixed chunk size (see
+    ``PAIRS_CHUNK``) and solved by one compiled per-pair program per chunk: no recompile
+    per number of draws or budgets.
+    """
+    if is_traced(params, log_C, unique_tokens):
+        return over_draws_and_budgets(functools.partial(fn_one, **options), params, log_C,
+                                      unique_tokens)
+    law = law_of(params)
+    dtype = np.dtype(jnp.result_type(float))
+    leaves = np.broadcast_arrays(*(np.asarray(v, dtype=dtype) for v in params))
+    pshape = leaves[0].shape
+    log_C = np.asarray(log_C, dtype=dtype)
+    cshape = log_C.shape
+    P, B = math.prod(pshape), math.prod(cshape)
+    if needs_unique_tokens(law):
+        if unique_tokens is None:
+            draws(params, unique_tokens)  # raises the message for a missing U
+        U = np.broadcast_to(np.asarray(unique_tokens, dtype=dtype), (P,))
+    else:
+        U = np.ones((P,), dtype)
+    n = P * B
+    if n == 0:  # nothing to solve: the traced program gives the empty leaves their dtypes
+        return jax.jit(lambda p, lc, u: over_draws_and_budgets(
+            functools.partial(fn_one, **options), p, lc, u))(params, log_C, unique_tokens)
+    size = _chunk_size(n)
+    idx = np.arange(-(-n // size) * size) % n  # the padding repeats valid pairs: no NaN
+    draw_of, budget_of = idx // B, idx % B
+    flat = [v.reshape(-1)[draw_of] for v in leaves]
+    U, log_C_pairs = U[draw_of], log_C.reshape(-1)[budget_of]
+    key = tuple(sorted(options.items()))
+    chunks = [_pairs_program(fn_one, law, key, tuple(v[i:i + size] for v in flat),
+                             U[i:i + size], log_C_pairs[i:i + size])
+              for i in range(0, idx.size, size)]  # dispatched asynchronously, then gathered
+    out = (np.concatenate([np.asarray(c[j]) for c in chunks])[:n] for j in range(len(chunks[0])))
+    return tuple(jnp.asarray(o.reshape(pshape + cshape)) for o in out)
 
 
 def as_draws(params: Any) -> Any:

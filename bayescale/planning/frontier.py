@@ -28,9 +28,12 @@ with ``L(N, D) = E + A / N**alpha + B / D**beta`` (:mod:`bayescale.laws.chinchil
   step is exact. The solve for one draw and one budget is in
   :mod:`bayescale.planning._numerical`.
 
-Everything is written for one draw and one budget and ``jax.vmap``-ed over draws x
-budgets inside one ``jax.jit`` per public function; the same shapes and cost model
-never recompile.
+Everything is written for one draw and one budget (:func:`_closed_pair`,
+:func:`_numerical_pair`). With concrete inputs the (draw, budget) pairs are solved in
+chunks of a fixed size by one compiled per-pair program
+(:func:`bayescale.planning._common.over_pairs`): a new number of draws or budgets
+never recompiles. Traced inputs (inside another ``jax.jit``, ``grad`` or ``vmap``)
+take one ``jax.jit`` of the nested ``jax.vmap`` over draws x budgets.
 
 References
 ----------
@@ -67,10 +70,12 @@ from bayescale.planning._common import (
     closed_form_one,
     draws,
     extrapolation,
+    is_traced,
     log_budgets,
     loss,
-    over_draws_and_budgets,
+    over_pairs,
     require_chinchilla,
+    working_log,
 )
 from bayescale.planning._numerical import INITS, numerical_one
 from bayescale.laws.chinchilla import LawParams
@@ -109,7 +114,19 @@ class Allocation(NamedTuple):
 # Public pure functions
 # ---------------------------------------------------------------------------
 
-@jax.jit
+def _closed_pair(law, d, log_C):
+    """The closed-form allocation of one draw at one budget (``C = 6 N D``)."""
+    x, y = closed_form_one(law, d, log_C)
+    return jnp.exp(x), jnp.exp(y), loss(law, d, x, y), jnp.ones((), bool)
+
+
+def _numerical_pair(law, d, log_C, *, cost: Cost, max_iter: int, init: str, fused_iters: int):
+    """The numerical allocation of one draw at one budget (safeguarded Newton)."""
+    x, y, ok = numerical_one(law, d, log_C, cost=cost, max_iter=max_iter, init=init,
+                             fused_iters=fused_iters)
+    return jnp.exp(x), jnp.exp(y), loss(law, d, x, y), ok
+
+
 def compute_optimal(params: Any, C: ArrayLike, unique_tokens: ArrayLike | None = None) -> Allocation:
     """Compute-optimal allocation under ``C = 6 N D``, for any law.
 
@@ -141,31 +158,36 @@ def compute_optimal(params: Any, C: ArrayLike, unique_tokens: ArrayLike | None =
     ----------
     Hoffmann et al. (2022), eq. 4 and Appendix D.2.
     """
-    return _compute_optimal_log(params, jnp.log(C), unique_tokens)
+    if is_traced(params, C, unique_tokens):
+        return _compute_optimal_jit(params, C, unique_tokens)
+    return _compute_optimal_log(params, working_log(C), unique_tokens)
 
 
 @jax.jit
+def _compute_optimal_jit(params, C, unique_tokens=None) -> Allocation:
+    """:func:`compute_optimal` as one program for all draws and budgets (traced inputs)."""
+    return _compute_optimal_log(params, jnp.log(C), unique_tokens)
+
+
+compute_optimal.lower = _compute_optimal_jit.lower  # for benchmarks/bench_frontier.py
+
+
 def _compute_optimal_log(params, log_C, unique_tokens=None) -> Allocation:
     """:func:`compute_optimal` of budgets given as ``log C`` (see :func:`log_budgets`)."""
     if law_of(params).closed_form is None:
         return _solve_optimal_log(params, log_C, cost=TrainCost(), max_iter=64,
                                   init="chinchilla", fused_iters=2, unique_tokens=unique_tokens)
-
-    def one(law, d, log_C):
-        x, y = closed_form_one(law, d, log_C)
-        return jnp.exp(x), jnp.exp(y), loss(law, d, x, y), jnp.ones((), bool)
-
-    return Allocation(*over_draws_and_budgets(one, params, log_C))
+    return Allocation(*over_pairs(_closed_pair, params, log_C))
 
 
-@functools.partial(jax.jit, static_argnames=("cost", "max_iter", "init", "fused_iters"))
 def solve_optimal(params: Any, C: ArrayLike, *, cost: Cost = TrainCost(),
                   max_iter: int = 64, init: str = "chinchilla",
                   fused_iters: int = 2, unique_tokens: ArrayLike | None = None) -> Allocation:
     """Compute-optimal allocation on ``cost(N, D) = C``, solved numerically.
 
     A safeguarded Newton iteration on the first-order condition in ``log N`` (see
-    the module docstring), one program for all draws and budgets.
+    the module docstring): concrete inputs run in fixed-size chunks of (draw, budget)
+    pairs, one compiled program whatever the numbers of draws and budgets.
 
     Parameters
     ----------
@@ -201,26 +223,34 @@ def solve_optimal(params: Any, C: ArrayLike, *, cost: Cost = TrainCost(),
     >>> bool(opt.converged), round(float(opt.N_opt) / 1e9, 1)
     (True, 72.2)
     """
-    return _solve_optimal_log(params, jnp.log(C), cost=cost, max_iter=max_iter, init=init,
+    if is_traced(params, C, unique_tokens):
+        return _solve_optimal_jit(params, C, cost=cost, max_iter=max_iter, init=init,
+                                  fused_iters=fused_iters, unique_tokens=unique_tokens)
+    return _solve_optimal_log(params, working_log(C), cost=cost, max_iter=max_iter, init=init,
                               fused_iters=fused_iters, unique_tokens=unique_tokens)
 
 
 @functools.partial(jax.jit, static_argnames=("cost", "max_iter", "init", "fused_iters"))
+def _solve_optimal_jit(params, C, *, cost: Cost, max_iter: int, init: str,
+                       fused_iters: int, unique_tokens=None) -> Allocation:
+    """:func:`solve_optimal` as one program for all draws and budgets (traced inputs)."""
+    return _solve_optimal_log(params, jnp.log(C), cost=cost, max_iter=max_iter, init=init,
+                              fused_iters=fused_iters, unique_tokens=unique_tokens)
+
+
+solve_optimal.lower = _solve_optimal_jit.lower  # for benchmarks/bench_frontier.py
+
+
 def _solve_optimal_log(params, log_C, *, cost: Cost, max_iter: int, init: str,
                        fused_iters: int, unique_tokens=None) -> Allocation:
-    """:func:`solve_optimal` of budgets given as ``log C``."""
+    """:func:`solve_optimal` of budgets given as ``log C``: chunked over (draw, budget)
+    pairs where concrete, one nested vmap where traced (:func:`over_pairs`)."""
     if init not in INITS:
         raise BayescaleError(f"init must be one of {INITS}, got {init!r}.")
-
-    def one(law, d, log_C):
-        x, y, ok = numerical_one(law, d, log_C, cost=cost, max_iter=max_iter, init=init,
-                                  fused_iters=fused_iters)
-        return jnp.exp(x), jnp.exp(y), loss(law, d, x, y), ok
-
-    return Allocation(*over_draws_and_budgets(one, params, log_C, unique_tokens))
+    return Allocation(*over_pairs(_numerical_pair, params, log_C, unique_tokens, cost=cost,
+                                  max_iter=max_iter, init=init, fused_iters=fused_iters))
 
 
-@jax.jit
 def optimal_loss_curve(params: LawParams, C: ArrayLike) -> Array:
     """``L_opt(C) = E + K (C/6)**(-alpha beta / (alpha + beta))`` under ``C = 6 N D``.
 
