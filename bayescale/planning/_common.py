@@ -167,9 +167,12 @@ def is_traced(*trees: Any) -> bool:
 
 def working_log(C: Any) -> np.ndarray:
     """``log C`` of a concrete ``C`` cast to the working float type first, as ``jnp.log(C)``
-    under jit would take it (NumPy: no per-shape compile of an eager ``log``)."""
+    under jit takes it, the log taken in float64 and rounded once (so that it agrees with
+    :func:`log_budgets` of the same budgets); in NumPy: no per-shape compile of an eager
+    ``log``."""
+    dtype = np.dtype(jnp.result_type(float))
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.log(np.asarray(C, dtype=np.dtype(jnp.result_type(float))))
+        return np.log(np.asarray(C, dtype=dtype).astype(np.float64)).astype(dtype)
 
 
 # The concrete path of ``over_pairs`` solves (draw, budget) pairs in chunks of a fixed size,
