@@ -196,3 +196,18 @@ def test_new_run_prediction_covers_new_runs():
     # without the offset the interval is the noise's (sd 0.002 against the runs' 0.03)
     assert none < 0.5, coverage
     assert np.median(widths["new"]) > 3 * np.median(widths["none"]), widths
+
+
+def test_a_run_column_of_one_row_per_run_adds_no_run_effects():
+    # steplaw's runs are one row each (named runs, one per (N, D) cell): an offset per row
+    # would be the observation noise again, and sigma and tau_run a funnel (E-BFMI 0.06,
+    # R-hat 1.12 measured). Oracle: the fit without the run column, same seed, same draws.
+    frame = _checkpoints(0).iloc[np.arange(20) * 10 + np.arange(20) % 10]  # a row per run
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fits = [fit(load_runs(frame, run_column=col, check_plausible=False), method="bayes",
+                    chains=1, warmup=100, draws=100, seed=0, retry=False)
+                for col in ("run_id", None)]
+    assert fits[0].info["run_effects"] is None
+    np.testing.assert_array_equal(np.asarray(fits[0].params.alpha),
+                                  np.asarray(fits[1].params.alpha))
