@@ -134,6 +134,25 @@ def test_decide_json(fit_dir, capsys):
                           "--json"])["points"][0]
     assert hp["median"] == pytest.approx(pred["median"], rel=1e-9)
     assert [hp["lower"], hp["upper"]] == pytest.approx(pred["intervals"]["0.9"], rel=1e-9)
+    # N_opt with the optimum error beyond the data: the fit's N_opt draws at the budget
+    # moved as bayescale.estimators.optimum_error moves them (same model, same seed)
+    import numpy as np
+
+    from bayescale.estimators import optimum_error
+    from bayescale.io import load_fit
+    from bayescale.planning.frontier import compute_optimal
+
+    hn = out["n_opt_honest"]
+    fit = load_fit(fit_dir)
+    model = optimum_error.estimate(fit.runs, fit.law)
+    assert hn["optimum_error"] == model.summary()
+    moved = model.move(np.asarray(compute_optimal(fit.params, 5.88e23).N_opt), 5.88e23,
+                       float(fit.runs.C.max()), np.random.default_rng(0))
+    assert [hn["lower"], hn["median"], hn["upper"]] == pytest.approx(
+        list(np.quantile(moved, [0.05, 0.5, 0.95])), rel=1e-9)
+    assert hn["decades"] == pytest.approx(np.log10(5.88e23 / fit.runs.C.max()))
+    n_opt = out["optimum"]["N_opt"]
+    assert hn["upper"] - hn["lower"] > n_opt["upper"] - n_opt["lower"]
 
 
 def test_decide_text_and_within(fit_dir, capsys):
@@ -143,6 +162,7 @@ def test_decide_text_and_within(fit_dir, capsys):
     assert "P(loss within 2% of optimum)" in text and "within 10%" in text
     assert "bayes-optimal plan" in text and "plug-in plan" in text
     assert "predicted loss of this run, with observation noise and the extrapolation" in text
+    assert "N_opt at C with the optimum error" in text
 
 
 @pytest.mark.parametrize("argv, message", [

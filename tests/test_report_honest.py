@@ -225,3 +225,6 @@ def test_real_stacking_in_the_report(fits, tmp_path):
             np.testing.assert_allclose(csv[f"{q}_{stat}"], expected[f"{q}_{stat}"], rtol=1e-6)
     got = json.loads((out / "fit.json").read_text())["report"]["structural"]["weights"]
     assert got == pytest.approx(list(stack.weights), abs=1e-9) and sum(got) == pytest.approx(1)
+    # the structural band moves each law's optimum by its optimum error, and the page says so
+    assert stack.optimum_errors and stack.optimum_note
+    assert stack.optimum_note in (out / "report.md").read_text()

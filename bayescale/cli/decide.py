@@ -155,6 +155,28 @@ def _honest_loss(fit, N: float, D: float, level: float, U: float | None = None) 
             "structural": pred.structural}
 
 
+def _honest_n_opt(fit, C: float, level: float, U: float | None, seed: int) -> dict | None:
+    """N_opt at ``C`` moved by the law's optimum error beyond the data
+    (:mod:`bayescale.estimators.optimum_error`, learned from leave-future-out isoFLOP
+    optima in the fitted runs); ``None`` for a published law."""
+    import numpy as np
+
+    from bayescale.estimators import optimum_error
+    from bayescale.planning.frontier import compute_optimal
+
+    if fit.runs is None:
+        return None
+    model = optimum_error.estimate(fit.runs, fit.law)
+    N_opt = np.asarray(compute_optimal(fit.params, C, U).N_opt, dtype=float)
+    C_max = float(fit.runs.C.max())
+    moved = model.move(N_opt, C, C_max, np.random.default_rng(seed))
+    moved = moved[np.isfinite(moved)]
+    lo, med, hi = np.quantile(moved, [(1 - level) / 2, 0.5, (1 + level) / 2])
+    return {"median": float(med), "lower": float(lo), "upper": float(hi), "level": level,
+            "decades": max(float(np.log10(C / C_max)), 0.0),
+            "optimum_error": model.summary()}
+
+
 def run_decide(args) -> int:
     from bayescale.planning.decisions import assess_plan
 
@@ -185,6 +207,7 @@ def run_decide(args) -> int:
     data_range = None if fit.runs is None else (float(fit.runs.C.min()), float(fit.runs.C.max()))
     out["extrapolation"] = float(extrapolation([out["plan"]["C"]], data_range)[0])
     out["predicted_loss"] = _honest_loss(fit, N, D, level, U)
+    out["n_opt_honest"] = _honest_n_opt(fit, out["plan"]["C"], level, U, args.seed)
     out = {"source": str(args.source), "method": fit.method, "law": fit.law.name, **out}
     if args.json:
         return _write_json(out)
@@ -213,6 +236,14 @@ def run_decide(args) -> int:
     for key, fmt in (("N_opt", ".3g"), ("D_opt", ".3g"), ("L_opt", ".4f")):
         v = out["optimum"][key]
         print(f"{key} at C: median {v['median']:{fmt}} [{v['lower']:{fmt}}, {v['upper']:{fmt}}]")
+    hn = out["n_opt_honest"]
+    if hn is not None and hn["decades"] > 0:
+        e = hn["optimum_error"]
+        print(f"N_opt at C with the optimum error ({hn['decades']:.2f} decades beyond the runs; "
+              f"spread {e['w']:.3f}, drift {e['drift']:+.2f} decades of N per decade, from "
+              f"{e['num_misses']} held-out isoFLOP optima and the default prior): median "
+              f"{hn['median']:.3g} [{pct}: {hn['lower']:.3g}, {hn['upper']:.3g}]; the N_opt "
+              "line above assumes the law's form is right")
     ex = out["excess_loss"]
     print(f"excess loss over each draw's optimum: median {ex['median']:.4g} "
           f"[{ex['lower']:.3g}, {ex['upper']:.3g}]")

@@ -135,6 +135,13 @@ class OptimumError(NamedTuple):
         w = self.w[idx % self.w.size][:, None]
         return d[None, :] * (m + w * rng.standard_normal((num, 1)))
 
+    def move(self, N_opt, C: float, C_max: float, rng: np.random.Generator) -> np.ndarray:
+        """Draws of ``N_opt`` (draws,) at one budget ``C`` moved by ``10**e`` (unchanged
+        when ``C <= C_max``, the largest 6ND of the fitted runs)."""
+        N_opt = np.asarray(N_opt, dtype=float).reshape(-1)
+        d = max(np.log10(float(C) / float(C_max)), 0.0)
+        return N_opt * 10.0 ** self.shift([d], rng, N_opt.size)[:, 0]
+
     def apply(self, frontier, C_max: float, rng: np.random.Generator):
         """``frontier`` (draws x budgets) with each draw's ``N_opt`` moved by ``10**e`` and
         ``D_opt`` by ``10**-e`` (``tokens_per_param`` by ``10**-2e``); ``C_max`` is the

@@ -182,7 +182,7 @@ def _run_offsets(fit, pick: np.ndarray, num: int, n: int, rng: np.random.Generat
                                 "posterior): a new run's offset could not be included")
         return None, None, None
     tau = np.asarray(post["tau_run"], dtype=float).reshape(-1)
-    tau = tau[pick] if tau.size > int(np.max(pick)) else tau[rng.integers(0, tau.size, num)]
+    tau = tau[pick]  # the same posterior draws as the parameters: their joint kept
     runs = (effects or {}).get("runs")
     record = {"included": kind != "none", "kind": kind,
               "tau_run_median": float(np.median(tau)), "runs": runs}

@@ -208,12 +208,10 @@ class LawStack:
     def moved_n_opt(self, law: str, N_opt, C: float) -> np.ndarray:
         """``law``'s ``N_opt`` draws at budget ``C`` moved by its optimum error, as in the
         structural band (unchanged for a law without one, or within the data)."""
-        N_opt = np.asarray(N_opt, dtype=float).reshape(-1)
         if law not in self.optimum_errors:
-            return N_opt
-        d = max(np.log10(float(C) / self.C_max), 0.0)
+            return np.asarray(N_opt, dtype=float).reshape(-1)
         rng = np.random.default_rng(int(self.info["seed"]))
-        return N_opt * 10.0 ** self.optimum_errors[law].shift([d], rng, N_opt.size)[:, 0]
+        return self.optimum_errors[law].move(N_opt, C, self.C_max, rng)
 
     def _mix(self, fronts: dict, num_draws):
         if num_draws is None:
