@@ -307,3 +307,29 @@ def test_cli_json_shape_and_figure(tmp_path, capsys):
     assert out["after"]["upper"] / out["after"]["lower"] < out["before"]["upper"] / out["before"]["lower"]
     for name in ("design.json", "candidates.csv", "design.png"):
         assert (tmp_path / "d" / name).stat().st_size > 0
+
+
+def test_n_opt_intervals_include_the_optimum_error_beyond_the_data(grid_fit):
+    """``before``/``after`` of N_opt(C*) carry the law's optimum error at C*'s distance
+    beyond the runs (bayescale.estimators.optimum_error); the within-law pair is kept.
+    Oracles: the within-law ``before`` is the draws' own N_opt quantiles (closed form,
+    ``_log_n_opt``); the error model is the one estimated from the runs; the error of each
+    draw scales with the distance, which the proposals can only shorten."""
+    from bayescale.estimators import optimum_error
+    from bayescale.laws.chinchilla import LAW
+
+    res = next_runs(grid_fit, target_budget=C_STAR, experiment_budget=3e19, k=3)
+    rec = res.info["optimum_error"]
+    g = _log_n_opt(*(np.asarray(v, float) for v in grid_fit.params))
+    lo, med, hi = np.exp(np.quantile(g, [0.05, 0.5, 0.95]))
+    within = rec["within"]["before"]
+    # (1e-2: weighted quantiles step between the 300 draws, NumPy's interpolate)
+    assert [within["lower"], within["median"], within["upper"]] == pytest.approx(
+        [lo, med, hi], rel=1e-2)
+    assert rec["decades_before"] == pytest.approx(np.log10(C_STAR / grid_fit.runs.C.max()))
+    assert 0 <= rec["decades_after"] <= rec["decades_before"]
+    model = optimum_error.estimate(grid_fit.runs, LAW).summary()
+    assert {k: rec[k] for k in model} == model
+    before, after = res.before, res.after
+    assert before["lower"] < within["lower"] and before["upper"] > within["upper"]
+    assert after["upper"] / after["lower"] <= before["upper"] / before["lower"] * (1 + 1e-9)

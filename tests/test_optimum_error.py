@@ -52,7 +52,8 @@ def test_a_profile_without_an_interior_optimum_gives_none():
 def _simulated(m, w, refits, per, rng):
     d = rng.uniform(0.1, 1.5, (refits, per))
     se = np.full_like(d, 0.02)
-    miss = m * d + w * d * rng.standard_normal((refits, per)) + se * rng.standard_normal(d.shape)
+    edge = np.sqrt(se**2 + oe.EDGE_SD**2)  # the model's scatter that does not grow with d
+    miss = m * d + w * d * rng.standard_normal((refits, per)) + edge * rng.standard_normal(d.shape)
     cut = np.repeat(np.arange(refits), per)
     return oe.OptimumMisses(miss.ravel(), se.ravel(), d.ravel(), np.ones(d.size), cut)
 
@@ -62,16 +63,17 @@ def test_grid_posterior_recovers_drift_and_spread():
     # POINTS_PER_REFIT observations, so one miss per refit is an honest likelihood (the
     # power is 1). The central 98% marginal intervals should contain the truth about 19.6
     # times in 20; fewer than 16 has probability < 0.001 under the binomial.
-    m, w = 0.15, 0.08
+    m, w = 0.15, 0.2
     hits = {"drift": 0, "w": 0}
     for seed in range(20):
-        post = oe.posterior(_simulated(m, w, 80, 1, np.random.default_rng(seed)),
+        post = oe.posterior(_simulated(m, w, 150, 1, np.random.default_rng(seed)),
                             oe.VAGUE_PRIOR)
         for name, grid, marginal, truth in (("drift", post.drift, post.weights.sum(1), m),
                                             ("w", post.w, post.weights.sum(0), w)):
             c = np.cumsum(marginal)
             lo, hi = grid[np.searchsorted(c, 0.01)], grid[np.searchsorted(c, 0.99)]
             hits[name] += int(lo <= truth <= hi)
+            assert hi - lo < (0.15 if name == "drift" else 0.12)  # informative, not the prior
     assert hits["drift"] >= 16 and hits["w"] >= 16, hits
 
 

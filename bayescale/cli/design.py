@@ -148,6 +148,13 @@ def run(args) -> int:
         iv = result.before if key == "before" else result.after
         print(f"{key:>6}: {what} {iv['median']:.4g}, {lv} interval [{iv['lower']:.4g}, {iv['upper']:.4g}]"
               + (" (expected)" if key == "after" else ""))
+    oe = result.info.get("optimum_error")
+    if oe is not None:
+        w = oe["within"]
+        print(f"  with the optimum error beyond the runs ({oe['decades_before']:.2f} decades now, "
+              f"{oe['decades_after']:.2f} after; bayescale.estimators.optimum_error); within "
+              f"the law alone: [{w['before']['lower']:.4g}, {w['before']['upper']:.4g}] -> "
+              f"[{w['after']['lower']:.4g}, {w['after']['upper']:.4g}]")
     print(f"spent {result.info['spent']:.3g} of {budget:.3g} FLOPs; gain = expected reduction of "
           f"the variance of log {what}")
     if args.out is not None:

@@ -99,7 +99,10 @@ class Design:
         the runs before it), ``gain_per_cost``, ``decades`` beyond the data.
     before, after : ``{"median", "lower", "upper"}`` of the central ``level`` interval of the
         objective (``N_opt(C*)`` in parameters, or the loss) now, and expected after the
-        proposed runs (mean over the fantasy worlds of each world's interval).
+        proposed runs (mean over the fantasy worlds of each world's interval). For
+        ``N_opt`` they include the optimum error beyond the runs (before: at ``C*``'s
+        distance from the fitted runs; after: from the runs and the proposals), the
+        within-law pair in ``info["optimum_error"]["within"]``.
     candidates : DataFrame of every candidate with its first-step ``expected_gain`` and
         ``gain_per_cost`` (the figure colours them by it).
     objective, level : what was targeted; info : settings, timings, effective sample sizes.
@@ -208,12 +211,6 @@ def _objective(fit, objective, target_budget, cost, unique_tokens, targets) -> n
         return np.asarray(log_loss_theta(fit.law, theta, X)).mean(axis=1)
     f = fit.frontier([target_budget], cost=cost, unique_tokens=unique_tokens)
     return np.log(np.asarray(f.N_opt if objective == "n_opt" else f.L_opt, float)[:, 0])
-
-
-def _interval(g, log_w, level) -> dict:
-    q = [0.5, (1 - level) / 2, (1 + level) / 2]
-    med, lo, hi = np.exp(design_score.weighted_quantiles(g, log_w, q))
-    return {"median": float(med), "lower": float(lo), "upper": float(hi)}
 
 
 def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4,
@@ -326,16 +323,20 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
         rows = [(c, {"expected_gain": v, "gain_per_cost": v / costs[c]}) for c, v in zip(picks, gains)]
         remaining = experiment_budget - float(costs[picks].sum())
         extra = {"var_before": var0, "var_after": var1}
-        before = _interval(g, np.zeros((len(g), 1)), level)
+        before = design_score.interval(g, np.zeros((len(g), 1)), level)
         shrink = math.sqrt(max(extra["var_after"], 0.0) / extra["var_before"])
         after = {"median": before["median"],
                  "lower": before["median"] * (before["lower"] / before["median"]) ** shrink,
                  "upper": before["median"] * (before["upper"] / before["median"]) ** shrink}
     else:
-        rows, first, remaining, extra, before, after = _greedy_reweight(
+        rows, first, remaining, extra, before, after = design_score.reweight_greedy(
             mu, d, g, b, tau, sigma, costs, k, experiment_budget, rng, level,
             num_fantasies, num_nodes, rank)
     rows = [{**cand.iloc[c].to_dict(), **r} for c, r in rows]
+    if objective == "n_opt" and not (isinstance(model, str) and model == "none"):
+        chosen = [r["N"] * r["D"] * 6.0 for r in rows]
+        before, after, extra["optimum_error"] = _with_optimum_error(
+            fit, g, before, after, extra, target_budget, chosen, level, rng)
     cand["expected_gain"], cand["gain_per_cost"] = first, first / costs
     cols = list(cand.columns[:len(law.inputs)]) + ["cost", "expected_gain", "gain_per_cost", "decades"]
     proposals = pd.DataFrame(rows, columns=list(cand.columns[:len(law.inputs)]) +
@@ -350,35 +351,23 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
                   objective=objective, level=level, info=info)
 
 
-def _greedy_reweight(mu, d, g, b, tau, sigma, costs, k, budget, rng, level, F, num_nodes, rank):
-    """Greedy choice by importance reweighting with fantasised outcomes
-    (:func:`design_score.score`)."""
-    z, wz = design_score.gauss_hermite(num_nodes)
-    shift = b + tau * z
-    M, P = len(z), len(g)
-    log_w0 = np.broadcast_to(np.log(wz)[None, :] - np.log(P), (P, M))
-    log_w = jnp.asarray(np.broadcast_to(log_w0, (F, P, M)).copy())
-    var0 = var_now = float(design_score.weighted_var(jnp.asarray(log_w0), jnp.asarray(g)))
-    rows, chosen, first, remaining, min_ess = [], [], None, budget, []
-    for _ in range(int(k)):
-        j, m = design_score.fantasy_particles(log_w, rng.random(F))
-        post, y = design_score.score(log_w, mu, d, g, shift, sigma, j, m, rng.standard_normal(F))
-        gain = var_now - np.asarray(post, float)
-        first = gain if first is None else first
-        c = design_score.pick(gain, costs, remaining, np.isin(np.arange(len(costs)), chosen), rank)
-        if c is None:
-            break
-        log_w = design_score.condition(log_w, mu[:, c], d[c], np.asarray(y)[c], shift, sigma)
-        w = np.exp(np.asarray(log_w)).sum(-1)
-        min_ess.append(float(np.min(1.0 / np.sum(w ** 2, axis=1))))
-        chosen.append(c)
-        remaining -= costs[c]
-        rows.append((c, {"expected_gain": float(gain[c]), "gain_per_cost": float(gain[c] / costs[c])}))
-        var_now = float(np.mean(np.asarray(jax.vmap(design_score.weighted_var,
-                                                     in_axes=(0, None))(log_w, g))))
-    worlds = [_interval(g, lw, level) for lw in np.asarray(log_w)]
-    after = {key: float(np.exp(np.mean([np.log(w[key]) for w in worlds])))
-             for key in ("median", "lower", "upper")}
-    extra = {"var_before": var0, "var_after": var_now, "num_fantasies": F, "num_nodes": M,
-             "min_ess": min(min_ess) if min_ess else None}
-    return rows, first, remaining, extra, _interval(g, log_w0, level), after
+def _with_optimum_error(fit, g, before, after, extra, C_star, chosen, level, rng):
+    """``before`` / ``after`` of ``log N_opt(C*)`` with the law's optimum error
+    (:mod:`bayescale.estimators.optimum_error`) at the distance of ``C*`` beyond the runs,
+    before and after the proposed runs (``chosen``: their 6ND) extend them; the spread of
+    the law's draws shrinks as the design expects. The in-model pair is kept in the
+    returned record (``info["optimum_error"]``)."""
+    from bayescale.estimators import optimum_error
+
+    model = optimum_error.estimate(fit.runs, fit.law)
+    C_max = float(fit.runs.C.max())
+    d0 = max(math.log10(C_star / C_max), 0.0)
+    d1 = max(math.log10(C_star / max([C_max, *chosen])), 0.0)
+    shrink = math.sqrt(max(extra["var_after"], 0.0) / extra["var_before"])
+    g_after = math.log(after["median"]) + shrink * (g - math.log(before["median"]))
+    e = np.log(10.0) * model.shift([d0, d1], rng, len(g))
+    flat = np.zeros((len(g), 1))
+    record = {**model.summary(), "decades_before": d0, "decades_after": d1,
+              "within": {"before": before, "after": after}}
+    return (design_score.interval(g + e[:, 0], flat, level),
+            design_score.interval(g_after + e[:, 1], flat, level), record)

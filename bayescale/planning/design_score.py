@@ -38,7 +38,7 @@ from jax.typing import ArrayLike
 
 __all__ = ["score", "condition", "fantasy_particles", "weighted_var", "weighted_quantiles",
            "gauss_hermite", "linear_state", "linear_gains", "linear_condition", "RANKS", "pick",
-           "linear_greedy"]
+           "linear_greedy", "interval", "reweight_greedy"]
 
 RANKS = ("gain", "per_cost")
 
@@ -211,3 +211,44 @@ def linear_greedy(mu, d, g, tau, sigma, costs, budget, k, *, rank="gain", unavai
     if first is None:
         first = np.asarray(linear_gains(c_vec, S), float)
     return picks, gains, first, var0, float(var_g)
+
+
+def interval(g, log_w, level) -> dict:
+    """The weighted median and central ``level`` interval of ``exp(g)``."""
+    q = [0.5, (1 - level) / 2, (1 + level) / 2]
+    med, lo, hi = np.exp(weighted_quantiles(g, log_w, q))
+    return {"median": float(med), "lower": float(lo), "upper": float(hi)}
+
+
+def reweight_greedy(mu, d, g, b, tau, sigma, costs, k, budget, rng, level, F, num_nodes, rank):
+    """Greedy choice by importance reweighting with fantasised outcomes
+    (:func:`score`)."""
+    z, wz = gauss_hermite(num_nodes)
+    shift = b + tau * z
+    M, P = len(z), len(g)
+    log_w0 = np.broadcast_to(np.log(wz)[None, :] - np.log(P), (P, M))
+    log_w = jnp.asarray(np.broadcast_to(log_w0, (F, P, M)).copy())
+    var0 = var_now = float(weighted_var(jnp.asarray(log_w0), jnp.asarray(g)))
+    rows, chosen, first, remaining, min_ess = [], [], None, budget, []
+    for _ in range(int(k)):
+        j, m = fantasy_particles(log_w, rng.random(F))
+        post, y = score(log_w, mu, d, g, shift, sigma, j, m, rng.standard_normal(F))
+        gain = var_now - np.asarray(post, float)
+        first = gain if first is None else first
+        c = pick(gain, costs, remaining, np.isin(np.arange(len(costs)), chosen), rank)
+        if c is None:
+            break
+        log_w = condition(log_w, mu[:, c], d[c], np.asarray(y)[c], shift, sigma)
+        w = np.exp(np.asarray(log_w)).sum(-1)
+        min_ess.append(float(np.min(1.0 / np.sum(w ** 2, axis=1))))
+        chosen.append(c)
+        remaining -= costs[c]
+        rows.append((c, {"expected_gain": float(gain[c]), "gain_per_cost": float(gain[c] / costs[c])}))
+        var_now = float(np.mean(np.asarray(jax.vmap(weighted_var,
+                                                     in_axes=(0, None))(log_w, g))))
+    worlds = [interval(g, lw, level) for lw in np.asarray(log_w)]
+    after = {key: float(np.exp(np.mean([np.log(w[key]) for w in worlds])))
+             for key in ("median", "lower", "upper")}
+    extra = {"var_before": var0, "var_after": var_now, "num_fantasies": F, "num_nodes": M,
+             "min_ess": min(min_ess) if min_ess else None}
+    return rows, first, remaining, extra, interval(g, log_w0, level), after
