@@ -134,25 +134,35 @@ def test_decide_json(fit_dir, capsys):
                           "--json"])["points"][0]
     assert hp["median"] == pytest.approx(pred["median"], rel=1e-9)
     assert [hp["lower"], hp["upper"]] == pytest.approx(pred["intervals"]["0.9"], rel=1e-9)
-    # N_opt with the optimum error beyond the data: the fit's N_opt draws at the budget
-    # moved as bayescale.estimators.optimum_error moves them (same model, same seed)
-    import numpy as np
+    # N_opt with the optimum error beyond the data: wider than the law's own interval
+    from bayescale.io import load_fit
 
+    hn, n_opt = out["n_opt_honest"], out["optimum"]["N_opt"]
+    assert hn["decades"] == pytest.approx(np.log10(5.88e23 / load_fit(fit_dir).runs.C.max()))
+    assert hn["upper"] - hn["lower"] > n_opt["upper"] - n_opt["lower"]
+
+
+def test_decide_n_opt_moves_by_a_known_optimum_error(fit_dir, capsys, monkeypatch):
+    # a point-mass optimum error, +0.3 decades of N per decade beyond the data: every draw's
+    # N_opt moves by exactly 10**(0.3 d), so its quantiles are the law's times that factor
     from bayescale.estimators import optimum_error
+
+    point = optimum_error.OptimumError(np.array([0.3]), np.array([1e-12]), np.ones((1, 1)))
+    monkeypatch.setattr(optimum_error, "estimate", lambda runs, law, **kwargs: point)
+    out = _json(capsys, ["decide", str(fit_dir), "--budget", "5.88e23", "--params", "70e9",
+                         "--tokens", "1.4e12", "--json"])
     from bayescale.io import load_fit
     from bayescale.planning.frontier import compute_optimal
 
     hn = out["n_opt_honest"]
-    fit = load_fit(fit_dir)
-    model = optimum_error.estimate(fit.runs, fit.law)
-    assert hn["optimum_error"] == model.summary()
-    moved = model.move(np.asarray(compute_optimal(fit.params, 5.88e23).N_opt), 5.88e23,
-                       float(fit.runs.C.max()), np.random.default_rng(0))
-    assert [hn["lower"], hn["median"], hn["upper"]] == pytest.approx(
-        list(np.quantile(moved, [0.05, 0.5, 0.95])), rel=1e-9)
-    assert hn["decades"] == pytest.approx(np.log10(5.88e23 / fit.runs.C.max()))
-    n_opt = out["optimum"]["N_opt"]
-    assert hn["upper"] - hn["lower"] > n_opt["upper"] - n_opt["lower"]
+    factor = 10 ** (0.3 * hn["decades"])
+    assert hn["decades"] > 3
+    # the fit's 50 draws, repeated to 1000 (a band per draw), each moved by the factor
+    draws = np.asarray(compute_optimal(load_fit(fit_dir).params, 5.88e23).N_opt, float)
+    expected = np.quantile(np.resize(draws.reshape(-1), 1000) * factor, [0.05, 0.5, 0.95])
+    got = [hn["lower"], hn["median"], hn["upper"]]
+    assert got == pytest.approx(list(expected), rel=1e-5)
+    assert hn["median"] == pytest.approx(out["optimum"]["N_opt"]["median"] * factor, rel=1e-4)
 
 
 def test_decide_text_and_within(fit_dir, capsys):

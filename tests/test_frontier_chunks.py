@@ -132,3 +132,13 @@ def test_traced_inputs_take_the_one_program_and_agree():
     _close(F.solve_optimal(chin, C, cost=AttentionCost()),
            jax.jit(lambda p: F.solve_optimal(p, C, cost=AttentionCost()))(chin))
     _close(F.compute_optimal(chin, C), jax.jit(lambda p: F.compute_optimal(p, C))(chin))
+
+
+def test_concrete_inputs_inside_an_outer_jit_are_staged_not_converted():
+    # every argument concrete (a closure), but called while another jit traces: the chunked
+    # program is staged into that trace, and its outputs are tracers, not arrays to gather
+    chin = _params(BESIROGLU_2024, 3)
+    C = np.logspace(19, 25, 4)
+    eager = F.compute_optimal(chin, C).N_opt
+    staged = jax.jit(lambda x: x + F.compute_optimal(chin, C).N_opt)(jnp.zeros(()))
+    np.testing.assert_allclose(np.asarray(staged), np.asarray(eager), rtol=1e-5)  # float32

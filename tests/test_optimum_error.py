@@ -122,3 +122,35 @@ def test_lfo_misses_are_zero_when_the_law_is_exact():
     assert len(misses.miss) == 6  # cuts 1, 2, 3 hold out 1 + 2 + 3 profiles
     np.testing.assert_allclose(misses.miss, 0.0, atol=0.02)
     assert np.all(misses.d > 0) and sorted(set(misses.cut)) == [1, 2, 3]
+
+
+def test_a_refit_already_made_is_not_made_again(monkeypatch):
+    # the optimum error refits the runs without the same budgets as the loss discrepancy
+    # and the stacking scores: each (data, mask) is fitted once per process. Oracle: the
+    # fits asked of the compiled program, counted, and the thetas equal either way.
+    from bayescale.estimators import extrapolation as ex
+
+    rng = np.random.default_rng(5)
+    N = np.geomspace(1e7, 1e9, 30)
+    D = 20 * N * rng.uniform(0.5, 2.0, N.size)
+    L = np.asarray([float(v) for v in BESIROGLU_2024.E + BESIROGLU_2024.A / N**BESIROGLU_2024.alpha
+                    + BESIROGLU_2024.B / D**BESIROGLU_2024.beta])
+    X = np.column_stack([np.log(N), np.log(D)])
+    y = np.log(L) + 0.01 * rng.standard_normal(N.size)
+    masks = np.stack([N < 3e8, N < 5e8])
+    asked = []
+    real = ex._masked_fits
+
+    def counting(law, X_, y_, masks_, *args):
+        asked.append(len(masks_))
+        return real(law, X_, y_, masks_, *args)
+
+    monkeypatch.setattr(ex, "_masked_fits", counting)
+    first = ex.masked_fits(LAW, X, y, masks)
+    again = ex.masked_fits(LAW, X, y, masks[::-1])          # the same two, reordered
+    more = ex.masked_fits(LAW, X, y, np.stack([masks[0], N < 7e8]))  # one new
+    assert asked == [2, 1]
+    np.testing.assert_array_equal(again, first[::-1])
+    np.testing.assert_array_equal(more[0], first[0])
+    other = ex.masked_fits(LAW, X, y + 0.01, masks[:1])      # other data: fitted anew
+    assert asked == [2, 1, 1] and not np.array_equal(other[0], first[0])

@@ -167,10 +167,14 @@ def _honest_n_opt(fit, C: float, level: float, U: float | None, seed: int) -> di
     if fit.runs is None:
         return None
     model = optimum_error.estimate(fit.runs, fit.law)
-    N_opt = np.asarray(compute_optimal(fit.params, C, U).N_opt, dtype=float)
+    N_opt = np.asarray(compute_optimal(fit.params, C, U).N_opt, dtype=float).reshape(-1)
+    N_opt = N_opt[np.isfinite(N_opt)]
+    if not N_opt.size:
+        return None
+    if N_opt.size < optimum_error.MIN_DRAWS:  # a point fit: the band is the error's
+        N_opt = np.resize(N_opt, optimum_error.MIN_DRAWS)
     C_max = float(fit.runs.C.max())
     moved = model.move(N_opt, C, C_max, np.random.default_rng(seed))
-    moved = moved[np.isfinite(moved)]
     lo, med, hi = np.quantile(moved, [(1 - level) / 2, 0.5, (1 + level) / 2])
     return {"median": float(med), "lower": float(lo), "upper": float(hi), "level": level,
             "decades": max(float(np.log10(C / C_max)), 0.0),

@@ -154,7 +154,8 @@ def run(args) -> int:
         print(f"  with the optimum error beyond the runs ({oe['decades_before']:.2f} decades now, "
               f"{oe['decades_after']:.2f} after; bayescale.estimators.optimum_error); within "
               f"the law alone: [{w['before']['lower']:.4g}, {w['before']['upper']:.4g}] -> "
-              f"[{w['after']['lower']:.4g}, {w['after']['upper']:.4g}]")
+              f"[{w['after']['lower']:.4g}, {w['after']['upper']:.4g}] (the gains are the law's "
+              "own variance)")
     print(f"spent {result.info['spent']:.3g} of {budget:.3g} FLOPs; gain = expected reduction of "
           f"the variance of log {what}")
     if args.out is not None:

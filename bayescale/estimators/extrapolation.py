@@ -34,6 +34,7 @@ The in-model predictive stays available (``structural="none"`` in
 from __future__ import annotations
 
 import functools
+import hashlib
 from typing import NamedTuple
 
 import jax
@@ -161,14 +162,37 @@ def _best_of(x0, weights, log_X, log_loss, *, law, max_iter):
     return res.x, res.fun
 
 
+# Leave-future-out refits already made, by (law, data, starts, max_iter, mask): the loss
+# discrepancy (lfo_misses), the stacking scores and the optimum error
+# (bayescale.estimators.optimum_error) refit the same runs without the same budgets; each
+# refit is made once per process. Bounded: the oldest entries go first.
+_REFITS: dict = {}
+_REFITS_MAX = 256
+
+
 def masked_fits(law: Law, log_X, log_loss, masks, *, starts=None, max_iter: int = 500):
     """Huber fits (delta 1e-3, float64) of ``law`` to the runs selected by each row of
     ``masks`` (``(m, n)`` booleans), all in one compiled program over the same ``n`` runs
     (excluded runs get weight 0, so the fit is the fit to the subset). Returns the best
-    ``theta`` per mask, ``(m, num_coords)``."""
+    ``theta`` per mask, ``(m, num_coords)``. A mask already fitted on the same data (by
+    any caller in this process) is not fitted again."""
     masks = np.atleast_2d(np.asarray(masks, dtype=bool))
     starts = coarse_starts(law) if starts is None else np.asarray(starts, dtype=float)
     log_X, log_loss = np.asarray(log_X, float), np.asarray(log_loss, float)
+    data = hashlib.sha1(b"".join(np.ascontiguousarray(a).tobytes()
+                                 for a in (log_X, log_loss, starts))).hexdigest()
+    keys = [(law, data, int(max_iter), hashlib.sha1(m.tobytes()).hexdigest()) for m in masks]
+    todo = [i for i, key in enumerate(keys) if key not in _REFITS]
+    if todo:
+        fitted = _masked_fits(law, log_X, log_loss, masks[todo], starts, int(max_iter))
+        for i, theta in zip(todo, fitted):
+            _REFITS[keys[i]] = theta
+        while len(_REFITS) > _REFITS_MAX:
+            _REFITS.pop(next(iter(_REFITS)))
+    return np.stack([_REFITS[key] for key in keys])
+
+
+def _masked_fits(law: Law, log_X, log_loss, masks, starts, max_iter: int):
     k, m, n = starts.shape[0], masks.shape[0], masks.shape[1]
     # Pad to size buckets (masks to a multiple of 4, runs to a multiple of 64, padding with
     # weight 0) so that datasets and hold-outs of similar size share one compiled program.

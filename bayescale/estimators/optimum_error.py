@@ -26,7 +26,9 @@ as the loss discrepancy's ``(b, tau)`` are:
    EDGE_SD**2 + (w d)**2)`` (:data:`EDGE_SD`: the part of a miss that does not grow with
    the distance, so that misses just beyond the data do not read as steep drifts), the
    misses of one refit counting together as at most :data:`POINTS_PER_REFIT`
-   observations (they share the refit's error), under the informative default
+   observations (they share the refit's error; the same profile missed by the nested
+   refits of several cuts counts once per cut, which makes the posterior somewhat
+   over-confident where few profiles are held out), under the informative default
    :data:`DEFAULT_PRIOR` learned across the registered datasets with isoFLOP profiles
    (``benchmarks/bench_optimum.py --learn-prior``), so that data without profiles still
    get an honest width.
@@ -50,7 +52,7 @@ from bayescale.estimators import extrapolation, isoflop
 from bayescale.laws.base import Law
 
 __all__ = ["OptimumPrior", "DEFAULT_PRIOR", "VAGUE_PRIOR", "MIN_SIZES", "POINTS_PER_REFIT",
-           "EDGE_SD",
+           "EDGE_SD", "MIN_DRAWS", "check_prior",
            "OptimumMisses", "OptimumError", "observed_optima", "lfo_optimum_misses",
            "posterior", "estimate"]
 
@@ -63,6 +65,7 @@ POINTS_PER_REFIT = 2.0  # how many independent observations one refit's optima c
 # 0.15 decades beyond the data reads as a drift of 1.4 decades per decade (chinchilla).
 EDGE_SD = 0.1
 RESAMPLES = 200  # bootstrap resamples of a profile's runs for its vertex's standard error
+MIN_DRAWS = 1000  # draws a moved frontier has at least (a point fit is repeated)
 
 
 class OptimumPrior(NamedTuple):
@@ -148,24 +151,42 @@ class OptimumError(NamedTuple):
         return d[None, :] * (m + w * rng.standard_normal((num, 1)))
 
     def move(self, N_opt, C: float, C_max: float, rng: np.random.Generator) -> np.ndarray:
-        """Draws of ``N_opt`` (draws,) at one budget ``C`` moved by ``10**e`` (unchanged
-        when ``C <= C_max``, the largest 6ND of the fitted runs)."""
+        """Draws of ``N_opt`` (draws,) at one training budget ``C`` (6ND) moved by
+        ``10**e``, one ``e`` per draw (unchanged when ``C <= C_max``, the largest 6ND of the
+        fitted runs). A point estimate (one draw) moves as one draw: repeat it first
+        (``np.resize``) for a band."""
         N_opt = np.asarray(N_opt, dtype=float).reshape(-1)
-        d = max(np.log10(float(C) / float(C_max)), 0.0)
-        return N_opt * 10.0 ** self.shift([d], rng, N_opt.size)[:, 0]
+        d = _decades(np.array([float(C)]), C_max)
+        return N_opt * 10.0 ** self.shift(d, rng, N_opt.size)[:, 0]
 
-    def apply(self, frontier, C_max: float, rng: np.random.Generator):
-        """``frontier`` (draws x budgets) with each draw's ``N_opt`` moved by ``10**e`` and
-        ``D_opt`` by ``10**-e`` (``tokens_per_param`` by ``10**-2e``); ``C_max`` is the
-        largest 6ND of the fitted runs. ``L_opt`` is unchanged."""
-        C = np.asarray(frontier.budgets, dtype=float).reshape(-1)
-        d = np.maximum(np.log10(C / float(C_max)), 0.0)
+    def apply(self, frontier, C_max: float, rng: np.random.Generator,
+              min_draws: int = MIN_DRAWS):
+        """``frontier`` (draws x training budgets, 6ND) with each draw's ``N_opt`` moved by
+        ``10**e`` and ``D_opt`` by ``10**-e`` (``tokens_per_param`` by ``10**-2e``; 6ND is
+        kept); ``C_max`` is the largest 6ND of the fitted runs. ``L_opt`` is unchanged. A
+        frontier of fewer than ``min_draws`` draws (a point fit) is first repeated up to
+        that many, so that the band is the error's, not one random move."""
+        if frontier.num_draws < min_draws:
+            keep = np.resize(np.arange(frontier.num_draws), int(min_draws))
+            frontier = frontier._replace(**{k: np.asarray(getattr(frontier, k))[keep]
+                                            for k in ("N_opt", "D_opt", "L_opt",
+                                                      "tokens_per_param", "converged")})
+        d = _decades(np.asarray(frontier.budgets, dtype=float).reshape(-1), C_max)
         N = np.asarray(frontier.N_opt, dtype=float)
         e = self.shift(d, rng, N.shape[0])
         factor = 10.0 ** e
         return frontier._replace(
             N_opt=N * factor, D_opt=np.asarray(frontier.D_opt, dtype=float) / factor,
             tokens_per_param=np.asarray(frontier.tokens_per_param, dtype=float) / factor**2)
+
+
+def _decades(C: np.ndarray, C_max: float) -> np.ndarray:
+    """Decades of compute beyond ``C_max`` (0 inside), checked."""
+    C_max = float(C_max)
+    if not (np.isfinite(C_max) and C_max > 0) or not np.all(np.isfinite(C) & (C > 0)):
+        raise BayescaleError(f"the optimum error needs positive finite budgets and data "
+                             f"compute, got C = {C.tolist()} and C_max = {C_max}.")
+    return np.maximum(np.log10(C / C_max), 0.0)
 
 
 def observed_optima(log_N, log_loss, *, resamples: int = RESAMPLES, seed: int = 0,

@@ -182,6 +182,10 @@ def _run_offsets(fit, pick: np.ndarray, num: int, n: int, rng: np.random.Generat
                                 "posterior): a new run's offset could not be included")
         return None, None, None
     tau = np.asarray(post["tau_run"], dtype=float).reshape(-1)
+    if tau.size != fit.num_draws:  # parameters thinned or replaced: their joint is lost
+        raise BayescaleError(
+            f"the fit's tau_run has {tau.size} posterior draws but its parameters "
+            f"{fit.num_draws}; predict with run_effect='none', or from the fit as sampled.")
     tau = tau[pick]  # the same posterior draws as the parameters: their joint kept
     runs = (effects or {}).get("runs")
     record = {"included": kind != "none", "kind": kind,

@@ -182,12 +182,18 @@ class LawStack:
             out[name] = fit.frontier(budgets, **kwargs, **extra)
         return out
 
+    def _errors(self, kwargs) -> dict:
+        """The optimum errors that apply: learned on 6ND, they move the optimum along the
+        training cost's budget only (none for another cost model)."""
+        cost = kwargs.get("cost", "train")
+        return self.optimum_errors if getattr(cost, "name", cost) == "train" else {}
+
     def frontier(self, budgets, *, num_draws: int | None = None, **kwargs):
         """The structural frontier: each law's frontier draws moved by its optimum error
         (beyond ``C_max``), pooled by weight (:func:`mixture`; ``num_draws`` defaults to
         the largest law's draw count)."""
         fronts = self.frontiers(budgets, **kwargs)
-        return self._mix(fronts, num_draws)
+        return self._mix(fronts, num_draws, self._errors(kwargs))
 
     @property
     def optimum_note(self) -> str:
@@ -210,16 +216,19 @@ class LawStack:
         structural band (unchanged for a law without one, or within the data)."""
         if law not in self.optimum_errors:
             return np.asarray(N_opt, dtype=float).reshape(-1)
-        rng = np.random.default_rng(int(self.info["seed"]))
-        return self.optimum_errors[law].move(N_opt, C, self.C_max, rng)
+        return self.optimum_errors[law].move(N_opt, C, self.C_max, self._error_rng(law))
 
-    def _mix(self, fronts: dict, num_draws):
+    def _error_rng(self, law: str) -> np.random.Generator:
+        """A stream of its own per law for the optimum error (not the mixture's)."""
+        return np.random.default_rng([int(self.info["seed"]), 1, self.laws.index(law)])
+
+    def _mix(self, fronts: dict, num_draws, errors: dict):
+        moved = {k: errors[k].apply(fronts[k], self.C_max, self._error_rng(k))
+                 if k in errors else fronts[k] for k in self.laws}
         if num_draws is None:
-            num_draws = max(f.num_draws for f in fronts.values())
-        rng = np.random.default_rng(int(self.info["seed"]))
-        moved = [self.optimum_errors[k].apply(fronts[k], self.C_max, rng)
-                 if k in self.optimum_errors else fronts[k] for k in self.laws]
-        return mixture(moved, self.weights, num_draws=num_draws, seed=int(self.info["seed"]))
+            num_draws = max(f.num_draws for f in moved.values())
+        return mixture([moved[k] for k in self.laws], self.weights, num_draws=num_draws,
+                       seed=int(self.info["seed"]))
 
     def summary(self, budgets, level: float = 0.9, **kwargs) -> pd.DataFrame:
         """One row per budget and band: ``band`` ``"within"`` (the top-weighted law's
@@ -228,16 +237,17 @@ class LawStack:
         fronts = self.frontiers(budgets, **kwargs)
         within = fronts[self.top].summary(level).reset_index().assign(band="within",
                                                                       law=self.top)
-        mixed = self._mix(fronts, None).summary(level).reset_index().assign(
-            band="structural", law="mixture")
+        mixed = self._mix(fronts, None, self._errors(kwargs)).summary(level)
+        mixed = mixed.reset_index().assign(band="structural", law="mixture")
         return pd.concat([within, mixed], ignore_index=True)
 
     def to_dict(self, budgets, level: float = 0.9, **kwargs) -> dict[str, Any]:
         """JSON-ready ``{"laws", "weights", "top", "level", "info", "budgets": [{"C",
         "N_opt": {"within": {median, lower, upper}, "structural": {...}}, "D_opt": ...}]}``."""
         fronts = self.frontiers(budgets, **kwargs)
+        mixed = self._mix(fronts, None, self._errors(kwargs))
         bands = {"within": fronts[self.top].to_dict(level)["budgets"],
-                 "structural": self._mix(fronts, None).to_dict(level)["budgets"]}
+                 "structural": mixed.to_dict(level)["budgets"]}
         rows = [{"C": w["C"], **{q: {b: bands[b][i][q] for b in bands}
                                  for q in ("N_opt", "D_opt", "L_opt")}}
                 for i, w in enumerate(bands["within"])]

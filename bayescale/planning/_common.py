@@ -248,6 +248,9 @@ def over_pairs(fn_one: Callable, params: Any, log_C: ArrayLike, unique_tokens=No
     chunks = [_pairs_program(fn_one, law, key, tuple(v[i:i + size] for v in flat),
                              U[i:i + size], log_C_pairs[i:i + size])
               for i in range(0, idx.size, size)]  # dispatched asynchronously, then gathered
+    if is_traced(chunks[0]):  # concrete inputs, but inside another jit: staged, not run
+        return tuple(jnp.concatenate([c[j] for c in chunks])[:n].reshape(pshape + cshape)
+                     for j in range(len(chunks[0])))
     out = (np.concatenate([np.asarray(c[j]) for c in chunks])[:n] for j in range(len(chunks[0])))
     return tuple(jnp.asarray(o.reshape(pshape + cshape)) for o in out)
 

@@ -242,7 +242,9 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
     seed : random seed of the fantasies; num_fantasies : fantasy worlds; num_nodes :
         Gauss-Hermite nodes of the shared extrapolation error; max_draws : draws used (thinned).
     model : the :class:`~bayescale.estimators.extrapolation.ExtrapolationModel` (default:
-        estimated from ``fit.runs``), or ``"none"`` for the in-model predictive.
+        estimated from ``fit.runs``), or ``"none"`` for the in-model predictive (and
+        ``before``/``after`` without the optimum error, which otherwise widens N_opt's
+        for the training cost; the ranking scores the law's own variance either way).
     rank : ``"gain"`` (default: the largest expected gain that fits the remaining budget)
         or ``"per_cost"`` (the largest gain per FLOP); see the module docstring for the
         evidence behind the default.
@@ -333,7 +335,8 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
             mu, d, g, b, tau, sigma, costs, k, experiment_budget, rng, level,
             num_fantasies, num_nodes, rank)
     rows = [{**cand.iloc[c].to_dict(), **r} for c, r in rows]
-    if objective == "n_opt" and not (isinstance(model, str) and model == "none"):
+    if (objective == "n_opt" and not (isinstance(model, str) and model == "none")
+            and getattr(cost_model, "name", None) == "train"):  # the error is learned on 6ND
         chosen = [r["N"] * r["D"] * 6.0 for r in rows]
         before, after, extra["optimum_error"] = _with_optimum_error(
             fit, g, before, after, extra, target_budget, chosen, level, rng)
