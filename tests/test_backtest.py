@@ -101,6 +101,34 @@ def test_cli_backtest_json(capsys, tmp_path):
     assert code == 2 and "leave at least 5 runs" in capsys.readouterr().err
 
 
+def test_cli_backtest_holds_out_the_top_budgets_of_a_budget_column(capsys, tmp_path):
+    # nominal budgets whose runs' 6ND spread over a factor 4 (as a trainer's step counts
+    # round them): clusters of 6ND merge neighbouring budgets, the column does not. Oracle:
+    # the held-out runs are exactly the rows of the top two labels.
+    rng = np.random.default_rng(1)
+    rows = []
+    for lc in np.arange(17, 20.01, 0.5):
+        for N in np.sqrt(10**lc / 120) * np.geomspace(0.25, 4, 6):
+            D = 10**lc / (6 * N) * rng.uniform(0.5, 2.0)
+            loss = 1.69 + 406.4 / N**0.34 + 410.7 / D**0.28
+            rows.append((N, D, loss * np.exp(0.01 * rng.standard_normal()), 10**lc))
+    frame = pd.DataFrame(rows, columns=["N", "D", "loss", "budget"])
+    path = tmp_path / "sweep.csv"
+    frame.to_csv(path, index=False)
+    code = main(["backtest", str(path), "--holdout", "top-budgets:2", "--budget-column",
+                 "budget", "--out", str(tmp_path / "bt"), "--json", "--no-plausibility-checks"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["n_heldout"] == 12
+    held = pd.read_csv(tmp_path / "bt" / "runs.csv")
+    top = frame[frame.budget >= 10**19.5]
+    np.testing.assert_allclose(np.sort(held.N.to_numpy()), np.sort(top.N.to_numpy()))
+    np.testing.assert_allclose(np.sort(held.D.to_numpy()), np.sort(top.D.to_numpy()))
+    code = main(["backtest", str(path), "--holdout", "above:1e19", "--budget-column", "budget"])
+    assert code == 2 and "goes with --holdout top-budgets" in capsys.readouterr().err
+    code = main(["backtest", str(path), "--budget-column", "nope", "--no-plausibility-checks"])
+    assert code == 2 and "no such column" in capsys.readouterr().err
+
+
 # The full-grid Huber fit behind `predict DATA` stops its float64 polish at max_iter on these
 # 42 runs (the fit is still close to the truth); that is the fitter's warning, not what this
 # test checks.

@@ -284,3 +284,22 @@ def resolve_group_option(args, verb: str) -> None:
                              f"--group {group}) with {args.data!r}.")
     else:
         args.group_options = {"group": "all", "group_column": group}
+
+
+def budget_column_labels(args, runs):
+    """The per-run labels of ``--budget-column`` (a column of the CSV DATA), aligned by row."""
+    import pandas as pd
+
+    from bayescale.errors import BayescaleError
+
+    path = str(args.data)
+    if path == "-" or not os.path.isfile(path):
+        raise BayescaleError(
+            f"--budget-column reads a column of a CSV file; {path!r} is not one. For a "
+            f"registered dataset the budgets are detected (or read from run names).")
+    frame = pd.read_csv(path, sep=args.sep) if args.sep else pd.read_csv(path, sep=None,
+                                                                         engine="python")
+    if args.budget_column not in frame.columns:
+        raise BayescaleError(f"--budget-column {args.budget_column!r}: no such column in "
+                             f"{path}; its columns are {', '.join(map(str, frame.columns))}.")
+    return frame[args.budget_column].loc[runs.row].to_numpy()

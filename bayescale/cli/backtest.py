@@ -22,6 +22,7 @@ examples:
   bayescale backtest marin_isoflop --group dclm --holdout top-budgets:2 --json
   bayescale backtest farseer --holdout split --out backtest-farseer
   bayescale backtest my_runs.csv --holdout above:1e21
+  bayescale backtest sweep.csv --holdout top-budgets:2 --budget-column budget
 """
 
 
@@ -39,6 +40,9 @@ def register(subparsers) -> None:
                    help="top-budgets:K (the top K compute budgets, default K=1), above:C "
                         "(runs with 6ND above C FLOPs), or split (the published test split "
                         "of data_constrained, farseer)")
+    p.add_argument("--budget-column", default=None, metavar="COL",
+                   help="with --holdout top-budgets:K, the CSV column that names each run's "
+                        "compute budget (default: budgets detected as clusters of 6ND)")
     p.add_argument("--group", default=None, metavar="G",
                    help="the group to backtest, for multi-group datasets (e.g. dclm)")
     p.add_argument("--law", default="chinchilla", metavar="LAW", help="law to fit (chinchilla)")
@@ -75,8 +79,16 @@ def run(args) -> int:
         from bayescale.data.runs import load_runs
 
         test = load_runs(args.data, split="test", group=args.group)
+    budgets = None
+    if args.budget_column is not None:
+        if kind != "top-budgets":
+            raise BayescaleError("--budget-column goes with --holdout top-budgets:K.")
+        from bayescale.cli._common import budget_column_labels
+
+        budgets = budget_column_labels(args, runs)
     result = backtest(runs, holdout=args.holdout, law=args.law, method=args.method,
-                      test=test, seed=args.seed, num_draws=args.num_draws, group=args.group)
+                      test=test, seed=args.seed, num_draws=args.num_draws, group=args.group,
+                      budgets=budgets)
     out = {"data": str(args.data), **result.to_dict()}
     if args.out is not None:
         folder = Path(args.out)

@@ -13,6 +13,7 @@ from bayescale.cli._common import (
     METHODS,
     add_data_arguments,
     add_nuts_arguments,
+    budget_column_labels,
     enable_compilation_cache,
     load_runs_from_args,
     resolve_group_option,
@@ -248,25 +249,6 @@ def _format(result, payload: dict, level: float) -> str:
     return os.linesep.join(lines)
 
 
-def _budget_column(args, runs):
-    """The per-run labels of ``--budget-column`` (a column of the CSV DATA), aligned by row."""
-    import pandas as pd
-
-    from bayescale.errors import BayescaleError
-
-    path = str(args.data)
-    if path == "-" or not os.path.isfile(path):
-        raise BayescaleError(
-            f"--budget-column reads a column of a CSV file; {path!r} is not one. For a "
-            f"registered dataset the budgets are detected (or read from run names).")
-    frame = pd.read_csv(path, sep=args.sep) if args.sep else pd.read_csv(path, sep=None,
-                                                                         engine="python")
-    if args.budget_column not in frame.columns:
-        raise BayescaleError(f"--budget-column {args.budget_column!r}: no such column in "
-                             f"{path}; its columns are {', '.join(map(str, frame.columns))}.")
-    return frame[args.budget_column].loc[runs.row].to_numpy()
-
-
 def _run_allocation(args, level: float, runs, t0: float) -> int:
     """``--method isoflop`` / ``envelope``: an AllocationFit, printed or as JSON."""
     from bayescale.estimators.fit import fit
@@ -282,7 +264,7 @@ def _run_allocation(args, level: float, runs, t0: float) -> int:
     if args.resamples is not None:
         options["resamples"] = args.resamples
     if args.budget_column is not None:
-        options["budgets"] = _budget_column(args, runs)
+        options["budgets"] = budget_column_labels(args, runs)
     result = fit(runs, method=args.method, level=level, seed=args.seed, **options)
     payload = result.to_dict(level)
     if result.diagnostics is not None and hasattr(result.diagnostics, "to_dict"):

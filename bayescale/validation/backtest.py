@@ -33,7 +33,7 @@ import pandas as pd
 
 from bayescale._util import to_jsonable
 from bayescale.errors import BayescaleError
-from bayescale.estimators import extrapolation
+from bayescale.estimators import extrapolation, isoflop
 from bayescale.estimators.fit import ScalingFit, fit as fit_runs
 from bayescale.estimators.predict import LEVELS, predict
 from bayescale.laws.registry import get_law
@@ -169,7 +169,7 @@ def isoflop_check(fitted: ScalingFit, test, *, min_runs: int = 3) -> list[dict]:
     return out
 
 
-def _split(runs, data, holdout: str, group, test):
+def _split(runs, data, holdout: str, group, test, budgets=None):
     kind, value = parse_holdout(holdout)
     if kind == "split":
         if test is None:
@@ -182,7 +182,8 @@ def _split(runs, data, holdout: str, group, test):
         return runs, test
     C = 6.0 * np.asarray(runs.N, float) * np.asarray(runs.D, float)
     if kind == "top-budgets":
-        labels = extrapolation.budgets(C)
+        labels = (extrapolation.budgets(C) if budgets is None
+                  else isoflop.budget_labels(runs, budgets)[0])
         held = labels > labels.max() - int(value)
         what = f"the top {int(value)} of {labels.max() + 1} compute budgets"
     else:
@@ -196,7 +197,8 @@ def _split(runs, data, holdout: str, group, test):
 
 def backtest(data, *, holdout: str = "top-budgets:1", law: Any = "chinchilla",
              method: str = "huber", group: str | None = None, test=None, seed: int = 0,
-             num_draws: int = 2000, prior=None, levels=LEVELS, **fit_options) -> Backtest:
+             num_draws: int = 2000, prior=None, levels=LEVELS, budgets=None,
+             **fit_options) -> Backtest:
     """Fit on all but the held-out runs, predict those, and score the predictions.
 
     Parameters
@@ -210,6 +212,9 @@ def backtest(data, *, holdout: str = "top-budgets:1", law: Any = "chinchilla",
     test : held-out runs for ``holdout="split"`` when ``data`` is not a registered name.
     prior : the extrapolation-error prior (default
         :data:`~bayescale.estimators.extrapolation.DEFAULT_PRIOR`).
+    budgets : for ``"top-budgets:K"``, each run's compute budget label (e.g. a nominal
+        budget column; :func:`bayescale.estimators.isoflop.budget_labels` orders them by
+        compute), instead of budgets detected as clusters of ``6 N D``.
 
     Returns
     -------
@@ -220,7 +225,7 @@ def backtest(data, *, holdout: str = "top-budgets:1", law: Any = "chinchilla",
     law = get_law(law)
     runs = data if isinstance(data, Runs) else load_runs(data, group=group) \
         if group is not None else load_runs(data)
-    train, test = _split(runs, data, holdout, group, test)
+    train, test = _split(runs, data, holdout, group, test, budgets)
     if method == "huber" and not fit_options:
         theta, model = extrapolation.fit_and_estimate(train, law, prior=prior)
         fitted = ScalingFit(method="huber", params=extrapolation.theta_params(law, theta),
