@@ -1,5 +1,5 @@
 """The ``bayescale ... --help`` examples as the tests run them (shared by
-tests/test_cli_options.py, which runs every example, and the slow tests that run one
+tests/test_cli_options.py, which runs every example, and the tests that run one
 example themselves and check its output, listed in :data:`COVERED`).
 
 An example runs as a user would type it, with only the amount of sampling shrunk
@@ -22,7 +22,7 @@ from bayescale.cli import main
 # amount of sampling shrinks.
 SHRINK = {"--resamples": "40", "--warmup": "40", "--draws": "40", "--chains": "2"}
 
-# Examples that a slow test in another file runs (through :func:`shrunk`, in its own
+# Examples that a test in another file runs (through :func:`shrunk`, in its own
 # folder) and checks the output of; tests/test_cli_options.py does not run them a second
 # time (each takes about a minute), and checks that the file named here runs the example.
 COVERED = {
@@ -30,6 +30,8 @@ COVERED = {
         "test_report_laws.py",
     "bayescale report gadre2024 --group all --pool --out reports/gadre2024":
         "test_report_groups.py",
+    "bayescale backtest sweep.csv --holdout top-budgets:2 --budget-column budget":
+        "test_backtest.py",
 }
 
 

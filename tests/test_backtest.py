@@ -101,7 +101,8 @@ def test_cli_backtest_json(capsys, tmp_path):
     assert code == 2 and "leave at least 5 runs" in capsys.readouterr().err
 
 
-def test_cli_backtest_holds_out_the_top_budgets_of_a_budget_column(capsys, tmp_path):
+def test_cli_backtest_holds_out_the_top_budgets_of_a_budget_column(capsys, tmp_path,
+                                                                   monkeypatch):
     # nominal budgets whose runs' 6ND spread over a factor 4 (as a trainer's step counts
     # round them): clusters of 6ND merge neighbouring budgets, the column does not. Oracle:
     # the held-out runs are exactly the rows of the top two labels.
@@ -115,8 +116,12 @@ def test_cli_backtest_holds_out_the_top_budgets_of_a_budget_column(capsys, tmp_p
     frame = pd.DataFrame(rows, columns=["N", "D", "loss", "budget"])
     path = tmp_path / "sweep.csv"
     frame.to_csv(path, index=False)
-    code = main(["backtest", str(path), "--holdout", "top-budgets:2", "--budget-column",
-                 "budget", "--out", str(tmp_path / "bt"), "--json", "--no-plausibility-checks"])
+    # the backtest --help example as typed (test_cli_options.py leaves it to this test)
+    from cli_examples import shrunk
+
+    monkeypatch.chdir(tmp_path)
+    argv = shrunk("bayescale backtest sweep.csv --holdout top-budgets:2 --budget-column budget")
+    code = main([*argv, "--out", str(tmp_path / "bt"), "--json", "--no-plausibility-checks"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["n_heldout"] == 12
     held = pd.read_csv(tmp_path / "bt" / "runs.csv")
