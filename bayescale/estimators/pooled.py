@@ -277,15 +277,11 @@ def sample_pooled(groups: dict[str, Runs], *, law: Law, seed: int = 0, chains: i
     (divergences at small spreads: the funnel) the fit is sampled again non-centred,
     which has no funnel but needs longer trajectories, with a longer warmup
     (``max(2 warmup, 2000)``, as the single-group retry), and the second attempt is kept
-    (``info["retry"]`` records the first one's diagnostics); ``retry=False`` keeps the
-    first attempt whatever its diagnostics (for deliberately short chains, whose ESS
-    alone would trigger it). ``target_accept`` is 0.95: hierarchical posteriors have
-    tight curvature where the spreads are small.
-
-    The runs of all groups are padded together to one size bucket
-    (:mod:`bayescale.estimators.padding`, masked out of the likelihood) and the data
-    are arguments of one jitted program, compiled once per bucket, number of groups and
-    settings.
+    (``info["retry"]``: the first one's diagnostics); ``retry=False`` keeps the first
+    attempt (short chains). ``target_accept`` is 0.95: hierarchical posteriors have tight
+    curvature where the spreads are small. The groups' runs are padded to one size bucket
+    (:mod:`bayescale.estimators.padding`, masked out of the likelihood): one jitted
+    program per bucket, number of groups and settings.
 
     Raises
     ------
