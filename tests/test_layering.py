@@ -37,7 +37,7 @@ ORDER = [
     "planning.rules", "planning.decisions", "planning.design_score", "planning.design", "planning",
     "validation.backtest", "validation",
     "io",
-    "report._format", "report.compare", "report.tables", "report.law_comparison", "report.approaches", "report.groups", "report.group_text", "report._plotting", "report._fit_plots",
+    "report._format", "report.folder", "report.compare", "report.tables", "report.law_comparison", "report.approaches", "report.groups", "report.group_text", "report._plotting", "report._fit_plots",
     "report.plots", "report.calibration", "report.figures", "report.honest", "report.render", "report.build", "report.group_report", "report",
     "cli._common", "cli.datasets", "cli._report_groups", "cli.fit", "cli.frontier", "cli.decide", "cli.report", "cli.laws", "cli.predict", "cli.backtest", "cli.design", "cli",
 ]

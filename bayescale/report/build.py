@@ -46,8 +46,8 @@ refused, not overwritten. A folder that is not a bayescale report (no
 interrupt lands in a callback that swallows it (:class:`bayescale.io.InterruptGuard`).
 
 The fits and tables come from :mod:`.compare`, the figures from :mod:`.figures` and
-:mod:`.plots`, the pages from :mod:`.render`; this module orchestrates them and writes
-the folder.
+:mod:`.plots`, the pages from :mod:`.render`, the folder's manifest and atomic swap from
+:mod:`.folder`; this module orchestrates them and writes the folder's files.
 
 References
 ----------
@@ -59,10 +59,8 @@ arXiv:2401.00448 (2023).
 from __future__ import annotations
 
 import datetime as _dt
-import io
 import json
 import os
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -70,7 +68,7 @@ from typing import Any
 
 import numpy as np
 
-from bayescale._atomic import InterruptGuard, atomic_folder, check_destination, dumps_json
+from bayescale._atomic import InterruptGuard, check_destination
 from bayescale._util import as_budgets
 from bayescale.data.runs import Runs, load_runs
 from bayescale.errors import BayescaleError
@@ -89,6 +87,14 @@ from bayescale.report.compare import (
     is_chinchilla_data,
     show_progress,
 )
+from bayescale.report.folder import (
+    MARKER,
+    commit_report,
+    plain,
+    png_bytes,
+    tell_written,
+    write_manifest,
+)
 from bayescale.report.render import context, methods_display, render_html, render_markdown
 
 __all__ = [
@@ -100,71 +106,7 @@ __all__ = [
     "compare_methods_json",
     "methods_display",
     "build_report",
-    "owned_files",
-    "png_bytes",
-    "write_manifest",
-    "commit_report",
-    "tell_written",
 ]
-
-_MARKER = "manifest.json"
-
-
-def png_bytes(fig) -> bytes:
-    """A figure as the PNG bytes a report embeds and writes."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    return buf.getvalue()
-
-
-def _plain(o):
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
-
-
-def owned_files(out: Path) -> set[str]:
-    """The files a previous report wrote, from its manifest (none if unreadable): the
-    ``owned`` of :func:`bayescale.io.atomic_folder` for a report folder."""
-    try:
-        files = json.loads((out / _MARKER).read_text(encoding="utf-8")).get("files", [])
-    except (OSError, ValueError, AttributeError):
-        return set()
-    return {str(f) for f in files if isinstance(f, str)}
-
-
-def write_manifest(folder: Path, written: dict[str, Path], fields: Mapping[str, Any]) -> Path:
-    """Write ``manifest.json`` into ``folder``, last: ``fields`` and the sorted list of the
-    files in ``written`` (relative paths); adds it to ``written`` as ``"manifest"``."""
-    manifest = {**fields,
-                "files": sorted(p.relative_to(folder).as_posix() for p in written.values())}
-    written["manifest"] = folder / _MARKER
-    plain = json.loads(json.dumps(manifest, default=_plain))
-    written["manifest"].write_text(dumps_json(plain, indent=2) + "\n", encoding="utf-8")
-    return written["manifest"]
-
-
-def commit_report(out: Path, write, *, guard, steps) -> dict[str, Path]:
-    """Write a report folder atomically: ``write(tmp)`` fills a temporary sibling (returning
-    ``{key: path}``, the manifest last) and :func:`bayescale.io.atomic_folder` swaps it into
-    ``out``; then the run counts as committed (a late Ctrl-C no longer undoes it). Returns
-    the paths under ``out``."""
-    with atomic_folder(out, marker=_MARKER, what="report", owned=owned_files,
-                       guard=guard) as tmp:
-        written = write(tmp)
-    steps.check = lambda: None  # committed: a late Ctrl-C no longer undoes it
-    steps.done()
-    return {k: out / p.relative_to(tmp) for k, p in written.items()}
-
-
-def tell_written(out: Path, paths: dict, t0: float, quiet: bool) -> None:
-    """The line on stderr saying what a report run wrote and how long it took."""
-    if not quiet:
-        print(f"bayescale report: wrote {out} ({len(paths)} files, "
-              f"{time.perf_counter() - t0:.0f} s)", file=sys.stderr)
-
 
 def _write_folder(folder: Path, ctx, figs) -> dict[str, Path]:
     """Write every file of the report into ``folder`` (a fresh temporary folder)."""
@@ -178,7 +120,7 @@ def _write_folder(folder: Path, ctx, figs) -> dict[str, Path]:
         "settings": ctx["settings"],
         **_honest.payload(ctx.get("honest") or {}),
     }
-    payload = json.loads(json.dumps(payload, default=_plain))  # plain types
+    payload = json.loads(json.dumps(payload, default=plain))  # plain types
     written = {k: Path(v) for k, v in save_fit(bayes, folder, level=level, payload=payload,
                                                atomic=False).items()}
     written["methods"] = folder / "methods.csv"
@@ -330,7 +272,7 @@ def build_report(runs: Runs | Any, *, out_dir: str | os.PathLike,
     law_obj, unique_tokens = _check_law(runs, law, fits, unique_tokens)
     structural = _honest.check_structural(structural)
     backtest = _honest.check_backtest(backtest)
-    out = check_destination(Path(out_dir).absolute(), marker=_MARKER, what="report")
+    out = check_destination(Path(out_dir).absolute(), marker=MARKER, what="report")
     chinchilla_data = is_chinchilla_data(runs)
     # The published fits and their story are the Chinchilla law's on the Chinchilla data.
     chinchilla = chinchilla_data and law_obj.name == "chinchilla"

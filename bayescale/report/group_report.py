@@ -17,7 +17,7 @@ saying which model is preferred and how strongly; then the diagnostics of every 
 ``shrinkage.csv``, ``loo.csv``
     With pooling only.
 ``manifest.json``
-    Written last (:func:`bayescale.report.build.write_manifest`).
+    Written last (:func:`bayescale.report.folder.write_manifest`).
 
 The folder is written as the single-fit report is (:func:`bayescale.io.atomic_folder`:
 built aside, swapped into place, the user's files kept). A group's full report (frontier,
@@ -43,13 +43,11 @@ from bayescale.data.registry import DATASETS
 from bayescale.data.runs import Runs, load_runs
 from bayescale.errors import BayescaleError
 from bayescale.report._format import human, interval
-from bayescale.report.build import commit_report, png_bytes, tell_written, write_manifest
 from bayescale.report.compare import Steps, show_progress
+from bayescale.report.folder import MARKER, commit_report, png_bytes, tell_written, write_manifest
 from bayescale.report.render import law_line, n_convention_line, page_html, page_markdown
 
 __all__ = ["build_group_report", "groups_table", "loo_sentence", "CAPTIONS"]
-
-_MARKER = "manifest.json"
 
 CAPTIONS = {"groups": "Allocation exponents (left) and the compute-optimal model size N_opt at "
                       "the reference budget (right), one row per group: medians and central "
@@ -284,7 +282,7 @@ def build_group_report(runs: Runs | Any, *, out_dir, method: str = "bayes",
                              "with load_runs(..., group='all'[, group_column=COLUMN]).",
                              cli=f"the runs from {runs.source} have no group labels: --group "
                                  "COLUMN (a column of the file) or --group all.")
-    out = check_destination(Path(out_dir).absolute(), marker=_MARKER, what="report")
+    out = check_destination(Path(out_dir).absolute(), marker=MARKER, what="report")
     t0 = time.perf_counter()
     with InterruptGuard() as guard:
         steps = Steps(["fits", "figures", "writing"], show_progress(quiet), check=guard.check)
