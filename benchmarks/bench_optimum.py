@@ -33,6 +33,7 @@ from bayescale.data.runs import load_runs
 from bayescale.estimators import extrapolation as ex
 from bayescale.estimators import optimum_error as oe
 from bayescale.estimators.fit import fit
+from bayescale.estimators.grid_posterior import refit_power
 from bayescale.laws.registry import get_law
 
 CASES = [("chinchilla", None), ("data_constrained", None), ("farseer", None),
@@ -88,8 +89,7 @@ def pooled_prior(learned) -> oe.OptimumPrior:
     total = np.zeros_like(s_grid)
     for v in learned:
         miss, se, d, _, cut = (np.asarray(x, float) for x in zip(*v["misses"]))
-        counts = {c: np.sum(cut == c) for c in np.unique(cut)}
-        power = np.array([min(1.0, oe.POINTS_PER_REFIT / counts[c]) for c in cut])
+        power = refit_power(cut, oe.POINTS_PER_REFIT)
         var = se**2 + oe.EDGE_SD**2 + (w * d) ** 2
         ll = np.sum(power * -0.5 * ((miss[None, :] - m_grid[:, None] * d[None, :]) ** 2 / var
                                     + np.log(var)), axis=1)

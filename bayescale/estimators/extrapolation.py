@@ -42,6 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bayescale.errors import BayescaleError
+from bayescale.estimators.grid_posterior import draw_grid, grid_posterior, marginal_medians
 from bayescale.estimators.huber import DELTA, huber_solve, law_params, log_inputs
 from bayescale.laws.base import Law, log_loss_theta
 
@@ -270,12 +271,8 @@ class ExtrapolationModel(NamedTuple):
 
     def summary(self) -> dict:
         """Posterior medians of ``tau`` and ``b`` (per decade), and the data behind them."""
-        def median(values, w):
-            c = np.cumsum(w)
-            return float(values[np.searchsorted(c, 0.5 * c[-1])])
-
-        return {"tau": median(self.tau, self.weights.sum(0)),
-                "bias": median(self.bias, self.weights.sum(1)),
+        bias, tau = marginal_medians(self.bias, self.tau, self.weights)
+        return {"tau": tau, "bias": bias,
                 "num_misses": int(self.num_misses), "num_refits": int(self.num_refits),
                 "prior": dict(self.prior._asdict())}
 
@@ -283,33 +280,18 @@ class ExtrapolationModel(NamedTuple):
         """``num`` draws of the discrepancy ``delta`` on log loss at distances ``d`` (n,):
         shape ``(num, n)``; zero where ``d = 0``."""
         d = np.atleast_1d(np.asarray(d, dtype=float))
-        flat = self.weights.reshape(-1)
-        idx = rng.choice(flat.size, size=num, p=flat / flat.sum())
-        b = self.bias[idx // self.tau.size][:, None]
-        tau = self.tau[idx % self.tau.size][:, None]
+        b, tau = draw_grid(self.bias, self.tau, self.weights, rng, num)
         return d[None, :] * (b + tau * rng.standard_normal((num, d.size)))
 
 
 def posterior(misses: Misses, prior: ErrorPrior = DEFAULT_PRIOR) -> ExtrapolationModel:
     """The grid posterior on ``(b, tau)`` given leave-future-out ``misses`` (see the module
     docstring); with no misses, the prior itself."""
-    B, T = np.meshgrid(_BIAS_GRID, _TAU_GRID, indexing="ij")
-    logp = (-0.5 * ((np.log(T) - np.log(prior.tau)) / prior.log_sd) ** 2
-            - 0.5 * ((B - prior.bias) / prior.bias_sd) ** 2)
-    ok = np.isfinite(misses.r) & np.isfinite(misses.s) & (misses.d > 0)
-    r, d, s, cut = (np.asarray(v)[ok] for v in misses)
-    num_refits = len(np.unique(cut))
-    if r.size:
-        # power likelihood: the misses of one refit count as POINTS_PER_REFIT observations
-        counts = {c: np.sum(cut == c) for c in np.unique(cut)}
-        w = np.array([min(1.0, POINTS_PER_REFIT / counts[c]) for c in cut])
-        var = s[None, None, :] ** 2 + (T[..., None] * d[None, None, :]) ** 2
-        ll = -0.5 * ((r[None, None, :] - B[..., None] * d[None, None, :]) ** 2 / var
-                     + np.log(var))
-        logp = logp + np.sum(w * ll, axis=-1)
-    weights = np.exp(logp - logp.max())
-    return ExtrapolationModel(_BIAS_GRID, _TAU_GRID, weights / weights.sum(),
-                              int(r.size), num_refits, prior)
+    weights, num_misses, num_refits = grid_posterior(
+        _BIAS_GRID, _TAU_GRID, misses.r, misses.s, misses.d, misses.cut,
+        prior_loc=prior.bias, loc_sd=prior.bias_sd, prior_scale=prior.tau,
+        log_sd=prior.log_sd, points_per_refit=POINTS_PER_REFIT)
+    return ExtrapolationModel(_BIAS_GRID, _TAU_GRID, weights, num_misses, num_refits, prior)
 
 
 def check_prior(prior: ErrorPrior | None) -> ErrorPrior:

@@ -49,6 +49,7 @@ import numpy as np
 
 from bayescale.errors import BayescaleError
 from bayescale.estimators import extrapolation, isoflop
+from bayescale.estimators.grid_posterior import draw_grid, grid_posterior, marginal_medians
 from bayescale.laws.base import Law
 
 __all__ = ["OptimumPrior", "DEFAULT_PRIOR", "VAGUE_PRIOR", "MIN_SIZES", "POINTS_PER_REFIT",
@@ -130,12 +131,8 @@ class OptimumError(NamedTuple):
 
     def summary(self) -> dict:
         """Posterior medians of ``w`` and ``m`` (decades of N per decade of compute)."""
-        def median(values, p):
-            c = np.cumsum(p)
-            return float(values[np.searchsorted(c, 0.5 * c[-1])])
-
-        return {"w": median(self.w, self.weights.sum(0)),
-                "drift": median(self.drift, self.weights.sum(1)),
+        drift, w = marginal_medians(self.drift, self.w, self.weights)
+        return {"w": w, "drift": drift,
                 "num_misses": int(self.num_misses), "num_refits": int(self.num_refits),
                 "prior": dict(self.prior._asdict())}
 
@@ -144,10 +141,7 @@ class OptimumError(NamedTuple):
         where ``d = 0``; one ``(m, w)`` per draw, shared by the budgets (a law that is off
         at one budget is off at the next)."""
         d = np.atleast_1d(np.asarray(d, dtype=float))
-        flat = self.weights.reshape(-1)
-        idx = rng.choice(flat.size, size=num, p=flat / flat.sum())
-        m = self.drift[idx // self.w.size][:, None]
-        w = self.w[idx % self.w.size][:, None]
+        m, w = draw_grid(self.drift, self.w, self.weights, rng, num)
         return d[None, :] * (m + w * rng.standard_normal((num, 1)))
 
     def move(self, N_opt, C: float, C_max: float, rng: np.random.Generator) -> np.ndarray:
@@ -276,22 +270,11 @@ def check_prior(prior: OptimumPrior | None) -> OptimumPrior:
 def posterior(misses: OptimumMisses, prior: OptimumPrior | None = None) -> OptimumError:
     """The grid posterior on ``(m, w)`` given ``misses``; with none, the prior itself."""
     prior = check_prior(prior)
-    M, W = np.meshgrid(_M_GRID, _W_GRID, indexing="ij")
-    logp = (-0.5 * ((np.log(W) - np.log(prior.w)) / prior.log_sd) ** 2
-            - 0.5 * ((M - prior.drift) / prior.drift_sd) ** 2)
-    ok = np.isfinite(misses.miss) & np.isfinite(misses.se) & (np.asarray(misses.d) > 0)
-    miss, se, d, cut = (np.asarray(v)[ok] for v in (misses.miss, misses.se, misses.d,
-                                                    misses.cut))
-    if miss.size:
-        counts = {c: np.sum(cut == c) for c in np.unique(cut)}
-        power = np.array([min(1.0, POINTS_PER_REFIT / counts[c]) for c in cut])
-        var = se[None, None, :] ** 2 + EDGE_SD**2 + (W[..., None] * d[None, None, :]) ** 2
-        ll = -0.5 * ((miss[None, None, :] - M[..., None] * d[None, None, :]) ** 2 / var
-                     + np.log(var))
-        logp = logp + np.sum(power * ll, axis=-1)
-    weights = np.exp(logp - logp.max())
-    return OptimumError(_M_GRID, _W_GRID, weights / weights.sum(), int(miss.size),
-                        int(len(np.unique(cut))), prior)
+    weights, num_misses, num_refits = grid_posterior(
+        _M_GRID, _W_GRID, misses.miss, misses.se, misses.d, misses.cut,
+        prior_loc=prior.drift, loc_sd=prior.drift_sd, prior_scale=prior.w,
+        log_sd=prior.log_sd, points_per_refit=POINTS_PER_REFIT, floor_sd=EDGE_SD)
+    return OptimumError(_M_GRID, _W_GRID, weights, num_misses, num_refits, prior)
 
 
 def estimate(runs, law: Law, *, prior: OptimumPrior | None = None,
