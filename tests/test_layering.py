@@ -24,7 +24,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "bayescale"
 # Module-level imports may only point to a module earlier in this list.
 ORDER = [
     "errors", "_util", "_atomic",
-    "laws.base", "laws.chinchilla", "laws.kaplan", "laws.data_constrained", "laws.registry",
+    "laws.base", "laws.chinchilla", "laws.kaplan", "laws.data_constrained", "laws.farseer",
+    "laws.registry",
     "laws.published",
     "laws",
     "data.sources", "data.registry", "data.loaders", "data.synthetic", "data.validate", "data.formats", "data.columns", "data.runs",

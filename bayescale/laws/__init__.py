@@ -1,5 +1,6 @@
 """Scaling laws: the :class:`~bayescale.laws.base.Law` concept, its one shared evaluation
-helper, and the shipped families (``chinchilla``, ``kaplan``, ``data_constrained``).
+helper, and the shipped families (``chinchilla``, ``kaplan``, ``data_constrained``,
+``farseer``).
 
 >>> from bayescale.laws import get_law, loss
 >>> get_law("kaplan").param_names

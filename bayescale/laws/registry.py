@@ -1,7 +1,7 @@
 """Looking laws up: by name, or by the type of their parameters.
 
 Importing this module registers the shipped laws (``chinchilla``, ``kaplan``,
-``data_constrained``); a user's law joins with :func:`bayescale.laws.base.register`.
+``data_constrained``, ``farseer``); a user's law joins with :func:`bayescale.laws.base.register`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from bayescale.errors import BayescaleError
-from bayescale.laws import chinchilla, data_constrained, kaplan  # noqa: F401  (registers them)
+from bayescale.laws import chinchilla, data_constrained, farseer, kaplan  # noqa: F401  (registers them)
 from bayescale.laws.base import Law, evaluate, registered
 
 __all__ = ["get_law", "law_names", "law_of", "log_loss", "loss"]
