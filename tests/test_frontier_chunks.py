@@ -110,6 +110,19 @@ def test_default_chunk_sizes_closed_form_and_no_recompile():
     assert _common._pairs_program._cache_size() == sizes[-1]
 
 
+def test_empty_requests_compile_once():
+    """No draw or no budget: the empty leaves (shapes, dtypes) come from one compiled
+    program per function and shapes, not a new one per call."""
+    empty = _params(BESIROGLU_2024, 0)
+    log_C = F.working_log(np.logspace(19, 25, 3))
+    got = F._compute_optimal_log(empty, log_C)
+    assert [(g.shape, g.dtype) for g in got] == [((0, 3), np.float32)] * 3 + [((0, 3), bool)]
+    before = _common._empty_program._cache_size()
+    for _ in range(3):
+        F._compute_optimal_log(_params(BESIROGLU_2024, 0), log_C)
+    assert _common._empty_program._cache_size() == before
+
+
 def _close(a, b):
     """Same allocation to the solver's tolerance where both solves converged: the one
     program over draws x budgets is compiled differently from the per-pair one, and its

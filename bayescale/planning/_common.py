@@ -207,6 +207,16 @@ def _pairs_program(fn_one: Callable, law: Law, options: tuple, leaves: tuple, U:
     return jax.vmap(lambda d, lc: fn_one(law, d, lc, **kwargs))(Draw(theta, log_U), log_C)
 
 
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _empty_program(fn_one: Callable, options: tuple, params: Any, log_C: Array,
+                   unique_tokens: Any):
+    """:func:`over_draws_and_budgets` of ``fn_one`` with ``options`` (sorted ``(name,
+    value)`` pairs) for a request with no pair to solve: compiled once per function,
+    options and shapes, it gives the empty leaves their shapes and dtypes."""
+    return over_draws_and_budgets(functools.partial(fn_one, **dict(options)), params, log_C,
+                                  unique_tokens)
+
+
 def over_pairs(fn_one: Callable, params: Any, log_C: ArrayLike, unique_tokens=None,
                **options) -> tuple:
     """``fn_one(law, draw, log_C, **options) -> tuple`` over draws x budgets; leaves shaped
@@ -236,15 +246,14 @@ def over_pairs(fn_one: Callable, params: Any, log_C: ArrayLike, unique_tokens=No
     else:
         U = np.ones((P,), dtype)
     n = P * B
+    key = tuple(sorted(options.items()))
     if n == 0:  # nothing to solve: the traced program gives the empty leaves their dtypes
-        return jax.jit(lambda p, lc, u: over_draws_and_budgets(
-            functools.partial(fn_one, **options), p, lc, u))(params, log_C, unique_tokens)
+        return _empty_program(fn_one, key, params, log_C, unique_tokens)
     size = _chunk_size(n)
     idx = np.arange(-(-n // size) * size) % n  # the padding repeats valid pairs: no NaN
     draw_of, budget_of = idx // B, idx % B
     flat = [v.reshape(-1)[draw_of] for v in leaves]
     U, log_C_pairs = U[draw_of], log_C.reshape(-1)[budget_of]
-    key = tuple(sorted(options.items()))
     chunks = [_pairs_program(fn_one, law, key, tuple(v[i:i + size] for v in flat),
                              U[i:i + size], log_C_pairs[i:i + size])
               for i in range(0, idx.size, size)]  # dispatched asynchronously, then gathered
