@@ -158,10 +158,12 @@ def test_a_duplicate_of_the_data_adds_nothing_and_a_run_that_pins_beta_adds_most
 
 
 def test_the_extrapolation_error_discounts_runs_far_beyond_the_data(beta_fit):
-    """With a large extrapolation error, the run a decade beyond the data tells little."""
+    """With a large extrapolation error, the run a decade beyond the data tells little
+    (about the law: the optimum error's reach term is off here, it is tested below)."""
     cand = pd.DataFrame({"N": [1e8], "D": [1e10]})
     honest = extrapolation.ExtrapolationModel(np.array([0.0]), np.array([0.2]), np.ones((1, 1)))
-    kw = dict(target_budget=C_STAR, experiment_budget=1e21, k=1, candidates=cand)
+    kw = dict(target_budget=C_STAR, experiment_budget=1e21, k=1, candidates=cand,
+              optimum_model="none")
     none = next_runs(beta_fit, model=NO_ERROR, **kw).candidates.expected_gain[0]
     big = next_runs(beta_fit, model=honest, **kw).candidates.expected_gain[0]
     assert 0 < big < 0.5 * none
@@ -333,3 +335,47 @@ def test_n_opt_intervals_include_the_optimum_error_beyond_the_data(grid_fit):
     before, after = res.before, res.after
     assert before["lower"] < within["lower"] and before["upper"] > within["upper"]
     assert after["upper"] / after["lower"] <= before["upper"] / before["lower"] * (1 + 1e-9)
+
+
+def _point_optimum_error(drift, w):
+    from bayescale.estimators import optimum_error
+
+    return optimum_error.OptimumError(np.array([drift]), np.array([w]), np.ones((1, 1)))
+
+
+def test_optimum_error_variance_per_decade_matches_its_draws():
+    """Var(e) / d^2 in closed form on the grid against the model's own draws at d = 1 and
+    2 (Monte Carlo: relative s.e. of a variance from 200000 normal-ish draws ~ 0.5%)."""
+    from bayescale.estimators import optimum_error
+
+    model = optimum_error.posterior(optimum_error.OptimumMisses.empty())
+    e = model.shift([1.0, 2.0], np.random.default_rng(0), 200_000)
+    v = model.variance_per_decade2()
+    assert np.var(e[:, 0]) == pytest.approx(v, rel=0.03)
+    assert np.var(e[:, 1]) == pytest.approx(4 * v, rel=0.03)
+    assert _point_optimum_error(0.3, 0.1).variance_per_decade2() == pytest.approx(0.01)
+
+
+def test_a_run_toward_c_star_is_credited_with_the_optimum_error_it_removes(grid_fit):
+    """N_opt(C*)'s honest variance is the law's plus kappa d^2 (d: decades from the largest
+    run to C*). A candidate's gain with the optimum error minus its gain without it is
+    kappa (d0^2 - d_c^2), by construction of the model (an oracle independent of the
+    law's update); a run inside the data gets nothing; with the law's gains alike the
+    reaching run is proposed first."""
+    C_max = float(grid_fit.runs.C.max())                     # 6e19
+    cand = pd.DataFrame({"N": [1e8, 2e9, 1e10], "D": [1e9, 5e10, 1e11]})
+    err = _point_optimum_error(0.0, 0.2)                      # Var(e) = 0.04 d^2 decades^2
+    tiny = extrapolation.ExtrapolationModel(np.array([0.0]), np.array([1e-9]), np.ones((1, 1)))
+    kw = dict(target_budget=C_STAR, experiment_budget=1e22, k=1, candidates=cand, model=tiny)
+    for approx in ("linear", "reweight"):
+        with_ = next_runs(grid_fit, optimum_model=err, approximation=approx, **kw)
+        without = next_runs(grid_fit, optimum_model="none", approximation=approx, **kw)
+        d0 = np.log10(C_STAR / C_max)
+        d_c = np.log10(C_STAR / np.maximum(6 * cand.N * cand.D, C_max))
+        kappa = np.log(10) ** 2 * 0.04
+        diff = with_.candidates.expected_gain - without.candidates.expected_gain
+        np.testing.assert_allclose(diff, kappa * (d0**2 - d_c**2), rtol=1e-9, atol=1e-12)
+        assert diff[0] == 0.0                               # 6e17 < C_max: no reach
+        assert with_.proposals.N.iloc[0] == 1e10             # 6e21: the nearest to C*
+    assert with_.info["optimum_error"]["variance_per_decade2"] == pytest.approx(0.04)
+    assert with_.info["optimum_error"]["decades_after"] == pytest.approx(np.log10(C_STAR / 6e21))

@@ -136,6 +136,16 @@ class OptimumError(NamedTuple):
                 "num_misses": int(self.num_misses), "num_refits": int(self.num_refits),
                 "prior": dict(self.prior._asdict())}
 
+    def variance_per_decade2(self) -> float:
+        """``Var(e) / d**2`` in decades of N squared per decade of compute squared: the
+        posterior's ``E[m**2] + E[w**2] - E[m]**2`` (``e = d (m + w z)``), exactly on the
+        grid."""
+        p = np.asarray(self.weights, dtype=float)
+        m, w = np.asarray(self.drift, dtype=float), np.asarray(self.w, dtype=float)
+        pm, pw = p.sum(axis=1), p.sum(axis=0)
+        mean_m = float(pm @ m)
+        return float(pm @ m**2 - mean_m**2 + pw @ w**2)
+
     def shift(self, d, rng: np.random.Generator, num: int) -> np.ndarray:
         """``num`` draws of ``e`` (decades of N) at distances ``d`` (n,): ``(num, n)``, zero
         where ``d = 0``; one ``(m, w)`` per draw, shared by the budgets (a law that is off

@@ -38,6 +38,14 @@ noise. Choosing a run conditions on it (greedy sequential design; for reweightin
 fantasy world conditions on its own fantasised outcome), so the next choice accounts for
 the redundancy with the runs chosen before it.
 
+**Reaching toward C*.** For ``N_opt(C*)`` under the training cost, the honest variance is
+the law's plus the optimum error's (:mod:`bayescale.estimators.optimum_error`),
+``kappa d**2``, with ``d`` the decades of compute from the largest run to ``C*``: no run
+inside the data narrows that part, only runs that move the largest run toward ``C*``. A
+candidate's gain adds ``kappa (d**2 - d_c**2)`` (``design_score.Reach``). Limit: the error
+was learned from leave-future-out cuts of whole budgets, so one large run is credited as if
+it moved the data's frontier (it over-values a lone run at a new budget).
+
 ``expected_gain`` is the expected reduction in the variance of the objective (in log units)
 that the run adds given the runs chosen before it. **Ranking** (one implementation,
 :func:`design_score.pick`, shared with ``benchmarks/bench_design.py``): ``rank="gain"``
@@ -218,7 +226,7 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
               unique_tokens: float | None = None, level: float = 0.9, seed: int = 0,
               approximation: str = "linear", num_fantasies: int = 32, num_nodes: int = 5,
               max_draws: int = 1000, model: "extrapolation.ExtrapolationModel | str | None" = None,
-              rank: str = "gain") -> Design:
+              rank: str = "gain", optimum_model=None) -> Design:
     """Propose up to ``k`` runs, total cost within ``experiment_budget``, that most reduce the
     uncertainty of the objective per unit cost (see the module docstring).
 
@@ -243,8 +251,12 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
         Gauss-Hermite nodes of the shared extrapolation error; max_draws : draws used (thinned).
     model : the :class:`~bayescale.estimators.extrapolation.ExtrapolationModel` (default:
         estimated from ``fit.runs``), or ``"none"`` for the in-model predictive (and
-        ``before``/``after`` without the optimum error, which otherwise widens N_opt's
-        for the training cost; the ranking scores the law's own variance either way).
+        ``before``/``after`` without the optimum error).
+    optimum_model : for ``objective="n_opt"`` and the training cost, the
+        :class:`~bayescale.estimators.optimum_error.OptimumError` (default: estimated from
+        ``fit.runs``), or ``"none"``. It widens ``before``/``after`` and, in the ranking,
+        credits a run with the optimum error it removes by reaching toward ``C*``
+        (:class:`~bayescale.planning.design_score.Reach`; module docstring).
     rank : ``"gain"`` (default: the largest expected gain that fits the remaining budget)
         or ``"per_cost"`` (the largest gain per FLOP); see the module docstring for the
         evidence behind the default.
@@ -318,10 +330,23 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
         b, tau = summary["bias"], summary["tau"]
     sigma = max(noise_scale(fit), 1e-4)
     costs = cand.cost.to_numpy()
+    opt_model, reach = None, None
+    if (objective == "n_opt" and not (isinstance(model, str) and model == "none")
+            and not (isinstance(optimum_model, str) and optimum_model == "none")
+            and getattr(cost_model, "name", None) == "train"):  # the error is learned on 6ND
+        from bayescale.estimators import optimum_error
+
+        opt_model = (optimum_error.estimate(fit.runs, law) if optimum_model is None
+                     else optimum_model)
+        C_max = float(fit.runs.C.max())
+        reach = design_score.Reach(
+            math.log(10.0) ** 2 * opt_model.variance_per_decade2(),
+            max(math.log10(target_budget / C_max), 0.0),
+            np.maximum(np.log10(target_budget / np.maximum(costs, C_max)), 0.0))
     t_setup = time.perf_counter() - t0
     if approximation == "linear":
         picks, gains, first, var0, var1 = design_score.linear_greedy(
-            mu, d, g, tau, sigma, costs, experiment_budget, k, rank=rank)
+            mu, d, g, tau, sigma, costs, experiment_budget, k, rank=rank, reach=reach)
         rows = [(c, {"expected_gain": v, "gain_per_cost": v / costs[c]}) for c, v in zip(picks, gains)]
         remaining = experiment_budget - float(costs[picks].sum())
         extra = {"var_before": var0, "var_after": var1}
@@ -333,13 +358,12 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
     else:
         rows, first, remaining, extra, before, after = design_score.reweight_greedy(
             mu, d, g, b, tau, sigma, costs, k, experiment_budget, rng, level,
-            num_fantasies, num_nodes, rank)
+            num_fantasies, num_nodes, rank, reach=reach)
     rows = [{**cand.iloc[c].to_dict(), **r} for c, r in rows]
-    if (objective == "n_opt" and not (isinstance(model, str) and model == "none")
-            and getattr(cost_model, "name", None) == "train"):  # the error is learned on 6ND
+    if opt_model is not None:
         chosen = [r["N"] * r["D"] * 6.0 for r in rows]
         before, after, extra["optimum_error"] = _with_optimum_error(
-            fit, g, before, after, extra, target_budget, chosen, level, rng)
+            fit, opt_model, g, before, after, extra, target_budget, chosen, level, rng)
     cand["expected_gain"], cand["gain_per_cost"] = first, first / costs
     cols = list(cand.columns[:len(law.inputs)]) + ["cost", "expected_gain", "gain_per_cost", "decades"]
     proposals = pd.DataFrame(rows, columns=list(cand.columns[:len(law.inputs)]) +
@@ -354,15 +378,12 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
                   objective=objective, level=level, info=info)
 
 
-def _with_optimum_error(fit, g, before, after, extra, C_star, chosen, level, rng):
+def _with_optimum_error(fit, model, g, before, after, extra, C_star, chosen, level, rng):
     """``before`` / ``after`` of ``log N_opt(C*)`` with the law's optimum error
     (:mod:`bayescale.estimators.optimum_error`) at the distance of ``C*`` beyond the runs,
     before and after the proposed runs (``chosen``: their 6ND) extend them; the spread of
     the law's draws shrinks as the design expects. The in-model pair is kept in the
     returned record (``info["optimum_error"]``)."""
-    from bayescale.estimators import optimum_error
-
-    model = optimum_error.estimate(fit.runs, fit.law)
     C_max = float(fit.runs.C.max())
     d0 = max(math.log10(C_star / C_max), 0.0)
     d1 = max(math.log10(C_star / max([C_max, *chosen])), 0.0)
@@ -371,6 +392,7 @@ def _with_optimum_error(fit, g, before, after, extra, C_star, chosen, level, rng
     e = np.log(10.0) * model.shift([d0, d1], rng, len(g))
     flat = np.zeros((len(g), 1))
     record = {**model.summary(), "decades_before": d0, "decades_after": d1,
+              "variance_per_decade2": model.variance_per_decade2(),
               "within": {"before": before, "after": after}}
     return (design_score.interval(g + e[:, 0], flat, level),
             design_score.interval(g_after + e[:, 1], flat, level), record)

@@ -29,6 +29,7 @@ posterior variance. Choosing a run conditions each world on its own fantasised o
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -36,7 +37,7 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-__all__ = ["score", "condition", "fantasy_particles", "weighted_var", "weighted_quantiles",
+__all__ = ["Reach", "score", "condition", "fantasy_particles", "weighted_var", "weighted_quantiles",
            "gauss_hermite", "linear_state", "linear_gains", "linear_condition", "RANKS", "pick",
            "linear_greedy", "interval", "reweight_greedy"]
 
@@ -185,13 +186,36 @@ def pick(gain, costs, remaining, unavailable, rank: str = "gain") -> int | None:
     return c if np.isfinite(key[c]) else None
 
 
-def linear_greedy(mu, d, g, tau, sigma, costs, budget, k, *, rank="gain", unavailable=None):
+class Reach(NamedTuple):
+    """The part of the objective's variance that shrinks as runs reach toward ``C*``:
+    ``kappa * d**2``, with ``d`` the decades of compute from the largest run to ``C*``
+    (the optimum error of :mod:`bayescale.estimators.optimum_error`; ``kappa`` in squared
+    log units per squared decade). ``d_now``: the distance now; ``d_with`` (K,): the
+    distance once candidate ``c`` is trained (``min(d_now, log10(C* / C_c))``)."""
+
+    kappa: float
+    d_now: float
+    d_with: np.ndarray
+
+    def gains(self) -> np.ndarray:
+        """Each candidate's reduction of ``kappa * d**2`` (K,)."""
+        d_new = np.minimum(np.asarray(self.d_with, float), self.d_now)
+        return self.kappa * (self.d_now**2 - d_new**2)
+
+    def after(self, c: int) -> "Reach":
+        return self._replace(d_now=float(min(self.d_now, self.d_with[c])))
+
+
+def linear_greedy(mu, d, g, tau, sigma, costs, budget, k, *, rank="gain", unavailable=None,
+                  reach: Reach | None = None):
     """Greedy sequential choice of up to ``k`` candidates within ``budget`` under the
     linearised update: pick (:func:`pick`), condition (:func:`linear_condition`), repeat.
+    With ``reach`` a candidate's gain also counts the optimum error it removes by moving
+    the largest run toward ``C*`` (:class:`Reach`).
 
     Returns ``(picks, gains, first, var_before, var_after)``: the chosen indices in order,
     each one's gain given those before it, every candidate's first-step gain (K,), and the
-    objective's variance before and (expected) after."""
+    law's variance of the objective before and (expected) after (without ``reach``)."""
     costs = np.asarray(costs, float)
     taken = (np.zeros(costs.size, bool) if unavailable is None
              else np.array(unavailable, bool, copy=True))
@@ -199,11 +223,14 @@ def linear_greedy(mu, d, g, tau, sigma, costs, budget, k, *, rank="gain", unavai
     var0, picks, gains, first, remaining = float(var_g), [], [], None, float(budget)
     for _ in range(int(k)):
         gain = np.asarray(linear_gains(c_vec, S), float)
+        if reach is not None:
+            gain = gain + reach.gains()
         first = gain if first is None else first
         c = pick(gain, costs, remaining, taken, rank)
         if c is None:
             break
         var_g, c_vec, S = linear_condition(var_g, c_vec, S, c)
+        reach = None if reach is None else reach.after(c)
         taken[c] = True
         picks.append(c)
         gains.append(float(gain[c]))
@@ -220,9 +247,10 @@ def interval(g, log_w, level) -> dict:
     return {"median": float(med), "lower": float(lo), "upper": float(hi)}
 
 
-def reweight_greedy(mu, d, g, b, tau, sigma, costs, k, budget, rng, level, F, num_nodes, rank):
+def reweight_greedy(mu, d, g, b, tau, sigma, costs, k, budget, rng, level, F, num_nodes, rank,
+                    reach: Reach | None = None):
     """Greedy choice by importance reweighting with fantasised outcomes
-    (:func:`score`)."""
+    (:func:`score`); ``reach`` as in :func:`linear_greedy`."""
     z, wz = gauss_hermite(num_nodes)
     shift = b + tau * z
     M, P = len(z), len(g)
@@ -234,10 +262,13 @@ def reweight_greedy(mu, d, g, b, tau, sigma, costs, k, budget, rng, level, F, nu
         j, m = fantasy_particles(log_w, rng.random(F))
         post, y = score(log_w, mu, d, g, shift, sigma, j, m, rng.standard_normal(F))
         gain = var_now - np.asarray(post, float)
+        if reach is not None:
+            gain = gain + reach.gains()
         first = gain if first is None else first
         c = pick(gain, costs, remaining, np.isin(np.arange(len(costs)), chosen), rank)
         if c is None:
             break
+        reach = None if reach is None else reach.after(c)
         log_w = condition(log_w, mu[:, c], d[c], np.asarray(y)[c], shift, sigma)
         w = np.exp(np.asarray(log_w)).sum(-1)
         min_ess.append(float(np.min(1.0 / np.sum(w ** 2, axis=1))))
