@@ -1,6 +1,7 @@
 """Experiment design by the protocol of Li et al. (2026, arXiv:2604.22753), and its speed.
 
-On ``data_constrained`` (law data_constrained) and ``farseer`` (law chinchilla): the train
+On ``data_constrained`` (law data_constrained) and ``farseer`` (the Farseer law; ``--law
+farseer=chinchilla`` for the Chinchilla form, which cannot follow this sweep): the train
 split is the pool of runnable experiments, the test split the held-out target region, and
 a run costs 6ND. Starting from a small random seed set, each rule adds runs from the pool
 until 1%, then 5%, then 10% of the pool's total cost is spent (the seed set counts; the
@@ -52,7 +53,7 @@ LI_2026 = {"data_constrained": {"li2026": [0.73, 0.85, 0.86], "v_optimal": [0.58
                                 "random": [-0.74, -0.36, 0.12], "all_train": 0.79},
            "farseer": {"li2026": [0.60, 0.88, 0.93], "v_optimal": [0.67, 0.87, 0.92],
                        "random": [-0.77, 0.78, 0.79], "all_train": 0.91}}
-DATASETS = {"data_constrained": "data_constrained", "farseer": "chinchilla"}
+DATASETS = {"data_constrained": "data_constrained", "farseer": "farseer"}
 
 
 def r2(y, pred):
@@ -305,27 +306,31 @@ def main(argv=None):
     ap.add_argument("--resamples", type=int, default=24)
     ap.add_argument("--seed-runs", type=int, default=10)
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    ap.add_argument("--law", action="append", default=[], metavar="DATASET=LAW",
+                    help="fit DATASET with LAW instead of its default (repeatable)")
     ap.add_argument("--out", default=str(HERE / "results"))
+    ap.add_argument("--stem", default="design", help="output names: STEM.json")
     ap.add_argument("--replot", action="store_true", help="redraw the figure from design.json")
     args = ap.parse_args(argv)
     if args.replot:
-        data = json.loads((Path(args.out) / "design.json").read_text())
-        figure(data["datasets"], Path(args.out) / "design_r2.png")
+        data = json.loads((Path(args.out) / f"{args.stem}.json").read_text())
+        figure(data["datasets"], Path(args.out) / f"{args.stem}_r2.png")
         return
+    laws = {**DATASETS, **dict(kv.split("=", 1) for kv in args.law)}
     t0 = time.perf_counter()
     out = {"speed": speed(), "datasets": {}}
     print("speed", out["speed"], flush=True)
     for name in args.datasets:
-        out["datasets"][name] = run_dataset(name, DATASETS[name], args.repeats, args.resamples,
+        out["datasets"][name] = run_dataset(name, laws[name], args.repeats, args.resamples,
                                             args.seed_runs, seed=0)
     out["seconds"] = time.perf_counter() - t0
-    save_and_print(out, Path(args.out), "design", figure, RULES, FRACTIONS,
+    save_and_print(out, Path(args.out), args.stem, figure, RULES, FRACTIONS,
                    lambda name, res: (f"{name}: R2 / coverage90 / MARE at 1%, 5%, 10% (all of "
                                       f"train: R2 {res['all_train']['r2']:.2f}, cov90 "
                                       f"{res['all_train']['coverage90']:.2f}; Li et al. "
                                       f"{res['li2026']['li2026']})"),
                    lambda c: f"{c['r2']:6.2f} / {c['coverage90']:.2f} / {c['mare']:.3f}",
-                   figure_name="design_r2.png")
+                   figure_name=f"{args.stem}_r2.png")
 
 
 def save_and_print(out, folder, stem, figure_fn, rules, fractions, head, cell, figure_name=None):
