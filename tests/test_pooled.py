@@ -76,6 +76,55 @@ def test_log_density_matches_the_model_written_out_by_hand():
     np.testing.assert_allclose(float(got), want, rtol=1e-10)
 
 
+def test_the_data_constrained_law_is_pooled_with_each_runs_unique_tokens():
+    """The pooled model evaluates the data-constrained law at each run's U: changing U
+    (and nothing else) changes the log density by exactly the Student-t likelihood's
+    change, computed with the law's own evaluation (bayescale.laws.loss, which the tests
+    of the law check against Muennighoff et al.'s printed losses)."""
+    from numpyro.infer.util import log_density
+
+    from bayescale.laws import loss
+    from bayescale.laws.data_constrained import DataConstrainedParams
+    from bayescale.laws.registry import get_law
+
+    law = get_law("data_constrained")
+    N = np.array([1e8, 3e8, 1e9, 1e8, 5e8])
+    D = np.array([2e10, 5e10, 1e11, 3e10, 8e10])
+    U1 = np.array([1e9, 2e9, 5e9, 1e9, 4e9])     # repeated data: D / U = 6-25 epochs
+    U2 = U1 * 3.0
+    label = np.array([0, 0, 0, 1, 1])
+    y = np.log(np.array([3.1, 2.9, 2.6, 3.0, 2.7]))
+    centre = (float(np.log(N).mean()), float(np.log(D).mean()), float(np.log(U1).mean()))
+    point = {"alpha_mu": 0.35, "alpha_tau": 0.03, "beta_mu": 0.35, "beta_tau": 0.02,
+             "alpha": np.array([0.34, 0.36]), "beta": np.array([0.35, 0.34]),
+             "E": np.array([1.9, 2.0]), "a_c": np.array([-1.0, -0.8]),
+             "b_c": np.array([-0.9, -1.1]), "log_R_N": np.array([1.6, 1.8]),
+             "log_R_D": np.array([2.7, 2.5]), "sigma": np.array([0.02, 0.03])}
+
+    def density(U):
+        log_X = np.column_stack([np.log(N), np.log(D), np.log(U)])
+        with jax.enable_x64(True):
+            got, _ = log_density(pooled.pooled_model, (log_X, label, y),
+                                 dict(law=law, num_groups=2, E_max=np.array([3.0, 3.0]),
+                                      centre=centre), point)
+        return float(got)
+
+    def likelihood(U):
+        A = np.exp(point["a_c"] + point["alpha"] * centre[0])
+        B = np.exp(point["b_c"] + point["beta"] * centre[1])
+        p = DataConstrainedParams(E=point["E"][label], A=A[label], B=B[label],
+                                  alpha=point["alpha"][label], beta=point["beta"][label],
+                                  R_N=np.exp(point["log_R_N"])[label],
+                                  R_D=np.exp(point["log_R_D"])[label])
+        with jax.enable_x64(True):
+            mu = np.log(np.asarray(loss(p, N, D, U)))
+        return stats.t(4, loc=mu, scale=point["sigma"][label]).logpdf(y).sum()
+
+    want = likelihood(U2) - likelihood(U1)
+    assert abs(want) > 1.0                          # U matters at these points
+    assert density(U2) - density(U1) == pytest.approx(want, rel=1e-9)
+
+
 def test_pooling_refuses_what_it_cannot_do():
     runs = _groups({"p": LawParams(1.8, 400.0, 1500.0, 0.32, 0.30),
                     "q": LawParams(1.9, 500.0, 1200.0, 0.36, 0.33)}, {"p": 2, "q": 2})
@@ -87,7 +136,7 @@ def test_pooling_refuses_what_it_cannot_do():
         pooled.sample_pooled({"p": split_groups(runs)["p"]}, law=LAW)
     from bayescale.laws.registry import get_law
 
-    with pytest.raises(BayescaleError, match="not available for the data_constrained law"):
+    with pytest.raises(BayescaleError, match="needs unique tokens U for every run"):
         pooled.sample_pooled(split_groups(runs), law=get_law("data_constrained"))
     with pytest.raises(BayescaleError, match="no exponents"):
         pooled.pooled_coords(dataclasses.replace(LAW, coords=("a", "b", "e", "x", "y"),

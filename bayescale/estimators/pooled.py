@@ -299,10 +299,10 @@ def sample_pooled(groups: dict[str, Runs], *, law: Law, seed: int = 0, chains: i
 
     if len(groups) < 2:
         raise BayescaleError("pooling needs at least two groups; fit one group on its own.")
-    if "U" in law.inputs:
-        raise BayescaleError(f"pooling across groups is not available for the {law.name} law "
-                             f"(it needs unique tokens per run); pool the chinchilla or "
-                             f"kaplan law, or fit the groups separately.")
+    missing = [g for g, r in groups.items() if "U" in law.inputs and r.U is None]
+    if missing:
+        raise BayescaleError(f"the {law.name} law needs unique tokens U for every run; groups "
+                             f"{missing} have none (load them with U=COLUMN).")
     models.check_likelihood(likelihood)
     kwargs = dict(law=law, seed=int(seed), chains=int(chains), warmup=int(warmup),
                   draws=int(draws), likelihood=likelihood, target_accept=float(target_accept),
@@ -327,7 +327,8 @@ def _sample_once(groups: dict[str, Runs], *, law: Law, seed: int, chains: int, w
                  dense_mass: bool, centred: bool) -> PooledPosterior:
     t_start = time.perf_counter()
     labels, E_max, rows = _group_index(groups)
-    log_X = np.concatenate([np.column_stack([r.log_N, r.log_D]) for r in groups.values()])
+    log_X = np.concatenate([np.column_stack([r.log_N, r.log_D] + (
+        [np.log(r.U)] if "U" in law.inputs else [])) for r in groups.values()])
     y = np.concatenate([r.log_loss for r in groups.values()])
     centre = models.data_centre(*log_X.T)
     init = _initial(law, groups, log_X, y, labels, centre, likelihood, pool_coefficients,
