@@ -16,9 +16,13 @@ each budget: the width of the 90% bootstrap interval on ``N_opt(C*)`` (decades,
 empirical optimum (decades, ``|log10(N_opt / N_best)|``) and whether the interval holds it.
 
 Rules: ``design`` (:func:`bayescale.planning.design.next_runs`, objective ``n_opt`` at
-``C*``, the remaining pool as candidates, ``rank="gain"``, the default) and
-``design_per_cost`` (the same with ``rank="per_cost"``), ``random``, ``cheapest`` (first).
-The extrapolation model is the prior one (no misses), as in ``bench_design.py``.
+``C*``, the remaining pool as candidates, ``rank="gain"``, the default, with the optimum
+error's reach term), ``design_no_reach`` (the same without it: ``optimum_model="none"``),
+``design_per_cost`` (``rank="per_cost"``), ``random``, ``cheapest`` (first). The
+extrapolation and optimum-error models are the prior ones (no misses), as in
+``bench_design.py``. Besides the bootstrap interval, each cell reports the honest one: the
+draws moved by the optimum error at ``C*``'s distance from the largest chosen run (width,
+coverage) and that distance ``d``.
 Repeats differ in the bootstrap resamples and in the random rule's order (the seed set is
 fixed by the protocol).
 
@@ -38,7 +42,7 @@ import pandas as pd
 from bench_design import Problem, rule_cheapest, rule_random, save_and_print
 from bayescale.data.runs import load_runs
 from bayescale.errors import BayescaleError
-from bayescale.estimators import extrapolation
+from bayescale.estimators import extrapolation, optimum_error
 from bayescale.estimators.fit import ScalingFit
 from bayescale.estimators.huber import law_params
 from bayescale.io import atomic_write, dumps_json
@@ -46,7 +50,7 @@ from bayescale.laws.registry import get_law
 from bayescale.planning.design import next_runs
 
 HERE = Path(__file__).resolve().parent
-RULES = ("design", "design_per_cost", "random", "cheapest")
+RULES = ("design", "design_no_reach", "design_per_cost", "random", "cheapest")
 FRACTIONS = (0.10, 0.25, 0.50)
 DATASETS = {"chinchilla": {"exclude_top": 5}, "marin_isoflop": {"group": "dclm"}}
 MIN_TARGET_RUNS = 5
@@ -84,6 +88,7 @@ class NoptProblem(Problem):
         self.rng = np.random.default_rng(seed)
         self.model = extrapolation.posterior(extrapolation.Misses.empty())
         self.tau = self.model.summary()["tau"]
+        self.opt_model = optimum_error.posterior(optimum_error.OptimumMisses.empty())
         self.skipped = 0
 
     def scaling_fit(self, mask, draws):
@@ -92,7 +97,7 @@ class NoptProblem(Problem):
                           runs=self.pool.resample(np.flatnonzero(mask)))
 
 
-def rule_design(prob, mask, theta, draws, remaining, batch, rank="gain", seed=0):
+def rule_design(prob, mask, theta, draws, remaining, batch, rank="gain", seed=0, reach=True):
     """Up to ``batch`` pool runs from ``next_runs`` (the library), objective n_opt at C*."""
     free = np.flatnonzero(~mask & (prob.cost <= remaining))
     if free.size == 0:
@@ -101,7 +106,8 @@ def rule_design(prob, mask, theta, draws, remaining, batch, rank="gain", seed=0)
     try:
         res = next_runs(prob.scaling_fit(mask, draws), target_budget=prob.c_star,
                         experiment_budget=remaining, k=batch, candidates=cand,
-                        model=prob.model, rank=rank, seed=seed)
+                        model=prob.model, rank=rank, seed=seed,
+                        optimum_model=prob.opt_model if reach else "none")
     except BayescaleError as exc:     # too few finite draws: this budget ends here, counted
         print(f"  design skipped a round: {exc}", flush=True)
         prob.skipped += 1
@@ -120,6 +126,11 @@ def score(prob, mask, theta, draws):
     n_opt = np.asarray(prob.scaling_fit(mask, draws).frontier([prob.c_star]).N_opt, float)[:, 0]
     n_opt = n_opt[np.isfinite(n_opt)]
     lo, hi = np.quantile(n_opt, [0.05, 0.95])
+    # the honest band: each draw moved by the optimum error (prior model) at C*'s distance
+    rng = np.random.default_rng(int(mask.sum()))
+    moved = prob.opt_model.move(np.resize(n_opt, 1000), prob.c_star,
+                                float(prob.pool.C[mask].max()), rng)
+    h_lo, h_hi = np.quantile(moved, [0.05, 0.95])
     point = ScalingFit(method="huber", params=law_params(prob.law, theta),
                        runs=prob.pool.resample(np.flatnonzero(mask)))
     n_hat = float(np.asarray(point.frontier([prob.c_star]).N_opt, float).ravel()[0])
@@ -127,6 +138,9 @@ def score(prob, mask, theta, draws):
             "error_dec": float(abs(np.log10(n_hat / prob.n_best))),
             "error_median_dec": float(abs(np.log10(np.median(n_opt) / prob.n_best))),
             "covers": float(lo <= prob.n_best <= hi), "N_opt": n_hat,
+            "width_honest_dec": float(np.log10(h_hi / h_lo)),
+            "covers_honest": float(h_lo <= prob.n_best <= h_hi),
+            "decades_to_target": float(np.log10(prob.c_star / prob.pool.C[mask].max())),
             "lower": float(lo), "upper": float(hi), "n_runs": int(mask.sum()),
             "spent": float(prob.cost[mask & ~prob.seed_mask].sum() / prob.cost[~prob.seed_mask].sum())}
 
@@ -150,9 +164,9 @@ def run_dataset(name, load_kw, repeats, resamples, seed):
                 remaining = FRACTIONS[s["level"]] * total - spent
                 batch = max(2, int(s["mask"].sum()) // 4)
                 if s["rule"].startswith("design"):
-                    rank = "gain" if s["rule"] == "design" else "per_cost"
+                    rank = "per_cost" if s["rule"] == "design_per_cost" else "gain"
                     picks = rule_design(prob, s["mask"], th, dr, remaining, batch, rank=rank,
-                                        seed=s["repeat"])
+                                        seed=s["repeat"], reach=s["rule"] != "design_no_reach")
                 elif s["rule"] == "random":
                     picks = rule_random(prob, s["mask"], th, dr, remaining, batch, rng=s["rng"])
                 else:
@@ -165,7 +179,8 @@ def run_dataset(name, load_kw, repeats, resamples, seed):
         print(f"{name}: round {rounds}, {time.perf_counter() - t0:.0f} s", flush=True)
     theta_all, draws_all = prob.fit(np.ones((1, len(prob.cost)), bool))
     full = score(prob, np.ones(len(prob.cost), bool), theta_all[0], draws_all[0])
-    keys = ("width_dec", "error_dec", "error_median_dec", "covers", "n_runs", "spent")
+    keys = ("width_dec", "error_dec", "error_median_dec", "covers", "width_honest_dec",
+            "covers_honest", "decades_to_target", "n_runs", "spent")
     table = {rule: {f"{f:g}": {key: float(np.mean([s["scores"][i][key] for s in states
                                                     if s["rule"] == rule])) for key in keys}
                     for i, f in enumerate(FRACTIONS)} for rule in RULES}
@@ -218,7 +233,9 @@ def main(argv=None):
                 f"pool {res['all_pool']['error_dec']:.3f} / {res['all_pool']['width_dec']:.3f}")
 
     save_and_print(out, Path(args.out), "design_nopt", figure, RULES, FRACTIONS, head,
-                   lambda c: f"{c['error_dec']:.3f} / {c['width_dec']:.3f} / {c['covers']:.1f}")
+                   lambda c: (f"{c['error_dec']:.3f} / {c['width_dec']:.3f} / {c['covers']:.1f}"
+                              f" | {c['width_honest_dec']:.2f} / {c['covers_honest']:.1f}"
+                              f" / d {c['decades_to_target']:.2f}"))
 
 
 if __name__ == "__main__":
