@@ -54,9 +54,10 @@ FLOP. Gain is the default because it did better in the Li et al. (2026) protocol
 (``benchmarks/results/design.json``, 10 repeats, mean target R^2 / mean absolute relative
 error at 1% / 5% / 10% of the pool's cost): on data_constrained gain 0.88 / 0.95 / 0.92
 (MARE 0.057 / 0.041 / 0.050) against per-FLOP 0.95 / 0.90 / 0.90 (0.042 / 0.064 / 0.064);
-on farseer (MARE; R^2 is negative for every rule there) gain 0.076 / 0.070 / 0.061 against
-per-FLOP 0.079 / 0.076 / 0.074. Per FLOP chases the cheapest runs and did no better than
-cheapest-first; it wins only at the smallest budget on data_constrained.
+on farseer with the Farseer law (``results/design_farseer.json``) gain -5.5 / 0.81 / 0.86
+against per-FLOP -3.3 / 0.14 / 0.67. Per FLOP chases the cheapest runs and did no better
+than cheapest-first there; for ``N_opt`` with the reach term it did best on chinchilla
+(``results/design_nopt.json``).
 
 Limits: both approximations are only as good as the draws (a few hundred bootstrap
 resamples or posterior draws are enough for the linear update); the linear one ignores the
