@@ -295,3 +295,23 @@ def test_loss_decreases_in_N_and_in_D(E, A, B, alpha, beta, N, D, factor):
     # The derivatives in log N and log D are -alpha * (A / N**alpha) / L < 0 (and for D).
     slope_N, slope_D = (float(v) for v in _slopes(params, math.log(N), math.log(D)))
     assert slope_N < 0 and slope_D < 0
+
+
+def test_log_sum_exp_matches_jax_logsumexp_to_second_order():
+    """The kernels' max-shifted log-sum-exp (its shift held constant under differentiation)
+    against jax.scipy.special.logsumexp: values, gradients and Hessians, float64, including
+    terms far apart and near float32's range."""
+    import jax
+    from jax.scipy.special import logsumexp
+
+    from bayescale.laws.base import log_sum_exp
+
+    with jax.enable_x64(True):
+        for t in ([0.3, -1.2, 2.0], [80.0, -70.0, 79.5], [-30.0, -30.0, -29.0]):
+            t = jnp.asarray(t)
+            ours = lambda v: log_sum_exp(v[0], v[1], v[2])
+            ref = lambda v: logsumexp(v)
+            np.testing.assert_allclose(ours(t), ref(t), rtol=1e-14)
+            np.testing.assert_allclose(jax.grad(ours)(t), jax.grad(ref)(t), rtol=1e-12, atol=1e-300)
+            np.testing.assert_allclose(jax.hessian(ours)(t), jax.hessian(ref)(t), rtol=1e-10,
+                                       atol=1e-15)

@@ -48,7 +48,7 @@ from jax.typing import ArrayLike
 
 from bayescale.errors import BayescaleError
 
-__all__ = ["Prior", "Law", "register", "registered", "log_loss_theta", "evaluate"]
+__all__ = ["Prior", "Law", "register", "registered", "log_loss_theta", "evaluate", "log_sum_exp"]
 
 LOG6 = float(np.log(6.0))
 
@@ -144,6 +144,25 @@ class Law:
 
     def __repr__(self) -> str:
         return f"Law({self.name!r}, params={self.param_names}, inputs={self.inputs})"
+
+
+def log_sum_exp(*terms: Array) -> Array:
+    """``log(sum(exp(terms)))`` of a few same-shaped terms, for the kernels: shifted by their
+    maximum, held constant under differentiation (``logsumexp(t) = c + log sum exp(t - c)``
+    for any constant ``c``, so values and derivatives of every order are exact). Under
+    ``vmap`` and ``grad`` it is about 3x faster than ``jax.scipy.special.logsumexp`` over a
+    stacked axis (430 -> 130 us for a value and gradient over 10,000 rows, float32, 2 CPU
+    cores; NUTS with the defaults on 10,000 rows samples in 37 s instead of 107 s, see
+    ``benchmarks/RESULTS.md``), which also guards infinite terms that a kernel's finite
+    terms never have."""
+    m = terms[0]
+    for t in terms[1:]:
+        m = jnp.maximum(m, t)
+    m = jax.lax.stop_gradient(m)
+    total = jnp.exp(terms[0] - m)
+    for t in terms[1:]:
+        total = total + jnp.exp(t - m)
+    return m + jnp.log(total)
 
 
 _REGISTRY: dict[str, Law] = {}

@@ -42,7 +42,6 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
-from jax.scipy.special import logsumexp
 from jax.typing import ArrayLike
 
 from bayescale.laws import base
@@ -121,7 +120,7 @@ BESIROGLU_2024 = LawParams(E=1.817, A=482.01, B=2085.43, alpha=0.3478, beta=0.36
 def kernel(theta: Array, log_x: Array) -> Array:
     """``log L`` for one ``theta = (a, b, e, alpha, beta)`` at one point ``(log N, log D)``."""
     a, b, e, alpha, beta = theta[0], theta[1], theta[2], theta[3], theta[4]
-    return logsumexp(jnp.stack([a - alpha * log_x[0], b - beta * log_x[1], e]))
+    return base.log_sum_exp(a - alpha * log_x[0], b - beta * log_x[1], e)
 
 
 def theta_from_params(params: LawParams) -> Array:

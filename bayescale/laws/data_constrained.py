@@ -42,7 +42,6 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
-from jax.scipy.special import logsumexp
 from jax.typing import ArrayLike
 
 from bayescale.laws import base
@@ -95,7 +94,7 @@ def kernel(theta: Array, log_x: Array) -> Array:
     log_N_of_U = beta / alpha * (log_UD + log_G) + log_G
     log_UN = jnp.minimum(log_N, log_N_of_U)
     log_Np = _log_effective(log_UN, log_N, log_RN)
-    return logsumexp(jnp.stack([a - alpha * log_Np, b - beta * log_Dp, e]))
+    return base.log_sum_exp(a - alpha * log_Np, b - beta * log_Dp, e)
 
 
 def to_theta(params: DataConstrainedParams) -> Array:

@@ -35,7 +35,6 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
-from jax.scipy.special import logsumexp
 from jax.typing import ArrayLike
 
 from bayescale.laws import base
@@ -67,8 +66,7 @@ KAPLAN_2020 = KaplanParams(N_c=8.8e13, D_c=5.4e13, alpha_N=0.076, alpha_D=0.095)
 def kernel(theta: Array, log_x: Array) -> Array:
     """``log L`` for one ``theta = (log N_c, log D_c, alpha_N, alpha_D)`` at one point."""
     log_Nc, log_Dc, alpha_N, alpha_D = theta[0], theta[1], theta[2], theta[3]
-    terms = jnp.stack([alpha_N / alpha_D * (log_Nc - log_x[0]), log_Dc - log_x[1]])
-    return alpha_D * logsumexp(terms)
+    return alpha_D * base.log_sum_exp(alpha_N / alpha_D * (log_Nc - log_x[0]), log_Dc - log_x[1])
 
 
 def to_theta(params: KaplanParams) -> Array:
