@@ -47,6 +47,16 @@ def test_bad_subsample_is_an_error(bad):
         bayescale.fit(runs, method="bayes", subsample=bad)
 
 
+def test_cli_subsample_values():
+    import argparse
+
+    from bayescale.cli._common import subsample_arg
+
+    assert [subsample_arg(t) for t in ("auto", "none", "0", "500")] == ["auto", None, None, 500]
+    with pytest.raises(argparse.ArgumentTypeError, match="--subsample"):
+        subsample_arg("many")
+
+
 def test_run_effects_refuse_subsampling():
     runs = checkpoints(600, runs=True)
     with pytest.raises(BayescaleError, match="run effects"):
