@@ -262,8 +262,10 @@ def sample_posterior(
         if labels.shape[0] < len(runs):
             run_idx, num_runs = idx, bucket_size(labels.shape[0])
     m = ecs.subsample_rows(subsample, len(runs), run_effects=run_idx is not None)
+    t_ref = time.perf_counter()
     init_values = (ecs.huber_reference if m else _initial_values)(law, log_X_np, y_np, centre,
                                                                   likelihood)
+    t_ref = time.perf_counter() - t_ref
     # slope coordinates (slope_coords.slope_to_natural): the ridge a misfit leaves made straight
     if slope_coords:
         init_values = _slope_init(init_values, E_max)
@@ -365,7 +367,7 @@ def sample_posterior(
             "total": time.perf_counter() - t_start,
         },
     }
-    info["subsample"] = ecs.describe(m, stats, laplace) if m else None  # HMCECS's
+    info["subsample"] = ecs.describe(m, stats, laplace, t_ref) if m else None  # HMCECS's
     geometry = diagnostics.divergences > 0 or (math.isfinite(diagnostics.rhat_max)
                                                and diagnostics.rhat_max > _diagnostics.RHAT_MAX)
     to_slope = can_slope and not slope_coords

@@ -254,12 +254,15 @@ def ecs_program(settings, priors: Mapping[str, Any] | None, extra_fields: tuple[
     return run_all
 
 
-def describe(m: int, stats: Mapping[str, Any], laplace: Mapping[str, Any]) -> dict:
-    """``info["subsample"]`` of a subsampled fit."""
+def describe(m: int, stats: Mapping[str, Any], laplace: Mapping[str, Any],
+             huber_seconds: float) -> dict:
+    """``info["subsample"]`` of a subsampled fit (``laplace``: :func:`laplace_start`'s info;
+    the seconds of the Huber fit and of the Laplace step are part of ``info["timing"]``'s
+    total, the latter of its ``sampling`` less its compiles)."""
     accept = float(np.mean(np.asarray(stats["subsample_accept"])))
     return {"m": m, "num_blocks": num_blocks(m), "subsample_accept": accept,
             "min_accept": MIN_ACCEPT, "reference": "Huber fit, Newton steps to the mode",
-            "laplace": dict(laplace),
+            "huber_seconds": huber_seconds, "laplace": dict(laplace),
             "log_likelihood": "not recorded (LOO is not available for a subsampled fit)"}
 
 
