@@ -78,6 +78,9 @@ def child(n: int, exhaustive: bool, method: str = "huber") -> dict:
     if method == "bayes":
         out["timing"] = res.info.get("timing")
         out["diagnostics_ok"] = bool(res.diagnostics.ok)
+        out["diagnostics"] = res.diagnostics.to_dict()
+        out["subsample"] = res.info.get("subsample")  # HMCECS from 50,000 rows on ("auto")
+        out["leapfrog_per_draw"] = res.info.get("leapfrog_per_draw")
         out["intervals_alpha"] = list(res.intervals(0.9)["alpha"])
     return out
 

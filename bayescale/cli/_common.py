@@ -192,6 +192,20 @@ def add_nuts_arguments(g) -> None:
                    help="NUTS target acceptance probability (0.8)")
 
 
+def subsample_arg(text: str):
+    """``--subsample``: ``"auto"``, ``None`` (none, off, 0) or a number of rows."""
+    t = text.strip().lower()
+    if t in ("none", "off", "0"):
+        return None
+    if t == "auto":
+        return t
+    try:
+        return int(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--subsample takes 'auto', 'none' or a number of rows, not {text!r}") from None
+
+
 def load_runs_from_args(args: argparse.Namespace, source=None):
     """:func:`bayescale.load_runs` with the options of :func:`add_data_arguments`.
 

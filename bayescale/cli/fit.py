@@ -17,6 +17,7 @@ from bayescale.cli._common import (
     enable_compilation_cache,
     load_runs_from_args,
     resolve_group_option,
+    subsample_arg,
 )
 
 EXAMPLES = """\
@@ -86,6 +87,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="isoflop: parabola of log loss (default) or of loss")
     g = p.add_argument_group("bayes")
     add_nuts_arguments(g)
+    g.add_argument("--subsample", type=subsample_arg, default="auto", metavar="M",
+                   help="bayes: NUTS on M rows per step (HMCECS; no LOO): 'auto' (default: "
+                        "1000 from 50,000 rows on), a number of rows, or 'none' for all rows")
     g.add_argument("--strict", action="store_true",
                    help="fail (exit 2) instead of warning when diagnostics fail")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -132,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
     if args.method == "bayes":
         options.update(chains=args.chains, warmup=args.warmup, draws=args.draws,
                        likelihood=args.likelihood, strict=args.strict,
-                       progress=False if (args.quiet or args.json) else None)
+                       progress=False if (args.quiet or args.json) else None,
+                       subsample=args.subsample)
         if args.target_accept is not None:
             options["target_accept"] = args.target_accept
     result = fit(runs, method=args.method, level=level, seed=args.seed, law=args.law,

@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 import jax
 
 from bayescale.estimators import model as models
+from bayescale.estimators import subsample
 from bayescale.estimators._nuts_setup import (
     _INIT_RADIUS,
     _UNKEYABLE,
@@ -106,6 +107,8 @@ class Settings(NamedTuple):
     target_accept: float
     num_runs: int = 0  # training runs with their own offset (0: rows are independent)
     slope_coords: bool = False  # Chinchilla's E, alpha, a_c sampled in slope coordinates
+    subsample: int = 0  # HMCECS subsample size (0: all rows; estimators.subsample)
+    num_blocks: int = 0  # blocks of HMCECS's subsample update
 
 
 def import_arviz_in_background() -> None:
@@ -127,9 +130,12 @@ def nuts_program(settings: Settings, priors: Mapping[str, Any] | None):
     """The function traced into one program: NUTS for all chains, from the traced
     ``(rng_key, log_X, y, centre, E_max, init_values, mask, run)``; ``settings`` and the
     user's ``priors`` (default priors are built from the traced ``E_max``) are static.
+    With ``settings.subsample``: HMCECS, :func:`bayescale.estimators.subsample.ecs_program`.
     """
     from numpyro.infer import MCMC, NUTS
 
+    if settings.subsample:  # (rng_key, log_X, y, centre, E_max, inits, reference)
+        return subsample.ecs_program(settings, priors, EXTRA_FIELDS)
     check = _checked_sites(priors, settings.law)
 
     def run_all(rng_key, log_X, y, centre, E_max, init_values, mask, run):

@@ -1,6 +1,6 @@
-"""Setting NUTS up (private to :mod:`bayescale.estimators.nuts`): the data-driven initial
-point, the init strategy that jitters it per chain, and the keys under which compiled NUTS
-programs are cached."""
+"""Setting NUTS up (private to :mod:`bayescale.estimators.nuts`): the chain method, the
+data-driven initial point, the init strategy that jitters it per chain, and the keys under
+which compiled NUTS programs are cached."""
 
 from __future__ import annotations
 
@@ -15,9 +15,30 @@ import numpy as np
 from numpyro.distributions import Distribution
 
 from bayescale.estimators import model as models
+from bayescale.errors import BayescaleError
 from bayescale.estimators import slope_coords
 
 _INIT_RADIUS = 0.3  # jitter of the initial point per chain, in unconstrained space
+CHAIN_METHODS = ("auto", "vectorized", "parallel", "sequential")
+
+
+def _chain_method(chain_method: str, chains: int) -> str:
+    if chain_method not in CHAIN_METHODS:
+        raise BayescaleError(f"unknown chain_method {chain_method!r}; choose one of "
+                             f"{', '.join(CHAIN_METHODS)}.")
+    if chain_method == "auto":
+        if chains > 1 and jax.local_device_count() >= chains:
+            return "parallel"
+        # One CPU core runs a NUTS chain as fast alone as batched with the others, and
+        # the unbatched program traces and compiles several times faster; an
+        # accelerator wants the chains batched.
+        return "sequential" if jax.default_backend() == "cpu" else "vectorized"
+    if chain_method == "parallel" and jax.local_device_count() < chains:
+        raise BayescaleError(
+            f"chain_method='parallel' needs at least {chains} devices, found "
+            f"{jax.local_device_count()}; use 'vectorized' (or 'auto'), or on CPU set "
+            f"XLA_FLAGS=--xla_force_host_platform_device_count={chains} before importing jax.")
+    return chain_method
 
 
 def _initial_values(law, log_X: np.ndarray, y: np.ndarray, centre,

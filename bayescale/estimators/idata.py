@@ -18,6 +18,7 @@ _STAT_NAMES = {"diverging": "diverging", "energy": "energy", "num_steps": "n_ste
 
 
 def to_inference_data(samples, stats, loglik, predictive, y, runs: Runs, law):
+    """The fit's InferenceData; ``loglik`` None (a subsampled fit): no log_likelihood group."""
     import arviz as az
 
     posterior = {k: np.asarray(v) for k, v in samples.items() if k != "log_lik"}
@@ -35,7 +36,7 @@ def to_inference_data(samples, stats, loglik, predictive, y, runs: Runs, law):
     return az.from_dict(
         posterior=posterior,
         sample_stats=sample_stats,
-        log_likelihood={"log_loss": np.asarray(loglik)},
+        log_likelihood=None if loglik is None else {"log_loss": np.asarray(loglik)},
         observed_data={"log_loss": np.asarray(y)},
         constant_data=constant,
         coords=coords,

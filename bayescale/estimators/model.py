@@ -165,7 +165,8 @@ def sample_sites(law: Law | str, theta: Mapping[str, float] | ArrayLike,
 
 def law_model(log_X, log_loss=None, *, law: Law, priors, likelihood: str, centre, E_max,
            record_log_likelihood: bool = False, mask=None, run=None,
-           num_runs: int = 0, slope_coords: bool = False) -> None:
+           num_runs: int = 0, slope_coords: bool = False,
+           subsample_size: int | None = None) -> None:
     """The model on stacked log inputs ``log_X`` (``(n, len(law.inputs))``): what NUTS
     samples (see :func:`scaling_law_model` for the arguments). ``mask`` (``(n,)`` bool,
     optional) leaves the rows where it is False out of the likelihood: the padding of
@@ -179,7 +180,11 @@ def law_model(log_X, log_loss=None, *, law: Law, priors, likelihood: str, centre
 
     ``slope_coords`` (Chinchilla only; see the module docstring): sample E, alpha and a_c
     through :func:`slope_to_natural` (sites :data:`SLOPE_SITES`; E, alpha and a_c become
-    deterministic sites)."""
+    deterministic sites).
+
+    ``subsample_size`` (no ``run``, ``mask`` or recorded log-likelihood): the plate ``runs``
+    draws that many rows per step (``numpyro.subsample``), for HMCECS
+    (:mod:`bayescale.estimators.subsample`)."""
     if E_max is None and log_loss is not None:
         E_max = jnp.exp(jnp.median(jnp.asarray(log_loss)))
     priors = resolve_priors(priors, E_max=E_max, likelihood=likelihood, law=law)
@@ -226,6 +231,13 @@ def law_model(log_X, log_loss=None, *, law: Law, priors, likelihood: str, centre
         numpyro.deterministic("a_opt", theta["beta"] / (theta["alpha"] + theta["beta"]))
         numpyro.deterministic("b_opt", theta["alpha"] / (theta["alpha"] + theta["beta"]))
 
+    if subsample_size:  # HMCECS: the likelihood on the plate's current subsample of rows
+        with numpyro.plate("runs", log_X.shape[0], subsample_size=subsample_size):
+            X = numpyro.subsample(log_X, event_dim=1)
+            obs = None if log_loss is None else numpyro.subsample(log_loss, event_dim=0)
+            mu = log_loss_theta(law, vec, X)
+            numpyro.sample("log_loss", likelihood_distribution(likelihood, mu, sigma, nu), obs=obs)
+        return
     mu = log_loss_theta(law, vec, log_X)
     if num_runs:
         tau_run = numpyro.sample("tau_run", dist.HalfNormal(RUN_TAU))

@@ -9,17 +9,18 @@ settings (chains, warmup, draws, chain method, likelihood, mass matrix, tree dep
 target acceptance, the priors) and the data's size: a second fit in the same process
 with the same settings on data of the same size, whatever the values, neither traces
 nor compiles again (the program and its cache: :mod:`bayescale.estimators._nuts_program`;
-the initial point and the cache keys: :mod:`bayescale.estimators._nuts_setup`). Priors that cannot be described exactly by a hashable key (a
-distribution class from outside NumPyro, or non-array parameters) are compiled into
-a fresh program on every call. With a progress bar, or ``pmap`` chains, NumPyro
-drives and compiles its own loop (every call). Chains run in parallel (``pmap``) when
-there are at least as many devices as chains, else one after another on a CPU and
-vectorised on an accelerator (``chain_method="auto"``); the code is the same on CPU
-and GPU.
+the initial point and the cache keys: :mod:`bayescale.estimators._nuts_setup`). Priors
+that cannot be described exactly by a hashable key are compiled into a fresh program on
+every call. With a progress bar, or ``pmap`` chains, NumPyro drives and compiles its own
+loop (every call). Chains run in parallel (``pmap``) when there are at least as many
+devices as chains, else one after another on a CPU and vectorised on an accelerator
+(``chain_method="auto"``). From 50,000 rows on NUTS runs on subsamples of the rows
+(HMCECS, Dang et al. 2019: :mod:`bayescale.estimators.subsample`).
 
 References
 ----------
 M. D. Hoffman, A. Gelman, "The No-U-Turn Sampler", JMLR 15 (2014).
+K.-D. Dang et al., "Hamiltonian Monte Carlo with Energy Conserving Subsampling", JMLR 20 (2019).
 A. Vehtari et al., "Rank-normalization, folding, and localization: an improved
 R-hat", Bayesian Analysis 16 (2021).
 """
@@ -38,10 +39,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from bayescale.estimators import model as models
+from bayescale.estimators import subsample as ecs
 from bayescale.estimators.slope_coords import SLOPE_SITES
 from bayescale.data.runs import Runs
 from bayescale.errors import BayescaleError
 from bayescale.estimators._nuts_setup import (  # noqa: F401  (tests inspect the cache keys)
+    CHAIN_METHODS,
+    _chain_method,
     _INIT_RADIUS,
     _UNKEYABLE,
     _args_signature,
@@ -66,9 +70,6 @@ if TYPE_CHECKING:  # diagnostics comes after inference in the layering (STYLE.md
     from bayescale.estimators.diagnostics import Diagnostics
 
 __all__ = ["Posterior", "sample_posterior", "save_idata", "load_idata", "CHAIN_METHODS"]
-
-CHAIN_METHODS = ("auto", "vectorized", "parallel", "sequential")
-
 
 class Posterior(NamedTuple):
     """The result of :func:`sample_posterior`.
@@ -95,25 +96,6 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise BayescaleError(f"{name} must be an integer >= {minimum}, got {value!r}.")
     return int(value)
-
-
-def _chain_method(chain_method: str, chains: int) -> str:
-    if chain_method not in CHAIN_METHODS:
-        raise BayescaleError(f"unknown chain_method {chain_method!r}; choose one of "
-                             f"{', '.join(CHAIN_METHODS)}.")
-    if chain_method == "auto":
-        if chains > 1 and jax.local_device_count() >= chains:
-            return "parallel"
-        # One CPU core runs a NUTS chain as fast alone as batched with the others, and
-        # the unbatched program traces and compiles several times faster; an
-        # accelerator wants the chains batched.
-        return "sequential" if jax.default_backend() == "cpu" else "vectorized"
-    if chain_method == "parallel" and jax.local_device_count() < chains:
-        raise BayescaleError(
-            f"chain_method='parallel' needs at least {chains} devices, found "
-            f"{jax.local_device_count()}; use 'vectorized' (or 'auto'), or on CPU set "
-            f"XLA_FLAGS=--xla_force_host_platform_device_count={chains} before importing jax.")
-    return chain_method
 
 
 # The automatic second attempt when the diagnostics fail (issue 9: on a published
@@ -147,6 +129,7 @@ def sample_posterior(
     law: Any = "chinchilla",
     retry: bool = True,
     slope_coords: bool = False,
+    subsample: int | str | None = "auto",
     _stacklevel: int = 2,
 ) -> Posterior:
     """Sample the posterior of the law's parameters with NUTS.
@@ -191,6 +174,11 @@ def sample_posterior(
         repeated-data runs); on a well identified posterior they take about twice the
         leapfrog steps of the default coordinates. Needs the default priors on E, alpha
         and log_A. The automatic retry turns them on.
+    subsample : HMCECS, NUTS on ``m`` rows per step (:mod:`bayescale.estimators.subsample`):
+        ``"auto"`` (default) ``m = 1000`` from 50,000 rows on (unless the runs have run
+        effects), an integer ``m``, or ``None``/0 for all rows. Chains start from a Laplace
+        approximation at the posterior mode; no pointwise log-likelihood (no LOO);
+        ``info["subsample"]`` records ``m``, ``num_blocks`` and ``subsample_accept``.
 
     Runs with a ``run`` column (checkpoints of training runs, ``load_runs(...,
     run_column=...)``) get a per-run offset in log loss (see
@@ -263,10 +251,6 @@ def sample_posterior(
                                   if "U" in law.inputs else []))
     centre = models.data_centre(*log_X_np.T)
     log_X, y = (jnp.asarray(v, dtype=dtype) for v in (log_X_np, y_np))
-    init_values = _initial_values(law, log_X_np, y_np, centre, likelihood)
-    # slope coordinates (slope_coords.slope_to_natural): the ridge a misfit leaves made straight
-    if slope_coords:
-        init_values = _slope_init(init_values, E_max)
     # Checkpoints of training runs (a run column): one offset per run, the runs padded to
     # a size bucket too (the padded runs' offsets are prior draws, touching no row).
     # Runs that are one row each (a run column of distinct ids, e.g. steplaw's run names)
@@ -277,14 +261,25 @@ def sample_posterior(
         labels, idx = np.unique(np.asarray(runs.run).astype(str), return_inverse=True)
         if labels.shape[0] < len(runs):
             run_idx, num_runs = idx, bucket_size(labels.shape[0])
+    m = ecs.subsample_rows(subsample, len(runs), run_effects=run_idx is not None)
+    t_ref = time.perf_counter()
+    init_values = (ecs.huber_reference if m else _initial_values)(law, log_X_np, y_np, centre,
+                                                                  likelihood)
+    t_ref = time.perf_counter() - t_ref
+    # slope coordinates (slope_coords.slope_to_natural): the ridge a misfit leaves made straight
+    if slope_coords:
+        init_values = _slope_init(init_values, E_max)
     model_kwargs = dict(priors=resolved, likelihood=likelihood, centre=centre, E_max=E_max,
                         law=law, run=None if run_idx is None else jnp.asarray(run_idx),
                         num_runs=num_runs, slope_coords=slope_coords)
     rng_key = jax.random.PRNGKey(seed)
+    if m:  # one program: no progress bar, no pmap
+        progress, method = False, "vectorized" if method == "parallel" else method
     settings = Settings(likelihood=likelihood, law=law, chains=chains, warmup=warmup, draws=draws,
                          method=method, dense_mass=bool(dense_mass),
                          max_tree_depth=max_tree_depth, target_accept=target_accept,
-                         num_runs=num_runs, slope_coords=slope_coords)
+                         num_runs=num_runs, slope_coords=slope_coords, subsample=m,
+                         num_blocks=ecs.num_blocks(m) if m else 0)
     with CompileClock() as clock_run:
         t0 = time.perf_counter()
         if progress or method == "parallel":
@@ -306,23 +301,29 @@ def sample_posterior(
             # and the runs are padded to a size bucket (masked out of the likelihood), so
             # data of another size in the same bucket reuse the compiled program.
             n = y_np.shape[0]
-            X_pad, y_pad, mask = pad_rows(bucket_size(n), log_X_np, y_np)
-            traced = (rng_key, jnp.asarray(X_pad, dtype=dtype), jnp.asarray(y_pad, dtype=dtype),
-                      jnp.asarray(centre, dtype=dtype), jnp.asarray(E_max, dtype=dtype),
-                      {k: jnp.asarray(v, dtype=dtype) for k, v in init_values.items()},
-                      jnp.asarray(mask),
-                      jnp.asarray(np.pad(np.zeros(n, int) if run_idx is None else run_idx,
-                                         (0, X_pad.shape[0] - n))))
+            if m:  # HMCECS, from the Laplace approximation at the mode; the rows not padded
+                traced, laplace = ecs.program_args(models.law_model, rng_key, log_X_np, y_np,
+                                                   model_kwargs, init_values, chains=chains,
+                                                   seed=seed, dtype=dtype)
+            else:
+                X_pad, y_pad, mask = pad_rows(bucket_size(n), log_X_np, y_np)
+                traced = (rng_key, jnp.asarray(X_pad, dtype=dtype), jnp.asarray(y_pad, dtype=dtype),
+                          jnp.asarray(centre, dtype=dtype), jnp.asarray(E_max, dtype=dtype),
+                          {k: jnp.asarray(v, dtype=dtype) for k, v in init_values.items()},
+                          jnp.asarray(mask),
+                          jnp.asarray(np.pad(np.zeros(n, int) if run_idx is None else run_idx,
+                                             (0, X_pad.shape[0] - n))))
             samples, stats = run_as_one_program(settings, user_priors or None, traced,
                                                 cache=_PROGRAMS, max_size=_PROGRAMS_MAX)
-            samples["log_lik"] = samples["log_lik"][..., :n]
+            if not m:
+                samples["log_lik"] = samples["log_lik"][..., :n]
         samples, stats = jax.block_until_ready((samples, stats))
         t_run = time.perf_counter() - t0
     with CompileClock() as clock_post:
         t0 = time.perf_counter()
         from numpyro.infer import Predictive
 
-        loglik = samples.pop("log_lik")
+        loglik = samples.pop("log_lik", None)
         predictive = None
         if posterior_predictive:
             pred = Predictive(models.law_model, posterior_samples=samples, batch_ndims=2,
@@ -366,6 +367,7 @@ def sample_posterior(
             "total": time.perf_counter() - t_start,
         },
     }
+    info["subsample"] = ecs.describe(m, stats, laplace, t_ref) if m else None  # HMCECS's
     geometry = diagnostics.divergences > 0 or (math.isfinite(diagnostics.rhat_max)
                                                and diagnostics.rhat_max > _diagnostics.RHAT_MAX)
     to_slope = can_slope and not slope_coords
@@ -379,8 +381,8 @@ def sample_posterior(
             runs, seed=seed, chains=chains, draws=draws, likelihood=likelihood, priors=priors,
             chain_method=chain_method, progress=progress, strict=strict,
             posterior_predictive=posterior_predictive, dense_mass=dense_mass,
-            max_tree_depth=max_tree_depth, law=law, retry=False, _stacklevel=_stacklevel + 1,
-            **changes)
+            max_tree_depth=max_tree_depth, law=law, retry=False, subsample=subsample,
+            _stacklevel=_stacklevel + 1, **changes)
         second.info["retry"] = {
             "reason": "the first attempt failed the diagnostics",
             "first_attempt": {"target_accept": target_accept, "warmup": warmup,
@@ -391,4 +393,6 @@ def sample_posterior(
         return second
     _diagnostics.check(diagnostics, strict=strict, stacklevel=_stacklevel,
                        likelihood=likelihood)
+    if m:
+        ecs.check_accept(info["subsample"], strict=strict, stacklevel=_stacklevel)
     return Posterior(params=params, idata=idata, diagnostics=diagnostics, info=info)
