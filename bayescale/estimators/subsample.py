@@ -1,6 +1,6 @@
 """Subsampling NUTS for many rows: energy-conserving subsampling HMC (HMCECS).
 
-Full-data NUTS costs O(n) per leapfrog step (checkpoint dumps of 200,000 rows: ~45 min
+Full-data NUTS costs O(n) per leapfrog step (checkpoint dumps of 200,000 rows: ~12 min
 on 2 cores). HMCECS (Dang et al. 2019; NumPyro's :class:`~numpyro.infer.HMCECS`) runs
 NUTS on the posterior with the full-data log-likelihood replaced by an unbiased
 estimate from ``m`` rows per step: a second-order Taylor expansion of every row's
