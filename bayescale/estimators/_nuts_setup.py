@@ -41,6 +41,20 @@ def _chain_method(chain_method: str, chains: int) -> str:
     return chain_method
 
 
+def huber_sites(law, log_X: np.ndarray, y: np.ndarray, centre) -> tuple[dict, np.ndarray]:
+    """The Huber grid fit of ``law`` (:func:`bayescale.estimators.huber.fit_huber`) mapped
+    to the model's sampled sites (no ``sigma``), and its residuals in log loss."""
+    from bayescale.estimators.huber import fit_huber
+    from bayescale.laws.base import log_loss_theta
+
+    log_U = log_X[:, 2] if log_X.shape[1] > 2 else None
+    res = fit_huber(log_X[:, 0], log_X[:, 1], y, law=law, log_U=log_U)
+    theta = np.array([res.info["theta"][c] for c in law.coords])
+    with jax.enable_x64(True):
+        resid = y - np.asarray(log_loss_theta(law, jnp.asarray(theta), jnp.asarray(log_X)))
+    return models.sample_sites(law, theta, centre), resid
+
+
 def _initial_values(law, log_X: np.ndarray, y: np.ndarray, centre,
                     likelihood: str) -> dict[str, float]:
     """A data-driven starting point for NUTS.
@@ -52,16 +66,8 @@ def _initial_values(law, log_X: np.ndarray, y: np.ndarray, centre,
     model's sampled sites, with sigma from its residuals.
     """
     if law is not models.CHINCHILLA:
-        from bayescale.estimators.huber import fit_huber
-        from bayescale.laws.base import log_loss_theta
-
-        log_U = log_X[:, 2] if log_X.shape[1] > 2 else None
-        res = fit_huber(log_X[:, 0], log_X[:, 1], y, law=law, log_U=log_U)
-        theta = np.array([res.info["theta"][c] for c in law.coords])
-        with jax.enable_x64(True):
-            resid = y - np.asarray(log_loss_theta(law, jnp.asarray(theta), jnp.asarray(log_X)))
+        values, resid = huber_sites(law, log_X, y, centre)
         scale = float(max(np.std(resid), 1e-3))
-        values = models.sample_sites(law, theta, centre)
         values["sigma"] = scale * models.HUBER_DELTA if likelihood == "huber" else scale
         return values
     log_N, log_D = log_X[:, 0], log_X[:, 1]

@@ -56,6 +56,7 @@ import numpy as np
 
 from bayescale.errors import BayescaleError, ConvergenceError, ConvergenceWarning
 from bayescale.estimators import model as models
+from bayescale.estimators._nuts_setup import huber_sites
 
 __all__ = ["AUTO_ROWS", "AUTO_SIZE", "MIN_ACCEPT", "subsample_rows", "num_blocks",
            "huber_reference", "laplace_start", "program_args", "ecs_program", "describe",
@@ -120,15 +121,7 @@ def huber_reference(law, log_X: np.ndarray, y: np.ndarray, centre, likelihood: s
     maximum-likelihood scale of ``likelihood`` given the fit's residuals."""
     from scipy import optimize, stats
 
-    from bayescale.estimators.huber import fit_huber
-    from bayescale.laws.base import log_loss_theta
-
-    log_U = log_X[:, 2] if log_X.shape[1] > 2 else None
-    res = fit_huber(log_X[:, 0], log_X[:, 1], y, law=law, log_U=log_U)
-    theta = np.array([res.info["theta"][c] for c in law.coords])
-    with jax.enable_x64(True):
-        resid = y - np.asarray(log_loss_theta(law, jnp.asarray(theta), jnp.asarray(log_X)))
-    values = models.sample_sites(law, theta, centre)
+    values, resid = huber_sites(law, log_X, y, centre)
     scale = float(max(np.sqrt(np.mean(resid ** 2)), 1e-4))
     if likelihood == "student_t":
         nll = lambda s: -stats.t.logpdf(resid, models.DEFAULT_NU, scale=math.exp(s)).sum()  # noqa: E731
