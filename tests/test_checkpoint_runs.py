@@ -3,7 +3,8 @@ bootstrap) and the Bayesian model gives every run its own offset in log loss.
 
 Oracles: the weights by construction (every row of a run carries its run's multiplicity;
 each resample draws as many runs as there are); the model's mean log loss is the law plus
-``tau_run * run_z[run]`` (read from its trace); on synthetic checkpoints whose runs carry
+``tau_run * run_z[run]`` (read from its trace), and its centred form is the same model
+(the change of variables' Jacobian); on synthetic checkpoints whose runs carry
 a known per-run offset in log loss, the row-independent 90% intervals on alpha (bootstrap
 of rows, posterior without run effects) miss the truth far more often than 10%, and the
 run-aware ones cover it at about the nominal rate (within Monte Carlo error).
@@ -120,6 +121,64 @@ def test_model_mean_is_the_law_plus_the_run_offset():
     assert tr["run_z"]["value"].shape == (32,)
 
 
+def test_centred_run_offsets_are_the_same_model():
+    """The centred form samples ``run_offset = tau_run * run_z`` itself: at corresponding
+    points the log joint densities differ by exactly the Jacobian ``-log tau_run`` per run
+    that touches a row (change of variables), the mean log loss is the same, and the
+    runs padded beyond the data (touching no row) keep unit scale, free of tau_run."""
+    import numpyro
+
+    from bayescale.estimators import model as models
+    from bayescale.estimators._nuts_setup import RUN_CENTRED_ROWS, run_effects
+    from bayescale.estimators.padding import bucket_size, pad_rows
+    from bayescale.laws.chinchilla import LAW
+
+    frame = _checkpoints(0)
+    frame = frame[frame.run_id != "r0"]  # 19 runs: one padded run offset (bucket 20)
+    runs = load_runs(frame, run_column="run_id", check_plausible=False)
+    run, num_runs, centred, real = run_effects(runs, bucket_size)
+    assert (real, num_runs, centred) == (19, 20, True)
+    assert RUN_CENTRED_ROWS <= 10  # 10 checkpoints per run: centred
+    log_X = np.column_stack([runs.log_N, runs.log_D])
+    X_pad, y_pad, mask = pad_rows(bucket_size(len(runs)) + 7, log_X, runs.log_loss)
+    run_pad = np.pad(run, (0, X_pad.shape[0] - len(runs)))
+    centre = models.data_centre(*log_X.T)
+    priors = models.resolve_priors({}, E_max=float(np.median(runs.loss)), likelihood="student_t")
+    z = np.linspace(-1.5, 1.5, num_runs)
+    tau = 0.02
+    base = {"E": 1.8, "alpha": 0.35, "beta": 0.37, "a_c": -1.0, "b_c": -0.5, "sigma": 0.01,
+            "tau_run": tau}
+    traces = {}
+    with jax.enable_x64(True):
+        for form, point in (("non", {**base, "run_z": z}),
+                            ("centred", {**base, "run_offset": np.where(
+                                np.arange(num_runs) < real, tau * z, z)})):
+            model = numpyro.handlers.substitute(models.law_model, data=point)
+            args = (jnp.asarray(X_pad), jnp.asarray(y_pad))
+            kwargs = dict(law=LAW, priors=priors, likelihood="student_t", centre=centre,
+                          E_max=None, run=jnp.asarray(run_pad), num_runs=num_runs,
+                          mask=jnp.asarray(mask), run_centred=form == "centred")
+            traces[form] = numpyro.handlers.trace(model).get_trace(*args, **kwargs)
+            traces[form + "_logp"] = float(numpyro.infer.util.log_density(
+                models.law_model, args, kwargs, point)[0])
+    np.testing.assert_allclose(np.asarray(traces["centred"]["log_loss"]["fn"].base_dist.loc),
+                               np.asarray(traces["non"]["log_loss"]["fn"].base_dist.loc), rtol=1e-12)
+    scale = np.asarray(traces["centred"]["run_offset"]["fn"].scale)
+    np.testing.assert_array_equal(scale, np.where(np.arange(num_runs) < real, tau, 1.0))
+    np.testing.assert_allclose(traces["centred_logp"] - traces["non_logp"],
+                               -real * np.log(tau), rtol=1e-10)
+
+
+def test_one_or_two_rows_per_run_stay_non_centred():
+    from bayescale.estimators._nuts_setup import run_effects
+    from bayescale.estimators.padding import bucket_size
+
+    frame = _checkpoints(0, checkpoints=2)
+    _, _, centred, real = run_effects(load_runs(frame, run_column="run_id",
+                                                check_plausible=False), bucket_size)
+    assert (centred, real) == (False, 20)
+
+
 @pytest.mark.slow
 def test_run_effects_cover_where_independent_rows_do_not():
     """6 datasets; 2 x (300 + 300) draws per fit. Binomial(6, 0.9) is 4 or more with
@@ -169,8 +228,8 @@ def test_new_run_prediction_covers_new_runs():
     (d coverage / d scale at 90% is 2 x 1.645 x phi(1.645) = 0.34), so the mean over 4 fits
     has sd ~0.019, plus the binomial 0.3/sqrt(2000) = 0.007: 0.02 in all; the assertion
     allows 3 sd. (Measured with 2 chains: 0.93, 0.95, 0.83, 0.93 with the offset, 0.23-0.34
-    without, widths 5 times smaller.) One short chain per fit: with informative checkpoints
-    the non-centred run offsets take 200-300 leapfrog steps per draw."""
+    without, widths 5 times smaller.) One short chain per fit (5 checkpoints per run: the
+    offsets are sampled centred)."""
     reps, per_fit = 4, 500
     coverage = {"new": [], "none": []}
     widths = {"new": [], "none": []}

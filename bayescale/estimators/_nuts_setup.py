@@ -41,6 +41,32 @@ def _chain_method(chain_method: str, chains: int) -> str:
     return chain_method
 
 
+#: Run offsets are sampled centred when the median run has at least this many rows: the
+#: rows of a run then pin its offset to about sigma / sqrt(rows), far inside the spread
+#: tau_run of the offsets (checkpoints: sigma 0.2-1% of the loss, tau_run 1-6%), the regime
+#: where the non-centred form is a narrow ridge (Betancourt & Girolami 2015, "Hamiltonian
+#: Monte Carlo for hierarchical models"). With one or two rows per run the data say
+#: little about each offset and the non-centred form is the one NUTS samples well.
+RUN_CENTRED_ROWS = 3
+
+
+def run_effects(runs, bucket) -> tuple[np.ndarray | None, int, bool, int]:
+    """``(run index per row or None, number of run offsets (padded by bucket), centred?,
+    number of real runs)`` for runs with a ``run`` column.
+
+    Runs that are one row each (a run column of distinct ids, e.g. steplaw's run names)
+    get no offsets: an offset per row is the observation noise again, and the two scales
+    would form a funnel (steplaw: E-BFMI 0.06, R-hat 1.12 on sigma)."""
+    if getattr(runs, "run", None) is None:
+        return None, 0, False, 0
+    labels, idx, counts = np.unique(np.asarray(runs.run).astype(str), return_inverse=True,
+                                    return_counts=True)
+    if labels.shape[0] == len(runs):
+        return None, 0, False, 0
+    centred = bool(np.median(counts) >= RUN_CENTRED_ROWS)
+    return idx, bucket(labels.shape[0]), centred, int(labels.shape[0])
+
+
 def huber_sites(law, log_X: np.ndarray, y: np.ndarray, centre) -> tuple[dict, np.ndarray]:
     """The Huber grid fit of ``law`` (:func:`bayescale.estimators.huber.fit_huber`) mapped
     to the model's sampled sites (no ``sigma``), and its residuals in log loss."""
@@ -139,6 +165,10 @@ def _init_near(site=None, *, values: Mapping[str, float], radius: float,
             return near
         # a user prior may exclude the heuristic value: fall back to the prior median
         return jnp.where(site["fn"].support(value), near, init_to_median(site))
+    if site["type"] == "sample" and site["name"] == "run_offset":
+        # the centred run offsets start at their prior median, 0: a jitter of the size of
+        # the other sites' would put them many tau_run away
+        return jnp.zeros(site["fn"].shape(), dtype=jnp.result_type(float))
     return init_to_median(site)
 
 

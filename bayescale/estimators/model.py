@@ -166,7 +166,7 @@ def sample_sites(law: Law | str, theta: Mapping[str, float] | ArrayLike,
 def law_model(log_X, log_loss=None, *, law: Law, priors, likelihood: str, centre, E_max,
            record_log_likelihood: bool = False, mask=None, run=None,
            num_runs: int = 0, slope_coords: bool = False,
-           subsample_size: int | None = None) -> None:
+           subsample_size: int | None = None, run_centred: bool = False) -> None:
     """The model on stacked log inputs ``log_X`` (``(n, len(law.inputs))``): what NUTS
     samples (see :func:`scaling_law_model` for the arguments). ``mask`` (``(n,)`` bool,
     optional) leaves the rows where it is False out of the likelihood: the padding of
@@ -176,7 +176,13 @@ def law_model(log_X, log_loss=None, *, law: Law, priors, likelihood: str, centre
     training runs: every run gets its own offset in log loss, ``tau_run * run_z[r]`` with
     ``run_z ~ Normal(0, 1)`` (non-centred) and ``tau_run ~ HalfNormal(RUN_TAU)``, so the
     checkpoints of one run share its luck (seed, data order) instead of counting as
-    independent evidence.
+    independent evidence. ``run_centred`` samples the same model centred, the offsets
+    themselves (``run_offset[r] ~ Normal(0, tau_run)``): the geometry NUTS needs when each
+    run has several rows that pin its offset far more tightly than ``tau_run`` does
+    (non-centred, ``run_z`` and ``tau_run`` then lie on a narrow ridge: misfitting's
+    checkpoints saturated tree depth 10 at step size 0.009). Runs that touch no row
+    (the padding of the run count to a bucket) keep unit scale so they form no funnel
+    with ``tau_run``; they enter no likelihood term.
 
     ``slope_coords`` (Chinchilla only; see the module docstring): sample E, alpha and a_c
     through :func:`slope_to_natural` (sites :data:`SLOPE_SITES`; E, alpha and a_c become
@@ -242,8 +248,14 @@ def law_model(log_X, log_loss=None, *, law: Law, priors, likelihood: str, centre
     if num_runs:
         tau_run = numpyro.sample("tau_run", dist.HalfNormal(RUN_TAU))
         with numpyro.plate("training_runs", num_runs):
-            run_z = numpyro.sample("run_z", dist.Normal(0.0, 1.0))
-        mu = mu + tau_run * run_z[run]
+            if run_centred:
+                touched = jnp.zeros(num_runs, bool).at[run].max(
+                    True if mask is None else jnp.asarray(mask, bool))
+                offset = numpyro.sample("run_offset",
+                                        dist.Normal(0.0, jnp.where(touched, tau_run, 1.0)))
+            else:
+                offset = tau_run * numpyro.sample("run_z", dist.Normal(0.0, 1.0))
+        mu = mu + offset[run]
     noise = likelihood_distribution(likelihood, mu, sigma, nu)
     with numpyro.plate("runs", log_X.shape[0]), numpyro.handlers.mask(mask=True if mask is None else mask):
         numpyro.sample("log_loss", noise, obs=log_loss)

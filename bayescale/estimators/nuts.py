@@ -55,6 +55,7 @@ from bayescale.estimators._nuts_setup import (  # noqa: F401  (tests inspect the
     _priors_key,
     _slope_coords_apply,
     _slope_init,
+    run_effects,
 )
 from bayescale.estimators._nuts_program import (
     EXTRA_FIELDS,
@@ -128,7 +129,7 @@ def sample_posterior(
     max_tree_depth: int = 10,
     law: Any = "chinchilla",
     retry: bool = True,
-    slope_coords: bool = False,
+    slope_coords: bool | None = None,
     subsample: int | str | None = "auto",
     _stacklevel: int = 2,
 ) -> Posterior:
@@ -173,7 +174,9 @@ def sample_posterior(
         does not fit the runs well, e.g. the Chinchilla law on Muennighoff et al.'s
         repeated-data runs); on a well identified posterior they take about twice the
         leapfrog steps of the default coordinates. Needs the default priors on E, alpha
-        and log_A. The automatic retry turns them on.
+        and log_A. The automatic retry turns them on. ``None`` (default): on for fits
+        whose run offsets are sampled centred (checkpoints; see ``Runs with a run
+        column`` below), off otherwise.
     subsample : HMCECS, NUTS on ``m`` rows per step (:mod:`bayescale.estimators.subsample`):
         ``"auto"`` (default) ``m = 1000`` from 50,000 rows on (unless the runs have run
         effects), an integer ``m``, or ``None``/0 for all rows. Chains start from a Laplace
@@ -183,7 +186,9 @@ def sample_posterior(
     Runs with a ``run`` column (checkpoints of training runs, ``load_runs(...,
     run_column=...)``) get a per-run offset in log loss (see
     :func:`bayescale.estimators.model.law_model`): the checkpoints of one run are not
-    independent evidence; ``info["run_effects"]`` counts the runs and rows. A run
+    independent evidence; ``info["run_effects"]`` counts the runs and rows and names the
+    parameterisation: centred offsets (and slope coordinates) when the median run has
+    ``_nuts_setup.RUN_CENTRED_ROWS`` rows or more, non-centred otherwise. A run
     column whose every run has one row adds nothing (``info["run_effects"]`` is None).
 
     Returns
@@ -237,7 +242,6 @@ def sample_posterior(
                                      law=law)  # validates, before compiling
     user_priors = {k: resolved[k] for k in user_priors}  # e.g. a fixed nu as a float
     can_slope = _slope_coords_apply(law, user_priors)
-    slope_coords = bool(slope_coords)
     if slope_coords and not can_slope:
         raise BayescaleError("slope_coords=True needs the Chinchilla law with the default "
                              "priors on E, alpha and log_A.")
@@ -252,15 +256,11 @@ def sample_posterior(
     centre = models.data_centre(*log_X_np.T)
     log_X, y = (jnp.asarray(v, dtype=dtype) for v in (log_X_np, y_np))
     # Checkpoints of training runs (a run column): one offset per run, the runs padded to
-    # a size bucket too (the padded runs' offsets are prior draws, touching no row).
-    # Runs that are one row each (a run column of distinct ids, e.g. steplaw's run names)
-    # get none: an offset per row is the observation noise again, and the two scales
-    # would form a funnel (steplaw: E-BFMI 0.06, R-hat 1.12 on sigma).
-    run_idx, num_runs = None, 0
-    if getattr(runs, "run", None) is not None:
-        labels, idx = np.unique(np.asarray(runs.run).astype(str), return_inverse=True)
-        if labels.shape[0] < len(runs):
-            run_idx, num_runs = idx, bucket_size(labels.shape[0])
+    # a size bucket too (the padded runs' offsets touch no row); centred or not by rows per run.
+    run_idx, num_runs, run_centred, real_runs = run_effects(runs, bucket_size)
+    # the offsets take each run's level, so E is left to the curvature alone: its ridge
+    # with alpha and A (misfitting's checkpoints: bulk ESS 5 in 200 draws, 100 in slope coordinates)
+    slope_coords = bool(can_slope and run_centred if slope_coords is None else slope_coords)
     m = ecs.subsample_rows(subsample, len(runs), run_effects=run_idx is not None)
     t_ref = time.perf_counter()
     init_values = (ecs.huber_reference if m else _initial_values)(law, log_X_np, y_np, centre,
@@ -271,7 +271,7 @@ def sample_posterior(
         init_values = _slope_init(init_values, E_max)
     model_kwargs = dict(priors=resolved, likelihood=likelihood, centre=centre, E_max=E_max,
                         law=law, run=None if run_idx is None else jnp.asarray(run_idx),
-                        num_runs=num_runs, slope_coords=slope_coords)
+                        num_runs=num_runs, slope_coords=slope_coords, run_centred=run_centred)
     rng_key = jax.random.PRNGKey(seed)
     if m:  # one program: no progress bar, no pmap
         progress, method = False, "vectorized" if method == "parallel" else method
@@ -279,7 +279,7 @@ def sample_posterior(
                          method=method, dense_mass=bool(dense_mass),
                          max_tree_depth=max_tree_depth, target_accept=target_accept,
                          num_runs=num_runs, slope_coords=slope_coords, subsample=m,
-                         num_blocks=ecs.num_blocks(m) if m else 0)
+                         num_blocks=ecs.num_blocks(m) if m else 0, run_centred=run_centred)
     with CompileClock() as clock_run:
         t0 = time.perf_counter()
         if progress or method == "parallel":
@@ -334,7 +334,7 @@ def sample_posterior(
         from bayescale.estimators import diagnostics as _diagnostics  # lazy: later in the layering
 
         diagnostics = _diagnostics.compute_diagnostics(
-            idata, exclude=tuple(f"{coord}_c" for coord, _, _ in law.shears) + ("run_z",)
+            idata, exclude=tuple(f"{coord}_c" for coord, _, _ in law.shears) + ("run_z", "run_offset")
             + SLOPE_SITES)
         t_post = time.perf_counter() - t0
 
@@ -358,7 +358,8 @@ def sample_posterior(
         "priors": models.describe_priors(resolved),
         "leapfrog_per_draw": float(num_steps.mean()),
         "run_effects": (None if run_idx is None else {
-            "runs": int(labels.shape[0]), "rows": int(len(runs)),
+            "runs": real_runs, "rows": int(len(runs)),
+            "parameterisation": "centred" if run_centred else "non-centred",
             "tau_run_median": float(np.median(np.asarray(samples["tau_run"])))}),
         "timing": {
             "compile": clock_run.seconds + clock_post.seconds,
