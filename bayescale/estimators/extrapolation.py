@@ -148,12 +148,23 @@ def robust_scale(residuals) -> float:
     return float(1.4826 * np.median(np.abs(r - np.median(r))))
 
 
+#: The most starts :func:`coarse_starts` keeps.
+COARSE_MAX = 256
+
+
 def coarse_starts(law: Law) -> np.ndarray:
     """Every other value of each coordinate of the law's start grid that has 4 or more
     (243 starts for Chinchilla's 4500): enough for the refits here, which need the best
-    fit's neighbourhood rather than a certificate of the global optimum."""
-    return law.starts(**{c: tuple(v[::2]) if len(v) >= 4 else tuple(v)
-                         for c, v in law.start_grid.items()})
+    fit's neighbourhood rather than a certificate of the global optimum. A grid still
+    larger than :data:`COARSE_MAX` (a law of many coordinates with 2-3 values each, e.g.
+    Farseer's 768) keeps a fixed random subset of that many (seed 0), so every value of
+    every coordinate keeps about its share of the starts."""
+    starts = law.starts(**{c: tuple(v[::2]) if len(v) >= 4 else tuple(v)
+                           for c, v in law.start_grid.items()})
+    if starts.shape[0] <= COARSE_MAX:
+        return starts
+    keep = np.sort(np.random.default_rng(0).choice(starts.shape[0], COARSE_MAX, replace=False))
+    return starts[keep]
 
 
 @functools.partial(jax.jit, static_argnames=("law", "max_iter"))
