@@ -193,6 +193,28 @@ def test_methods_and_likelihoods_have_one_definition():
         assert not re.search(r"^_?(METHODS|LIKELIHOODS)\s*=", source, flags=re.M), module
 
 
+def test_law_help_names_every_shipped_law():
+    """--law's help is a literal (the registry imports JAX); it must name every law the
+    package ships (the registry's, before any test registers its own), and every
+    subcommand with --law shows it."""
+    from bayescale.cli import _common, build_parser
+    from bayescale.laws import registry
+
+    from bayescale.laws.base import Law
+
+    shipped = {v.name for mod in (registry.chinchilla, registry.kaplan,
+                                  registry.data_constrained, registry.farseer)
+               for v in vars(mod).values() if isinstance(v, Law)}
+    assert {"chinchilla", "kaplan", "data_constrained", "farseer"} <= set(shipped)
+    for name in shipped:
+        assert re.search(rf"\b{name}\b", _common.LAWS_HELP), name
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.choices and "fit" in a.choices)
+    for command in ("fit", "report", "design", "predict"):
+        help_text = " ".join(subparsers.choices[command].format_help().split())
+        assert "farseer" in help_text, command
+
+
 def test_building_the_parser_does_not_import_jax():
     script = ("import sys; from bayescale.cli import build_parser; build_parser(); "
               "assert 'jax' not in sys.modules, 'jax imported'")

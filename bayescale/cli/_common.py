@@ -12,6 +12,10 @@ import sys
 METHODS = ("bayes", "huber", "huber_mle", "bootstrap", "isoflop", "envelope")
 # isoflop and envelope (Hoffmann et al.'s Approaches 2 and 1) fit the allocation
 # N_opt = G_N C^a, D_opt = G_D C^b, not a loss law: they give an AllocationFit.
+#: The shipped laws, for --law's help (the registry itself imports JAX: not at parse time;
+#: tests/test_cli_options.py checks this list against it).
+LAWS_HELP = ("chinchilla (default), kaplan, data_constrained, farseer, or a registered "
+             "user law (see `bayescale laws`)")
 ALLOCATION_METHODS = ("isoflop", "envelope")
 # --unique-tokens of frontier and decide (add_fit_source_arguments(unique_tokens_help=...)).
 UNIQUE_TOKENS_HELP = ("unique-token budget for laws with repeated data (data_constrained), "
@@ -98,8 +102,7 @@ def add_fit_source_arguments(
                             "as in Besiroglu et al. 2024, giving draws)"),
         resamples_help: str = "bootstrap resamples (default: the fitter's, 4000)",
         seed_help: str = "random seed of the fit (0)",
-        law_help: str = ("law to fit to SOURCE data: chinchilla (default), kaplan, "
-                         "data_constrained (see `bayescale laws`)"),
+        law_help: str = f"law to fit to SOURCE data: {LAWS_HELP}",
         unique_tokens_help: str | None = None) -> None:
     """SOURCE (a fit folder, a published law or data) and how data are fitted.
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from bayescale._util import parse_flops
-from bayescale.cli._common import add_fit_source_arguments, load_source, unique_tokens_from_args
+from bayescale.cli._common import LAWS_HELP, add_fit_source_arguments, load_source, unique_tokens_from_args
 from bayescale.errors import BayescaleError
 
 EXAMPLES = """\
@@ -41,7 +41,7 @@ def register(subparsers) -> None:
         methods=("bootstrap", "bayes"),
         method_help="estimator (default bootstrap; the design needs draws)",
         seed_help="random seed (0)",
-        law_help="law to fit: chinchilla (default), kaplan, data_constrained",
+        law_help=f"law to fit: {LAWS_HELP}",
         unique_tokens_help="unique-token budget for data_constrained (default: the runs' largest)")
     p.add_argument("--target-budget", required=True, metavar="C*",
                    help="FLOPs of the training run the decision is about, e.g. 1e24")

@@ -9,6 +9,7 @@ import sys
 import time
 
 from bayescale.cli._common import (
+    LAWS_HELP,
     ALLOCATION_METHODS,
     METHODS,
     add_data_arguments,
@@ -67,8 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="interval level (default 0.9; the bootstrap defaults to 0.95 as Epoch)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--law", default="chinchilla", metavar="LAW",
-                   help="law to fit: chinchilla (default), kaplan, data_constrained (needs a U "
-                        "column), or a registered user law (see `bayescale laws`)")
+                   help=f"law to fit: {LAWS_HELP}; data_constrained needs a U column")
     g = p.add_argument_group("bootstrap")
     g.add_argument("--resamples", type=int, default=None,
                    help="bootstrap resamples (4000; isoflop 2000)")

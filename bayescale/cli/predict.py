@@ -13,7 +13,7 @@ import json
 import sys
 
 from bayescale._util import parse_flops
-from bayescale.cli._common import add_fit_source_arguments, load_source
+from bayescale.cli._common import LAWS_HELP, add_fit_source_arguments, load_source
 from bayescale.errors import BayescaleError
 
 EXAMPLES = """\
@@ -43,7 +43,7 @@ def register(subparsers) -> None:
                      "extrapolation error)"),
         resamples_help="bootstrap resamples (with --method bootstrap)",
         seed_help="random seed (0)",
-        law_help="law to fit: chinchilla (default), kaplan, data_constrained")
+        law_help=f"law to fit: {LAWS_HELP}")
     q = p.add_argument_group("points")
     q.add_argument("--params", "-N", type=str, default=None, metavar="N",
                    help="model parameters, e.g. 70e9")

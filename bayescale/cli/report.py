@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from bayescale.cli._common import (
+    LAWS_HELP,
     add_data_arguments,
     add_nuts_arguments,
     enable_compilation_cache,
@@ -78,8 +79,7 @@ def _tokens(text: str) -> float:
 
 def _add_law_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--law", default="chinchilla", metavar="LAW",
-                   help="law every method fits: chinchilla (default), kaplan, "
-                        "data_constrained (see `bayescale laws`)")
+                   help=f"law every method fits: {LAWS_HELP}")
     p.add_argument("--unique-tokens", "-U", type=_tokens, default=None, metavar="U",
                    help="unique-token budget of the allocation for laws with repeated data "
                         "(data_constrained: required), e.g. 25e9")
