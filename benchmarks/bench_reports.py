@@ -9,8 +9,9 @@ once its programs are compiled. For every dataset (each group of the grouped one
 ``--select group=G``) this runs the command exactly as a user types it, twice, each in a
 fresh process sharing one fresh persistent compilation cache (the command line's
 default, ``~/.cache/bayescale/jax``, moved to a temporary folder so earlier runs do not
-count): the first run compiles, the second is the "once compiled" time. It records both
-wall times, the gate (``diagnostics_ok`` of the report's ``manifest.json``), whether the
+count): the first run compiles (programs of a shape an earlier dataset compiled come
+from the cache, as they would for a user), the second is the "once compiled" time. It
+records both wall times, the gate (``diagnostics_ok``, printed by ``--json``), whether the
 NUTS fit retried, and NUTS's compile and sampling seconds from ``fit.json``.
 
 The baseline a user would otherwise have is the fit alone (``bayescale fit NAME --method
@@ -77,6 +78,9 @@ def one_dataset(label: str, data: list[str], cache: str, work: Path) -> dict:
     for attempt in ("first", "second"):
         seconds, proc = _run([sys.executable, "-m", "bayescale", "fit", *data, "--method",
                               "bayes", "--json", "--quiet"], env)
+        if proc.returncode != 0:
+            row["error"] = proc.stderr.strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
+            return row
         row[f"fit_{attempt}_s"] = seconds
     row["report_over_fit"] = row["report_second_s"] / row["fit_second_s"]
     return row

@@ -122,23 +122,28 @@ def test_model_mean_is_the_law_plus_the_run_offset():
 
 
 def test_centred_run_offsets_are_the_same_model():
-    """The centred form samples ``run_offset = tau_run * run_z`` itself: at corresponding
-    points the log joint densities differ by exactly the Jacobian ``-log tau_run`` per run
-    that touches a row (change of variables), the mean log loss is the same, and the
-    runs padded beyond the data (touching no row) keep unit scale, free of tau_run."""
+    """With ``run_centred`` the runs of 3+ rows sample their offset itself (``run_offset =
+    tau_run * run_z``), the others (and the runs padding the bucket, with no rows) stay
+    non-centred: at corresponding points the log joint densities differ by exactly the
+    Jacobian ``-log tau_run`` per centred run (change of variables), and the mean log loss
+    is the same."""
     import numpyro
 
     from bayescale.estimators import model as models
-    from bayescale.estimators._nuts_setup import RUN_CENTRED_ROWS, run_effects
+    from bayescale.estimators._nuts_setup import run_effects
     from bayescale.estimators.padding import bucket_size, pad_rows
     from bayescale.laws.chinchilla import LAW
 
     frame = _checkpoints(0)
     frame = frame[frame.run_id != "r0"]  # 19 runs: one padded run offset (bucket 20)
+    keep = {"r1": 1, "r2": 2, "r3": 2, "r4": 3}  # rows kept of a few runs
+    frame = frame[frame.groupby("run_id").cumcount() < frame.run_id.map(keep).fillna(99)]
     runs = load_runs(frame, run_column="run_id", check_plausible=False)
-    run, num_runs, centred, real = run_effects(runs, bucket_size)
-    assert (real, num_runs, centred) == (19, 20, True)
-    assert RUN_CENTRED_ROWS <= 10  # 10 checkpoints per run: centred
+    run, num_runs, real, centred_runs = run_effects(runs, bucket_size)
+    assert (real, num_runs, centred_runs) == (19, 20, 16)
+    assert models.RUN_CENTRED_ROWS == 3
+    labels = np.unique(runs.run.astype(str))
+    centred = np.array([lab not in ("r1", "r2", "r3") for lab in labels] + [False])
     log_X = np.column_stack([runs.log_N, runs.log_D])
     X_pad, y_pad, mask = pad_rows(bucket_size(len(runs)) + 7, log_X, runs.log_loss)
     run_pad = np.pad(run, (0, X_pad.shape[0] - len(runs)))
@@ -151,8 +156,7 @@ def test_centred_run_offsets_are_the_same_model():
     traces = {}
     with jax.enable_x64(True):
         for form, point in (("non", {**base, "run_z": z}),
-                            ("centred", {**base, "run_offset": np.where(
-                                np.arange(num_runs) < real, tau * z, z)})):
+                            ("centred", {**base, "run_offset": np.where(centred, tau * z, z)})):
             model = numpyro.handlers.substitute(models.law_model, data=point)
             args = (jnp.asarray(X_pad), jnp.asarray(y_pad))
             kwargs = dict(law=LAW, priors=priors, likelihood="student_t", centre=centre,
@@ -164,19 +168,23 @@ def test_centred_run_offsets_are_the_same_model():
     np.testing.assert_allclose(np.asarray(traces["centred"]["log_loss"]["fn"].base_dist.loc),
                                np.asarray(traces["non"]["log_loss"]["fn"].base_dist.loc), rtol=1e-12)
     scale = np.asarray(traces["centred"]["run_offset"]["fn"].scale)
-    np.testing.assert_array_equal(scale, np.where(np.arange(num_runs) < real, tau, 1.0))
+    np.testing.assert_array_equal(scale, np.where(centred, tau, 1.0))
     np.testing.assert_allclose(traces["centred_logp"] - traces["non_logp"],
-                               -real * np.log(tau), rtol=1e-10)
+                               -16 * np.log(tau), rtol=1e-10)
 
 
-def test_one_or_two_rows_per_run_stay_non_centred():
-    from bayescale.estimators._nuts_setup import run_effects
-    from bayescale.estimators.padding import bucket_size
-
+def test_run_offsets_of_a_fit_are_its_runs():
+    """The posterior keeps one offset per real run (not the bucket's padding), and says
+    how many were centred; runs of two rows keep slope coordinates off."""
     frame = _checkpoints(0, checkpoints=2)
-    _, _, centred, real = run_effects(load_runs(frame, run_column="run_id",
-                                                check_plausible=False), bucket_size)
-    assert (centred, real) == (False, 20)
+    frame = frame[frame.run_id != "r0"]  # 19 runs, bucket 20
+    runs = load_runs(frame, run_column="run_id", check_plausible=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = fit(runs, method="bayes", chains=1, warmup=50, draws=20, retry=False)
+    assert result.idata.posterior["run_offset"].shape[-1] == 19
+    assert result.info["run_effects"]["centred_runs"] == 0
+    assert result.info["slope_coords"] is False
 
 
 @pytest.mark.slow

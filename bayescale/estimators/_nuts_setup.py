@@ -41,30 +41,22 @@ def _chain_method(chain_method: str, chains: int) -> str:
     return chain_method
 
 
-#: Run offsets are sampled centred when the median run has at least this many rows: the
-#: rows of a run then pin its offset to about sigma / sqrt(rows), far inside the spread
-#: tau_run of the offsets (checkpoints: sigma 0.2-1% of the loss, tau_run 1-6%), the regime
-#: where the non-centred form is a narrow ridge (Betancourt & Girolami 2015, "Hamiltonian
-#: Monte Carlo for hierarchical models"). With one or two rows per run the data say
-#: little about each offset and the non-centred form is the one NUTS samples well.
-RUN_CENTRED_ROWS = 3
-
-
-def run_effects(runs, bucket) -> tuple[np.ndarray | None, int, bool, int]:
-    """``(run index per row or None, number of run offsets (padded by bucket), centred?,
-    number of real runs)`` for runs with a ``run`` column.
+def run_effects(runs, bucket) -> tuple[np.ndarray | None, int, int, int]:
+    """``(run index per row or None, number of run offsets (padded by bucket), number of
+    real runs, how many of them have models.RUN_CENTRED_ROWS rows or more)`` for runs
+    with a ``run`` column (the model centres those runs' offsets).
 
     Runs that are one row each (a run column of distinct ids, e.g. steplaw's run names)
     get no offsets: an offset per row is the observation noise again, and the two scales
     would form a funnel (steplaw: E-BFMI 0.06, R-hat 1.12 on sigma)."""
     if getattr(runs, "run", None) is None:
-        return None, 0, False, 0
+        return None, 0, 0, 0
     labels, idx, counts = np.unique(np.asarray(runs.run).astype(str), return_inverse=True,
                                     return_counts=True)
     if labels.shape[0] == len(runs):
-        return None, 0, False, 0
-    centred = bool(np.median(counts) >= RUN_CENTRED_ROWS)
-    return idx, bucket(labels.shape[0]), centred, int(labels.shape[0])
+        return None, 0, 0, 0
+    return (idx, bucket(labels.shape[0]), int(labels.shape[0]),
+            int(np.sum(counts >= models.RUN_CENTRED_ROWS)))
 
 
 def huber_sites(law, log_X: np.ndarray, y: np.ndarray, centre) -> tuple[dict, np.ndarray]:

@@ -114,6 +114,12 @@ EXPONENT_MAX = 1.5
 #: runs that differ only in seed differ by about 0.5-2% in final loss (e.g. the seeds of
 #: Biderman et al. 2023, Pythia), so 0.05 leaves room for recipe differences too.
 RUN_TAU = 0.05
+#: With ``run_centred``, the runs with at least this many rows get centred offsets: their
+#: rows pin the offset to about sigma / sqrt(rows), far inside tau_run (checkpoints: sigma
+#: 0.2-1% of the loss, tau_run 1-6%; Betancourt & Girolami 2015, "Hamiltonian Monte Carlo
+#: for hierarchical models"); a run of one or two rows, which a Student-t likelihood may
+#: also call an outlier, is left non-centred.
+RUN_CENTRED_ROWS = 3
 
 
 def data_centre(*log_inputs: ArrayLike) -> tuple[float, ...]:
@@ -176,13 +182,14 @@ def law_model(log_X, log_loss=None, *, law: Law, priors, likelihood: str, centre
     training runs: every run gets its own offset in log loss, ``tau_run * run_z[r]`` with
     ``run_z ~ Normal(0, 1)`` (non-centred) and ``tau_run ~ HalfNormal(RUN_TAU)``, so the
     checkpoints of one run share its luck (seed, data order) instead of counting as
-    independent evidence. ``run_centred`` samples the same model centred, the offsets
-    themselves (``run_offset[r] ~ Normal(0, tau_run)``): the geometry NUTS needs when each
-    run has several rows that pin its offset far more tightly than ``tau_run`` does
-    (non-centred, ``run_z`` and ``tau_run`` then lie on a narrow ridge: misfitting's
-    checkpoints saturated tree depth 10 at step size 0.009). Runs that touch no row
-    (the padding of the run count to a bucket) keep unit scale so they form no funnel
-    with ``tau_run``; they enter no likelihood term.
+    independent evidence. ``run_centred`` samples the same model centred for every run
+    with :data:`RUN_CENTRED_ROWS` rows or more, the offset itself (site ``run_offset``,
+    ``Normal(0, tau_run)``): the geometry NUTS needs when a run's rows pin its offset far
+    more tightly than ``tau_run`` does (non-centred, ``run_z`` and ``tau_run`` then lie on
+    a narrow ridge: misfitting's checkpoints saturated tree depth 10 at step size 0.009).
+    Runs with fewer rows, and the runs that pad the run count to a bucket (no rows), stay
+    non-centred in the same site (``run_offset[r] = z_r ~ Normal(0, 1)``, offset
+    ``tau_run z_r``).
 
     ``slope_coords`` (Chinchilla only; see the module docstring): sample E, alpha and a_c
     through :func:`slope_to_natural` (sites :data:`SLOPE_SITES`; E, alpha and a_c become
@@ -249,10 +256,12 @@ def law_model(log_X, log_loss=None, *, law: Law, priors, likelihood: str, centre
         tau_run = numpyro.sample("tau_run", dist.HalfNormal(RUN_TAU))
         with numpyro.plate("training_runs", num_runs):
             if run_centred:
-                touched = jnp.zeros(num_runs, bool).at[run].max(
-                    True if mask is None else jnp.asarray(mask, bool))
-                offset = numpyro.sample("run_offset",
-                                        dist.Normal(0.0, jnp.where(touched, tau_run, 1.0)))
+                rows = jnp.zeros(num_runs).at[run].add(
+                    1.0 if mask is None else jnp.asarray(mask, float))
+                centred = rows >= RUN_CENTRED_ROWS
+                raw = numpyro.sample("run_offset",
+                                     dist.Normal(0.0, jnp.where(centred, tau_run, 1.0)))
+                offset = jnp.where(centred, raw, tau_run * raw)
             else:
                 offset = tau_run * numpyro.sample("run_z", dist.Normal(0.0, 1.0))
         mu = mu + offset[run]

@@ -44,18 +44,8 @@ from bayescale.estimators.slope_coords import SLOPE_SITES
 from bayescale.data.runs import Runs
 from bayescale.errors import BayescaleError
 from bayescale.estimators._nuts_setup import (  # noqa: F401  (tests inspect the cache keys)
-    CHAIN_METHODS,
-    _chain_method,
-    _INIT_RADIUS,
-    _UNKEYABLE,
-    _args_signature,
-    _checked_sites,
-    _init_near,
-    _initial_values,
-    _priors_key,
-    _slope_coords_apply,
-    _slope_init,
-    run_effects,
+    CHAIN_METHODS, _chain_method, _INIT_RADIUS, _UNKEYABLE, _args_signature, _checked_sites,
+    _init_near, _initial_values, _priors_key, _slope_coords_apply, _slope_init, run_effects,
 )
 from bayescale.estimators._nuts_program import (
     EXTRA_FIELDS,
@@ -174,9 +164,9 @@ def sample_posterior(
         does not fit the runs well, e.g. the Chinchilla law on Muennighoff et al.'s
         repeated-data runs); on a well identified posterior they take about twice the
         leapfrog steps of the default coordinates. Needs the default priors on E, alpha
-        and log_A. The automatic retry turns them on. ``None`` (default): on for fits
-        whose run offsets are sampled centred (checkpoints; see ``Runs with a run
-        column`` below), off otherwise.
+        and log_A. The automatic retry turns them on. ``None`` (default): on where
+        allowed for fits whose median run's offset is sampled centred (checkpoints; see
+        ``Runs with a run column`` below), off otherwise.
     subsample : HMCECS, NUTS on ``m`` rows per step (:mod:`bayescale.estimators.subsample`):
         ``"auto"`` (default) ``m = 1000`` from 50,000 rows on (unless the runs have run
         effects), an integer ``m``, or ``None``/0 for all rows. Chains start from a Laplace
@@ -186,9 +176,10 @@ def sample_posterior(
     Runs with a ``run`` column (checkpoints of training runs, ``load_runs(...,
     run_column=...)``) get a per-run offset in log loss (see
     :func:`bayescale.estimators.model.law_model`): the checkpoints of one run are not
-    independent evidence; ``info["run_effects"]`` counts the runs and rows and names the
-    parameterisation: centred offsets (and slope coordinates) when the median run has
-    ``_nuts_setup.RUN_CENTRED_ROWS`` rows or more, non-centred otherwise. A run
+    independent evidence; ``info["run_effects"]`` counts the runs, the rows and the
+    ``centred_runs``, those with ``model.RUN_CENTRED_ROWS`` rows or more, whose offsets
+    are sampled centred (the rest non-centred; posterior site ``run_offset``, one per
+    run in the order of the sorted run labels). A run
     column whose every run has one row adds nothing (``info["run_effects"]`` is None).
 
     Returns
@@ -257,10 +248,12 @@ def sample_posterior(
     log_X, y = (jnp.asarray(v, dtype=dtype) for v in (log_X_np, y_np))
     # Checkpoints of training runs (a run column): one offset per run, the runs padded to
     # a size bucket too (the padded runs' offsets touch no row); centred or not by rows per run.
-    run_idx, num_runs, run_centred, real_runs = run_effects(runs, bucket_size)
+    run_idx, num_runs, real_runs, centred_runs = run_effects(runs, bucket_size)
+    run_centred = run_idx is not None
     # the offsets take each run's level, so E is left to the curvature alone: its ridge
     # with alpha and A (misfitting's checkpoints: bulk ESS 5 in 200 draws, 100 in slope coordinates)
-    slope_coords = bool(can_slope and run_centred if slope_coords is None else slope_coords)
+    typical = run_centred and 2 * centred_runs >= real_runs  # the median run's offset is centred
+    slope_coords = bool(can_slope and typical if slope_coords is None else slope_coords)
     m = ecs.subsample_rows(subsample, len(runs), run_effects=run_idx is not None)
     t_ref = time.perf_counter()
     init_values = (ecs.huber_reference if m else _initial_values)(law, log_X_np, y_np, centre,
@@ -330,6 +323,8 @@ def sample_posterior(
                               return_sites=["log_loss"])
             predictive = pred(jax.random.fold_in(rng_key, 1), log_X, None,
                               **model_kwargs)["log_loss"]
+        if run_idx is not None:  # the offsets of the runs padding the bucket are not data
+            samples["run_offset"] = samples["run_offset"][..., :real_runs]
         idata = to_inference_data(samples, stats, loglik, predictive, y_np, runs, law)
         from bayescale.estimators import diagnostics as _diagnostics  # lazy: later in the layering
 
@@ -359,7 +354,7 @@ def sample_posterior(
         "leapfrog_per_draw": float(num_steps.mean()),
         "run_effects": (None if run_idx is None else {
             "runs": real_runs, "rows": int(len(runs)),
-            "parameterisation": "centred" if run_centred else "non-centred",
+            "centred_runs": centred_runs,
             "tau_run_median": float(np.median(np.asarray(samples["tau_run"])))}),
         "timing": {
             "compile": clock_run.seconds + clock_post.seconds,
