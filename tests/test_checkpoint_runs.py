@@ -132,6 +132,7 @@ def test_centred_run_offsets_are_the_same_model():
     from bayescale.estimators import model as models
     from bayescale.estimators._nuts_setup import run_effects
     from bayescale.estimators.padding import bucket_size, pad_rows
+    from bayescale.estimators.run_offsets import RUN_CENTRED_ROWS
     from bayescale.laws.chinchilla import LAW
 
     frame = _checkpoints(0)
@@ -141,7 +142,7 @@ def test_centred_run_offsets_are_the_same_model():
     runs = load_runs(frame, run_column="run_id", check_plausible=False)
     run, num_runs, real, centred_runs = run_effects(runs, bucket_size)
     assert (real, num_runs, centred_runs) == (19, 20, 16)
-    assert models.RUN_CENTRED_ROWS == 3
+    assert RUN_CENTRED_ROWS == 3
     labels = np.unique(runs.run.astype(str))
     centred = np.array([lab not in ("r1", "r2", "r3") for lab in labels] + [False])
     log_X = np.column_stack([runs.log_N, runs.log_D])

@@ -17,6 +17,7 @@ from numpyro.distributions import Distribution
 from bayescale.estimators import model as models
 from bayescale.errors import BayescaleError
 from bayescale.estimators import slope_coords
+from bayescale.estimators.run_offsets import RUN_CENTRED_ROWS
 
 _INIT_RADIUS = 0.3  # jitter of the initial point per chain, in unconstrained space
 CHAIN_METHODS = ("auto", "vectorized", "parallel", "sequential")
@@ -43,7 +44,7 @@ def _chain_method(chain_method: str, chains: int) -> str:
 
 def run_effects(runs, bucket) -> tuple[np.ndarray | None, int, int, int]:
     """``(run index per row or None, number of run offsets (padded by bucket), number of
-    real runs, how many of them have models.RUN_CENTRED_ROWS rows or more)`` for runs
+    real runs, how many of them have run_offsets.RUN_CENTRED_ROWS rows or more)`` for runs
     with a ``run`` column (the model centres those runs' offsets).
 
     Runs that are one row each (a run column of distinct ids, e.g. steplaw's run names)
@@ -56,7 +57,7 @@ def run_effects(runs, bucket) -> tuple[np.ndarray | None, int, int, int]:
     if labels.shape[0] == len(runs):
         return None, 0, 0, 0
     return (idx, bucket(labels.shape[0]), int(labels.shape[0]),
-            int(np.sum(counts >= models.RUN_CENTRED_ROWS)))
+            int(np.sum(counts >= RUN_CENTRED_ROWS)))
 
 
 def huber_sites(law, log_X: np.ndarray, y: np.ndarray, centre) -> tuple[dict, np.ndarray]:

@@ -66,6 +66,7 @@ from bayescale.laws.base import Law, log_loss_theta
 from bayescale.laws.chinchilla import LAW as CHINCHILLA
 from bayescale.laws.chinchilla import LawParams
 from bayescale.laws.registry import get_law
+from bayescale.estimators.run_offsets import RUN_TAU, sample_run_offsets  # noqa: F401
 from bayescale.estimators.slope_coords import sample_slope_coords
 from bayescale.estimators.likelihoods import (  # noqa: F401  (re-exported)
     LIKELIHOODS,
@@ -110,16 +111,6 @@ __all__ = [
 
 PRIOR_KEYS = ("E", "log_A", "log_B", "alpha", "beta", "sigma", "nu")
 EXPONENT_MAX = 1.5
-#: Scale of the half-normal prior on the run-to-run offset in log loss (``tau_run``):
-#: runs that differ only in seed differ by about 0.5-2% in final loss (e.g. the seeds of
-#: Biderman et al. 2023, Pythia), so 0.05 leaves room for recipe differences too.
-RUN_TAU = 0.05
-#: With ``run_centred``, the runs with at least this many rows get centred offsets: their
-#: rows pin the offset to about sigma / sqrt(rows), far inside tau_run (checkpoints: sigma
-#: 0.2-1% of the loss, tau_run 1-6%; Betancourt & Girolami 2015, "Hamiltonian Monte Carlo
-#: for hierarchical models"); a run of one or two rows, which a Student-t likelihood may
-#: also call an outlier, is left non-centred.
-RUN_CENTRED_ROWS = 3
 
 
 def data_centre(*log_inputs: ArrayLike) -> tuple[float, ...]:
@@ -179,17 +170,10 @@ def law_model(log_X, log_loss=None, *, law: Law, priors, likelihood: str, centre
     :mod:`bayescale.estimators.padding`.
 
     ``run`` (``(n,)`` integers below ``num_runs``), for rows that are checkpoints of
-    training runs: every run gets its own offset in log loss, ``tau_run * run_z[r]`` with
-    ``run_z ~ Normal(0, 1)`` (non-centred) and ``tau_run ~ HalfNormal(RUN_TAU)``, so the
-    checkpoints of one run share its luck (seed, data order) instead of counting as
-    independent evidence. ``run_centred`` samples the same model centred for every run
-    with :data:`RUN_CENTRED_ROWS` rows or more, the offset itself (site ``run_offset``,
-    ``Normal(0, tau_run)``): the geometry NUTS needs when a run's rows pin its offset far
-    more tightly than ``tau_run`` does (non-centred, ``run_z`` and ``tau_run`` then lie on
-    a narrow ridge: misfitting's checkpoints saturated tree depth 10 at step size 0.009).
-    Runs with fewer rows, and the runs that pad the run count to a bucket (no rows), stay
-    non-centred in the same site (``run_offset[r] = z_r ~ Normal(0, 1)``, offset
-    ``tau_run z_r``).
+    training runs: every run gets its own offset in log loss
+    (:func:`bayescale.estimators.run_offsets.sample_run_offsets`; ``run_centred`` centres
+    the runs of several rows), so the checkpoints of one run share its luck (seed, data
+    order) instead of counting as independent evidence.
 
     ``slope_coords`` (Chinchilla only; see the module docstring): sample E, alpha and a_c
     through :func:`slope_to_natural` (sites :data:`SLOPE_SITES`; E, alpha and a_c become
@@ -253,18 +237,7 @@ def law_model(log_X, log_loss=None, *, law: Law, priors, likelihood: str, centre
         return
     mu = log_loss_theta(law, vec, log_X)
     if num_runs:
-        tau_run = numpyro.sample("tau_run", dist.HalfNormal(RUN_TAU))
-        with numpyro.plate("training_runs", num_runs):
-            if run_centred:
-                rows = jnp.zeros(num_runs).at[run].add(
-                    1.0 if mask is None else jnp.asarray(mask, float))
-                centred = rows >= RUN_CENTRED_ROWS
-                raw = numpyro.sample("run_offset",
-                                     dist.Normal(0.0, jnp.where(centred, tau_run, 1.0)))
-                offset = jnp.where(centred, raw, tau_run * raw)
-            else:
-                offset = tau_run * numpyro.sample("run_z", dist.Normal(0.0, 1.0))
-        mu = mu + offset[run]
+        mu = mu + sample_run_offsets(run, num_runs, mask, centred=run_centred)
     noise = likelihood_distribution(likelihood, mu, sigma, nu)
     with numpyro.plate("runs", log_X.shape[0]), numpyro.handlers.mask(mask=True if mask is None else mask):
         numpyro.sample("log_loss", noise, obs=log_loss)

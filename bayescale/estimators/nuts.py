@@ -177,7 +177,7 @@ def sample_posterior(
     run_column=...)``) get a per-run offset in log loss (see
     :func:`bayescale.estimators.model.law_model`): the checkpoints of one run are not
     independent evidence; ``info["run_effects"]`` counts the runs, the rows and the
-    ``centred_runs``, those with ``model.RUN_CENTRED_ROWS`` rows or more, whose offsets
+    ``centred_runs``, those with ``run_offsets.RUN_CENTRED_ROWS`` rows or more, whose offsets
     are sampled centred (the rest non-centred; posterior site ``run_offset``, one per
     run in the order of the sorted run labels). A run
     column whose every run has one row adds nothing (``info["run_effects"]`` is None).
