@@ -174,18 +174,20 @@ def test_centred_run_offsets_are_the_same_model():
                                -16 * np.log(tau), rtol=1e-10)
 
 
-def test_run_offsets_of_a_fit_are_its_runs():
+@pytest.mark.parametrize("checkpoints, centred", [(2, 0), (4, 19)])
+def test_run_offsets_of_a_fit_are_its_runs(checkpoints, centred):
     """The posterior keeps one offset per real run (not the bucket's padding), and says
-    how many were centred; runs of two rows keep slope coordinates off."""
-    frame = _checkpoints(0, checkpoints=2)
+    how many were centred; slope coordinates are on when the median run is centred (4
+    rows each), off for runs of two rows."""
+    frame = _checkpoints(0, checkpoints=checkpoints)
     frame = frame[frame.run_id != "r0"]  # 19 runs, bucket 20
     runs = load_runs(frame, run_column="run_id", check_plausible=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         result = fit(runs, method="bayes", chains=1, warmup=50, draws=20, retry=False)
     assert result.idata.posterior["run_offset"].shape[-1] == 19
-    assert result.info["run_effects"]["centred_runs"] == 0
-    assert result.info["slope_coords"] is False
+    assert result.info["run_effects"]["centred_runs"] == centred
+    assert result.info["slope_coords"] is (centred > 0)
 
 
 @pytest.mark.slow
