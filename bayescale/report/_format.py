@@ -36,6 +36,8 @@ def human(value, digits: int = 3, *, si: bool = True) -> str:
     ('70.9B', '1.33T', '19.4', '5.76e23', '0.339')
     >>> human(2085.4, 4, si=False), human(2e-5)
     ('2085', '2e-5')
+    >>> human(0.00146, 2), human(0.0045, 2), human(0.0999, 2), human(0.01, 2)
+    ('0.0015', '0.0045', '0.1', '0.01')
     """
     if value is None:
         return ""
@@ -58,7 +60,10 @@ def human(value, digits: int = 3, *, si: bool = True) -> str:
                 scaled = x / 10.0 ** power
                 return _trim(f"{scaled:.{max(digits - _int_digits(scaled), 0)}f}") + suffix
     if 1e-3 <= mag < (1e15 if si else 1e6):
-        return _trim(f"{x:.{max(digits - _int_digits(x), 0)}f}")
+        # below 1 the digits after the leading zeros count (0.00146 -> 0.0015, not 0.00)
+        places = (digits - 1 - math.floor(math.log10(mag)) if mag < 1
+                  else max(digits - _int_digits(x), 0))
+        return _trim(f"{x:.{places}f}")
     mantissa, exponent = f"{x:.{digits - 1}e}".split("e")
     return f"{_trim(mantissa)}e{int(exponent)}"
 
