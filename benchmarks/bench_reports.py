@@ -32,22 +32,16 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-#: (label, command-line data arguments), every registered dataset and group.
-DATASETS = [
-    ("chinchilla", ["chinchilla"]),
-    ("synthetic", ["synthetic"]),
-    ("gadre2024/C4", ["gadre2024", "--select", "group=C4"]),
-    ("gadre2024/RedPajama", ["gadre2024", "--select", "group=RedPajama"]),
-    ("gadre2024/RefinedWeb", ["gadre2024", "--select", "group=RefinedWeb"]),
-    ("misfitting", ["misfitting"]),
-    ("misfitting_checkpoints", ["misfitting_checkpoints"]),
-    ("marin_isoflop/comma", ["marin_isoflop", "--select", "group=comma"]),
-    ("marin_isoflop/dclm", ["marin_isoflop", "--select", "group=dclm"]),
-    ("marin_isoflop/nemotron", ["marin_isoflop", "--select", "group=nemotron"]),
-    ("steplaw", ["steplaw"]),
-    ("data_constrained", ["data_constrained"]),
-    ("farseer", ["farseer"]),
-]
+sys.path.insert(0, str(HERE))
+from bench_datasets import DATASETS as FITS  # noqa: E402 - the benchmarks' one dataset list
+
+#: (label, command-line data arguments): every registered dataset and group (the fit
+#: benchmark's list, plus misfitting_checkpoints, which it leaves out for time).
+DATASETS = [(label, [name] + [a for key, value in query.items()
+                              for a in ("--select", f"{key}={value}")])
+            for label, name, query in FITS]
+DATASETS.insert(next(i for i, (label, _) in enumerate(DATASETS) if label == "misfitting") + 1,
+                ("misfitting_checkpoints", ["misfitting_checkpoints"]))
 
 
 def _run(cmd: list[str], env: dict) -> tuple[float, subprocess.CompletedProcess]:

@@ -3,8 +3,8 @@ bootstrap) and the Bayesian model gives every run its own offset in log loss.
 
 Oracles: the weights by construction (every row of a run carries its run's multiplicity;
 each resample draws as many runs as there are); the model's mean log loss is the law plus
-``tau_run * run_z[run]`` (read from its trace), and its centred form is the same model
-(the change of variables' Jacobian); on synthetic checkpoints whose runs carry
+its run offset (read from its trace), and its log joint is the law's on the shifted losses
+plus the offsets' own densities (scipy); on synthetic checkpoints whose runs carry
 a known per-run offset in log loss, the row-independent 90% intervals on alpha (bootstrap
 of rows, posterior without run effects) miss the truth far more often than 10%, and the
 run-aware ones cover it at about the nominal rate (within Monte Carlo error).
@@ -94,6 +94,8 @@ def test_run_bootstrap_covers_where_the_row_bootstrap_does_not():
 
 
 def test_model_mean_is_the_law_plus_the_run_offset():
+    """Every run here has 10 rows, so its offset is the site itself (``run_offset``, scale
+    ``tau_run``); the 12 runs beyond the data (no rows) stay non-centred (scale 1)."""
     import numpyro
 
     from bayescale.estimators import model as models
@@ -106,7 +108,7 @@ def test_model_mean_is_the_law_plus_the_run_offset():
     centre = models.data_centre(*log_X.T)
     priors = models.resolve_priors({}, E_max=float(np.median(runs.loss)), likelihood="student_t")
     point = {"E": 1.8, "alpha": 0.35, "beta": 0.37, "a_c": -1.0, "b_c": -0.5, "sigma": 0.01,
-             "tau_run": 0.02, "run_z": np.linspace(-1.5, 1.5, 32)}
+             "tau_run": 0.02, "run_offset": np.linspace(-0.03, 0.03, 32)}
     with jax.enable_x64(True):
         tr = numpyro.handlers.trace(numpyro.handlers.substitute(
             models.law_model, data=point)).get_trace(
@@ -117,22 +119,26 @@ def test_model_mean_is_the_law_plus_the_run_offset():
     A = np.exp(point["a_c"] + point["alpha"] * centre[0])
     B = np.exp(point["b_c"] + point["beta"] * centre[1])
     law = np.log(point["E"] + A * runs.N ** -point["alpha"] + B * runs.D ** -point["beta"])
-    np.testing.assert_allclose(loc, law + point["tau_run"] * point["run_z"][run], rtol=1e-12)
-    assert tr["run_z"]["value"].shape == (32,)
+    np.testing.assert_allclose(loc, law + point["run_offset"][run], rtol=1e-12)
+    np.testing.assert_array_equal(np.asarray(tr["run_offset"]["fn"].scale),
+                                  [0.02] * 20 + [1.0] * 12)
 
 
-def test_centred_run_offsets_are_the_same_model():
-    """With ``run_centred`` the runs of 3+ rows sample their offset itself (``run_offset =
-    tau_run * run_z``), the others (and the runs padding the bucket, with no rows) stay
-    non-centred: at corresponding points the log joint densities differ by exactly the
-    Jacobian ``-log tau_run`` per centred run (change of variables), and the mean log loss
-    is the same."""
+def test_run_offsets_log_density_by_hand():
+    """The runs of 3+ rows sample their offset itself (``Normal(0, tau_run)``), the others
+    (and the runs padding the bucket, with no rows) ``z ~ Normal(0, 1)`` with offset
+    ``tau_run z``. Oracle: the model's log joint equals the same law's log joint without
+    run effects on ``y - offset[run]`` (a location family), plus the half-normal prior of
+    ``tau_run`` and each offset's normal density, from scipy. Against sampling every
+    offset as ``z`` the log joint differs by the Jacobian, ``-log tau_run`` per centred run:
+    the same model."""
     import numpyro
+    from scipy import stats
 
     from bayescale.estimators import model as models
     from bayescale.estimators._nuts_setup import run_effects
     from bayescale.estimators.padding import bucket_size, pad_rows
-    from bayescale.estimators.run_offsets import RUN_CENTRED_ROWS
+    from bayescale.estimators.run_offsets import RUN_CENTRED_ROWS, RUN_TAU
     from bayescale.laws.chinchilla import LAW
 
     frame = _checkpoints(0)
@@ -149,36 +155,40 @@ def test_centred_run_offsets_are_the_same_model():
     X_pad, y_pad, mask = pad_rows(bucket_size(len(runs)) + 7, log_X, runs.log_loss)
     run_pad = np.pad(run, (0, X_pad.shape[0] - len(runs)))
     centre = models.data_centre(*log_X.T)
-    priors = models.resolve_priors({}, E_max=float(np.median(runs.loss)), likelihood="student_t")
+    E_max = float(np.median(runs.loss))
+    priors = models.resolve_priors({}, E_max=E_max, likelihood="student_t")
     z = np.linspace(-1.5, 1.5, num_runs)
     tau = 0.02
-    base = {"E": 1.8, "alpha": 0.35, "beta": 0.37, "a_c": -1.0, "b_c": -0.5, "sigma": 0.01,
-            "tau_run": tau}
-    traces = {}
+    raw = np.where(centred, tau * z, z)
+    offset = np.where(centred, raw, tau * raw)  # = tau * z for every run
+    base = {"E": 1.8, "alpha": 0.35, "beta": 0.37, "a_c": -1.0, "b_c": -0.5, "sigma": 0.01}
+    kwargs = dict(law=LAW, priors=priors, likelihood="student_t", centre=centre, E_max=E_max,
+                  mask=jnp.asarray(mask))
     with jax.enable_x64(True):
-        for form, point in (("non", {**base, "run_z": z}),
-                            ("centred", {**base, "run_offset": np.where(centred, tau * z, z)})):
-            model = numpyro.handlers.substitute(models.law_model, data=point)
-            args = (jnp.asarray(X_pad), jnp.asarray(y_pad))
-            kwargs = dict(law=LAW, priors=priors, likelihood="student_t", centre=centre,
-                          E_max=None, run=jnp.asarray(run_pad), num_runs=num_runs,
-                          mask=jnp.asarray(mask), run_centred=form == "centred")
-            traces[form] = numpyro.handlers.trace(model).get_trace(*args, **kwargs)
-            traces[form + "_logp"] = float(numpyro.infer.util.log_density(
-                models.law_model, args, kwargs, point)[0])
-    np.testing.assert_allclose(np.asarray(traces["centred"]["log_loss"]["fn"].base_dist.loc),
-                               np.asarray(traces["non"]["log_loss"]["fn"].base_dist.loc), rtol=1e-12)
-    scale = np.asarray(traces["centred"]["run_offset"]["fn"].scale)
-    np.testing.assert_array_equal(scale, np.where(centred, tau, 1.0))
-    np.testing.assert_allclose(traces["centred_logp"] - traces["non_logp"],
-                               -16 * np.log(tau), rtol=1e-10)
+        point = {**base, "tau_run": tau, "run_offset": raw}
+        args = (jnp.asarray(X_pad), jnp.asarray(y_pad))
+        run_kwargs = {**kwargs, "run": jnp.asarray(run_pad), "num_runs": num_runs}
+        logp = float(numpyro.infer.util.log_density(models.law_model, args, run_kwargs, point)[0])
+        shifted = (jnp.asarray(X_pad), jnp.asarray(y_pad - offset[run_pad]))
+        logp_law = float(numpyro.infer.util.log_density(models.law_model, shifted, kwargs,
+                                                        base)[0])
+        tr = numpyro.handlers.trace(numpyro.handlers.substitute(
+            models.law_model, data=point)).get_trace(*args, **run_kwargs)
+    run_part = (stats.halfnorm.logpdf(tau, scale=RUN_TAU)
+                + stats.norm.logpdf(raw, 0.0, np.where(centred, tau, 1.0)).sum())
+    np.testing.assert_allclose(logp, logp_law + run_part, rtol=1e-10)
+    np.testing.assert_array_equal(np.asarray(tr["run_offset"]["fn"].scale),
+                                  np.where(centred, tau, 1.0))
+    non_centred = stats.halfnorm.logpdf(tau, scale=RUN_TAU) + stats.norm.logpdf(z).sum()
+    np.testing.assert_allclose(run_part - non_centred, -16 * np.log(tau), rtol=1e-10)
 
 
 @pytest.mark.parametrize("checkpoints, centred", [(2, 0), (4, 19)])
 def test_run_offsets_of_a_fit_are_its_runs(checkpoints, centred):
     """The posterior keeps one offset per real run (not the bucket's padding), and says
-    how many were centred; slope coordinates are on when the median run is centred (4
-    rows each), off for runs of two rows."""
+    how many were centred; slope coordinates and a target acceptance of 0.9 are the
+    defaults when the median run is centred (4 rows each), not for runs of two rows
+    (0.8, NumPyro's default); a target acceptance the user sets is kept."""
     frame = _checkpoints(0, checkpoints=checkpoints)
     frame = frame[frame.run_id != "r0"]  # 19 runs, bucket 20
     runs = load_runs(frame, run_column="run_id", check_plausible=False)
@@ -188,6 +198,13 @@ def test_run_offsets_of_a_fit_are_its_runs(checkpoints, centred):
     assert result.idata.posterior["run_offset"].shape[-1] == 19
     assert result.info["run_effects"]["centred_runs"] == centred
     assert result.info["slope_coords"] is (centred > 0)
+    assert result.info["target_accept"] == (0.9 if centred else 0.8)
+    if centred:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            mine = fit(runs, method="bayes", chains=1, warmup=50, draws=20, retry=False,
+                       target_accept=0.85)
+        assert mine.info["target_accept"] == 0.85
 
 
 @pytest.mark.slow

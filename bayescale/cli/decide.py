@@ -229,25 +229,25 @@ def run_decide(args) -> int:
              f"{out['extrapolation']:.2f} orders of magnitude outside the data's compute range")
     print(f"fit: {args.source} ({fit.method}, {out['num_draws']} draws, {fit.law.name} law); "
           f"the budget is {where}")
-    print(f"loss of the plan: median {loss['median']:.4f} [{pct}: {loss['lower']:.4f}, "
+    print(f"loss of the plan, if the law is exact: median {loss['median']:.4f} [{pct}: {loss['lower']:.4f}, "
           f"{loss['upper']:.4f}], mean {loss['mean']:.4f}")
     hp = out["predicted_loss"]
     if hp is not None:
         print(f"predicted loss of this run, with observation noise and the extrapolation error "
               f"({hp['extrapolation_decades']:.2f} decades beyond the runs): median "
-              f"{hp['median']:.4f} [{pct}: {hp['lower']:.4f}, {hp['upper']:.4f}]; the interval "
-              "above assumes the law is exact")
+              f"{hp['median']:.4f} [{pct}: {hp['lower']:.4f}, {hp['upper']:.4f}]; plan with "
+              "this line: the one above ignores that the law may be wrong this far out")
     for key, fmt in (("N_opt", ".3g"), ("D_opt", ".3g"), ("L_opt", ".4f")):
         v = out["optimum"][key]
-        print(f"{key} at C: median {v['median']:{fmt}} [{v['lower']:{fmt}}, {v['upper']:{fmt}}]")
+        print(f"{key} at C, if the law is exact: median {v['median']:{fmt}} [{v['lower']:{fmt}}, {v['upper']:{fmt}}]")
     hn = out["n_opt_honest"]
     if hn is not None and hn["decades"] > 0:
         e = hn["optimum_error"]
         print(f"N_opt at C with the optimum error ({hn['decades']:.2f} decades beyond the runs; "
               f"spread {e['w']:.3f}, drift {e['drift']:+.2f} decades of N per decade, from "
               f"{e['num_misses']} held-out isoFLOP optima and the default prior): median "
-              f"{hn['median']:.3g} [{pct}: {hn['lower']:.3g}, {hn['upper']:.3g}]; the N_opt "
-              "line above assumes the law's form is right")
+              f"{hn['median']:.3g} [{pct}: {hn['lower']:.3g}, {hn['upper']:.3g}]; plan with "
+              "this line: the N_opt above ignores that the optimum may drift this far out")
     ex = out["excess_loss"]
     print(f"excess loss over each draw's optimum: median {ex['median']:.4g} "
           f"[{ex['lower']:.3g}, {ex['upper']:.3g}]")

@@ -109,7 +109,6 @@ class Settings(NamedTuple):
     slope_coords: bool = False  # Chinchilla's E, alpha, a_c sampled in slope coordinates
     subsample: int = 0  # HMCECS subsample size (0: all rows; estimators.subsample)
     num_blocks: int = 0  # blocks of HMCECS's subsample update
-    run_centred: bool = False  # run offsets sampled centred (model.law_model)
 
 
 def import_arviz_in_background() -> None:
@@ -153,7 +152,7 @@ def nuts_program(settings: Settings, priors: Mapping[str, Any] | None):
                      likelihood=settings.likelihood,
                      centre=tuple(centre[i] for i in range(len(settings.law.inputs))),
                      E_max=E_max, mask=mask, run=run, num_runs=settings.num_runs,
-                     slope_coords=settings.slope_coords, run_centred=settings.run_centred)
+                     slope_coords=settings.slope_coords)
             return mcmc.get_samples(), mcmc.get_extra_fields()
 
         keys = jax.random.split(rng_key, settings.chains)

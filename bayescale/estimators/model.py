@@ -163,7 +163,7 @@ def sample_sites(law: Law | str, theta: Mapping[str, float] | ArrayLike,
 def law_model(log_X, log_loss=None, *, law: Law, priors, likelihood: str, centre, E_max,
            record_log_likelihood: bool = False, mask=None, run=None,
            num_runs: int = 0, slope_coords: bool = False,
-           subsample_size: int | None = None, run_centred: bool = False) -> None:
+           subsample_size: int | None = None) -> None:
     """The model on stacked log inputs ``log_X`` (``(n, len(law.inputs))``): what NUTS
     samples (see :func:`scaling_law_model` for the arguments). ``mask`` (``(n,)`` bool,
     optional) leaves the rows where it is False out of the likelihood: the padding of
@@ -171,8 +171,8 @@ def law_model(log_X, log_loss=None, *, law: Law, priors, likelihood: str, centre
 
     ``run`` (``(n,)`` integers below ``num_runs``), for rows that are checkpoints of
     training runs: every run gets its own offset in log loss
-    (:func:`bayescale.estimators.run_offsets.sample_run_offsets`; ``run_centred`` centres
-    the runs of several rows), so the checkpoints of one run share its luck (seed, data
+    (:func:`bayescale.estimators.run_offsets.sample_run_offsets`, centred for the runs of
+    several rows), so the checkpoints of one run share its luck (seed, data
     order) instead of counting as independent evidence.
 
     ``slope_coords`` (Chinchilla only; see the module docstring): sample E, alpha and a_c
@@ -237,7 +237,7 @@ def law_model(log_X, log_loss=None, *, law: Law, priors, likelihood: str, centre
         return
     mu = log_loss_theta(law, vec, log_X)
     if num_runs:
-        mu = mu + sample_run_offsets(run, num_runs, mask, centred=run_centred)
+        mu = mu + sample_run_offsets(run, num_runs, mask)
     noise = likelihood_distribution(likelihood, mu, sigma, nu)
     with numpyro.plate("runs", log_X.shape[0]), numpyro.handlers.mask(mask=True if mask is None else mask):
         numpyro.sample("log_loss", noise, obs=log_loss)

@@ -95,6 +95,12 @@ def _check_int(name: str, value: Any, minimum: int) -> int:
 # data_constrained kept 2 divergences that way, at 0.99 too, and passes in slope coordinates).
 RETRY_TARGET_ACCEPT = 0.95
 RETRY_WARMUP = 2000
+# The first attempt's target acceptance: NumPyro's 0.8, and 0.9 when the median run's
+# offset is sampled centred (checkpoints). misfitting_checkpoints (4,843 rows, 240 runs):
+# at 0.8 the first attempt kept 4 divergences and the retry passed (1025 s in all); at 0.9
+# one attempt passed (R-hat 1.006, 0 divergences, 405 s). benchmarks/RESULTS.md.
+DEFAULT_TARGET_ACCEPT = 0.8
+CHECKPOINT_TARGET_ACCEPT = 0.9
 
 # The compiled NUTS programs, the most recently used last (see run_as_one_program).
 _PROGRAMS: "OrderedDict[tuple, Any]" = OrderedDict()  # key -> compiled NUTS program
@@ -110,7 +116,7 @@ def sample_posterior(
     draws: int = 1000,
     likelihood: str = "student_t",
     priors: Mapping[str, Any] | None = None,
-    target_accept: float = 0.8,
+    target_accept: float | None = None,
     chain_method: str = "auto",
     progress: bool | None = None,
     strict: bool = False,
@@ -135,7 +141,9 @@ def sample_posterior(
         :func:`bayescale.estimators.model.scaling_law_model`.
     priors : overrides of :func:`bayescale.estimators.model.default_priors`, keyed by
         ``E, log_A, log_B, alpha, beta, sigma, nu``.
-    target_accept : NUTS target acceptance probability, in (0, 1).
+    target_accept : NUTS target acceptance probability, in (0, 1). ``None`` (default):
+        0.8, or 0.9 when the median run's offset is sampled centred (checkpoints of
+        training runs, where 0.8 tends to leave a few divergences for the retry).
     chain_method : ``"auto"`` (``"parallel"`` when there are at least ``chains``
         devices, else ``"sequential"`` on CPU and ``"vectorized"`` on an accelerator),
         ``"vectorized"``, ``"parallel"`` or ``"sequential"``.
@@ -214,9 +222,11 @@ def sample_posterior(
     draws = _check_int("draws", draws, 1)
     max_tree_depth = _check_int("max_tree_depth", max_tree_depth, 1)
     models.check_likelihood(likelihood)
-    target_accept = float(target_accept)
-    if not 0.0 < target_accept < 1.0:
-        raise BayescaleError(f"target_accept must be in (0, 1), e.g. 0.8, got {target_accept}.")
+    if target_accept is not None:
+        target_accept = float(target_accept)
+        if not 0.0 < target_accept < 1.0:
+            raise BayescaleError(f"target_accept must be in (0, 1), e.g. 0.8, got "
+                                 f"{target_accept}.")
     method = _chain_method(chain_method, chains)
     if progress is None:
         progress = bool(getattr(sys.stderr, "isatty", lambda: False)())
@@ -249,11 +259,13 @@ def sample_posterior(
     # Checkpoints of training runs (a run column): one offset per run, the runs padded to
     # a size bucket too (the padded runs' offsets touch no row); centred or not by rows per run.
     run_idx, num_runs, real_runs, centred_runs = run_effects(runs, bucket_size)
-    run_centred = run_idx is not None
     # the offsets take each run's level, so E is left to the curvature alone: its ridge
     # with alpha and A (misfitting's checkpoints: bulk ESS 5 in 200 draws, 100 in slope coordinates)
-    typical = run_centred and 2 * centred_runs >= real_runs  # the median run's offset is centred
+    # the median run's offset is centred
+    typical = run_idx is not None and 2 * centred_runs >= real_runs
     slope_coords = bool(can_slope and typical if slope_coords is None else slope_coords)
+    if target_accept is None:
+        target_accept = CHECKPOINT_TARGET_ACCEPT if typical else DEFAULT_TARGET_ACCEPT
     m = ecs.subsample_rows(subsample, len(runs), run_effects=run_idx is not None)
     t_ref = time.perf_counter()
     init_values = (ecs.huber_reference if m else _initial_values)(law, log_X_np, y_np, centre,
@@ -264,7 +276,7 @@ def sample_posterior(
         init_values = _slope_init(init_values, E_max)
     model_kwargs = dict(priors=resolved, likelihood=likelihood, centre=centre, E_max=E_max,
                         law=law, run=None if run_idx is None else jnp.asarray(run_idx),
-                        num_runs=num_runs, slope_coords=slope_coords, run_centred=run_centred)
+                        num_runs=num_runs, slope_coords=slope_coords)
     rng_key = jax.random.PRNGKey(seed)
     if m:  # one program: no progress bar, no pmap
         progress, method = False, "vectorized" if method == "parallel" else method
@@ -272,7 +284,7 @@ def sample_posterior(
                          method=method, dense_mass=bool(dense_mass),
                          max_tree_depth=max_tree_depth, target_accept=target_accept,
                          num_runs=num_runs, slope_coords=slope_coords, subsample=m,
-                         num_blocks=ecs.num_blocks(m) if m else 0, run_centred=run_centred)
+                         num_blocks=ecs.num_blocks(m) if m else 0)
     with CompileClock() as clock_run:
         t0 = time.perf_counter()
         if progress or method == "parallel":
@@ -329,7 +341,7 @@ def sample_posterior(
         from bayescale.estimators import diagnostics as _diagnostics  # lazy: later in the layering
 
         diagnostics = _diagnostics.compute_diagnostics(
-            idata, exclude=tuple(f"{coord}_c" for coord, _, _ in law.shears) + ("run_z", "run_offset")
+            idata, exclude=tuple(f"{coord}_c" for coord, _, _ in law.shears) + ("run_offset",)
             + SLOPE_SITES)
         t_post = time.perf_counter() - t0
 

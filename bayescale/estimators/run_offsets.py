@@ -30,24 +30,22 @@ __all__ = ["RUN_TAU", "RUN_CENTRED_ROWS", "sample_run_offsets"]
 #: runs that differ only in seed differ by about 0.5-2% in final loss (e.g. the seeds of
 #: Biderman et al. 2023, Pythia), so 0.05 leaves room for recipe differences too.
 RUN_TAU = 0.05
-#: Runs with at least this many rows get centred offsets (with ``centred=True``).
+#: Runs with at least this many rows get centred offsets.
 RUN_CENTRED_ROWS = 3
 
 
-def sample_run_offsets(run: Array, num_runs: int, mask=None, *, centred: bool = False) -> Array:
+def sample_run_offsets(run: Array, num_runs: int, mask=None) -> Array:
     """Sample ``tau_run`` and the offsets of ``num_runs`` runs; returns the offset of every
     row (``offset[run]``), in log loss.
 
     ``run``: each row's run index, below ``num_runs`` (runs beyond the data pad the count to
     a size bucket and touch no row). ``mask``: the rows that count (padding rows are False).
-    ``centred=False``: every offset non-centred, site ``run_z ~ Normal(0, 1)``, offset
-    ``tau_run * run_z``. ``centred=True``: site ``run_offset``, the offset itself
-    (``Normal(0, tau_run)``) for the runs with :data:`RUN_CENTRED_ROWS` rows or more, ``z_r``
-    with offset ``tau_run z_r`` for the rest (and the padding): the same model."""
+    One site, ``run_offset``: the offset itself (``Normal(0, tau_run)``) for the runs with
+    :data:`RUN_CENTRED_ROWS` rows or more, ``z_r ~ Normal(0, 1)`` with offset ``tau_run z_r``
+    for the rest (and the padding). Where no run has that many rows this is the plain
+    non-centred model."""
     tau_run = numpyro.sample("tau_run", dist.HalfNormal(RUN_TAU))
     with numpyro.plate("training_runs", num_runs):
-        if not centred:
-            return (tau_run * numpyro.sample("run_z", dist.Normal(0.0, 1.0)))[run]
         rows = jnp.zeros(num_runs).at[run].add(1.0 if mask is None else jnp.asarray(mask, float))
         pinned = rows >= RUN_CENTRED_ROWS
         raw = numpyro.sample("run_offset", dist.Normal(0.0, jnp.where(pinned, tau_run, 1.0)))
