@@ -176,6 +176,7 @@ def test_run_offsets_log_density_by_hand():
             models.law_model, data=point)).get_trace(*args, **run_kwargs)
     run_part = (stats.halfnorm.logpdf(tau, scale=RUN_TAU)
                 + stats.norm.logpdf(raw, 0.0, np.where(centred, tau, 1.0)).sum())
+    assert np.isfinite(logp) and np.isfinite(logp_law)
     np.testing.assert_allclose(logp, logp_law + run_part, rtol=1e-10)
     np.testing.assert_array_equal(np.asarray(tr["run_offset"]["fn"].scale),
                                   np.where(centred, tau, 1.0))

@@ -192,8 +192,8 @@ def add_nuts_arguments(g) -> None:
     g.add_argument("--likelihood", choices=LIKELIHOODS, default="student_t", metavar="NAME",
                    help="likelihood of log loss: %(choices)s (default student_t, robust)")
     g.add_argument("--target-accept", type=float, default=None,
-                   help="NUTS target acceptance probability (default 0.8; 0.9 for "
-                        "checkpoints of runs)")
+                   help="NUTS target acceptance probability (default 0.8; 0.9 when most "
+                        "runs of --run-column have 3+ rows)")
 
 
 def subsample_arg(text: str):

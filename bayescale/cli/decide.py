@@ -229,8 +229,8 @@ def run_decide(args) -> int:
              f"{out['extrapolation']:.2f} orders of magnitude outside the data's compute range")
     print(f"fit: {args.source} ({fit.method}, {out['num_draws']} draws, {fit.law.name} law); "
           f"the budget is {where}")
-    print(f"loss of the plan, if the law is exact: median {loss['median']:.4f} [{pct}: {loss['lower']:.4f}, "
-          f"{loss['upper']:.4f}], mean {loss['mean']:.4f}")
+    print(f"loss of the plan, if the law is exact: median {loss['median']:.4f} "
+          f"[{pct}: {loss['lower']:.4f}, {loss['upper']:.4f}], mean {loss['mean']:.4f}")
     hp = out["predicted_loss"]
     if hp is not None:
         print(f"predicted loss of this run, with observation noise and the extrapolation error "
@@ -239,7 +239,8 @@ def run_decide(args) -> int:
               "this line: the one above ignores that the law may be wrong this far out")
     for key, fmt in (("N_opt", ".3g"), ("D_opt", ".3g"), ("L_opt", ".4f")):
         v = out["optimum"][key]
-        print(f"{key} at C, if the law is exact: median {v['median']:{fmt}} [{v['lower']:{fmt}}, {v['upper']:{fmt}}]")
+        print(f"{key} at C, if the law is exact: median {v['median']:{fmt}} "
+              f"[{v['lower']:{fmt}}, {v['upper']:{fmt}}]")
     hn = out["n_opt_honest"]
     if hn is not None and hn["decades"] > 0:
         e = hn["optimum_error"]
