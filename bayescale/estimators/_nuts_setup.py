@@ -1,6 +1,7 @@
 """Setting NUTS up (private to :mod:`bayescale.estimators.nuts`): the chain method, the
 data-driven initial point, the init strategy that jitters it per chain, and the keys under
-which compiled NUTS programs are cached."""
+which compiled NUTS programs are cached, the first attempt's target acceptance and the
+automatic retry's settings, and the integer checks of the arguments."""
 
 from __future__ import annotations
 
@@ -227,3 +228,23 @@ def _args_signature(args) -> tuple:
 def _checked_sites(priors: Mapping[str, Any] | None, law) -> frozenset:
     """Initialised sites whose prior the user gave (see :func:`_init_near`)."""
     return frozenset(site for site, key in _site_priors(law).items() if key in (priors or {}))
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise BayescaleError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+# The automatic second attempt when the diagnostics fail (issue 9: on a published
+# 199-run sweep with a weakly identified (B, beta), the defaults gave R-hat 1.13 and 281
+# divergences while target_accept=0.95 with 2000 warmup steps passed; the Chinchilla law on
+# data_constrained kept 2 divergences that way, at 0.99 too, and passes in slope coordinates).
+RETRY_TARGET_ACCEPT = 0.95
+RETRY_WARMUP = 2000
+# The first attempt's target acceptance: NumPyro's 0.8, and 0.9 when the median run's
+# offset is sampled centred (checkpoints). misfitting_checkpoints (4,843 rows, 240 runs):
+# at 0.8 the first attempt kept 4 divergences and the retry passed (1025 s in all); at 0.9
+# one attempt passed (R-hat 1.006, 0 divergences, 405 s). benchmarks/RESULTS.md.
+DEFAULT_TARGET_ACCEPT = 0.8
+CHECKPOINT_TARGET_ACCEPT = 0.9

@@ -46,6 +46,8 @@ from bayescale.errors import BayescaleError
 from bayescale.estimators._nuts_setup import (  # noqa: F401  (tests inspect the cache keys)
     CHAIN_METHODS, _chain_method, _INIT_RADIUS, _UNKEYABLE, _args_signature, _checked_sites,
     _init_near, _initial_values, _priors_key, _slope_coords_apply, _slope_init, run_effects,
+    _check_int, CHECKPOINT_TARGET_ACCEPT, DEFAULT_TARGET_ACCEPT, RETRY_TARGET_ACCEPT,
+    RETRY_WARMUP,
 )
 from bayescale.estimators._nuts_program import (
     EXTRA_FIELDS,
@@ -82,25 +84,6 @@ class Posterior(NamedTuple):
     diagnostics: "Diagnostics"
     info: dict
 
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise BayescaleError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
-
-
-# The automatic second attempt when the diagnostics fail (issue 9: on a published
-# 199-run sweep with a weakly identified (B, beta), the defaults gave R-hat 1.13 and 281
-# divergences while target_accept=0.95 with 2000 warmup steps passed; the Chinchilla law on
-# data_constrained kept 2 divergences that way, at 0.99 too, and passes in slope coordinates).
-RETRY_TARGET_ACCEPT = 0.95
-RETRY_WARMUP = 2000
-# The first attempt's target acceptance: NumPyro's 0.8, and 0.9 when the median run's
-# offset is sampled centred (checkpoints). misfitting_checkpoints (4,843 rows, 240 runs):
-# at 0.8 the first attempt kept 4 divergences and the retry passed (1025 s in all); at 0.9
-# one attempt passed (R-hat 1.006, 0 divergences, 405 s). benchmarks/RESULTS.md.
-DEFAULT_TARGET_ACCEPT = 0.8
-CHECKPOINT_TARGET_ACCEPT = 0.9
 
 # The compiled NUTS programs, the most recently used last (see run_as_one_program).
 _PROGRAMS: "OrderedDict[tuple, Any]" = OrderedDict()  # key -> compiled NUTS program
