@@ -63,8 +63,9 @@ def r2(y, pred):
 class Problem:
     """Pool, target and the batched fitting programs of one dataset."""
 
-    def __init__(self, name, law_name, resamples, seed):
+    def __init__(self, name, law_name, resamples, seed, shrink=0.0):
         self.name, self.law = name, get_law(law_name)
+        self.shrink = float(shrink)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.pool = load_runs(name, split="train")
@@ -83,7 +84,8 @@ class Problem:
         with jax.enable_x64(True):
             res = huber_solve(jnp.asarray(x0), jnp.asarray(w), jnp.asarray(self.X),
                               jnp.asarray(self.y), delta=DELTA, max_iter=max_iter,
-                              num_slots=min(512, x0.shape[0]), ftol=1e-12, law=self.law)
+                              num_slots=min(512, x0.shape[0]), ftol=1e-12, law=self.law,
+                              shrink=self.shrink if self.shrink > 0 else None)
             fun = np.asarray(res.fun)
             return np.asarray(res.x), np.where(np.isfinite(fun), fun, np.inf)
 
@@ -188,8 +190,8 @@ def score(prob, mask, theta, draws):
             "spent": float(prob.cost[mask].sum() / prob.cost.sum())}
 
 
-def run_dataset(name, law_name, repeats, resamples, num_seed, seed):
-    prob = Problem(name, law_name, resamples, seed)
+def run_dataset(name, law_name, repeats, resamples, num_seed, seed, shrink=0.0):
+    prob = Problem(name, law_name, resamples, seed, shrink)
     rng = np.random.default_rng(seed + 1)
     total = prob.cost.sum()
     cheap = np.argsort(prob.cost)[: len(prob.cost) // 2]
@@ -235,7 +237,8 @@ def run_dataset(name, law_name, repeats, resamples, num_seed, seed):
             vals = [x[i]["r2"] for x in sc]
             table[rule][f"{f:g}"]["r2_median"] = float(np.median(vals))
             table[rule][f"{f:g}"]["r2_se"] = float(np.std(vals) / np.sqrt(len(vals)))
-    return {"law": law_name, "repeats": repeats, "resamples": resamples, "seed_runs": num_seed,
+    return {"law": law_name, "shrink": prob.shrink, "repeats": repeats,
+            "resamples": resamples, "seed_runs": num_seed,
             "rounds": rounds, "seconds": time.perf_counter() - t0, "all_train": full,
             "rules": table, "li2026": LI_2026[name]}
 
@@ -308,6 +311,9 @@ def main(argv=None):
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS))
     ap.add_argument("--law", action="append", default=[], metavar="DATASET=LAW",
                     help="fit DATASET with LAW instead of its default (repeatable)")
+    ap.add_argument("--shrink", type=float, default=0.0, metavar="B",
+                    help="refit with the Huber objective shrunk toward the law's Normal "
+                         "priors at residual scale B (huber.fit_huber's shrink; default 0)")
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--stem", default="design", help="output names: STEM.json")
     ap.add_argument("--replot", action="store_true", help="redraw the figure from design.json")
@@ -322,7 +328,7 @@ def main(argv=None):
     print("speed", out["speed"], flush=True)
     for name in args.datasets:
         out["datasets"][name] = run_dataset(name, laws[name], args.repeats, args.resamples,
-                                            args.seed_runs, seed=0)
+                                            args.seed_runs, seed=0, shrink=args.shrink)
     out["seconds"] = time.perf_counter() - t0
     save_and_print(out, Path(args.out), args.stem, figure, RULES, FRACTIONS,
                    lambda name, res: (f"{name}: R2 / coverage90 / MARE at 1%, 5%, 10% (all of "

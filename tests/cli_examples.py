@@ -32,6 +32,8 @@ COVERED = {
         "test_report_groups.py",
     "bayescale backtest sweep.csv --holdout top-budgets:2 --budget-column budget":
         "test_backtest.py",
+    "bayescale fit farseer --law farseer --method huber --shrink 0.026 --json":
+        "test_shrink.py",
 }
 
 

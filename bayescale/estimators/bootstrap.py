@@ -33,6 +33,7 @@ from bayescale.estimators.huber import (
     DELTA,
     BaselineResult,
     as_f64,
+    check_shrink,
     default_num_slots,
     fit_huber,
     huber_solve,
@@ -171,7 +172,8 @@ def degenerate_resamples(law: Law, params: Any, converged: np.ndarray,
 
 def fit_bootstrap(log_N, log_D, log_loss, *, resamples: int = 4000, seed: int = 0,
                   delta: float = DELTA, init=None, max_iter: int = 1000,
-                  law: Law = CHINCHILLA, log_U=None, clusters=None) -> BaselineResult:
+                  law: Law = CHINCHILLA, log_U=None, clusters=None,
+                  shrink: float = 0.0) -> BaselineResult:
     """Besiroglu et al. (2024) bootstrap of the Huber fit.
 
     Each of ``resamples`` resamples draws the runs with replacement and is refitted
@@ -179,7 +181,9 @@ def fit_bootstrap(log_N, log_D, log_loss, *, resamples: int = 4000, seed: int = 
     parameters, as Besiroglu et al.; for other laws, the grid fit to the full data);
     all resamples are solved in one batched program. ``clusters`` (a label per run, e.g.
     its training run for checkpoints) resamples whole clusters
-    (:func:`bootstrap_weights`).
+    (:func:`bootstrap_weights`). ``shrink`` (as in
+    :func:`~bayescale.estimators.huber.fit_huber`) refits every resample with the same
+    pull toward the law's Normal priors; the default start is then the shrunk full fit.
 
     Degenerate resamples (:func:`degenerate_resamples`) are left out of ``params``.
 
@@ -203,9 +207,10 @@ def fit_bootstrap(log_N, log_D, log_loss, *, resamples: int = 4000, seed: int = 
         raise BayescaleError(f"seed must be a non-negative integer, got {seed!r}.")
     log_N, log_D, log_loss = (np.asarray(v, dtype=float) for v in (log_N, log_D, log_loss))
     log_X = log_inputs(law, log_N, log_D, log_U)
-    ref = fit_huber(log_N, log_D, log_loss, delta=delta, law=law, log_U=log_U)
+    shrink = check_shrink(shrink)
+    ref = fit_huber(log_N, log_D, log_loss, delta=delta, law=law, log_U=log_U, shrink=shrink)
     if init is None:
-        init = HOFFMANN_2022_UNROUNDED if law is CHINCHILLA else ref.params
+        init = HOFFMANN_2022_UNROUNDED if law is CHINCHILLA and not shrink else ref.params
     with jax.enable_x64(True):
         theta0 = np.asarray(law.to_theta(type(init)(*(np.float64(v) for v in init))))
     # Padded to a size bucket with weight-0 rows (as fit_huber): one program per bucket.
@@ -228,7 +233,8 @@ def fit_bootstrap(log_N, log_D, log_loss, *, resamples: int = 4000, seed: int = 
             # solver's relative-gradient test (see minimize_batch).
             res = huber_solve(x0, *args, delta=float(delta), max_iter=int(max_iter),
                               num_slots=default_num_slots(chunk), ftol=BOOTSTRAP_FTOL,
-                              law=law, typical_f=ref.info["typical_objective"])
+                              law=law, typical_f=ref.info["typical_objective"],
+                              shrink=shrink if shrink > 0 else None)
             parts.append(tuple(np.asarray(v)[:r] for v in (res.x, res.converged, res.status)))
         seconds = time.perf_counter() - t0
     theta, converged, status = (np.concatenate(v) for v in zip(*parts))
@@ -243,6 +249,7 @@ def fit_bootstrap(log_N, log_D, log_loss, *, resamples: int = 4000, seed: int = 
         "dropped": dropped,
         "seed": int(seed),
         "delta": float(delta),
+        "shrink": shrink,
         "init": dict(zip(law.coords, map(float, theta0))),
         "converged_fraction": float(np.mean(converged)),
         "resampled": ("rows" if clusters is None else

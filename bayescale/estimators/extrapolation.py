@@ -43,7 +43,7 @@ import numpy as np
 
 from bayescale.errors import BayescaleError
 from bayescale.estimators.grid_posterior import draw_grid, grid_posterior, marginal_medians
-from bayescale.estimators.huber import DELTA, huber_solve, law_params, log_inputs
+from bayescale.estimators.huber import DELTA, check_shrink, huber_solve, law_params, log_inputs
 from bayescale.laws.base import Law, log_loss_theta
 
 __all__ = ["ErrorPrior", "DEFAULT_PRIOR", "POINTS_PER_REFIT", "BUDGET_GAP", "BIN_WIDTH", "Misses",
@@ -170,9 +170,9 @@ def coarse_starts(law: Law) -> np.ndarray:
 
 
 @functools.partial(jax.jit, static_argnames=("law", "max_iter"))
-def _best_of(x0, weights, log_X, log_loss, *, law, max_iter):
+def _best_of(x0, weights, log_X, log_loss, shrink=None, *, law, max_iter):
     res = huber_solve(x0, weights, log_X, log_loss, delta=DELTA, max_iter=max_iter,
-                      num_slots=x0.shape[0], ftol=1e-12, law=law)
+                      num_slots=x0.shape[0], ftol=1e-12, law=law, shrink=shrink)
     return res.x, res.fun
 
 
@@ -184,21 +184,31 @@ _REFITS: dict = {}
 _REFITS_MAX = 256
 
 
-def masked_fits(law: Law, log_X, log_loss, masks, *, starts=None, max_iter: int = 500):
+def masked_fits(law: Law, log_X, log_loss, masks, *, starts=None, max_iter: int = 500,
+                shrink=0.0):
     """Huber fits (delta 1e-3, float64) of ``law`` to the runs selected by each row of
     ``masks`` (``(m, n)`` booleans), all in one compiled program over the same ``n`` runs
     (excluded runs get weight 0, so the fit is the fit to the subset). Returns the best
     ``theta`` per mask, ``(m, num_coords)``. A mask already fitted on the same data (by
-    any caller in this process) is not fitted again."""
+    any caller in this process) is not fitted again.
+
+    ``shrink``: a scale ``b >= 0`` for every mask or one per mask ``(m,)`` (the pull
+    toward the law's Normal priors of :func:`bayescale.estimators.huber.fit_huber`); masks
+    with different strengths share one program."""
     masks = np.atleast_2d(np.asarray(masks, dtype=bool))
+    shrink = np.broadcast_to(np.asarray(shrink, dtype=float), masks.shape[:1])
+    for b in np.unique(shrink):
+        check_shrink(b)
     starts = coarse_starts(law) if starts is None else np.asarray(starts, dtype=float)
     log_X, log_loss = np.asarray(log_X, float), np.asarray(log_loss, float)
     data = hashlib.sha1(b"".join(np.ascontiguousarray(a).tobytes()
                                  for a in (log_X, log_loss, starts))).hexdigest()
-    keys = [(law, data, int(max_iter), hashlib.sha1(m.tobytes()).hexdigest()) for m in masks]
+    keys = [(law, data, int(max_iter), hashlib.sha1(m.tobytes()).hexdigest(), float(b))
+            for m, b in zip(masks, shrink)]
     todo = [i for i, key in enumerate(keys) if key not in _REFITS]
     if todo:
-        fitted = _masked_fits(law, log_X, log_loss, masks[todo], starts, int(max_iter))
+        fitted = _masked_fits(law, log_X, log_loss, masks[todo], starts, int(max_iter),
+                              shrink[todo] if np.any(shrink[todo] > 0) else None)
         for i, theta in zip(todo, fitted):
             _REFITS[keys[i]] = theta
         while len(_REFITS) > _REFITS_MAX:
@@ -206,7 +216,7 @@ def masked_fits(law: Law, log_X, log_loss, masks, *, starts=None, max_iter: int 
     return np.stack([_REFITS[key] for key in keys])
 
 
-def _masked_fits(law: Law, log_X, log_loss, masks, starts, max_iter: int):
+def _masked_fits(law: Law, log_X, log_loss, masks, starts, max_iter: int, shrink=None):
     k, m, n = starts.shape[0], masks.shape[0], masks.shape[1]
     # Pad to size buckets (masks to a multiple of 4, runs to a multiple of 64, padding with
     # weight 0) so that datasets and hold-outs of similar size share one compiled program.
@@ -216,10 +226,13 @@ def _masked_fits(law: Law, log_X, log_loss, masks, starts, max_iter: int):
     w[m:, :n] = masks[-1]
     X = np.concatenate([log_X, np.repeat(log_X[:1], n_pad - n, axis=0)])
     y = np.concatenate([log_loss, np.repeat(log_loss[:1], n_pad - n)])
+    if shrink is not None:  # one strength per problem: the masks' strengths over the starts
+        shrink = np.repeat(np.pad(shrink, (0, m_pad - m), mode="edge"), k)
     with jax.enable_x64(True):
+        shrink = None if shrink is None else jnp.asarray(shrink)
         x0 = jnp.asarray(np.tile(starts, (m_pad, 1)))
         x, fun = _best_of(x0, jnp.asarray(np.repeat(w, k, axis=0)), jnp.asarray(X),
-                          jnp.asarray(y), law=law, max_iter=int(max_iter))
+                          jnp.asarray(y), shrink, law=law, max_iter=int(max_iter))
         x = np.asarray(x).reshape(m_pad, k, -1)[:m]
         fun = np.where(np.isfinite(np.asarray(fun)), np.asarray(fun), np.inf).reshape(m_pad, k)[:m]
     return x[np.arange(m), np.argmin(fun, axis=1)]

@@ -197,9 +197,9 @@ class ScalingFit:
 
 # Settings each point-estimate method takes (``strict`` is handled here).
 _POINT_OPTIONS = {
-    "huber": ("delta", "starts", "max_iter", "polish", "num_slots", "screen_rows"),
+    "huber": ("delta", "starts", "max_iter", "polish", "num_slots", "screen_rows", "shrink"),
     "huber_mle": ("delta", "init", "max_iter"),
-    "bootstrap": ("resamples", "delta", "init", "max_iter"),
+    "bootstrap": ("resamples", "delta", "init", "max_iter", "shrink"),
 }
 
 
@@ -277,10 +277,12 @@ def fit(runs: Runs | pd.DataFrame | str | os.PathLike, *, method: str = "bayes",
     **options : estimator settings, passed on:
 
         * huber: ``delta`` (1e-3), ``starts`` (array (k, 5) of ``a, b, e, alpha, beta``;
-          default Hoffmann's 4500-point grid), ``max_iter``, ``polish``, ``num_slots``;
+          default Hoffmann's 4500-point grid), ``max_iter``, ``polish``, ``num_slots``,
+          ``shrink`` (0; ``b > 0`` pulls the fit toward the law's Normal priors, see
+          :func:`bayescale.estimators.huber.fit_huber`);
         * huber_mle: ``delta``, ``init``, ``max_iter``;
         * bootstrap: ``resamples`` (4000), ``delta``, ``init`` (default Hoffmann's
-          unrounded published parameters), ``max_iter``; runs with a ``run`` column
+          unrounded published parameters), ``max_iter``, ``shrink``; runs with a ``run`` column
           (checkpoints of training runs, ``run_column=``) resample whole training runs;
         * bayes: see :func:`bayescale.estimators.nuts.sample_posterior`;
         * every method: ``strict`` (raise :class:`~bayescale.errors.ConvergenceError`

@@ -48,12 +48,14 @@ __all__ = [
     "BaselineResult",
     "fit_huber",
     "law_objective",
+    "prior_penalty",
     "huber_solve",
     "log_inputs",
     "law_params",
     "status_counts",
     "as_f64",
     "default_num_slots",
+    "check_shrink",
 ]
 
 DELTA = 1e-3
@@ -101,6 +103,30 @@ def law_objective(theta: Array, weights: Array, log_X: Array, log_loss: Array, *
     (``(n, len(law.inputs))``), for one parameter vector ``theta``."""
     pred = log_loss_theta(law, theta, log_X)
     return jnp.sum(weights * optax.losses.huber_loss(pred, log_loss, delta=delta))
+
+
+def prior_penalty(law: Law, theta: Array) -> Array:
+    """``0.5 * sum(((theta_j - mu_j) / sd_j)**2)`` over the law's coordinates whose
+    default prior (``law.priors``) is Normal(mu, sd): minus the log prior density up to a
+    constant. Uniform and log-uniform priors are flat inside their bounds and add nothing.
+
+    ``shrink=b`` in :func:`huber_solve` / :func:`fit_huber` adds ``delta * b`` times this
+    to the summed Huber loss: the maximum a posteriori estimate under those priors and a
+    Laplace likelihood of scale ``b`` on log loss (``huber_delta(r) ~ delta |r|`` for
+    ``|r| >> delta``), i.e. the priors weighed as if each run's residual were about ``b``.
+    """
+    normal = [i for i, c in enumerate(law.coords) if law.priors[c].kind == "normal"]
+    if not normal:
+        return jnp.zeros((), dtype=jnp.result_type(theta))
+    mu = np.array([law.priors[law.coords[i]].a for i in normal])
+    sd = np.array([law.priors[law.coords[i]].b for i in normal])
+    z = (theta[..., np.array(normal)] - mu) / sd
+    return 0.5 * jnp.sum(z**2, axis=-1)
+
+
+def _shrunk_objective(theta, shrink, weights, log_X, log_loss, *, delta, law):
+    return (law_objective(theta, weights, log_X, log_loss, delta=delta, law=law)
+            + delta * shrink * prior_penalty(law, theta))
 
 
 def log_inputs(law: Law, log_N, log_D, log_U=None) -> np.ndarray:
@@ -152,10 +178,23 @@ def default_num_slots(batch: int) -> int:
 @functools.partial(jax.jit, static_argnames=("delta", "max_iter", "num_slots", "ftol", "gtol",
                                              "law"))
 def huber_solve(x0, weights, log_X, log_loss, *, delta, max_iter, num_slots, ftol,
-                 gtol=1e-10, law=CHINCHILLA, typical_f=None):
+                 gtol=1e-10, law=CHINCHILLA, typical_f=None, shrink=None):
     """Minimise the Huber objective from every row of ``x0``; ``weights`` is (n,)
     (shared) or (batch, n) (one weight vector per problem, e.g. a bootstrap).
-    ``typical_f`` as in :func:`~bayescale._solvers.lbfgs.minimize_batch`."""
+    ``typical_f`` as in :func:`~bayescale._solvers.lbfgs.minimize_batch`.
+
+    ``shrink``: ``None`` (the plain objective) or the scale ``b >= 0`` of
+    :func:`prior_penalty`, a scalar or one per problem ``(batch,)`` (traced: several
+    strengths share one compiled program)."""
+    if shrink is not None:
+        fun = functools.partial(_shrunk_objective, delta=delta, law=law)
+        shrink = jnp.broadcast_to(jnp.asarray(shrink, x0.dtype), x0.shape[:1])
+        if weights.ndim == 2:
+            mapped, shared = (shrink, weights), (log_X, log_loss)
+        else:
+            mapped, shared = (shrink,), (weights, log_X, log_loss)
+        return minimize_batch(fun, x0, mapped, shared, max_iter=max_iter, num_slots=num_slots,
+                              ftol=ftol, gtol=gtol, typical_f=typical_f)
     fun = functools.partial(law_objective, delta=delta, law=law)
     if weights.ndim == 2:
         return minimize_batch(fun, x0, (weights,), (log_X, log_loss),
@@ -168,10 +207,11 @@ def huber_solve(x0, weights, log_X, log_loss, *, delta, max_iter, num_slots, fto
 
 
 def objective_at(law: Law, theta: Array, weights: Array, log_X: Array, log_loss: Array,
-                 delta: float) -> Array:
-    """The Huber objective (:func:`law_objective`) at each row of ``theta``."""
-    return jax.vmap(lambda t: law_objective(t, weights, log_X, log_loss, delta=delta,
-                                            law=law))(theta)
+                 delta: float, shrink: float = 0.0) -> Array:
+    """The Huber objective (:func:`law_objective`, plus the ``shrink`` penalty of
+    :func:`prior_penalty`) at each row of ``theta``."""
+    return jax.vmap(lambda t: _shrunk_objective(t, shrink, weights, log_X, log_loss,
+                                                delta=delta, law=law))(theta)
 
 
 def _with_weights(fun, x, weights, log_X, log_loss):
@@ -205,7 +245,7 @@ def design_subsample(log_X: np.ndarray, size: int) -> np.ndarray:
 def fit_huber(log_N, log_D, log_loss, *, delta: float = DELTA, starts=None,
               max_iter: int = 1000, polish: int = _POLISH, num_slots: int | None = None,
               law: Law = CHINCHILLA, log_U=None,
-              screen_rows: int | None = SCREEN_ROWS) -> BaselineResult:
+              screen_rows: int | None = SCREEN_ROWS, shrink: float = 0.0) -> BaselineResult:
     """Hoffmann et al. (2022) Approach 3: Huber loss on log loss, L-BFGS from a grid.
 
     Every start is solved by L-BFGS (:func:`bayescale._solvers.lbfgs.minimize_batch`) in
@@ -230,6 +270,14 @@ def fit_huber(log_N, log_D, log_loss, *, delta: float = DELTA, starts=None,
         spread over the design (:func:`design_subsample`) and the ``polish`` best are
         solved on all runs: the cost of the 4500 screens no longer grows with the
         rows (loss curves and checkpoint dumps have 1e5-1e6). ``None``: screen on all.
+    shrink : ``b >= 0``; above 0 the fit is shrunk toward the law's Normal priors
+        (:func:`prior_penalty`: the MAP under those priors and a Laplace likelihood of
+        scale ``b`` on log loss). 0 (default): Hoffmann's plain objective. With few runs
+        and a law of many coordinates the plain fit can extrapolate wildly; ``b`` about
+        the extrapolation error one decade ahead (0.026, the default extrapolation-error
+        prior's growth per decade, :data:`bayescale.estimators.extrapolation.DEFAULT_PRIOR`)
+        is the scale at which the priors help (benchmarks/RESULTS.md, "Refits shrunk
+        toward the law's priors"). The reported objective includes the penalty.
 
     Returns
     -------
@@ -239,6 +287,8 @@ def fit_huber(log_N, log_D, log_loss, *, delta: float = DELTA, starts=None,
         float32; None when screened on a subsample), the rows screened on, and timings.
     """
     k_coords = law.num_coords
+    shrink = check_shrink(shrink)
+    solve_shrink = shrink if shrink > 0 else None  # 0: the plain objective's own program
     starts = law.starts() if starts is None else np.asarray(starts, dtype=float)
     if starts.ndim != 2 or starts.shape[1] != k_coords or starts.shape[0] < 1:
         raise BayescaleError(
@@ -263,7 +313,7 @@ def fit_huber(log_N, log_D, log_loss, *, delta: float = DELTA, starts=None,
                          for v in (starts, screen_X, screen_loss, screen_mask))
         res: BatchResult = huber_solve(x0, w, lX, lL, delta=float(delta),
                                         max_iter=int(max_iter), num_slots=slots,
-                                        ftol=SCIPY_FTOL, law=law)
+                                        ftol=SCIPY_FTOL, law=law, shrink=solve_shrink)
         fun = np.asarray(res.fun, dtype=np.float64)
         fun = np.where(np.isfinite(fun), fun, np.inf)
         k = min(int(polish), fun.shape[0])
@@ -274,11 +324,11 @@ def fit_huber(log_N, log_D, log_loss, *, delta: float = DELTA, starts=None,
     # the grid start each came from as its scale (not the minimum's own size).
     with jax.enable_x64(True):
         x0, lX, lL, w = as_f64(screened, log_X, log_loss, mask)
-        typical = objective_at(law, jnp.asarray(starts[top]), w, lX, lL, float(delta))
+        typical = objective_at(law, jnp.asarray(starts[top]), w, lX, lL, float(delta), shrink)
         polish_slots = max(1, min(k, POLISH_ROW_SLOTS // lX.shape[0]))
         fine = huber_solve(x0, w, lX, lL, delta=float(delta), max_iter=int(max_iter),
                             num_slots=polish_slots, ftol=1e-14, gtol=1e-12,
-                            law=law, typical_f=typical)
+                            law=law, typical_f=typical, shrink=solve_shrink)
         jax.block_until_ready(fine)
         seconds = time.perf_counter() - t0
         fine_fun = np.where(np.isfinite(np.asarray(fine.fun)), np.asarray(fine.fun), np.inf)
@@ -292,6 +342,7 @@ def fit_huber(log_N, log_D, log_loss, *, delta: float = DELTA, starts=None,
         "law": law.name,
         "theta": dict(zip(law.coords, map(float, theta))),
         "delta": float(delta),
+        "shrink": shrink,
         "num_starts": int(starts.shape[0]),
         "best_start": dict(zip(law.coords, map(float, starts[best]))),
         # The objective at the best fit's grid start: its typical size, the scale of
@@ -307,6 +358,19 @@ def fit_huber(log_N, log_D, log_loss, *, delta: float = DELTA, starts=None,
         "timing": {"total": seconds},
     }
     return BaselineResult(params=law_params(law, theta), info=info)
+
+
+def check_shrink(shrink) -> float:
+    """``shrink`` as a float, or a clear error (it must be finite and >= 0)."""
+    try:
+        value = float(shrink)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not (np.isfinite(value) and value >= 0):
+        raise BayescaleError(
+            f"shrink must be a finite number >= 0 (the residual scale, in log loss, at which "
+            f"the law's priors are weighed; 0 = no shrinkage), got {shrink!r}.")
+    return value
 
 
 def law_params(law: Law, theta: np.ndarray):
