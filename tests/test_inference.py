@@ -273,7 +273,7 @@ def test_same_settings_trace_and_compile_once(monkeypatch):
 
 
 def test_priors_key():
-    key = inference._priors_key
+    key = inference.priors_key
     assert key(None) == key({}) == ()
     assert key({"alpha": dist.Uniform(0.0, 1.0)}) == key({"alpha": dist.Uniform(0.0, 1.0)})
     assert key({"alpha": dist.Uniform(0.0, 1.0)}) != key({"alpha": dist.Uniform(0.0, 2.0)})
@@ -284,7 +284,7 @@ def test_priors_key():
     class MyHalfNormal(dist.HalfNormal):  # may keep state outside its pytree fields
         pass
 
-    assert key({"sigma": MyHalfNormal(0.1)}) is inference._UNKEYABLE
+    assert key({"sigma": MyHalfNormal(0.1)}) is inference.UNKEYABLE
 
 
 def test_one_chain_does_not_check_rhat():

@@ -34,12 +34,12 @@ import jax
 from bayescale.estimators import model as models
 from bayescale.estimators import subsample
 from bayescale.estimators._nuts_setup import (
-    _INIT_RADIUS,
-    _UNKEYABLE,
-    _args_signature,
-    _checked_sites,
-    _init_near,
-    _priors_key,
+    INIT_RADIUS,
+    UNKEYABLE,
+    args_signature,
+    checked_sites,
+    init_near,
+    priors_key,
 )
 
 __all__ = ["Settings", "EXTRA_FIELDS", "CompileClock", "import_arviz_in_background",
@@ -136,12 +136,12 @@ def nuts_program(settings: Settings, priors: Mapping[str, Any] | None):
 
     if settings.subsample:  # (rng_key, log_X, y, centre, E_max, inits, reference)
         return subsample.ecs_program(settings, priors, EXTRA_FIELDS)
-    check = _checked_sites(priors, settings.law)
+    check = checked_sites(priors, settings.law)
 
     def run_all(rng_key, log_X, y, centre, E_max, init_values, mask, run):
         kernel = NUTS(models.law_model, target_accept_prob=settings.target_accept,
                       dense_mass=settings.dense_mass, max_tree_depth=settings.max_tree_depth,
-                      init_strategy=_init_near(values=init_values, radius=_INIT_RADIUS,
+                      init_strategy=init_near(values=init_values, radius=INIT_RADIUS,
                                                check=check))
 
         def one_chain(key):
@@ -184,10 +184,10 @@ def run_as_one_program(settings: Settings, priors: Mapping[str, Any] | None, arg
 
     Returns samples and extra fields with leading axes ``(chain, draw)``.
     """
-    pkey = _priors_key(priors)
+    pkey = priors_key(priors)
     key = None
-    if pkey is not _UNKEYABLE:
-        key = (settings, pkey, _args_signature(args), jax.default_backend(),
+    if pkey is not UNKEYABLE:
+        key = (settings, pkey, args_signature(args), jax.default_backend(),
                str(jax.config.jax_default_device), bool(jax.config.jax_enable_x64))
     compiled = cache.get(key) if key is not None else None
     if compiled is None:

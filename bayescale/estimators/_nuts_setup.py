@@ -20,11 +20,11 @@ from bayescale.errors import BayescaleError
 from bayescale.estimators import slope_coords
 from bayescale.estimators.run_offsets import RUN_CENTRED_ROWS
 
-_INIT_RADIUS = 0.3  # jitter of the initial point per chain, in unconstrained space
+INIT_RADIUS = 0.3  # jitter of the initial point per chain, in unconstrained space
 CHAIN_METHODS = ("auto", "vectorized", "parallel", "sequential")
 
 
-def _chain_method(chain_method: str, chains: int) -> str:
+def resolve_chain_method(chain_method: str, chains: int) -> str:
     if chain_method not in CHAIN_METHODS:
         raise BayescaleError(f"unknown chain_method {chain_method!r}; choose one of "
                              f"{', '.join(CHAIN_METHODS)}.")
@@ -75,7 +75,7 @@ def huber_sites(law, log_X: np.ndarray, y: np.ndarray, centre) -> tuple[dict, np
     return models.sample_sites(law, theta, centre), resid
 
 
-def _initial_values(law, log_X: np.ndarray, y: np.ndarray, centre,
+def initial_values(law, log_X: np.ndarray, y: np.ndarray, centre,
                     likelihood: str) -> dict[str, float]:
     """A data-driven starting point for NUTS.
 
@@ -103,13 +103,13 @@ def _initial_values(law, log_X: np.ndarray, y: np.ndarray, centre,
             "b_c": math.log(reducible / 2), "sigma": sigma0}
 
 
-def _slope_coords_apply(law, priors: Mapping[str, Any]) -> bool:
+def slope_coords_apply(law, priors: Mapping[str, Any]) -> bool:
     """Whether NUTS samples ``law`` in slope coordinates under ``priors`` (the user's): the
     Chinchilla law with the default priors on E, alpha and log A."""
     return law is models.CHINCHILLA and not {"E", "alpha", "log_A"} & set(priors or {})
 
 
-def _slope_init(values: dict[str, float], E_max: float) -> dict[str, float]:
+def slope_init(values: dict[str, float], E_max: float) -> dict[str, float]:
     """The initial point in slope coordinates (E, alpha and a_c replaced)."""
     values = dict(values)
     z = slope_coords.natural_to_slope(values.pop("E"), values.pop("alpha"), values.pop("a_c"),
@@ -132,7 +132,7 @@ def _site_priors(law) -> dict[str, str]:
     return out
 
 
-def _init_near(site=None, *, values: Mapping[str, float], radius: float,
+def init_near(site=None, *, values: Mapping[str, float], radius: float,
                check: frozenset = frozenset()):
     """Init strategy: ``values`` jittered by ``Uniform(-radius, radius)`` in
     unconstrained space (each chain its own jitter); other sites: the prior median.
@@ -147,7 +147,7 @@ def _init_near(site=None, *, values: Mapping[str, float], radius: float,
     from numpyro.infer import init_to_median
 
     if site is None:
-        return partial(_init_near, values=values, radius=radius, check=check)
+        return partial(init_near, values=values, radius=radius, check=check)
     if site["type"] == "sample" and not site["is_observed"] and site["name"] in values:
         transform = biject_to(site["fn"].support)
         value = jnp.asarray(values[site["name"]], dtype=jnp.result_type(float))
@@ -166,11 +166,11 @@ def _init_near(site=None, *, values: Mapping[str, float], radius: float,
     return init_to_median(site)
 
 
-_UNKEYABLE = object()
+UNKEYABLE = object()
 
 
-def _priors_key(priors: Mapping[str, Any] | None):
-    """A hashable key that determines the user's ``priors`` exactly, or ``_UNKEYABLE``.
+def priors_key(priors: Mapping[str, Any] | None):
+    """A hashable key that determines the user's ``priors`` exactly, or ``UNKEYABLE``.
 
     A distribution is described by its pytree structure (classes, static fields) and
     the bytes of its parameters; that is exact for NumPyro's own classes (which
@@ -188,25 +188,25 @@ def _priors_key(priors: Mapping[str, Any] | None):
                 items.append((name, "fixed", float(value)))
                 continue
             except (TypeError, ValueError):
-                return _UNKEYABLE
+                return UNKEYABLE
         try:
             leaves, treedef = jax.tree_util.tree_flatten(value)
             hash(treedef)
         except Exception:  # noqa: BLE001 - anything unusual: compile per call
-            return _UNKEYABLE
+            return UNKEYABLE
         if not all(t in (tuple, list, dict, type(None)) or t.__module__.startswith("numpyro.")
                    for t in _node_types(treedef)):
-            return _UNKEYABLE
+            return UNKEYABLE
         described = []
         for leaf in leaves:
             if isinstance(leaf, jax.core.Tracer):
-                return _UNKEYABLE
+                return UNKEYABLE
             try:
                 a = np.asarray(leaf)
             except Exception:  # noqa: BLE001
-                return _UNKEYABLE
+                return UNKEYABLE
             if a.dtype.kind not in "biuf":
-                return _UNKEYABLE
+                return UNKEYABLE
             described.append((a.dtype.str, a.shape, a.tobytes()))
         items.append((name, treedef, tuple(described)))
     return tuple(items)
@@ -220,17 +220,17 @@ def _node_types(treedef):
         yield from _node_types(child)
 
 
-def _args_signature(args) -> tuple:
+def args_signature(args) -> tuple:
     leaves, treedef = jax.tree_util.tree_flatten(args)
     return treedef, tuple((np.shape(x), str(jnp.result_type(x))) for x in leaves)
 
 
-def _checked_sites(priors: Mapping[str, Any] | None, law) -> frozenset:
-    """Initialised sites whose prior the user gave (see :func:`_init_near`)."""
+def checked_sites(priors: Mapping[str, Any] | None, law) -> frozenset:
+    """Initialised sites whose prior the user gave (see :func:`init_near`)."""
     return frozenset(site for site, key in _site_priors(law).items() if key in (priors or {}))
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
+def check_int(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise BayescaleError(f"{name} must be an integer >= {minimum}, got {value!r}.")
     return int(value)

@@ -44,9 +44,9 @@ from bayescale.estimators.slope_coords import SLOPE_SITES
 from bayescale.data.runs import Runs
 from bayescale.errors import BayescaleError
 from bayescale.estimators._nuts_setup import (  # noqa: F401  (tests inspect the cache keys)
-    CHAIN_METHODS, _chain_method, _INIT_RADIUS, _UNKEYABLE, _args_signature, _checked_sites,
-    _init_near, _initial_values, _priors_key, _slope_coords_apply, _slope_init, run_effects,
-    _check_int, CHECKPOINT_TARGET_ACCEPT, DEFAULT_TARGET_ACCEPT, RETRY_TARGET_ACCEPT,
+    CHAIN_METHODS, resolve_chain_method, INIT_RADIUS, UNKEYABLE, args_signature, checked_sites,
+    init_near, initial_values, priors_key, slope_coords_apply, slope_init, run_effects,
+    check_int, CHECKPOINT_TARGET_ACCEPT, DEFAULT_TARGET_ACCEPT, RETRY_TARGET_ACCEPT,
     RETRY_WARMUP,
 )
 from bayescale.estimators._nuts_program import (
@@ -199,18 +199,18 @@ def sample_posterior(
     if not isinstance(runs, Runs):
         raise BayescaleError(f"runs must be bayescale.data.runs.Runs (see bayescale.load_runs), "
                              f"got {type(runs).__name__}.")
-    seed = _check_int("seed", seed, 0)
-    chains = _check_int("chains", chains, 1)
-    warmup = _check_int("warmup", warmup, 1)
-    draws = _check_int("draws", draws, 1)
-    max_tree_depth = _check_int("max_tree_depth", max_tree_depth, 1)
+    seed = check_int("seed", seed, 0)
+    chains = check_int("chains", chains, 1)
+    warmup = check_int("warmup", warmup, 1)
+    draws = check_int("draws", draws, 1)
+    max_tree_depth = check_int("max_tree_depth", max_tree_depth, 1)
     models.check_likelihood(likelihood)
     if target_accept is not None:
         target_accept = float(target_accept)
         if not 0.0 < target_accept < 1.0:
             raise BayescaleError(f"target_accept must be in (0, 1), e.g. 0.8, got "
                                  f"{target_accept}.")
-    method = _chain_method(chain_method, chains)
+    method = resolve_chain_method(chain_method, chains)
     if progress is None:
         progress = bool(getattr(sys.stderr, "isatty", lambda: False)())
     from bayescale.laws.registry import get_law
@@ -225,7 +225,7 @@ def sample_posterior(
     resolved = models.resolve_priors(user_priors, E_max=E_max, likelihood=likelihood,
                                      law=law)  # validates, before compiling
     user_priors = {k: resolved[k] for k in user_priors}  # e.g. a fixed nu as a float
-    can_slope = _slope_coords_apply(law, user_priors)
+    can_slope = slope_coords_apply(law, user_priors)
     if slope_coords and not can_slope:
         raise BayescaleError("slope_coords=True needs the Chinchilla law with the default "
                              "priors on E, alpha and log_A.")
@@ -242,21 +242,22 @@ def sample_posterior(
     # Checkpoints of training runs (a run column): one offset per run, the runs padded to
     # a size bucket too (the padded runs' offsets touch no row); centred or not by rows per run.
     run_idx, num_runs, real_runs, centred_runs = run_effects(runs, bucket_size)
-    # the offsets take each run's level, so E is left to the curvature alone: its ridge
-    # with alpha and A (misfitting's checkpoints: bulk ESS 5 in 200 draws, 100 in slope coordinates)
-    # the median run's offset is centred
+    # the median run's offset is centred (checkpoints: most runs have 3+ rows)
     typical = run_idx is not None and 2 * centred_runs >= real_runs
+    # the offsets take each run's level, so E is left to the curvature alone: its ridge
+    # with alpha and A (misfitting's checkpoints: bulk ESS 5 in 200 draws, 100 in slope
+    # coordinates)
     slope_coords = bool(can_slope and typical if slope_coords is None else slope_coords)
     if target_accept is None:
         target_accept = CHECKPOINT_TARGET_ACCEPT if typical else DEFAULT_TARGET_ACCEPT
     m = ecs.subsample_rows(subsample, len(runs), run_effects=run_idx is not None)
     t_ref = time.perf_counter()
-    init_values = (ecs.huber_reference if m else _initial_values)(law, log_X_np, y_np, centre,
+    init_values = (ecs.huber_reference if m else initial_values)(law, log_X_np, y_np, centre,
                                                                   likelihood)
     t_ref = time.perf_counter() - t_ref
     # slope coordinates (slope_coords.slope_to_natural): the ridge a misfit leaves made straight
     if slope_coords:
-        init_values = _slope_init(init_values, E_max)
+        init_values = slope_init(init_values, E_max)
     model_kwargs = dict(priors=resolved, likelihood=likelihood, centre=centre, E_max=E_max,
                         law=law, run=None if run_idx is None else jnp.asarray(run_idx),
                         num_runs=num_runs, slope_coords=slope_coords)
@@ -276,8 +277,8 @@ def sample_posterior(
             import_arviz_in_background()
             kernel = NUTS(models.law_model, target_accept_prob=target_accept,
                           dense_mass=dense_mass, max_tree_depth=max_tree_depth,
-                          init_strategy=_init_near(values=init_values, radius=_INIT_RADIUS,
-                                                   check=_checked_sites(user_priors, law)))
+                          init_strategy=init_near(values=init_values, radius=INIT_RADIUS,
+                                                   check=checked_sites(user_priors, law)))
             mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains,
                         chain_method=method, progress_bar=progress)
             mcmc.run(rng_key, log_X, y, extra_fields=EXTRA_FIELDS,

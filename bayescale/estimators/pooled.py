@@ -72,7 +72,7 @@ from bayescale.data.runs import Runs
 from bayescale.errors import BayescaleError
 from bayescale.estimators import model as models
 from bayescale.estimators._nuts_program import EXTRA_FIELDS
-from bayescale.estimators._nuts_setup import _initial_values
+from bayescale.estimators._nuts_setup import RETRY_WARMUP, initial_values
 from bayescale.estimators.padding import bucket_size, pad_rows
 from bayescale.laws.base import Law
 
@@ -82,7 +82,6 @@ __all__ = ["EXPONENT_TAU", "COEFFICIENT_TAU", "PooledPosterior", "pooled_model",
 EXPONENT_TAU = 0.05
 COEFFICIENT_TAU = 0.5
 TAU_LOG_SCALE = 0.75
-RETRY_WARMUP = 2000
 _INIT_RADIUS = 0.1
 _PROGRAMS: dict = {}  # settings -> jitted NUTS program, the most recently used last
 _PROGRAMS_MAX = 4
@@ -201,7 +200,7 @@ def _initial(law: Law, groups: dict[str, Runs], log_X: np.ndarray, y: np.ndarray
              labels: np.ndarray, centre, likelihood: str, pool_coefficients: bool,
              centred: bool) -> dict:
     """Per-group starting points (as the single-group model's), put in the pooled sites."""
-    per = [_initial_values(law, log_X[labels == g], y[labels == g], centre, likelihood)
+    per = [initial_values(law, log_X[labels == g], y[labels == g], centre, likelihood)
            for g in range(len(groups))]
     values = {k: np.array([p[k] for p in per], dtype=float) for k in per[0]}
     pooled = pooled_coords(law, pool_coefficients)
