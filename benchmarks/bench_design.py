@@ -40,7 +40,7 @@ import numpy as np
 from bayescale.data.runs import load_runs
 from bayescale.estimators import extrapolation
 from bayescale.estimators.fit import ScalingFit
-from bayescale.estimators.huber import DELTA, huber_solve, law_params
+from bayescale.estimators.huber import DELTA, check_shrink, huber_solve, law_params
 from bayescale.io import atomic_write, dumps_json
 from bayescale.laws.base import log_loss_theta
 from bayescale.laws.registry import get_law
@@ -315,9 +315,12 @@ def main(argv=None):
                     help="refit with the Huber objective shrunk toward the law's Normal "
                          "priors at residual scale B (huber.fit_huber's shrink; default 0)")
     ap.add_argument("--out", default=str(HERE / "results"))
-    ap.add_argument("--stem", default="design", help="output names: STEM.json")
+    ap.add_argument("--stem", default=None,
+                    help="output names: STEM.json (default design, or design_shrinkB)")
     ap.add_argument("--replot", action="store_true", help="redraw the figure from design.json")
     args = ap.parse_args(argv)
+    check_shrink(args.shrink)
+    args.stem = args.stem or ("design" if not args.shrink else f"design_shrink{args.shrink:g}")
     if args.replot:
         data = json.loads((Path(args.out) / f"{args.stem}.json").read_text())
         figure(data["datasets"], Path(args.out) / f"{args.stem}_r2.png")

@@ -24,7 +24,7 @@ log E)``, centre = mean log inputs. NUTS as bayescale configures it: dense mass,
 target_accept 0.8, tree depth 10, the chains run one after another (``lax.map``) inside
 one ``jit`` program, so compile and sampling time separate. Initial points (``--init``):
 ``laplace`` (default) draws each chain from the Laplace approximation at the reference,
-``N(mode, (2 sd)^2)``; ``jitter`` is bayescale's ``_init_near`` (the reference jittered
+``N(mode, (2 sd)^2)``; ``jitter`` is bayescale's ``init_near`` (the reference jittered
 by U(-0.3, 0.3) in unconstrained space). At 200,000 rows HMCECS needs the former: started
 0.3 away (hundreds of posterior sds) the Taylor proxy is far off, and the run failed
 (R-hat 3.4, subsample acceptance 0.50, 542 leapfrog steps per draw, 427 s).
@@ -73,7 +73,7 @@ sys.path.insert(0, str(HERE))
 
 SITES = ("E", "a_c", "b_c", "alpha", "beta", "sigma")
 REPORTED = ("E", "A", "B", "alpha", "beta", "sigma")
-INIT_RADIUS = 0.3  # as bayescale.estimators._nuts_setup._INIT_RADIUS
+INIT_RADIUS = 0.3  # as bayescale.estimators._nuts_setup.INIT_RADIUS
 
 
 # --------------------------------------------------------------------------- model
@@ -101,7 +101,7 @@ def model(log_X, y, centre, E_max, *, subsample_size=None, likelihood="student_t
 
 
 def init_near(site=None, *, values, radius):
-    """bayescale's ``_init_near``: ``values`` jittered by U(-radius, radius) unconstrained
+    """bayescale's ``init_near``: ``values`` jittered by U(-radius, radius) unconstrained
     (NumPyro wants a ``functools.partial`` as init strategy)."""
     import functools
 
@@ -305,7 +305,7 @@ def main(argv=None):
     ap.add_argument("--init", default="laplace", choices=("laplace", "jitter"),
                     help="laplace: each chain from N(reference, (2 sd)^2) of the Laplace "
                          "approximation; jitter: the reference jittered by U(-0.3, 0.3) "
-                         "unconstrained (bayescale's _init_near)")
+                         "unconstrained (bayescale's init_near)")
     ap.add_argument("--likelihood", default="student_t", choices=("student_t", "normal"))
     ap.add_argument("--chains", type=int, default=4)
     ap.add_argument("--warmup", type=int, default=1000)

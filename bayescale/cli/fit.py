@@ -268,7 +268,8 @@ def _format(result, payload: dict, level: float) -> str:
         lines.append(f"objective = {payload['objective']:.11g}")
     if result.info.get("shrink"):
         lines.append(f"shrunk toward the {result.law.name} law's Normal priors at residual "
-                     f"scale {result.info['shrink']:g} (objective includes the penalty)")
+                     f"scale {result.info['shrink']:g}"
+                     + (" (objective includes the penalty)" if "objective" in payload else ""))
     if "diagnostics" in payload:
         d = payload["diagnostics"]
         lines.append("diagnostics: " + ", ".join(f"{k}={v}" for k, v in d.items()))

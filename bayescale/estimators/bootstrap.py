@@ -173,7 +173,7 @@ def degenerate_resamples(law: Law, params: Any, converged: np.ndarray,
 def fit_bootstrap(log_N, log_D, log_loss, *, resamples: int = 4000, seed: int = 0,
                   delta: float = DELTA, init=None, max_iter: int = 1000,
                   law: Law = CHINCHILLA, log_U=None, clusters=None,
-                  shrink: float = 0.0) -> BaselineResult:
+                  shrink: float = 0.0, starts=None) -> BaselineResult:
     """Besiroglu et al. (2024) bootstrap of the Huber fit.
 
     Each of ``resamples`` resamples draws the runs with replacement and is refitted
@@ -184,6 +184,7 @@ def fit_bootstrap(log_N, log_D, log_loss, *, resamples: int = 4000, seed: int = 
     (:func:`bootstrap_weights`). ``shrink`` (as in
     :func:`~bayescale.estimators.huber.fit_huber`) refits every resample with the same
     pull toward the law's Normal priors; the default start is then the shrunk full fit.
+    ``starts``: the grid of the full-data fit (default the law's).
 
     Degenerate resamples (:func:`degenerate_resamples`) are left out of ``params``.
 
@@ -208,7 +209,8 @@ def fit_bootstrap(log_N, log_D, log_loss, *, resamples: int = 4000, seed: int = 
     log_N, log_D, log_loss = (np.asarray(v, dtype=float) for v in (log_N, log_D, log_loss))
     log_X = log_inputs(law, log_N, log_D, log_U)
     shrink = check_shrink(shrink)
-    ref = fit_huber(log_N, log_D, log_loss, delta=delta, law=law, log_U=log_U, shrink=shrink)
+    ref = fit_huber(log_N, log_D, log_loss, delta=delta, law=law, log_U=log_U, shrink=shrink,
+                    starts=starts)
     if init is None:
         init = HOFFMANN_2022_UNROUNDED if law is CHINCHILLA and not shrink else ref.params
     with jax.enable_x64(True):

@@ -245,10 +245,11 @@ def log_X(law: Law, runs) -> np.ndarray:
 
 
 def lfo_misses(runs, law: Law, *, max_cuts: int = MAX_CUTS, min_train_budgets: int = 3,
-               min_train_runs: int = 10, with_full_fit: bool = False):
+               min_train_runs: int = 10, with_full_fit: bool = False, shrink: float = 0.0):
     """Leave-future-out misses inside ``runs``: for ``k = 1 .. max_cuts``, refit ``law``
     without the top ``k`` compute budgets (keeping at least ``min_train_budgets`` budgets
-    and ``min_train_runs`` runs) and record the misses at the held-out runs.
+    and ``min_train_runs`` runs) and record the misses at the held-out runs. ``shrink``:
+    the refits' pull toward the law's priors (:func:`masked_fits`), as the fit's own.
 
     With ``with_full_fit``, returns ``(theta, misses)``: the fit to all runs comes from the
     same compiled program (one more mask), for callers that need both.
@@ -263,7 +264,7 @@ def lfo_misses(runs, law: Law, *, max_cuts: int = MAX_CUTS, min_train_budgets: i
         masks = masks[1:]
     if not len(masks):
         return Misses.empty()
-    thetas = masked_fits(law, X, y, masks)
+    thetas = masked_fits(law, X, y, masks, shrink=shrink)
     full, thetas, masks = (thetas[0], thetas[1:], masks[1:]) if with_full_fit else (None, thetas, masks)
     parts = []
     if len(thetas):
@@ -329,12 +330,14 @@ def check_prior(prior: ErrorPrior | None) -> ErrorPrior:
 
 
 def estimate(runs, law: Law, *, prior: ErrorPrior | None = None,
-             max_cuts: int = MAX_CUTS) -> ExtrapolationModel:
+             max_cuts: int = MAX_CUTS, shrink: float = 0.0) -> ExtrapolationModel:
     """The extrapolation-error model for ``law`` fitted to ``runs``: leave-future-out
-    misses inside ``runs`` (:func:`lfo_misses`) combined with ``prior`` (default
-    :data:`DEFAULT_PRIOR`). Runs with fewer than 4 compute budgets get the prior."""
+    misses inside ``runs`` (:func:`lfo_misses`, refitted with ``shrink``) combined with
+    ``prior`` (default :data:`DEFAULT_PRIOR`). Runs with fewer than 4 compute budgets get
+    the prior."""
     prior = check_prior(prior)
-    misses = lfo_misses(runs, law, max_cuts=max_cuts) if runs is not None else Misses.empty()
+    misses = (lfo_misses(runs, law, max_cuts=max_cuts, shrink=shrink) if runs is not None
+              else Misses.empty())
     return posterior(misses, prior)
 
 

@@ -199,7 +199,7 @@ class ScalingFit:
 _POINT_OPTIONS = {
     "huber": ("delta", "starts", "max_iter", "polish", "num_slots", "screen_rows", "shrink"),
     "huber_mle": ("delta", "init", "max_iter"),
-    "bootstrap": ("resamples", "delta", "init", "max_iter", "shrink"),
+    "bootstrap": ("resamples", "delta", "init", "max_iter", "shrink", "starts"),
 }
 
 
@@ -282,7 +282,8 @@ def fit(runs: Runs | pd.DataFrame | str | os.PathLike, *, method: str = "bayes",
           :func:`bayescale.estimators.huber.fit_huber`);
         * huber_mle: ``delta``, ``init``, ``max_iter``;
         * bootstrap: ``resamples`` (4000), ``delta``, ``init`` (default Hoffmann's
-          unrounded published parameters), ``max_iter``, ``shrink``; runs with a ``run`` column
+          unrounded published parameters; with ``shrink`` the shrunk fit), ``max_iter``,
+          ``shrink``, ``starts`` (the full-data fit's grid); runs with a ``run`` column
           (checkpoints of training runs, ``run_column=``) resample whole training runs;
         * bayes: see :func:`bayescale.estimators.nuts.sample_posterior`;
         * every method: ``strict`` (raise :class:`~bayescale.errors.ConvergenceError`

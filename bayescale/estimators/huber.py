@@ -273,11 +273,14 @@ def fit_huber(log_N, log_D, log_loss, *, delta: float = DELTA, starts=None,
     shrink : ``b >= 0``; above 0 the fit is shrunk toward the law's Normal priors
         (:func:`prior_penalty`: the MAP under those priors and a Laplace likelihood of
         scale ``b`` on log loss). 0 (default): Hoffmann's plain objective. With few runs
-        and a law of many coordinates the plain fit can extrapolate wildly; ``b`` about
-        the extrapolation error one decade ahead (0.026, the default extrapolation-error
-        prior's growth per decade, :data:`bayescale.estimators.extrapolation.DEFAULT_PRIOR`)
-        is the scale at which the priors help (benchmarks/RESULTS.md, "Refits shrunk
-        toward the law's priors"). The reported objective includes the penalty.
+        and a law of many coordinates the plain fit can extrapolate wildly. A suggested
+        ``b``: the extrapolation error one decade ahead, 0.026 (the default
+        extrapolation-error prior's growth per decade,
+        :data:`bayescale.estimators.extrapolation.DEFAULT_PRIOR`); on farseer subsets of
+        1% of the pool's compute it takes the target R^2 from below 0 to 0.5-0.7
+        (benchmarks/RESULTS.md, "The design benchmark with shrunk refits"; b = 0.015-0.05
+        did as well in "Refits shrunk toward the law's priors"). The reported objective
+        includes the penalty.
 
     Returns
     -------
@@ -313,7 +316,10 @@ def fit_huber(log_N, log_D, log_loss, *, delta: float = DELTA, starts=None,
                          for v in (starts, screen_X, screen_loss, screen_mask))
         res: BatchResult = huber_solve(x0, w, lX, lL, delta=float(delta),
                                         max_iter=int(max_iter), num_slots=slots,
-                                        ftol=SCIPY_FTOL, law=law, shrink=solve_shrink)
+                                        ftol=SCIPY_FTOL, law=law,
+                                        # the screen's sum has sub.size of the n rows
+                                        shrink=(None if solve_shrink is None
+                                                else solve_shrink * sub.size / n))
         fun = np.asarray(res.fun, dtype=np.float64)
         fun = np.where(np.isfinite(fun), fun, np.inf)
         k = min(int(polish), fun.shape[0])

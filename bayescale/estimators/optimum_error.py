@@ -225,11 +225,13 @@ def _optimum_at(law: Law, theta, C: float, U) -> float:
 
 def lfo_optimum_misses(runs, law: Law, *, max_cuts: int = extrapolation.MAX_CUTS,
                        min_train_budgets: int = 3, min_train_runs: int = 10,
-                       min_sizes: int = MIN_SIZES, seed: int = 0) -> OptimumMisses:
+                       min_sizes: int = MIN_SIZES, seed: int = 0,
+                       shrink: float = 0.0) -> OptimumMisses:
     """Leave-future-out misses of the optimum inside ``runs`` (see the module docstring):
     for ``k = 1 .. max_cuts`` the law refitted without the top ``k`` compute budgets (the
     cuts of :func:`extrapolation.lfo_misses`), and at each held-out budget with an
-    isoFLOP profile, its vertex against the refit's ``N_opt`` there."""
+    isoFLOP profile, its vertex against the refit's ``N_opt`` there. ``shrink``: the
+    refits' pull toward the law's priors, as the fit's own."""
     C_runs = 6.0 * np.asarray(runs.N, float) * np.asarray(runs.D, float)
     labels = extrapolation.budgets(C_runs)
     top = int(labels.max())
@@ -247,7 +249,7 @@ def lfo_optimum_misses(runs, law: Law, *, max_cuts: int = extrapolation.MAX_CUTS
         return OptimumMisses.empty()
     masks = np.stack([labels <= top - k for k in cuts])
     thetas = extrapolation.masked_fits(law, extrapolation.log_X(law, runs),
-                                       np.asarray(runs.log_loss, float), masks)
+                                       np.asarray(runs.log_loss, float), masks, shrink=shrink)
     U = getattr(runs, "U", None)
     rows = []
     for k, theta, mask in zip(cuts, thetas, masks):
@@ -288,9 +290,9 @@ def posterior(misses: OptimumMisses, prior: OptimumPrior | None = None) -> Optim
 
 
 def estimate(runs, law: Law, *, prior: OptimumPrior | None = None,
-             max_cuts: int = extrapolation.MAX_CUTS) -> OptimumError:
+             max_cuts: int = extrapolation.MAX_CUTS, shrink: float = 0.0) -> OptimumError:
     """The optimum-error model of ``law`` on ``runs``: its leave-future-out misses
-    (:func:`lfo_optimum_misses`) with ``prior``; runs without held-out isoFLOP profiles get
-    the prior."""
-    misses = lfo_optimum_misses(runs, law, max_cuts=max_cuts)
+    (:func:`lfo_optimum_misses`, refitted with ``shrink``) with ``prior``; runs without
+    held-out isoFLOP profiles get the prior."""
+    misses = lfo_optimum_misses(runs, law, max_cuts=max_cuts, shrink=shrink)
     return posterior(misses, prior)

@@ -287,12 +287,14 @@ def predict(fit, N, D, U=None, *, structural: str = "auto", num_draws: int = 400
         d = extrapolation.decades_beyond(fit.runs.N, fit.runs.D, N, D)
         summary = None
         if structural == "auto":
+            # a shrunk Huber fit (or bootstrap) is refitted with the same pull
+            shrink = float((fit.info or {}).get("shrink") or 0.0)
             if model is None and prior is not None:
-                model = extrapolation.estimate(fit.runs, law, prior=prior)
+                model = extrapolation.estimate(fit.runs, law, prior=prior, shrink=shrink)
             elif model is None:
                 model = _MODELS.get(fit)
                 if model is None:
-                    model = _MODELS[fit] = extrapolation.estimate(fit.runs, law)
+                    model = _MODELS[fit] = extrapolation.estimate(fit.runs, law, shrink=shrink)
             log_mean = log_mean + model.sample(d, rng, num_draws)
             summary = model.summary()
     draws = np.exp(log_mean + noise)

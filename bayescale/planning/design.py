@@ -323,10 +323,12 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
     mu = np.asarray(log_loss_theta(law, jnp.asarray(theta), jnp.asarray(X)), float)
     d = extrapolation.decades_beyond(fit.runs.N, fit.runs.D, cand.N.to_numpy(), cand.D.to_numpy())
     cand["decades"] = d
+    shrink = float((fit.info or {}).get("shrink") or 0.0)  # the error models refit as the fit
     if isinstance(model, str) and model == "none":
         b, tau = 0.0, 0.0
     else:
-        model = extrapolation.estimate(fit.runs, law) if model is None else model
+        model = (extrapolation.estimate(fit.runs, law, shrink=shrink) if model is None
+                 else model)
         summary = model.summary()
         b, tau = summary["bias"], summary["tau"]
     sigma = max(noise_scale(fit), 1e-4)
@@ -337,8 +339,8 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
             and getattr(cost_model, "name", None) == "train"):  # the error is learned on 6ND
         from bayescale.estimators import optimum_error
 
-        opt_model = (optimum_error.estimate(fit.runs, law) if optimum_model is None
-                     else optimum_model)
+        opt_model = (optimum_error.estimate(fit.runs, law, shrink=shrink)
+                     if optimum_model is None else optimum_model)
         C_max = float(fit.runs.C.max())
         reach = design_score.Reach(
             math.log(10.0) ** 2 * opt_model.variance_per_decade2(),
