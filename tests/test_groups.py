@@ -47,6 +47,26 @@ def _grouped():
 
 
 @pytest.mark.slow
+def test_shrunk_group_fit_is_its_own_shrunk_huber_fit():
+    """``shrink`` keeps the groups on the padded path (one program; a traced strength) and
+    each group's fit is :func:`bayescale.fit`'s shrunk fit of that group alone."""
+    runs, parts = _grouped()
+    result = fit_groups(runs, method="huber", shrink=50.0)
+    got, by_hand = result.fits["y"], fit(parts["y"], method="huber", shrink=50.0)
+    assert got.info["shrink"] == by_hand.info["shrink"] == 50.0
+    assert "padded_to" in got.info  # the padded path, not a fallback per group
+    assert np.isclose(got.info["objective"], by_hand.info["objective"], rtol=1e-10)
+    for k in ("E", "A", "B", "alpha", "beta"):
+        assert np.isclose(got.point_estimate()[k], by_hand.point_estimate()[k], rtol=1e-6)
+    plain = fit(parts["y"], method="huber")
+
+    def pull(p):  # squared distance of (log A, log B) from their prior mean, 6
+        return (np.log(p["A"]) - 6) ** 2 + (np.log(p["B"]) - 6) ** 2
+
+    assert pull(got.point_estimate()) < pull(plain.point_estimate())
+
+
+@pytest.mark.slow
 def test_each_group_fit_is_its_own_huber_fit_and_recovers_its_law():
     runs, parts = _grouped()
     result = fit_groups(runs, method="huber")

@@ -126,9 +126,10 @@ def fit_groups(runs: Runs, *, method: str = "bayes", law: Any = "chinchilla",
     if reference_budget is None:
         reference_budget = 100.0 * float(runs.C.max())
     fits, seconds = {}, {}
-    padded = ((method == "huber" and not set(options) - {"strict", "delta", "max_iter"}) or
+    padded = ((method == "huber" and not set(options) - {"strict", "delta", "max_iter",
+                                                         "shrink"}) or
               (method == "bootstrap" and not set(options) - {"strict", "delta", "max_iter",
-                                                             "resamples"}))
+                                                             "resamples", "shrink"}))
     size = bucket_size(max(len(r) for r in groups.values()))
     for name, sub in groups.items():
         t0 = time.perf_counter()
@@ -192,11 +193,14 @@ def _pooled_fits(groups: dict[str, Runs], separate: dict[str, ScalingFit], *, la
 
 def _fit_huber_padded(runs: Runs, size: int, *, law: Any, level: float,
                       delta: float = huber.DELTA, max_iter: int = 1000,
-                      strict: bool = False) -> ScalingFit:
+                      strict: bool = False, shrink: float = 0.0) -> ScalingFit:
     """:func:`bayescale.estimators.huber.fit_huber` on runs padded to ``size`` rows with
     weight 0 (copies of the first run), so groups of different sizes share one compiled
     screen and one compiled polish. The objective is the same sum, so the fit is
-    fit_huber's to rounding (tests check it against the unpadded fit)."""
+    fit_huber's to rounding (tests check it against the unpadded fit). ``shrink`` as
+    there (a traced value: every strength shares the program)."""
+    shrink = huber.check_shrink(shrink)
+    pull = shrink if shrink > 0 else None
     law, log_X, log_loss, weights = _padded(runs, size, law)
     starts = law.starts()
     slots = huber.default_num_slots(starts.shape[0])
@@ -206,7 +210,7 @@ def _fit_huber_padded(runs: Runs, size: int, *, law: Any, level: float,
         res = huber.huber_solve(*(jnp.asarray(v, jnp.float32) for v in
                                   (starts, weights, log_X, log_loss)),
                                 delta=float(delta), max_iter=int(max_iter), num_slots=slots,
-                                ftol=huber.SCIPY_FTOL, law=law)
+                                ftol=huber.SCIPY_FTOL, law=law, shrink=pull)
         fun = np.asarray(res.fun, dtype=np.float64)
         fun = np.where(np.isfinite(fun), fun, np.inf)
         top = np.argsort(fun, kind="stable")[:polish]
@@ -215,12 +219,12 @@ def _fit_huber_padded(runs: Runs, size: int, *, law: Any, level: float,
         x0, w64, lX, lL = huber.as_f64(screened, weights, log_X, log_loss)
         # The polish starts near the minimum: the objective at the grid starts is the
         # relative-gradient test's scale (as in fit_huber).
-        typical = jax.vmap(lambda t: huber.law_objective(t, w64, lX, lL, delta=float(delta),
-                                                         law=law))(jnp.asarray(starts[top]))
+        typical = huber.objective_at(law, jnp.asarray(starts[top]), w64, lX, lL,
+                                     float(delta), shrink)
         fine = huber.huber_solve(x0, w64, lX, lL,
                                  delta=float(delta), max_iter=int(max_iter),
                                  num_slots=polish, ftol=1e-14, gtol=1e-12, law=law,
-                                 typical_f=typical)
+                                 typical_f=typical, shrink=pull)
         fine_fun = np.asarray(fine.fun)
         fine_fun = np.where(np.isfinite(fine_fun), fine_fun, np.inf)
         j = int(np.argmin(fine_fun))
@@ -231,7 +235,7 @@ def _fit_huber_padded(runs: Runs, size: int, *, law: Any, level: float,
     params = type(params)(*(np.asarray(v, dtype=float) for v in params))
     info = {"objective": objective, "law": law.name,
             "theta": dict(zip(law.coords, map(float, theta))), "delta": float(delta),
-            "num_starts": int(starts.shape[0]), "converged": converged,
+            "shrink": shrink, "num_starts": int(starts.shape[0]), "converged": converged,
             "status": huber.STATUS[status], "starts_status": huber.status_counts(res.status),
             "starts_near_best": int(np.sum(fun <= objective + 1e-8)),
             "padded_to": int(weights.size), "typical_objective": float(np.asarray(typical)[j]),
@@ -278,19 +282,21 @@ def _padded(runs: Runs, size: int, law: Any):
 
 def _fit_bootstrap_padded(runs: Runs, size: int, *, law: Any, level: float, seed: int,
                           resamples: int = 4000, delta: float = huber.DELTA,
-                          max_iter: int = 1000, strict: bool = False) -> ScalingFit:
+                          max_iter: int = 1000, strict: bool = False,
+                          shrink: float = 0.0) -> ScalingFit:
     """:func:`bayescale.estimators.bootstrap.fit_bootstrap` (same resamples for the same
-    seed, same start) on runs padded to ``size`` rows with weight 0, so that groups share
-    one compiled program. Degenerate resamples are left out as there."""
+    seed, same start, same ``shrink``) on runs padded to ``size`` rows with weight 0, so
+    that groups share one compiled program. Degenerate resamples are left out as there."""
     from bayescale.estimators import bootstrap
     from bayescale.laws.chinchilla import HOFFMANN_2022_UNROUNDED, LAW as CHINCHILLA
 
     if int(resamples) != resamples or resamples < 2:
         raise BayescaleError(f"resamples must be an integer >= 2, got {resamples!r}.")
     ref = _fit_huber_padded(runs, size, law=law, level=level, delta=delta,
-                            max_iter=max_iter, strict=strict)
+                            max_iter=max_iter, strict=strict, shrink=shrink)
+    shrink = ref.info["shrink"]
     law, log_X, log_loss, _ = _padded(runs, size, law)
-    init = HOFFMANN_2022_UNROUNDED if law is CHINCHILLA else ref.params
+    init = HOFFMANN_2022_UNROUNDED if law is CHINCHILLA and not shrink else ref.params
     n = len(runs)
     weights = bootstrap.bootstrap_weights(n, int(resamples), int(seed), runs.run)
     weights = np.pad(weights, ((0, 0), (0, log_X.shape[0] - n)))
@@ -302,7 +308,8 @@ def _fit_bootstrap_padded(runs: Runs, size: int, *, law: Any, level: float, seed
                                 delta=float(delta), max_iter=int(max_iter),
                                 num_slots=huber.default_num_slots(int(resamples)),
                                 ftol=bootstrap.BOOTSTRAP_FTOL, law=law,
-                                typical_f=ref.info["typical_objective"])
+                                typical_f=ref.info["typical_objective"],
+                                shrink=shrink if shrink > 0 else None)
         theta, converged = np.asarray(res.x), np.asarray(res.converged)
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
         params = huber.law_params(law, theta)
@@ -315,7 +322,7 @@ def _fit_bootstrap_padded(runs: Runs, size: int, *, law: Any, level: float, seed
             f"{law.name} law. Fit it with method='bayes', or leave the group out.")
     kept = type(params)(*(np.asarray(v, dtype=float)[~bad] for v in params))
     info = {"law": law.name, "resamples": int(resamples), "num_kept": int(np.sum(~bad)),
-            "dropped": dropped, "seed": int(seed), "delta": float(delta),
+            "dropped": dropped, "seed": int(seed), "delta": float(delta), "shrink": shrink,
             "init": dict(zip(law.coords, map(float, theta0))),
             "converged_fraction": float(np.mean(converged)),
             "resamples_status": huber.status_counts(res.status),

@@ -56,6 +56,7 @@ __all__ = [
     "as_f64",
     "default_num_slots",
     "check_shrink",
+    "objective_at",
 ]
 
 DELTA = 1e-3
