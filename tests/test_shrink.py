@@ -145,8 +145,8 @@ def test_shrunk_bootstrap_and_fit_options(monkeypatch):
 def test_shrink_on_the_command_line():
     from cli_examples import run_main, shrunk
 
-    example = "bayescale fit farseer --law farseer --method huber --shrink 0.026 --json"
-    code, out, _ = run_main(shrunk(example))
+    argv = shrunk("bayescale fit farseer --law farseer --method huber --shrink 0.026 --json")
+    code, out, _ = run_main(argv)
     assert code == 0
     import json
 
