@@ -74,9 +74,10 @@ def test_auto_leaves_small_data_alone():
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::bayescale.errors.ConvergenceWarning")  # checked below
-def test_subsampled_fit_matches_full_nuts():
+def test_subsampled_fit_matches_full_nuts(monkeypatch):
     """HMCECS (m = 500 of 5,000 rows) against full NUTS on the same data (~20 s for full
-    NUTS, ~60-90 s for HMCECS with its Huber fit, Laplace step and compile, 2 loaded cores).
+    NUTS, ~60-90 s for HMCECS with its Huber fit, Laplace step and compile, 2 loaded cores);
+    and a second dataset of 5,050 rows reuses the HMCECS program (one bucket).
 
     Tolerance from Monte Carlo error: each fit has a bulk ESS >= 400 (asserted), so a
     posterior mean's MCSE is at most sd / sqrt(400) = 0.05 sd and the difference of two
@@ -85,9 +86,20 @@ def test_subsampled_fit_matches_full_nuts():
     25% is 5 of those. (Measured: means within 0.03 sd, sds within 4%.) R-hat is allowed
     1.02 here: 4 x 400 draws are a short run (full NUTS itself gave 1.0146 with 300).
     """
+    from collections import OrderedDict
+
+    from bayescale.estimators import nuts
+
+    monkeypatch.setattr(nuts, "_PROGRAMS", OrderedDict())  # empty: a new program would show
     runs = checkpoints(5000)
     kw = dict(chains=4, warmup=300, draws=400, progress=False, retry=False)
     sub = bayescale.fit(runs, method="bayes", subsample=500, **kw)
+    assert len(nuts._PROGRAMS) == 1
+    # another size in the same bucket (5,120 rows, padded and masked): no new program
+    other = bayescale.fit(checkpoints(5050, seed=1), method="bayes", subsample=500, **kw)
+    assert sub.info["subsample"]["padded_to"] == other.info["subsample"]["padded_to"] == 5120
+    assert len(nuts._PROGRAMS) == 1
+    assert other.info["subsample"]["subsample_accept"] >= ecs.MIN_ACCEPT
     full = bayescale.fit(runs, method="bayes", subsample=None, **kw)
     assert sub.info["subsample"]["m"] == 500 and sub.info["subsample"]["num_blocks"] == 5
     assert sub.info["subsample"]["subsample_accept"] >= ecs.MIN_ACCEPT
@@ -101,3 +113,38 @@ def test_subsampled_fit_matches_full_nuts():
         b = np.asarray(full.idata.posterior[name]).ravel()
         assert abs(a.mean() - b.mean()) <= 0.25 * b.std(), name
         assert abs(a.std() / b.std() - 1) <= 0.25, name
+
+
+def test_padded_rows_add_nothing_to_the_subsampled_likelihood():
+    """The model's subsample branch masks the distribution itself (HMCECS reads
+    ``fn.log_prob``): a padded row's log-likelihood is 0, a real row's the likelihood's own.
+    Oracle: scipy's Student-t density at the model's own mean and scale."""
+    import jax.numpy as jnp
+    from numpyro import handlers
+    from scipy import stats
+
+    from bayescale.estimators import model as models
+    from bayescale.estimators.padding import pad_rows
+    from bayescale.laws.base import log_loss_theta
+    from bayescale.laws.registry import get_law
+
+    law = get_law("chinchilla")
+    runs = checkpoints(40)
+    log_X = np.column_stack([runs.log_N, runs.log_D])
+    X_pad, y_pad, mask = pad_rows(48, log_X, runs.log_loss)
+    centre = models.data_centre(*log_X.T)
+    idx = np.array([0, 5, 39, 40, 47])  # three real rows, two padding rows
+    kw = dict(law=law, priors=None, likelihood="student_t", centre=centre, E_max=3.0,
+              subsample_size=len(idx), mask=np.asarray(mask))
+    with handlers.seed(rng_seed=0), handlers.substitute(data={"runs": jnp.asarray(idx)}):
+        tr = handlers.trace(models.law_model).get_trace(X_pad, y_pad, **kw)
+    site = tr["log_loss"]
+    lp = np.asarray(site["fn"].log_prob(site["value"]))
+    assert np.all(lp[3:] == 0.0) and np.all(lp[:3] != 0.0)
+    theta = np.asarray(law.to_theta(law.params(*(np.asarray(tr[k]["value"]) for k in
+                                                 law.param_names))))
+    mu = np.asarray(log_loss_theta(law, theta, X_pad[idx[:3]]))
+    sigma = float(tr["sigma"]["value"])
+    expected = stats.t.logpdf(y_pad[idx[:3]], models.DEFAULT_NU, loc=mu, scale=sigma)
+    np.testing.assert_allclose(lp[:3], expected, rtol=2e-5, atol=1e-5)
+

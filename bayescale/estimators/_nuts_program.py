@@ -134,7 +134,7 @@ def nuts_program(settings: Settings, priors: Mapping[str, Any] | None):
     """
     from numpyro.infer import MCMC, NUTS
 
-    if settings.subsample:  # (rng_key, log_X, y, centre, E_max, inits, reference)
+    if settings.subsample:  # (rng_key, log_X, y, centre, E_max, inits, reference, mask)
         return subsample.ecs_program(settings, priors, EXTRA_FIELDS)
     check = checked_sites(priors, settings.law)
 

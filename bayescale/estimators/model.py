@@ -179,9 +179,11 @@ def law_model(log_X, log_loss=None, *, law: Law, priors, likelihood: str, centre
     through :func:`slope_to_natural` (sites :data:`SLOPE_SITES`; E, alpha and a_c become
     deterministic sites).
 
-    ``subsample_size`` (no ``run``, ``mask`` or recorded log-likelihood): the plate ``runs``
-    draws that many rows per step (``numpyro.subsample``), for HMCECS
-    (:mod:`bayescale.estimators.subsample`)."""
+    ``subsample_size`` (no ``run`` or recorded log-likelihood): the plate ``runs`` draws
+    that many rows per step (``numpyro.subsample``), for HMCECS
+    (:mod:`bayescale.estimators.subsample`); ``mask`` then masks the distribution itself
+    (``dist.mask``), so a padded row's log-likelihood, and HMCECS's Taylor proxy of it, is
+    0 and the subsample estimate stays unbiased for the real rows' sum."""
     if E_max is None and log_loss is not None:
         E_max = jnp.exp(jnp.median(jnp.asarray(log_loss)))
     priors = resolve_priors(priors, E_max=E_max, likelihood=likelihood, law=law)
@@ -233,7 +235,10 @@ def law_model(log_X, log_loss=None, *, law: Law, priors, likelihood: str, centre
             X = numpyro.subsample(log_X, event_dim=1)
             obs = None if log_loss is None else numpyro.subsample(log_loss, event_dim=0)
             mu = log_loss_theta(law, vec, X)
-            numpyro.sample("log_loss", likelihood_distribution(likelihood, mu, sigma, nu), obs=obs)
+            noise = likelihood_distribution(likelihood, mu, sigma, nu)
+            if mask is not None:  # HMCECS reads fn.log_prob: the mask must be the fn's own
+                noise = noise.mask(numpyro.subsample(mask, event_dim=0))
+            numpyro.sample("log_loss", noise, obs=obs)
         return
     mu = log_loss_theta(law, vec, log_X)
     if num_runs:

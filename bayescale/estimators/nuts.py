@@ -290,7 +290,7 @@ def sample_posterior(
             # and the runs are padded to a size bucket (masked out of the likelihood), so
             # data of another size in the same bucket reuse the compiled program.
             n = y_np.shape[0]
-            if m:  # HMCECS, from the Laplace approximation at the mode; the rows not padded
+            if m:  # HMCECS, from the Laplace approximation at the mode; padded there
                 traced, laplace = ecs.program_args(models.law_model, rng_key, log_X_np, y_np,
                                                    model_kwargs, init_values, chains=chains,
                                                    seed=seed, dtype=dtype)

@@ -57,6 +57,7 @@ import numpy as np
 from bayescale.errors import BayescaleError, ConvergenceError, ConvergenceWarning
 from bayescale.estimators import model as models
 from bayescale.estimators._nuts_setup import huber_sites
+from bayescale.estimators.padding import bucket_size, pad_rows
 
 __all__ = ["AUTO_ROWS", "AUTO_SIZE", "MIN_ACCEPT", "subsample_rows", "num_blocks",
            "huber_reference", "laplace_start", "program_args", "ecs_program", "describe",
@@ -198,20 +199,27 @@ def laplace_start(model, log_X: np.ndarray, y: np.ndarray, model_kwargs: Mapping
 def program_args(model, rng_key, log_X: np.ndarray, y: np.ndarray,
                  model_kwargs: Mapping[str, Any], start: Mapping[str, float], *, chains: int,
                  seed: int, dtype) -> tuple[tuple, dict]:
-    """The traced arguments of :func:`ecs_program` (the chains' initial points and the
-    Taylor reference from :func:`laplace_start`) and :func:`laplace_start`'s info."""
+    """The traced arguments of :func:`ecs_program` (the rows padded to a size bucket with a
+    mask, the chains' initial points and the Taylor reference from :func:`laplace_start`)
+    and :func:`laplace_start`'s info. The padding (:mod:`bayescale.estimators.padding`, at
+    most a quarter of the rows) lets another dataset of a size in the same bucket reuse the
+    compiled program; the subsample is drawn from all ``bucket`` rows, padded ones adding
+    0, so the estimate of the real rows' log-likelihood stays unbiased."""
     reference, inits, info = laplace_start(model, log_X, y, model_kwargs, start,
                                            chains=chains, seed=seed, dtype=dtype)
-    args = (rng_key, jnp.asarray(log_X, dtype), jnp.asarray(y, dtype),
+    X_pad, y_pad, mask = pad_rows(bucket_size(len(y)), log_X, y)
+    args = (rng_key, jnp.asarray(X_pad, dtype), jnp.asarray(y_pad, dtype),
             jnp.asarray(model_kwargs["centre"], dtype), jnp.asarray(model_kwargs["E_max"], dtype),
-            inits, reference)
+            inits, reference, jnp.asarray(mask))
+    info["padded_to"] = int(X_pad.shape[0])
     return args, info
 
 
 def ecs_program(settings, priors: Mapping[str, Any] | None, extra_fields: tuple[str, ...]):
     """The function traced into one program (as ``nuts_program`` for full-data NUTS):
     HMCECS-NUTS for all chains from the traced ``(rng_key, log_X, y, centre, E_max, inits,
-    reference)``, chain ``c`` starting at ``inits[site][c]``. ``settings`` (the NUTS
+    reference, mask)`` (``mask``: the real rows of the padded ``log_X``, ``y``), chain ``c``
+    starting at ``inits[site][c]``. ``settings`` (the NUTS
     program's, with ``subsample`` and ``num_blocks``) and ``priors`` are static. The
     sampler statistics come back under their full-data names (``extra_fields``) plus
     ``subsample_accept``."""
@@ -219,7 +227,7 @@ def ecs_program(settings, priors: Mapping[str, Any] | None, extra_fields: tuple[
 
     fields = tuple(f"hmc_state.{f}" for f in extra_fields) + ("accept_prob",)
 
-    def run_all(rng_key, log_X, y, centre, E_max, inits, reference):
+    def run_all(rng_key, log_X, y, centre, E_max, inits, reference, mask):
         def one_chain(key_init):
             key, init = key_init
             inner = NUTS(models.law_model, target_accept_prob=settings.target_accept,
@@ -233,7 +241,7 @@ def ecs_program(settings, priors: Mapping[str, Any] | None, extra_fields: tuple[
                      likelihood=settings.likelihood,
                      centre=tuple(centre[i] for i in range(len(settings.law.inputs))),
                      E_max=E_max, subsample_size=settings.subsample,
-                     slope_coords=settings.slope_coords)
+                     slope_coords=settings.slope_coords, mask=mask)
             got = mcmc.get_extra_fields()
             stats = {f: got[f"hmc_state.{f}"] for f in extra_fields}
             stats["subsample_accept"] = got["accept_prob"]
@@ -254,6 +262,7 @@ def describe(m: int, stats: Mapping[str, Any], laplace: Mapping[str, Any],
     total, the latter of its ``sampling`` less its compiles)."""
     accept = float(np.mean(np.asarray(stats["subsample_accept"])))
     return {"m": m, "num_blocks": num_blocks(m), "subsample_accept": accept,
+            "padded_to": laplace.get("padded_to"),
             "min_accept": MIN_ACCEPT, "reference": "Huber fit, Newton steps to the mode",
             "huber_seconds": huber_seconds, "laplace": dict(laplace),
             "log_likelihood": "not recorded (LOO is not available for a subsampled fit)"}
