@@ -160,3 +160,27 @@ def test_shrink_on_the_command_line():
     assert np.sum(((theta - mu) / sd) ** 2) < np.sum(((plain_theta - mu) / sd) ** 2)
     code, _, err = run_main(["fit", "farseer", "--method", "bayes", "--shrink", "0.1"])
     assert code == 2 and "--shrink goes with --method huber or bootstrap" in err
+
+
+def test_backtest_and_stacking_refit_with_the_fits_shrink(monkeypatch):
+    """The leave-future-out refits behind a shrunk fit's error models (the backtest's
+    extrapolation model, the stacking weights) use the fit's own pull."""
+    from bayescale.estimators.stacking import stack_laws
+    from bayescale.validation.backtest import backtest
+
+    log_N, log_D, log_loss = _runs(n=60, seed=4)
+    runs = bayescale.Runs(N=np.exp(log_N), D=np.exp(log_D), loss=np.exp(log_loss),
+                          row=np.arange(log_N.size))
+    seen = []
+    real_fits = extrapolation.masked_fits
+
+    def spy(*args, **kwargs):
+        seen.append(float(np.max(kwargs.get("shrink", 0.0))))
+        return real_fits(*args, **kwargs)
+
+    monkeypatch.setattr(extrapolation, "masked_fits", spy)
+    backtest(runs, holdout="top-budgets:1", method="huber", starts=STARTS, shrink=200.0)
+    assert seen and set(seen) == {200.0}
+    seen.clear()
+    stack_laws(runs, ("chinchilla", "kaplan"), method="huber", optimum=False, shrink=200.0)
+    assert seen and set(seen) == {200.0}

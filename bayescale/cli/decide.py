@@ -166,7 +166,8 @@ def _honest_n_opt(fit, C: float, level: float, U: float | None, seed: int) -> di
 
     if fit.runs is None:
         return None
-    model = optimum_error.estimate(fit.runs, fit.law)
+    model = optimum_error.estimate(fit.runs, fit.law,  # refitted as the fit (its shrink)
+                                   shrink=float((fit.info or {}).get("shrink") or 0.0))
     N_opt = np.asarray(compute_optimal(fit.params, C, U).N_opt, dtype=float).reshape(-1)
     N_opt = N_opt[np.isfinite(N_opt)]
     if not N_opt.size:

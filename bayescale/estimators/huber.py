@@ -278,9 +278,10 @@ def fit_huber(log_N, log_D, log_loss, *, delta: float = DELTA, starts=None,
         ``b``: the extrapolation error one decade ahead, 0.026 (the default
         extrapolation-error prior's growth per decade,
         :data:`bayescale.estimators.extrapolation.DEFAULT_PRIOR`); on farseer subsets of
-        1% of the pool's compute it takes the target R^2 from below 0 to 0.5-0.7
-        (benchmarks/RESULTS.md, "The design benchmark with shrunk refits"; b = 0.015-0.05
-        did as well in "Refits shrunk toward the law's priors"). The reported objective
+        1% of the pool's compute it takes the target R^2 from -2.1 to 0.51 with random
+        runs and from 0.06 to 0.73 with D-optimal ones (benchmarks/RESULTS.md, "The design
+        benchmark with shrunk refits"; b = 0.015-0.05 did as well in "Refits shrunk toward
+        the law's priors"). The reported objective
         includes the penalty.
 
     Returns

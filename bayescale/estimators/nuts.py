@@ -359,7 +359,8 @@ def sample_posterior(
             "total": time.perf_counter() - t_start,
         },
     }
-    info["subsample"] = ecs.describe(m, stats, laplace, t_ref) if m else None  # HMCECS's
+    # HMCECS's size, blocks, acceptance and bucket
+    info["subsample"] = ecs.describe(m, stats, laplace, t_ref, rows=len(runs)) if m else None
     geometry = diagnostics.divergences > 0 or (math.isfinite(diagnostics.rhat_max)
                                                and diagnostics.rhat_max > _diagnostics.RHAT_MAX)
     to_slope = can_slope and not slope_coords

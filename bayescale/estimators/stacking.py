@@ -255,14 +255,15 @@ class LawStack:
                 "top": self.top, "level": float(level), "info": self.info, "budgets": rows}
 
 
-def lfo_log_density(runs, law, *, cuts: int = extrapolation.MAX_CUTS):
+def lfo_log_density(runs, law, *, cuts: int = extrapolation.MAX_CUTS, shrink: float = 0.0):
     """Leave-future-out log predictive densities of ``law`` on ``runs``: for each cut
     ``k = 1 .. cuts`` (:func:`bayescale.estimators.extrapolation.lfo_misses`: the top ``k``
     compute budgets held out, at least 3 budgets and 10 runs kept), the density of each
     held-out run's log loss under ``Normal(law's prediction, robust residual scale of the
     fit)``, the in-model predictive of a point fit. Returns ``(log_density, cut)`` per
-    held-out run, in the order of the cuts (the same for every law)."""
-    misses = extrapolation.lfo_misses(runs, get_law(law), max_cuts=int(cuts))
+    held-out run, in the order of the cuts (the same for every law). ``shrink``: the
+    refits' pull toward the law's priors (the fits' own)."""
+    misses = extrapolation.lfo_misses(runs, get_law(law), max_cuts=int(cuts), shrink=shrink)
     s = np.asarray(misses.s, dtype=float)
     return norm.logpdf(np.asarray(misses.r, dtype=float), scale=s), \
         np.asarray(misses.cut)
@@ -342,7 +343,8 @@ def stack_laws(runs, laws: Sequence[str] = ("chinchilla", "kaplan"), *,
         raise BayescaleError(f"stacking needs at least two laws that fit these runs, got "
                              f"{[law.name for law in resolved]}"
                              + (f" (left out: {left_out})" if left_out else "") + ".")
-    scored = [lfo_log_density(runs, law, cuts=cuts) for law in resolved]
+    shrink = float(fit_options.get("shrink") or 0.0)  # refits pulled as the fits are
+    scored = [lfo_log_density(runs, law, cuts=cuts, shrink=shrink) for law in resolved]
     log_density = np.stack([lp for lp, _ in scored], axis=1)
     fits: dict[str, ScalingFit] = {}
     if len(log_density):
@@ -357,7 +359,8 @@ def stack_laws(runs, laws: Sequence[str] = ("chinchilla", "kaplan"), *,
         if law.name not in fits:
             fits[law.name] = fit_runs(runs, method=method, law=law, seed=seed, **fit_options)
     names = [law.name for law in resolved]
-    errors = ({law.name: optimum_error.estimate(runs, law, prior=optimum_prior, max_cuts=cuts)
+    errors = ({law.name: optimum_error.estimate(runs, law, prior=optimum_prior, max_cuts=cuts,
+                                                shrink=shrink)
                for law in resolved} if optimum else {})
     info = {**scores, "method": method, "left_out": left_out, "seed": int(seed),
             "mean_log_density": dict(zip(names, map(float, log_density.mean(axis=0)))),

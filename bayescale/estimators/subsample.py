@@ -211,7 +211,6 @@ def program_args(model, rng_key, log_X: np.ndarray, y: np.ndarray,
     args = (rng_key, jnp.asarray(X_pad, dtype), jnp.asarray(y_pad, dtype),
             jnp.asarray(model_kwargs["centre"], dtype), jnp.asarray(model_kwargs["E_max"], dtype),
             inits, reference, jnp.asarray(mask))
-    info["padded_to"] = int(X_pad.shape[0])
     return args, info
 
 
@@ -256,13 +255,15 @@ def ecs_program(settings, priors: Mapping[str, Any] | None, extra_fields: tuple[
 
 
 def describe(m: int, stats: Mapping[str, Any], laplace: Mapping[str, Any],
-             huber_seconds: float) -> dict:
-    """``info["subsample"]`` of a subsampled fit (``laplace``: :func:`laplace_start`'s info;
-    the seconds of the Huber fit and of the Laplace step are part of ``info["timing"]``'s
-    total, the latter of its ``sampling`` less its compiles)."""
+             huber_seconds: float, *, rows: int) -> dict:
+    """``info["subsample"]`` of a subsampled fit of ``rows`` rows (``laplace``:
+    :func:`laplace_start`'s info; the seconds of the Huber fit and of the Laplace step are
+    part of ``info["timing"]``'s total, the latter of its ``sampling`` less its compiles).
+    ``padded_to``: the bucket the rows were padded to; the ``m`` rows of a step are drawn
+    from all of it, so on average ``m * rows / padded_to`` (at least 0.8 m) are real."""
     accept = float(np.mean(np.asarray(stats["subsample_accept"])))
     return {"m": m, "num_blocks": num_blocks(m), "subsample_accept": accept,
-            "padded_to": laplace.get("padded_to"),
+            "padded_to": bucket_size(int(rows)),
             "min_accept": MIN_ACCEPT, "reference": "Huber fit, Newton steps to the mode",
             "huber_seconds": huber_seconds, "laplace": dict(laplace),
             "log_likelihood": "not recorded (LOO is not available for a subsampled fit)"}

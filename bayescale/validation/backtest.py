@@ -233,7 +233,9 @@ def backtest(data, *, holdout: str = "top-budgets:1", law: Any = "chinchilla",
                                               "theta": dict(zip(law.coords, map(float, theta)))})
     else:
         fitted = fit_runs(train, method=method, law=law, seed=seed, **fit_options)
-        model = extrapolation.estimate(train, law, prior=prior)
+        # a shrunk fit's error model is learned from refits with the same pull
+        model = extrapolation.estimate(train, law, prior=prior,
+                                       shrink=float(fit_options.get("shrink") or 0.0))
     U = test.U if "U" in law.inputs else None
     tables, summaries = {}, {}
     for structural in ("auto", "none"):
