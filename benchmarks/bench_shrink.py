@@ -40,7 +40,7 @@ import numpy as np
 from bayescale._solvers.lbfgs import minimize_batch
 from bayescale.data.runs import load_runs
 from bayescale.estimators import extrapolation
-from bayescale.estimators.huber import DELTA, law_objective
+from bayescale.estimators.huber import DELTA, law_objective, prior_penalty
 from bayescale.io import atomic_write, dumps_json
 from bayescale.laws.base import log_loss_theta
 from bayescale.laws.registry import get_law
@@ -50,13 +50,10 @@ LAW = get_law("farseer")
 KS = (0.0, 1.0, 3.0, 10.0, 30.0, 100.0)
 FRACTIONS = (0.01, 0.05)
 CUTS = (0.9, 0.8, 0.7)
-MU = np.array([LAW.priors[c].a for c in LAW.coords])
-SD = np.array([LAW.priors[c].b for c in LAW.coords])
 
 
 def shrunk_objective(theta, w, X, y, weight):
-    penalty = 0.5 * jnp.sum(((theta - MU) / SD) ** 2)
-    return law_objective(theta, w, X, y, delta=DELTA, law=LAW) + weight * penalty
+    return law_objective(theta, w, X, y, delta=DELTA, law=LAW) + weight * prior_penalty(LAW, theta)
 
 
 def r2(y, pred):

@@ -35,7 +35,7 @@ ORDER = [
     "estimators.fit", "estimators.grid_posterior", "estimators.extrapolation", "estimators.allocation", "estimators.isoflop", "estimators.optimum_error", "estimators.isoflop_bayes",
     "estimators.envelope", "estimators.predict", "estimators.stacking", "estimators.group_fits", "estimators.groups", "estimators",
     "planning._cost_solve", "planning.costs", "planning._common", "planning._numerical", "planning.frontier", "planning.efficiency", "planning.serving",
-    "planning.rules", "planning.decisions", "planning.design_score", "planning.design", "planning",
+    "planning.rules", "planning.decisions", "planning.design_score", "planning.design_candidates", "planning.design", "planning",
     "validation.backtest", "validation",
     "io",
     "report._format", "report.folder", "report.compare", "report.tables", "report.law_comparison", "report.approaches", "report.groups", "report.group_text", "report._plotting", "report._fit_plots",

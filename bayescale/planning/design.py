@@ -76,10 +76,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
@@ -90,6 +88,11 @@ from bayescale.estimators import extrapolation
 from bayescale.laws.base import log_loss_theta
 from bayescale.planning import design_score
 from bayescale.planning.costs import get_cost
+from bayescale.planning.design_candidates import (
+    candidate_costs,
+    candidate_frame,
+    default_candidates,
+)
 
 __all__ = ["Design", "next_runs", "OBJECTIVES", "default_candidates", "noise_scale"]
 
@@ -157,63 +160,10 @@ def _positive(name, value) -> float:
     return v
 
 
-def _frame(candidates, law) -> pd.DataFrame:
-    if isinstance(candidates, (str, os.PathLike)):
-        try:
-            candidates = pd.read_csv(candidates)
-        except (OSError, ValueError) as exc:
-            raise BayescaleError(f"candidates {str(candidates)!r} could not be read as a CSV: "
-                                 f"{exc}") from None
-    frame = pd.DataFrame(candidates)
-    cols = {c.lower(): c for c in map(str, frame.columns)}
-    need = ["N", "D"] + (["U"] if "U" in law.inputs else [])
-    aliases = {"N": ("n", "params"), "D": ("d", "tokens"), "U": ("u", "unique_tokens")}
-    out = {}
-    for key in need:
-        found = [cols[a] for a in aliases[key] if a in cols]
-        if not found:
-            raise BayescaleError(f"candidates need columns {need} for the {law.name} law; "
-                                 f"found {list(frame.columns)}.")
-        out[key] = pd.to_numeric(frame[found[0]], errors="coerce").to_numpy(float)
-    out = pd.DataFrame(out)
-    bad = ~np.all(np.isfinite(out.to_numpy()) & (out.to_numpy() > 0), axis=1)
-    if len(out) == 0 or bad.any():
-        raise BayescaleError(f"candidates must be a non-empty table of positive, finite "
-                             f"{', '.join(need)}; rows {np.flatnonzero(bad)[:5].tolist()} are not.")
-    return out
-
-
-def _costs(cost_model, frame) -> np.ndarray:
-    """FLOPs of each run, in float64 (the cost models are JAX functions)."""
-    with jax.enable_x64(True):
-        return np.asarray(cost_model(jnp.asarray(frame.N.to_numpy(float)),
-                                     jnp.asarray(frame.D.to_numpy(float))), float)
-
-
-def default_candidates(fit, target_budget: float, experiment_budget: float, *,
-                       unique_tokens: float | None = None, cost: Any = "train",
-                       num: int = 48) -> pd.DataFrame:
-    """A ``num x num`` log-spaced grid of ``(N, D)`` from the smallest run's ``N`` and
-    ``D`` to twice the larger of the runs' largest and the median compute-optimal
-    ``N_opt(C*)``, ``D_opt(C*)``, keeping the points that cost at most ``experiment_budget``."""
-    runs = fit.runs
-    f = fit.frontier([target_budget], cost=cost, unique_tokens=unique_tokens)
-    n_hi = max(runs.N.max(), float(np.median(f.N_opt))) * 2
-    d_hi = max(runs.D.max(), float(np.median(f.D_opt))) * 2
-    # not below the data: the law is no better checked there than beyond it
-    N, D = np.meshgrid(np.geomspace(runs.N.min(), n_hi, num),
-                       np.geomspace(runs.D.min(), d_hi, num), indexing="ij")
-    grid = pd.DataFrame({"N": N.ravel(), "D": D.ravel()})
-    if unique_tokens is not None:
-        grid["U"] = float(unique_tokens)
-    c = _costs(get_cost(cost), grid)
-    return grid[c <= experiment_budget].reset_index(drop=True)
-
-
 def _objective(fit, objective, target_budget, cost, unique_tokens, targets) -> np.ndarray:
     """The objective per draw, in log units (P,)."""
     if objective == "loss" and targets is not None:
-        t = _frame(targets, fit.law)
+        t = candidate_frame(targets, fit.law)
         X = np.log(t.to_numpy())
         theta = jnp.atleast_2d(fit.law.to_theta(fit.law.params_type(
             *(jnp.atleast_1d(jnp.asarray(v, float)) for v in fit.params))))
@@ -302,8 +252,8 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
     cost_model = get_cost(cost)
     cand = (default_candidates(fit, target_budget, experiment_budget, cost=cost,
                                unique_tokens=unique_tokens)
-            if candidates is None else _frame(candidates, law))
-    cand["cost"] = _costs(cost_model, cand)
+            if candidates is None else candidate_frame(candidates, law))
+    cand["cost"] = candidate_costs(cost_model, cand)
     if not np.any(cand.cost <= experiment_budget):
         raise BayescaleError(f"experiment_budget {experiment_budget:.3g} FLOPs is below the cost "
                              f"of every candidate (the cheapest costs {cand.cost.min():.3g}); "
