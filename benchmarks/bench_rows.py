@@ -44,7 +44,7 @@ def synthetic_checkpoints(n: int, seed: int = 0):
     return pd.DataFrame({"N": N, "D": D, "loss": loss})
 
 
-def child(n: int, exhaustive: bool, method: str = "huber") -> dict:
+def child(n: int, exhaustive: bool, method: str = "huber", resamples: int = 4000) -> dict:
     import warnings
 
     from bayescale import fit, load_runs
@@ -57,6 +57,8 @@ def child(n: int, exhaustive: bool, method: str = "huber") -> dict:
     kw = {"screen_rows": None} if exhaustive else {}
     if method == "bayes":  # the defaults: 4 chains x (1000 warmup + 1000 draws)
         kw = {"progress": False}
+    if method == "bootstrap":
+        kw = {"resamples": resamples}
     t0 = time.perf_counter()
     res = fit(runs, method=method, **kw)
     first = time.perf_counter() - t0
@@ -74,6 +76,10 @@ def child(n: int, exhaustive: bool, method: str = "huber") -> dict:
            "truth": {k: float(getattr(P, k)) for k in est}}
     if method == "bootstrap":
         out["resample_chunks"] = res.info.get("resample_chunks")
+        out["resamples"] = resamples
+        # the resamples alone (the full-data Huber fit before them is not counted)
+        out["resamples_s"] = res.info["timing"]["total"]
+        out["per_resample_s"] = res.info["timing"]["total"] / resamples
         out["intervals_alpha"] = list(res.intervals(0.9)["alpha"])
     if method == "bayes":
         out["timing"] = res.info.get("timing")
@@ -92,12 +98,16 @@ def main(argv=None):
                     help="default results/rows.json (huber), rows_bootstrap.json, rows_bayes.json")
     ap.add_argument("--method", default="huber", choices=("huber", "bootstrap", "bayes"),
                     help="the fit timed: huber (first and steady calls, against the "
-                         "exhaustive grid up to 10,000 rows), bootstrap (4000 resamples) or "
+                         "exhaustive grid up to 10,000 rows), bootstrap (--resamples) or "
                          "bayes (NUTS, 4 x (1000 + 1000)); one call each for the last two")
-    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--resamples", type=int, default=4000,
+                    help="bootstrap resamples (default 4000, the package's; fewer at many "
+                         "rows, where each resample costs the same and the time is linear)")
+    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        print(json.dumps(child(int(args.child[0]), args.child[1] == "1", args.child[2])))
+        print(json.dumps(child(int(args.child[0]), args.child[1] == "1", args.child[2],
+                               int(args.child[3]))))
         return
     from bayescale.io import atomic_write, dumps_json
 
@@ -110,7 +120,8 @@ def main(argv=None):
         both = n <= EXHAUSTIVE_UP_TO and args.method == "huber"
         for exhaustive in ((False, True) if both else (False,)):
             proc = subprocess.run([sys.executable, __file__, "--child", str(n),
-                                   "1" if exhaustive else "0", args.method],
+                                   "1" if exhaustive else "0", args.method,
+                                   str(args.resamples)],
                                   capture_output=True, text=True,
                                   env={**os.environ, "JAX_ENABLE_COMPILATION_CACHE": "false"})
             if proc.returncode:

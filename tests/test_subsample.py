@@ -148,3 +148,54 @@ def test_padded_rows_add_nothing_to_the_subsampled_likelihood():
     expected = stats.t.logpdf(y_pad[idx[:3]], models.DEFAULT_NU, loc=mu, scale=sigma)
     np.testing.assert_allclose(lp[:3], expected, rtol=2e-5, atol=1e-5)
 
+
+
+def test_laplace_step_reuses_its_program_and_finds_the_unpadded_mode():
+    """The Laplace step pads the rows to their bucket: 600 and 620 rows (bucket 640)
+    share one compiled potential, no retrace. Oracle for the padding: NumPyro's own
+    potential of the unpadded rows (float64) has its mode at the mode returned (Newton
+    decrement about 0)."""
+    import jax
+    import jax.numpy as jnp
+    from jax.flatten_util import ravel_pytree
+    from numpyro.infer import init_to_value
+    from numpyro.infer.util import initialize_model, potential_energy
+
+    from bayescale.estimators import model as models
+    from bayescale.laws.registry import get_law
+
+    law = get_law("chinchilla")
+    ecs._POTENTIALS.clear()
+    for n, seed in ((600, 0), (620, 1)):
+        runs = checkpoints(n, seed=seed)
+        log_X, y = np.column_stack([runs.log_N, runs.log_D]), runs.log_loss
+        centre = models.data_centre(*log_X.T)
+        E_max = float(np.median(runs.loss))
+        kw = dict(priors=models.resolve_priors({}, E_max=E_max, likelihood="student_t", law=law),
+                  likelihood="student_t", centre=centre, E_max=E_max, law=law, run=None,
+                  num_runs=0, slope_coords=False)
+        start = dict(models.sample_sites(law, np.asarray(law.to_theta(P), float), centre),
+                     sigma=0.01)  # the law the rows were drawn from (no Huber fit: faster)
+        reference, inits, info = ecs.laplace_start(models.law_model, log_X, y, kw, start,
+                                                   chains=2, seed=0, dtype=jnp.float32)
+        assert info["hessian_min_eig"] > 0 and set(inits) == set(reference)
+        with jax.enable_x64(True):
+            args = (jnp.asarray(log_X, jnp.float64), jnp.asarray(y, jnp.float64))
+            kw64 = dict(kw, E_max=jnp.float64(E_max), record_log_likelihood=False)
+            z = initialize_model(jax.random.PRNGKey(0), models.law_model, model_args=args,
+                                 model_kwargs=kw64, init_strategy=init_to_value(
+                                     values={k: np.float64(v) for k, v in reference.items()})
+                                 ).param_info.z
+            flat, unravel = ravel_pytree(z)
+
+            def unpadded(f):
+                return potential_energy(models.law_model, args, kw64, unravel(f))
+
+            g, H = jax.jit(jax.grad(unpadded))(flat), jax.jit(jax.hessian(unpadded))(flat)
+            decrement = float(g @ jnp.linalg.solve(H, g))
+        # Newton decrement g' H^-1 g: the squared distance to the unpadded mode in posterior
+        # sds; the reference is returned in float32, so it is small, not 0
+        assert decrement < 1e-4, decrement
+    assert len(ecs._POTENTIALS) == 1
+    (value_grad, hessian), = ecs._POTENTIALS.values()
+    assert value_grad._cache_size() == 1 and hessian._cache_size() == 1

@@ -293,7 +293,8 @@ def sample_posterior(
             if m:  # HMCECS, from the Laplace approximation at the mode; padded there
                 traced, laplace = ecs.program_args(models.law_model, rng_key, log_X_np, y_np,
                                                    model_kwargs, init_values, chains=chains,
-                                                   seed=seed, dtype=dtype)
+                                                   seed=seed, dtype=dtype,
+                                                   priors=user_priors or None)
             else:
                 X_pad, y_pad, mask = pad_rows(bucket_size(n), log_X_np, y_np)
                 traced = (rng_key, jnp.asarray(X_pad, dtype=dtype), jnp.asarray(y_pad, dtype=dtype),

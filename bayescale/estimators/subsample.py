@@ -132,34 +132,79 @@ def huber_reference(law, log_X: np.ndarray, y: np.ndarray, centre, likelihood: s
     return values
 
 
+#: The Laplace step's compiled potential (value and gradient, Hessian), per model, static
+#: model arguments and sites; the rows are arguments, so a size in the same bucket reuses it.
+_POTENTIALS: dict = {}
+
+
+def _potential_programs(model, model_kwargs: Mapping[str, Any], priors, z: Mapping[str, Any],
+                        unravel):
+    """Jitted ``(value_and_grad, hessian)`` of the potential at a flat point ``f``, taking
+    the rows as arguments: ``fn(f, log_X, y, mask, centre, E_max)``. ``priors`` are the
+    user's (the default priors are built from the traced ``E_max``, as in the NUTS
+    program); one pair per model, law, likelihood, coordinates, priors and sites."""
+    from numpyro.infer.util import potential_energy
+
+    from bayescale.estimators._nuts_setup import UNKEYABLE, priors_key
+
+    static = dict(priors=priors, law=model_kwargs["law"], likelihood=model_kwargs["likelihood"],
+                  slope_coords=model_kwargs.get("slope_coords", False), subsample_size=None,
+                  record_log_likelihood=False)
+    pkey = priors_key(priors)
+    key = None if pkey is UNKEYABLE else (
+        model, static["law"], static["likelihood"], static["slope_coords"], pkey,
+        tuple((k, np.shape(v)) for k, v in z.items()))
+    if key is not None and key in _POTENTIALS:
+        return _POTENTIALS[key]
+
+    def potential(f, log_X, y, mask, centre, E_max):
+        kw = dict(static, mask=mask, E_max=E_max,
+                  centre=tuple(centre[i] for i in range(centre.shape[0])))
+        return potential_energy(model, (log_X, y), kw, unravel(f))
+
+    programs = jax.jit(jax.value_and_grad(potential)), jax.jit(jax.hessian(potential))
+    if key is not None:
+        _POTENTIALS[key] = programs
+    return programs
+
+
 def laplace_start(model, log_X: np.ndarray, y: np.ndarray, model_kwargs: Mapping[str, Any],
                   start: Mapping[str, float], *, chains: int, seed: int, dtype,
-                  ) -> tuple[dict, dict, dict]:
+                  priors: Mapping[str, Any] | None = None) -> tuple[dict, dict, dict]:
     """The mode of the full-data posterior near ``start`` and each chain's initial point.
 
     In NumPyro's unconstrained space, float64, all rows: up to eight Newton steps from
     ``start`` with its exact Hessian (each halved until the potential decreases), then the
-    exact Hessian ``H`` at the point reached. Returns ``(reference, inits, info)``: the mode's sampled sites, per-site arrays
-    of ``chains`` initial points drawn from ``N(mode, INIT_SCALE^2 H^-1)`` (both in
-    ``dtype``) and what happened (Newton steps, the Hessian's smallest eigenvalue, seconds).
+    exact Hessian ``H`` at the point reached. Returns ``(reference, inits, info)``: the
+    mode's sampled sites, per-site arrays of ``chains`` initial points drawn from
+    ``N(mode, INIT_SCALE^2 H^-1)`` (both in ``dtype``) and what happened (Newton steps, the
+    Hessian's smallest eigenvalue, seconds). ``priors``: the user's overrides (the
+    defaults of ``model_kwargs["priors"]`` are rebuilt in the program). The rows are padded
+    to their size bucket (masked out of the likelihood), so that data of another size in
+    the same bucket reuse the compiled potential.
     """
     from jax.flatten_util import ravel_pytree
     from numpyro.infer import init_to_value
-    from numpyro.infer.util import initialize_model, potential_energy
+    from numpyro.infer.util import initialize_model
 
     t0 = time.perf_counter()
+    X_pad, y_pad, mask = pad_rows(bucket_size(len(y)), log_X, y)
     with jax.enable_x64(True):
-        args = (jnp.asarray(log_X, jnp.float64), jnp.asarray(y, jnp.float64))
+        args = (jnp.asarray(X_pad, jnp.float64), jnp.asarray(y_pad, jnp.float64))
+        data = (jnp.asarray(mask), jnp.asarray(model_kwargs["centre"], jnp.float64),
+                jnp.asarray(model_kwargs["E_max"], jnp.float64))
         kw = dict(model_kwargs, subsample_size=None, record_log_likelihood=False,
-                  E_max=jnp.asarray(model_kwargs["E_max"], jnp.float64))
+                  E_max=data[2], mask=data[0])
         init = initialize_model(jax.random.PRNGKey(seed), model, model_args=args,
                                 model_kwargs=kw, init_strategy=init_to_value(values=dict(start)))
         x, unravel = ravel_pytree(init.param_info.z)
+        vg, hess = _potential_programs(model, model_kwargs, priors, init.param_info.z, unravel)
 
-        def potential(f):
-            return potential_energy(model, args, kw, unravel(f))
+        def value_grad(f):
+            return vg(jnp.asarray(f, jnp.float64), *args, *data)
 
-        value_grad, hessian = jax.jit(jax.value_and_grad(potential)), jax.jit(jax.hessian(potential))
+        def hessian(f):
+            return hess(jnp.asarray(f, jnp.float64), *args, *data)
 
         def inverse_factor(H):
             # not positive definite (far from the mode): |eigenvalues|, not a blow-up
@@ -198,15 +243,16 @@ def laplace_start(model, log_X: np.ndarray, y: np.ndarray, model_kwargs: Mapping
 
 def program_args(model, rng_key, log_X: np.ndarray, y: np.ndarray,
                  model_kwargs: Mapping[str, Any], start: Mapping[str, float], *, chains: int,
-                 seed: int, dtype) -> tuple[tuple, dict]:
+                 seed: int, dtype, priors: Mapping[str, Any] | None = None,
+                 ) -> tuple[tuple, dict]:
     """The traced arguments of :func:`ecs_program` (the rows padded to a size bucket with a
     mask, the chains' initial points and the Taylor reference from :func:`laplace_start`)
-    and :func:`laplace_start`'s info. The padding (:mod:`bayescale.estimators.padding`, at
+    and :func:`laplace_start`'s info (``priors``: the user's). The padding (:mod:`bayescale.estimators.padding`, at
     most a quarter of the rows) lets another dataset of a size in the same bucket reuse the
     compiled program; the subsample is drawn from all ``bucket`` rows, padded ones adding
     0, so the estimate of the real rows' log-likelihood stays unbiased."""
     reference, inits, info = laplace_start(model, log_X, y, model_kwargs, start,
-                                           chains=chains, seed=seed, dtype=dtype)
+                                           chains=chains, seed=seed, dtype=dtype, priors=priors)
     X_pad, y_pad, mask = pad_rows(bucket_size(len(y)), log_X, y)
     args = (rng_key, jnp.asarray(X_pad, dtype), jnp.asarray(y_pad, dtype),
             jnp.asarray(model_kwargs["centre"], dtype), jnp.asarray(model_kwargs["E_max"], dtype),
