@@ -247,8 +247,8 @@ def program_args(model, rng_key, log_X: np.ndarray, y: np.ndarray,
                  ) -> tuple[tuple, dict]:
     """The traced arguments of :func:`ecs_program` (the rows padded to a size bucket with a
     mask, the chains' initial points and the Taylor reference from :func:`laplace_start`)
-    and :func:`laplace_start`'s info (``priors``: the user's). The padding (:mod:`bayescale.estimators.padding`, at
-    most a quarter of the rows) lets another dataset of a size in the same bucket reuse the
+    and :func:`laplace_start`'s info (``priors``: the user's). The padding
+    (:mod:`bayescale.estimators.padding`, at most a quarter of the rows) lets another dataset of a size in the same bucket reuse the
     compiled program; the subsample is drawn from all ``bucket`` rows, padded ones adding
     0, so the estimate of the real rows' log-likelihood stays unbiased."""
     reference, inits, info = laplace_start(model, log_X, y, model_kwargs, start,
