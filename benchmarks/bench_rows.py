@@ -76,10 +76,19 @@ def child(n: int, exhaustive: bool, method: str = "huber", resamples: int = 4000
            "truth": {k: float(getattr(P, k)) for k in est}}
     if method == "bootstrap":
         out["resample_chunks"] = res.info.get("resample_chunks")
+        from bayescale.estimators.bootstrap import RESAMPLE_ROWS
+        from bayescale.estimators.padding import bucket_size
+
+        # the loop over chunks of resamples (its first chunk compiles; the full-data Huber
+        # fit before it is not counted); each chunk solves `chunk` resamples, the last one
+        # padded, so time scales with the chunks: 4000 resamples take ceil(4000 / chunk)
+        chunk = max(1, min(resamples, RESAMPLE_ROWS // bucket_size(n)))
+        chunks = res.info.get("resample_chunks")
         out["resamples"] = resamples
-        # the resamples alone (the full-data Huber fit before them is not counted)
         out["resamples_s"] = res.info["timing"]["total"]
-        out["per_resample_s"] = res.info["timing"]["total"] / resamples
+        out["chunk"] = chunk
+        out["per_solved_resample_s"] = out["resamples_s"] / (chunks * chunk)
+        out["extrapolated_4000_s"] = out["resamples_s"] * -(-4000 // chunk) / chunks
         out["intervals_alpha"] = list(res.intervals(0.9)["alpha"])
     if method == "bayes":
         out["timing"] = res.info.get("timing")
@@ -101,8 +110,10 @@ def main(argv=None):
                          "exhaustive grid up to 10,000 rows), bootstrap (--resamples) or "
                          "bayes (NUTS, 4 x (1000 + 1000)); one call each for the last two")
     ap.add_argument("--resamples", type=int, default=4000,
-                    help="bootstrap resamples (default 4000, the package's; fewer at many "
-                         "rows, where each resample costs the same and the time is linear)")
+                    help="bootstrap resamples (default 4000, the package's). Fewer at many "
+                         "rows: the resamples are solved in chunks of RESAMPLE_ROWS // rows, "
+                         "so a run of at least one full chunk times a chunk, and 4000 "
+                         "resamples take ceil(4000 / chunk) of them (extrapolated_4000_s)")
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -119,13 +130,15 @@ def main(argv=None):
     for n in map(int, args.sizes.split(",")):
         both = n <= EXHAUSTIVE_UP_TO and args.method == "huber"
         for exhaustive in ((False, True) if both else (False,)):
+            t0 = time.perf_counter()
             proc = subprocess.run([sys.executable, __file__, "--child", str(n),
                                    "1" if exhaustive else "0", args.method,
                                    str(args.resamples)],
                                   capture_output=True, text=True,
                                   env={**os.environ, "JAX_ENABLE_COMPILATION_CACHE": "false"})
             if proc.returncode:
-                rows.append({"rows": n, "exhaustive": exhaustive, "error": proc.stderr[-2000:]})
+                rows.append({"rows": n, "exhaustive": exhaustive, "returncode": proc.returncode,
+                             "seconds": time.perf_counter() - t0, "error": proc.stderr[-2000:]})
                 print(n, exhaustive, "failed", proc.stderr[-300:], flush=True)
                 continue
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))

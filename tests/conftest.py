@@ -53,11 +53,12 @@ def _release_compiled_programs():
     print(f"\n[conftest] {used} of {allowed} memory mappings in use: releasing the compiled "
           f"programs", file=sys.__stderr__)
 
-    from bayescale.estimators import isoflop_bayes, nuts, pooled
+    from bayescale.estimators import isoflop_bayes, nuts, pooled, subsample
 
     jax.clear_caches()
     nuts._PROGRAMS.clear()
     pooled._PROGRAMS.clear()
+    subsample._POTENTIALS.clear()
     for fn in vars(isoflop_bayes).values():
         if hasattr(fn, "cache_clear"):
             fn.cache_clear()

@@ -150,7 +150,7 @@ def test_padded_rows_add_nothing_to_the_subsampled_likelihood():
 
 
 
-def test_laplace_step_reuses_its_program_and_finds_the_unpadded_mode():
+def test_laplace_step_reuses_its_program_and_finds_the_unpadded_mode(monkeypatch):
     """The Laplace step pads the rows to their bucket: 600 and 620 rows (bucket 640)
     share one compiled potential, no retrace. Oracle for the padding: NumPyro's own
     potential of the unpadded rows (float64) has its mode at the mode returned (Newton
@@ -164,8 +164,10 @@ def test_laplace_step_reuses_its_program_and_finds_the_unpadded_mode():
     from bayescale.estimators import model as models
     from bayescale.laws.registry import get_law
 
+    monkeypatch.delenv("BAYESCALE_NO_BUCKETS", raising=False)
     law = get_law("chinchilla")
     ecs._POTENTIALS.clear()
+    first = None
     for n, seed in ((600, 0), (620, 1)):
         runs = checkpoints(n, seed=seed)
         log_X, y = np.column_stack([runs.log_N, runs.log_D]), runs.log_loss
@@ -179,6 +181,7 @@ def test_laplace_step_reuses_its_program_and_finds_the_unpadded_mode():
         reference, inits, info = ecs.laplace_start(models.law_model, log_X, y, kw, start,
                                                    chains=2, seed=0, dtype=jnp.float32)
         assert info["hessian_min_eig"] > 0 and set(inits) == set(reference)
+        first = first or next(iter(ecs._POTENTIALS.values()))
         with jax.enable_x64(True):
             args = (jnp.asarray(log_X, jnp.float64), jnp.asarray(y, jnp.float64))
             kw64 = dict(kw, E_max=jnp.float64(E_max), record_log_likelihood=False)
@@ -197,5 +200,6 @@ def test_laplace_step_reuses_its_program_and_finds_the_unpadded_mode():
         # sds; the reference is returned in float32, so it is small, not 0
         assert decrement < 1e-4, decrement
     assert len(ecs._POTENTIALS) == 1
-    (value_grad, hessian), = ecs._POTENTIALS.values()
+    assert next(iter(ecs._POTENTIALS.values())) is first  # the first call's, served again
+    value_grad, hessian = first
     assert value_grad._cache_size() == 1 and hessian._cache_size() == 1

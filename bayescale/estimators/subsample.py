@@ -47,6 +47,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -134,7 +135,9 @@ def huber_reference(law, log_X: np.ndarray, y: np.ndarray, centre, likelihood: s
 
 #: The Laplace step's compiled potential (value and gradient, Hessian), per model, static
 #: model arguments and sites; the rows are arguments, so a size in the same bucket reuses it.
-_POTENTIALS: dict = {}
+#: The :data:`_POTENTIALS_MAX` most recently used are kept.
+_POTENTIALS: OrderedDict = OrderedDict()
+_POTENTIALS_MAX = 8
 
 
 def _potential_programs(model, model_kwargs: Mapping[str, Any], priors, z: Mapping[str, Any],
@@ -142,19 +145,24 @@ def _potential_programs(model, model_kwargs: Mapping[str, Any], priors, z: Mappi
     """Jitted ``(value_and_grad, hessian)`` of the potential at a flat point ``f``, taking
     the rows as arguments: ``fn(f, log_X, y, mask, centre, E_max)``. ``priors`` are the
     user's (the default priors are built from the traced ``E_max``, as in the NUTS
-    program); one pair per model, law, likelihood, coordinates, priors and sites."""
+    program); one pair per model, law, likelihood, coordinates, priors and sites (their
+    shapes and dtypes); priors that cannot be keyed (see ``_nuts_setup.priors_key``) compile
+    every call. No run effects (they are not subsampled)."""
     from numpyro.infer.util import potential_energy
 
     from bayescale.estimators._nuts_setup import UNKEYABLE, priors_key
 
+    if model_kwargs.get("num_runs"):
+        raise BayescaleError("the Laplace step of a subsampled fit takes no run effects.")
     static = dict(priors=priors, law=model_kwargs["law"], likelihood=model_kwargs["likelihood"],
                   slope_coords=model_kwargs.get("slope_coords", False), subsample_size=None,
                   record_log_likelihood=False)
     pkey = priors_key(priors)
     key = None if pkey is UNKEYABLE else (
         model, static["law"], static["likelihood"], static["slope_coords"], pkey,
-        tuple((k, np.shape(v)) for k, v in z.items()))
+        tuple((k, np.shape(v), str(jnp.result_type(v))) for k, v in z.items()))
     if key is not None and key in _POTENTIALS:
+        _POTENTIALS.move_to_end(key)
         return _POTENTIALS[key]
 
     def potential(f, log_X, y, mask, centre, E_max):
@@ -165,6 +173,8 @@ def _potential_programs(model, model_kwargs: Mapping[str, Any], priors, z: Mappi
     programs = jax.jit(jax.value_and_grad(potential)), jax.jit(jax.hessian(potential))
     if key is not None:
         _POTENTIALS[key] = programs
+        while len(_POTENTIALS) > _POTENTIALS_MAX:
+            _POTENTIALS.popitem(last=False)
     return programs
 
 
@@ -178,8 +188,9 @@ def laplace_start(model, log_X: np.ndarray, y: np.ndarray, model_kwargs: Mapping
     exact Hessian ``H`` at the point reached. Returns ``(reference, inits, info)``: the
     mode's sampled sites, per-site arrays of ``chains`` initial points drawn from
     ``N(mode, INIT_SCALE^2 H^-1)`` (both in ``dtype``) and what happened (Newton steps, the
-    Hessian's smallest eigenvalue, seconds). ``priors``: the user's overrides (the
-    defaults of ``model_kwargs["priors"]`` are rebuilt in the program). The rows are padded
+    Hessian's smallest eigenvalue, seconds). ``priors``: the user's overrides behind
+    ``model_kwargs["priors"]`` (the resolved priors, which the program rebuilds from them
+    and the traced ``E_max``; checked to agree site by site). The rows are padded
     to their size bucket (masked out of the likelihood), so that data of another size in
     the same bucket reuse the compiled potential.
     """
@@ -188,6 +199,12 @@ def laplace_start(model, log_X: np.ndarray, y: np.ndarray, model_kwargs: Mapping
     from numpyro.infer.util import initialize_model
 
     t0 = time.perf_counter()
+    rebuilt = models.resolve_priors(priors, E_max=float(model_kwargs["E_max"]),
+                                    likelihood=model_kwargs["likelihood"], law=model_kwargs["law"])
+    given = model_kwargs["priors"]
+    if {k: type(v) for k, v in rebuilt.items()} != {k: type(v) for k, v in given.items()}:
+        raise BayescaleError("laplace_start: priors= must be the user's overrides behind "
+                             "model_kwargs['priors'] (resolve_priors(priors) differs from it).")
     X_pad, y_pad, mask = pad_rows(bucket_size(len(y)), log_X, y)
     with jax.enable_x64(True):
         args = (jnp.asarray(X_pad, jnp.float64), jnp.asarray(y_pad, jnp.float64))
