@@ -136,6 +136,27 @@ def test_each_group_bootstrap_is_its_own_bootstrap():
     assert table.loc["y", "alpha_lower"] < table.loc["y", "alpha"] < table.loc["y", "alpha_upper"]
 
 
+@pytest.mark.slow
+def test_shrunk_group_bootstrap_is_its_own_shrunk_bootstrap():
+    """With ``shrink`` the groups' bootstrap stays on the padded path (one program for all
+    groups) and each group's resamples are :func:`bayescale.fit`'s shrunk bootstrap of that
+    group alone: the same resamples (seed), the same shrunk start and objective. The pull
+    makes the valley less flat, so the draws themselves agree."""
+    runs, parts = _grouped()
+    result = fit_groups(runs, method="bootstrap", resamples=32, seed=3, shrink=50.0)
+    got = result.fits["y"]
+    by_hand = fit(parts["y"], method="bootstrap", resamples=32, seed=3, shrink=50.0)
+    assert "padded_to" in got.info  # the padded path, not a fallback per group
+    assert got.info["shrink"] == by_hand.info["shrink"] == 50.0
+    assert got.num_draws == by_hand.num_draws
+    close = np.isclose(got.draws().to_numpy(), by_hand.draws().to_numpy(), rtol=1e-3)
+    assert close.all(axis=1).mean() >= 0.9
+    plain = fit(parts["y"], method="bootstrap", resamples=32, seed=3)
+    # the pull: the shrunk resamples' log A sit nearer the prior mean (6) than the plain ones
+    assert np.median(np.abs(np.log(got.params.A) - 6)) < \
+        np.median(np.abs(np.log(plain.params.A) - 6))
+
+
 def test_errors_name_the_problem():
     runs, parts = _grouped()
     with pytest.raises(BayescaleError, match="no group labels"):

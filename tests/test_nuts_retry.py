@@ -34,12 +34,15 @@ def _fail_first(monkeypatch, **failure):
 
 def test_divergences_trigger_a_second_attempt(monkeypatch):
     calls = _fail_first(monkeypatch, divergences=3)
+    starts = []  # the start (a Huber fit for other laws and for HMCECS) is found once
+    real_start = nuts.initial_values
+    monkeypatch.setattr(nuts, "initial_values", lambda *a: starts.append(1) or real_start(*a))
     runs = simulate_runs(models_per_budget=4, seed=1)
     with warnings.catch_warnings():
         # the second attempt is short too (a test): its own diagnostics may warn
         warnings.simplefilter("ignore", ConvergenceWarning)
         post = nuts.sample_posterior(runs, chains=2, warmup=50, draws=200, seed=0)
-    assert len(calls) == 2
+    assert len(calls) == 2 and len(starts) == 1
     assert post.info["target_accept"] == nuts.RETRY_TARGET_ACCEPT
     assert post.info["warmup"] == max(2 * 50, 60)
     first = post.info["retry"]["first_attempt"]
@@ -48,6 +51,9 @@ def test_divergences_trigger_a_second_attempt(monkeypatch):
 
 def test_no_retry_for_a_short_run_or_when_disabled(monkeypatch):
     calls = _fail_first(monkeypatch, divergences=3)
+    starts = []  # the start (a Huber fit for other laws and for HMCECS) is found once
+    real_start = nuts.initial_values
+    monkeypatch.setattr(nuts, "initial_values", lambda *a: starts.append(1) or real_start(*a))
     runs = simulate_runs(models_per_budget=4, seed=1)
     with pytest.warns(Warning):
         post = nuts.sample_posterior(runs, chains=2, warmup=50, draws=200, seed=0, retry=False)

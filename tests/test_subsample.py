@@ -105,6 +105,9 @@ def test_subsampled_fit_matches_full_nuts(monkeypatch):
     assert sub.info["subsample"]["subsample_accept"] >= ecs.MIN_ACCEPT
     assert full.info["subsample"] is None
     assert "log_likelihood" not in sub.idata.groups()
+    # the program runs in float64 (module docstring); the draws come back in the caller's
+    assert sub.info["subsample"]["dtype"] == "float64"
+    assert sub.idata.posterior["alpha"].dtype == full.idata.posterior["alpha"].dtype
     for f in (sub, full):
         d = f.diagnostics
         assert d.divergences == 0 and d.rhat_max <= 1.02 and d.ess_bulk_min >= 400, d
@@ -203,3 +206,17 @@ def test_laplace_step_reuses_its_program_and_finds_the_unpadded_mode(monkeypatch
     assert next(iter(ecs._POTENTIALS.values())) is first  # the first call's, served again
     value_grad, hessian = first
     assert value_grad._cache_size() == 1 and hessian._cache_size() == 1
+
+
+def test_as_dtype_casts_floats_and_integers_and_keeps_the_rest():
+    """The float64 program's draws and statistics, back in the caller's dtypes."""
+    import jax
+    import jax.numpy as jnp
+
+    with jax.enable_x64(True):
+        tree = {"a": jnp.ones((2, 3), jnp.float64), "n": jnp.arange(3, dtype=jnp.int64),
+                "d": jnp.array([True, False])}
+        out = ecs.as_dtype(tree, jnp.float32)
+    assert out["a"].dtype == jnp.float32 and out["n"].dtype == jnp.int32
+    assert out["d"].dtype == jnp.bool_
+    np.testing.assert_array_equal(np.asarray(out["n"]), [0, 1, 2])

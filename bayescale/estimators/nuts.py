@@ -111,6 +111,7 @@ def sample_posterior(
     slope_coords: bool | None = None,
     subsample: int | str | None = "auto",
     _stacklevel: int = 2,
+    _start: tuple[dict, float] | None = None,
 ) -> Posterior:
     """Sample the posterior of the law's parameters with NUTS.
 
@@ -251,10 +252,12 @@ def sample_posterior(
     if target_accept is None:
         target_accept = CHECKPOINT_TARGET_ACCEPT if typical else DEFAULT_TARGET_ACCEPT
     m = ecs.subsample_rows(subsample, len(runs), run_effects=run_idx is not None)
-    t_ref = time.perf_counter()
-    init_values = (ecs.huber_reference if m else initial_values)(law, log_X_np, y_np, centre,
-                                                                  likelihood)
-    t_ref = time.perf_counter() - t_ref
+    if _start is None:  # a retry is given the first attempt's (start values, seconds)
+        t_ref = time.perf_counter()
+        _start = ((ecs.huber_reference if m else initial_values)(law, log_X_np, y_np, centre,
+                                                                  likelihood),
+                  time.perf_counter() - t_ref)
+    init_values, t_ref = dict(_start[0]), _start[1]
     # slope coordinates (slope_coords.slope_to_natural): the ridge a misfit leaves made straight
     if slope_coords:
         init_values = slope_init(init_values, E_max)
@@ -290,11 +293,16 @@ def sample_posterior(
             # and the runs are padded to a size bucket (masked out of the likelihood), so
             # data of another size in the same bucket reuse the compiled program.
             n = y_np.shape[0]
-            if m:  # HMCECS, from the Laplace approximation at the mode; padded there
-                traced, laplace = ecs.program_args(models.law_model, rng_key, log_X_np, y_np,
-                                                   model_kwargs, init_values, chains=chains,
-                                                   seed=seed, dtype=dtype,
-                                                   priors=user_priors or None)
+            if m:  # HMCECS from the Laplace approximation at the mode, padded, in float64
+                with jax.enable_x64(True):  # (why float64: the subsample module's docstring)
+                    traced, laplace = ecs.program_args(models.law_model, rng_key, log_X_np,
+                                                       y_np, model_kwargs, init_values,
+                                                       chains=chains, seed=seed,
+                                                       dtype=jnp.float64,
+                                                       priors=user_priors or None)
+                    samples, stats = ecs.as_dtype(run_as_one_program(
+                        settings, user_priors or None, traced, cache=_PROGRAMS,
+                        max_size=_PROGRAMS_MAX), dtype)
             else:
                 X_pad, y_pad, mask = pad_rows(bucket_size(n), log_X_np, y_np)
                 traced = (rng_key, jnp.asarray(X_pad, dtype=dtype), jnp.asarray(y_pad, dtype=dtype),
@@ -303,9 +311,8 @@ def sample_posterior(
                           jnp.asarray(mask),
                           jnp.asarray(np.pad(np.zeros(n, int) if run_idx is None else run_idx,
                                              (0, X_pad.shape[0] - n))))
-            samples, stats = run_as_one_program(settings, user_priors or None, traced,
-                                                cache=_PROGRAMS, max_size=_PROGRAMS_MAX)
-            if not m:
+                samples, stats = run_as_one_program(settings, user_priors or None, traced,
+                                                    cache=_PROGRAMS, max_size=_PROGRAMS_MAX)
                 samples["log_lik"] = samples["log_lik"][..., :n]
         samples, stats = jax.block_until_ready((samples, stats))
         t_run = time.perf_counter() - t0
@@ -376,7 +383,7 @@ def sample_posterior(
             chain_method=chain_method, progress=progress, strict=strict,
             posterior_predictive=posterior_predictive, dense_mass=dense_mass,
             max_tree_depth=max_tree_depth, law=law, retry=False, subsample=subsample,
-            _stacklevel=_stacklevel + 1, **changes)
+            _stacklevel=_stacklevel + 1, _start=_start, **changes)
         second.info["retry"] = {
             "reason": "the first attempt failed the diagnostics",
             "first_attempt": {"target_accept": target_accept, "warmup": warmup,

@@ -28,6 +28,15 @@ So a subsampled fit (:func:`bayescale.estimators.nuts.sample_posterior` with
    R-hat still compares chains from different places) and runs HMCECS-NUTS, all chains in
    one ``jit`` program (:func:`ecs_program`).
 
+The program runs in float64 (whatever the caller's dtype; the draws come back in it):
+the estimate multiplies every row's log-likelihood by about ``n / m``, and a row's
+float32 rounding (~2e-7 of a value of a few nats, much of it shared by all rows) then
+becomes ~0.25 nats of noise at a million rows that changes from one leapfrog step to
+the next. NUTS answers it with tiny steps: at a million rows after 150 warmup steps,
+422 leapfrog steps per draw in float32 against 60 in float64, 121 s against 14 s; at
+200,000 rows 63 either way, and float64 was faster on 2 CPU cores (15 s against 20 s),
+since the ``m`` rows of a step are few (``benchmarks/RESULTS.md``).
+
 What is given up: the pointwise log-likelihood is not recorded (it would be
 ``chains * draws * n`` values), so a subsampled fit's InferenceData has no
 ``log_likelihood`` group and LOO (``arviz.loo``, law comparison, stacking) is not
@@ -61,7 +70,7 @@ from bayescale.estimators._nuts_setup import huber_sites
 from bayescale.estimators.padding import bucket_size, pad_rows
 
 __all__ = ["AUTO_ROWS", "AUTO_SIZE", "MIN_ACCEPT", "subsample_rows", "num_blocks",
-           "huber_reference", "laplace_start", "program_args", "ecs_program", "describe",
+           "huber_reference", "laplace_start", "program_args", "as_dtype", "ecs_program", "describe",
            "check_accept"]
 
 #: ``subsample="auto"`` subsamples from this many rows on (full NUTS below: ~37 s of
@@ -317,6 +326,20 @@ def ecs_program(settings, priors: Mapping[str, Any] | None, extra_fields: tuple[
     return run_all
 
 
+def as_dtype(tree, dtype):
+    """``tree``'s floating arrays in ``dtype`` and its integer arrays in the default
+    integer type: the float64 program's draws and statistics, for a caller without x64."""
+    integer = jnp.int64 if jnp.dtype(dtype) == jnp.float64 else jnp.int32
+
+    def cast(v):
+        v = jnp.asarray(v)
+        if jnp.issubdtype(v.dtype, jnp.floating):
+            return v.astype(dtype)
+        return v.astype(integer) if jnp.issubdtype(v.dtype, jnp.integer) else v
+
+    return jax.tree.map(cast, tree)
+
+
 def describe(m: int, stats: Mapping[str, Any], laplace: Mapping[str, Any],
              huber_seconds: float, *, rows: int) -> dict:
     """``info["subsample"]`` of a subsampled fit of ``rows`` rows (``laplace``:
@@ -328,6 +351,7 @@ def describe(m: int, stats: Mapping[str, Any], laplace: Mapping[str, Any],
     return {"m": m, "num_blocks": num_blocks(m), "subsample_accept": accept,
             "padded_to": bucket_size(int(rows)),
             "min_accept": MIN_ACCEPT, "reference": "Huber fit, Newton steps to the mode",
+            "dtype": "float64",
             "huber_seconds": huber_seconds, "laplace": dict(laplace),
             "log_likelihood": "not recorded (LOO is not available for a subsampled fit)"}
 
