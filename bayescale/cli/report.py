@@ -333,6 +333,7 @@ def _run_compare_laws(args: argparse.Namespace, runs) -> int:
              f"for the laws that take it)") + f", medians [{100 * args.level:g}%]")
     cols = ["elpd_loo", "se", "elpd_diff", "dse", "weight", "pareto_k_bad", "N_opt", "D_opt",
             "tokens_per_param"]
+    cols[4:4] = ["subsampling_se"] if "subsampling_se" in res.table else []  # HMCECS fits
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(res.table[cols].to_string(float_format=lambda v: f"{v:.4g}"))
     for law, f in res.fits.items():

@@ -90,6 +90,12 @@ class GroupFits:
 
         import arviz as az
 
+        thin = [g for g, f in self.separate.items() if "log_likelihood" not in f.idata.groups()]
+        if thin:
+            raise BayescaleError(
+                f"loo_comparison: the separate fit of group(s) {', '.join(map(str, thin))} "
+                f"subsampled its rows (HMCECS), so it has no pointwise log-likelihood to pair "
+                f"with the pooled fit's; fit the groups with subsample=None (all rows).")
         with warnings.catch_warnings():
             # ArviZ warns for Pareto k > 0.7; the largest k of each is returned instead.
             warnings.simplefilter("ignore", UserWarning)

@@ -31,7 +31,6 @@ Laws that need unique tokens (``data_constrained``) are used only when the runs 
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -43,6 +42,7 @@ from scipy.stats import norm
 from bayescale.errors import BayescaleError
 from bayescale.estimators import extrapolation, optimum_error
 from bayescale.estimators.fit import ScalingFit, fit as fit_runs
+from bayescale.estimators.loo import psis_loo
 from bayescale.laws.registry import get_law
 
 __all__ = ["LawStack", "stack_laws", "stacking_weights", "mixture", "mixture_indices",
@@ -277,23 +277,20 @@ LOO_NOTE = ("fewer than 4 compute budgets, so no leave-future-out cut leaves 3 b
 
 def _psis_loo_scores(runs, laws, method: str, seed: int, fit_options: dict):
     """``(fits, log_density, pareto_k_bad)``: each law's NUTS fit, its pointwise PSIS-LOO log
-    predictive densities ``(n_runs, K)`` (:func:`arviz.loo`), the stacking scores where no
+    predictive densities ``(n_runs, K)`` (:func:`bayescale.estimators.loo.psis_loo`: for
+    fits that subsampled their rows, the same subsample's rows), the stacking scores where no
     leave-future-out cut is possible (Yao et al. 2018 stack on the same quantity). The
     NUTS fits are kept as the laws' fits when ``method`` is ``"bayes"``; ``pareto_k_bad``
     counts, per law, the runs whose Pareto k exceeds ``PARETO_K_MAX`` (their LOO
     densities are unreliable, Vehtari et al. 2017)."""
-    import arviz as az
-
     options = fit_options if method == "bayes" else {}
     bayes = {law.name: fit_runs(runs, method="bayes", law=law, seed=seed, **options)
              for law in laws}
     columns, bad = [], {}
-    for name, f in bayes.items():
-        with warnings.catch_warnings():  # Pareto-k warnings: counted in bad, not printed
-            warnings.simplefilter("ignore", UserWarning)
-            loo = az.loo(f.idata, pointwise=True)
-        columns.append(np.asarray(loo.loo_i, dtype=float).reshape(-1))
-        bad[name] = int(np.sum(np.asarray(loo.pareto_k) > PARETO_K_MAX))
+    for name, f in bayes.items():  # subsampled fits: the same subsample of rows for each
+        loo = psis_loo(f, seed=seed)
+        columns.append(loo.elpd_i)
+        bad[name] = int(np.sum(loo.pareto_k > PARETO_K_MAX))
     return (bayes if method == "bayes" else {}), np.stack(columns, axis=1), bad
 
 

@@ -39,8 +39,9 @@ since the ``m`` rows of a step are few (``benchmarks/RESULTS.md``).
 
 What is given up: the pointwise log-likelihood is not recorded (it would be
 ``chains * draws * n`` values), so a subsampled fit's InferenceData has no
-``log_likelihood`` group and LOO (``arviz.loo``, law comparison, stacking) is not
-available for it. Run effects (a ``run`` column with repeated runs) are not subsampled:
+``log_likelihood`` group and ``arviz.loo`` cannot take it; law comparison and stacking
+use :func:`bayescale.estimators.loo.psis_loo` instead, PSIS-LOO from the draws on a
+subsample of rows (Magnusson et al. 2019). Run effects (a ``run`` column with repeated runs) are not subsampled:
 asked for explicitly that is an error, and ``"auto"`` leaves such data to full NUTS.
 
 References
@@ -353,7 +354,7 @@ def describe(m: int, stats: Mapping[str, Any], laplace: Mapping[str, Any],
             "min_accept": MIN_ACCEPT, "reference": "Huber fit, Newton steps to the mode",
             "dtype": "float64",
             "huber_seconds": huber_seconds, "laplace": dict(laplace),
-            "log_likelihood": "not recorded (LOO is not available for a subsampled fit)"}
+            "log_likelihood": "not recorded (LOO: bayescale.estimators.loo.psis_loo)"}
 
 
 def check_accept(info: Mapping[str, Any], *, strict: bool = False, stacklevel: int = 1) -> None:

@@ -33,7 +33,8 @@ from bayescale._util import as_budgets, median_interval, to_jsonable
 from bayescale.data.runs import Runs, load_runs
 from bayescale.errors import BayescaleError
 from bayescale.estimators.fit import ScalingFit, fit
-from bayescale.estimators.stacking import PARETO_K_MAX
+from bayescale.estimators.loo import elpd_difference, psis_loo
+from bayescale.estimators.stacking import PARETO_K_MAX, stacking_weights
 from bayescale.laws.registry import get_law
 
 __all__ = ["LawComparison", "compare_laws"]
@@ -84,7 +85,9 @@ def compare_laws(runs: Runs | Any, laws: Sequence[str] = ("chinchilla", "kaplan"
         ``table`` has, per law: ``elpd_loo``, ``se``, ``p_loo``, ``elpd_diff``, ``dse``
         (from ``arviz.compare``), ``weight`` (stacking), ``pareto_k_bad`` (runs with
         k > 0.7), ``N_opt``, ``D_opt``, ``tokens_per_param`` (medians at ``budget``) and
-        their ``level`` intervals.
+        their ``level`` intervals. Fits that subsampled their rows (many rows, HMCECS) are
+        compared by subsampled PSIS-LOO (:mod:`bayescale.estimators.loo`; the same rows
+        for every law): then ``subsampling_se`` too, and a note.
     """
     import arviz as az
 
@@ -100,19 +103,22 @@ def compare_laws(runs: Runs | Any, laws: Sequence[str] = ("chinchilla", "kaplan"
     for name in laws:
         fits[name] = fit(runs, method="bayes", law=name, seed=seed, level=level, **options)
         idatas[name] = fits[name].idata
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # Pareto-k warnings: counted below
-        cmp = az.compare(idatas, ic="loo", method="stacking")
-        loos = {name: az.loo(idatas[name], pointwise=True) for name in laws}
+    loos = {name: psis_loo(fits[name], seed=seed) for name in laws}
     table = pd.DataFrame(index=pd.Index(laws, name="law"))
-    table["elpd_loo"] = [float(cmp.loc[n, "elpd_loo"]) for n in laws]
-    table["se"] = [float(cmp.loc[n, "se"]) for n in laws]
-    table["p_loo"] = [float(cmp.loc[n, "p_loo"]) for n in laws]
-    table["elpd_diff"] = [float(cmp.loc[n, "elpd_diff"]) for n in laws]
-    table["dse"] = [float(cmp.loc[n, "dse"]) for n in laws]
-    table["weight"] = [float(cmp.loc[n, "weight"]) for n in laws]
-    table["pareto_k_bad"] = [int(np.sum(np.asarray(loos[n].pareto_k) > PARETO_K_MAX))
-                             for n in laws]
+    if any("log_likelihood" not in f.idata.groups() for f in fits.values()):
+        # fits that subsampled their rows (HMCECS) recorded no pointwise log-likelihood
+        table = _table_from_loos(loos, laws)
+        m = len(next(iter(loos.values())).rows)
+        notes.append(f"The fits subsampled their rows, so LOO was computed from the draws on "
+                     f"{m} of {len(runs)} rows (Magnusson et al. 2019; subsampling_se is the "
+                     f"error of estimating from them) and the stacking weights on those rows.")
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # Pareto-k warnings: counted below
+            cmp = az.compare(idatas, ic="loo", method="stacking")
+        for col in ("elpd_loo", "se", "p_loo", "elpd_diff", "dse", "weight"):
+            table[col] = [float(cmp.loc[n, col]) for n in laws]
+    table["pareto_k_bad"] = [int(np.sum(loos[n].pareto_k > PARETO_K_MAX)) for n in laws]
     for name in laws:
         if table.loc[name, "pareto_k_bad"]:
             notes.append(f"{name}: {table.loc[name, 'pareto_k_bad']} run(s) with Pareto k > "
@@ -134,6 +140,23 @@ def compare_laws(runs: Runs | Any, laws: Sequence[str] = ("chinchilla", "kaplan"
     table.attrs["level"] = level
     table.attrs["unique_tokens"] = unique_tokens
     return LawComparison(table, fits, C, tuple(notes), unique_tokens)
+
+
+def _table_from_loos(loos: dict, laws: list[str]) -> pd.DataFrame:
+    """The comparison table from :func:`psis_loo` estimates (the same rows for every law):
+    differences against the best law row by row (:func:`elpd_difference`), stacking on
+    the rows with exact PSIS-LOO."""
+    best = max(laws, key=lambda n: loos[n].elpd)
+    table = pd.DataFrame(index=pd.Index(laws, name="law"))
+    table["elpd_loo"] = [loos[n].elpd for n in laws]
+    table["se"] = [loos[n].se for n in laws]
+    table["p_loo"] = [loos[n].p_loo for n in laws]
+    diffs = {n: elpd_difference(loos[best], loos[n]) for n in laws}
+    table["elpd_diff"] = [diffs[n]["elpd_diff"] for n in laws]
+    table["dse"] = [diffs[n]["dse"] for n in laws]
+    table["weight"] = stacking_weights(np.column_stack([loos[n].elpd_i for n in laws]))
+    table["subsampling_se"] = [loos[n].subsampling_se for n in laws]
+    return table
 
 
 def _check_unique_tokens(unique_tokens, with_u: list[str], runs: Runs) -> float | None:
