@@ -44,7 +44,7 @@ from bayescale.data.runs import load_runs
 from bayescale.errors import BayescaleError
 from bayescale.estimators import extrapolation, optimum_error
 from bayescale.estimators.fit import ScalingFit
-from bayescale.estimators.huber import law_params
+from bayescale.estimators.huber import check_shrink, law_params
 from bayescale.io import atomic_write, dumps_json
 from bayescale.laws.registry import get_law
 from bayescale.planning.design import next_runs
@@ -59,8 +59,10 @@ MIN_TARGET_RUNS = 5
 class NoptProblem(Problem):
     """``bench_design.Problem``'s batched fits on the runs below the target budget."""
 
-    def __init__(self, name, load_kw, resamples, seed):  # noqa: D107 - not Problem's loader
+    def __init__(self, name, load_kw, resamples, seed, shrink=0.0):  # noqa: D107
+        # (not Problem's loader: the pool is the runs below the target budget)
         self.name, self.law = name, get_law("chinchilla")
+        self.shrink = float(shrink)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             runs = load_runs(name, **load_kw)
@@ -145,8 +147,8 @@ def score(prob, mask, theta, draws):
             "spent": float(prob.cost[mask & ~prob.seed_mask].sum() / prob.cost[~prob.seed_mask].sum())}
 
 
-def run_dataset(name, load_kw, repeats, resamples, seed):
-    prob = NoptProblem(name, load_kw, resamples, seed)
+def run_dataset(name, load_kw, repeats, resamples, seed, shrink=0.0):
+    prob = NoptProblem(name, load_kw, resamples, seed, shrink)
     total = prob.cost[~prob.seed_mask].sum()
     states = [{"rule": rule, "repeat": r, "mask": prob.seed_mask.copy(), "level": 0,
                "scores": [], "rng": np.random.default_rng(1000 * seed + r)}
@@ -220,9 +222,16 @@ def main(argv=None):
     ap.add_argument("--resamples", type=int, default=32)
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS))
     ap.add_argument("--out", default=str(HERE / "results"))
+    ap.add_argument("--shrink", type=float, default=0.0, metavar="B",
+                    help="refit with the Huber objective pulled toward the law's Normal "
+                         "priors at residual scale B (as bench_design.py; default 0)")
     args = ap.parse_args(argv)
+    check_shrink(args.shrink)
+    stem = "design_nopt" if not args.shrink else f"design_nopt_shrink{args.shrink:g}"
     t0 = time.perf_counter()
-    out = {"datasets": {name: run_dataset(name, DATASETS[name], args.repeats, args.resamples, seed=0)
+    out = {"shrink": args.shrink,
+           "datasets": {name: run_dataset(name, DATASETS[name], args.repeats, args.resamples,
+                                          seed=0, shrink=args.shrink)
                         for name in args.datasets}}
     out["seconds"] = time.perf_counter() - t0
 
@@ -232,7 +241,7 @@ def main(argv=None):
                 f"(decades) / covers at {', '.join(f'{100 * f:g}%' for f in FRACTIONS)}; whole "
                 f"pool {res['all_pool']['error_dec']:.3f} / {res['all_pool']['width_dec']:.3f}")
 
-    save_and_print(out, Path(args.out), "design_nopt", figure, RULES, FRACTIONS, head,
+    save_and_print(out, Path(args.out), stem, figure, RULES, FRACTIONS, head,
                    lambda c: (f"{c['error_dec']:.3f} / {c['width_dec']:.3f} / {c['covers']:.1f}"
                               f" | {c['width_honest_dec']:.2f} / {c['covers_honest']:.1f}"
                               f" / d {c['decades_to_target']:.2f}"))
