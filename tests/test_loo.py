@@ -99,3 +99,29 @@ def test_differences_need_the_same_rows(full_fit):
                                 loo_mod.psis_loo(sub, m=50, seed=1))
     with pytest.raises(BayescaleError, match="m must be"):
         loo_mod.psis_loo(sub, m=1)
+
+
+def test_forced_subsample_pairs_a_full_fit_with_a_thin_one(full_fit):
+    """``subsample=True`` on a fit with every row recorded takes the recorded values at the
+    same rows as the recomputed ones of a fit without them: the two pair row by row."""
+    thin = loo_mod.psis_loo(_without_log_likelihood(full_fit), m=100, seed=2)
+    forced = loo_mod.psis_loo(full_fit, m=100, seed=2, subsample=True)
+    assert forced.subsampled and np.array_equal(forced.rows, thin.rows)
+    np.testing.assert_allclose(forced.elpd_i, thin.elpd_i, rtol=1e-4, atol=1e-3)
+    assert abs(loo_mod.elpd_difference(forced, thin)["elpd_diff"]) < 0.05
+
+
+def test_fixed_nu_is_the_fits_own():
+    """A fit with a fixed, non-default nu: the recomputed log-likelihood uses that nu
+    (the recorded one is the oracle), read back from the fit's priors."""
+    from bayescale.data.simulate import simulate_runs
+    from bayescale.estimators.priors import DEFAULT_NU, fixed_nu
+
+    assert fixed_nu({"priors": {"nu": "fixed 10"}}) == 10.0 and fixed_nu({}) == DEFAULT_NU
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fit = bayescale.fit(simulate_runs(seed=2), method="bayes", chains=1, warmup=150,
+                            draws=100, progress=False, retry=False, priors={"nu": 10.0})
+    got = loo_mod.pointwise_log_lik(fit)
+    recorded = np.asarray(fit.idata.log_likelihood["log_loss"])
+    np.testing.assert_allclose(got, recorded, rtol=1e-4, atol=1e-4)

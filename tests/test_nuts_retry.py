@@ -51,9 +51,6 @@ def test_divergences_trigger_a_second_attempt(monkeypatch):
 
 def test_no_retry_for_a_short_run_or_when_disabled(monkeypatch):
     calls = _fail_first(monkeypatch, divergences=3)
-    starts = []  # the start (a Huber fit for other laws and for HMCECS) is found once
-    real_start = nuts.initial_values
-    monkeypatch.setattr(nuts, "initial_values", lambda *a: starts.append(1) or real_start(*a))
     runs = simulate_runs(models_per_budget=4, seed=1)
     with pytest.warns(Warning):
         post = nuts.sample_posterior(runs, chains=2, warmup=50, draws=200, seed=0, retry=False)

@@ -13,7 +13,8 @@ Andersen, Jonasson & Vehtari (2019):
 * ``elpd = sum_i a_i + n mean_sample(e_i - a_i)``, unbiased, with subsampling standard error
   ``n sqrt((1 - m/n) var_sample(e_i - a_i) / m)`` (the error of estimating from ``m`` rows,
   reported apart from the usual ``se``, which measures the rows' own spread and is
-  estimated the same way from the squares).
+  estimated the same way from the squares, less the subsampling variance: the R package
+  ``loo``'s ``srs_diff_est``).
 
 The same seed draws the same rows for every fit of the same runs, so two laws' elpd can be
 compared row by row (:func:`elpd_difference`).
@@ -64,14 +65,11 @@ class LooResult(NamedTuple):
 
 
 def _nu(fit, post):
-    from bayescale.estimators.priors import DEFAULT_NU
+    from bayescale.estimators.priors import fixed_nu
 
     if "nu" in post:
         return np.asarray(post["nu"], dtype=float)[..., None]
-    try:
-        return float(fit.info.get("priors", {}).get("nu", DEFAULT_NU))
-    except (TypeError, ValueError):
-        return DEFAULT_NU
+    return fixed_nu(fit.info)
 
 
 def pointwise_log_lik(fit, rows=None, *, point: bool = False) -> np.ndarray:
@@ -110,15 +108,19 @@ def _arviz_loo(idata):
         return az.loo(idata, pointwise=True)
 
 
-def psis_loo(fit, *, m: int = DEFAULT_M, seed: int = 0) -> LooResult:
+def psis_loo(fit, *, m: int = DEFAULT_M, seed: int = 0, subsample: bool | None = None
+             ) -> LooResult:
     """PSIS-LOO of a NUTS fit: :func:`arviz.loo` when the fit recorded every row's
     log-likelihood, else the subsampled estimate of the module docstring from ``m`` rows
-    drawn with ``seed`` (all rows when there are no more than ``m``)."""
+    drawn with ``seed`` (all rows when there are no more than ``m``). ``subsample=True``
+    takes the subsampled estimate even from a fit that recorded every row (its recorded
+    values at the ``m`` rows), so that it pairs row by row with fits that did not."""
     idata = getattr(fit, "idata", None)
     if idata is None or "posterior" not in idata.groups():
         raise BayescaleError("LOO needs a Bayesian fit (method='bayes').")
     n = len(fit.runs)
-    if "log_likelihood" in idata.groups():
+    recorded = "log_likelihood" in idata.groups()
+    if recorded and not subsample:
         loo = _arviz_loo(idata)
         return LooResult(float(loo.elpd_loo), float(loo.se), float(loo.p_loo), 0.0, n,
                          np.arange(n), np.asarray(loo.loo_i, dtype=float).reshape(-1),
@@ -129,8 +131,10 @@ def psis_loo(fit, *, m: int = DEFAULT_M, seed: int = 0) -> LooResult:
     if m < 2:
         raise BayescaleError(f"m must be an integer >= 2 (rows with exact PSIS-LOO), got {m}.")
     rows = np.sort(np.random.default_rng(seed).choice(n, min(m, n), replace=False))
-    ll = pointwise_log_lik(fit, rows)
-    post = {k: np.asarray(idata.posterior[k]) for k in (*fit.law.param_names, "sigma")}
+    ll = (np.asarray(idata.log_likelihood["log_loss"], dtype=float)[..., rows] if recorded
+          else pointwise_log_lik(fit, rows))
+    # the whole posterior, so that the relative efficiency is arviz.loo's on the fit
+    post = {k: np.asarray(v) for k, v in idata.posterior.data_vars.items()}
     loo = _arviz_loo(az.from_dict(posterior=post, log_likelihood={"log_loss": ll}))
     e = np.asarray(loo.loo_i, dtype=float).reshape(-1)
     approx = pointwise_log_lik(fit, point=True)
@@ -143,7 +147,8 @@ def psis_loo(fit, *, m: int = DEFAULT_M, seed: int = 0) -> LooResult:
         t2 = (approx ** 2).sum() + n * (e ** 2 - approx[rows] ** 2).mean()
         p_loo = n * (lpd - e).mean()
         sub_se = n * np.sqrt((1 - len(rows) / n) * d.var(ddof=1) / len(rows))
-    se = np.sqrt(max(n * (t2 / n - (elpd / n) ** 2), 0.0))
+    # (elpd^2 - sub_se^2 estimates elpd's square without its subsampling variance)
+    se = np.sqrt(max(t2 - (elpd ** 2 - sub_se ** 2) / n, 0.0))
     return LooResult(float(elpd), float(se), float(p_loo), float(sub_se), n, rows, e,
                      np.asarray(loo.pareto_k, dtype=float).reshape(-1),
                      None if len(rows) == n else approx)
@@ -173,5 +178,5 @@ def elpd_difference(a: LooResult, b: LooResult) -> dict[str, Any]:
         diff = approx.sum() + n * d.mean()
         t2 = (approx ** 2).sum() + n * (e ** 2 - approx[a.rows] ** 2).mean()
         sub_se = n * np.sqrt((1 - k / n) * d.var(ddof=1) / k)
-    se = np.sqrt(max(n * (t2 / n - (diff / n) ** 2), 0.0))
+    se = np.sqrt(max(t2 - (diff ** 2 - sub_se ** 2) / n, 0.0))
     return {"elpd_diff": float(diff), "dse": float(se), "subsampling_se": float(sub_se)}

@@ -162,8 +162,10 @@ def sample_posterior(
     subsample : HMCECS, NUTS on ``m`` rows per step (:mod:`bayescale.estimators.subsample`):
         ``"auto"`` (default) ``m = 1000`` from 50,000 rows on (unless the runs have run
         effects), an integer ``m``, or ``None``/0 for all rows. Chains start from a Laplace
-        approximation at the posterior mode; no pointwise log-likelihood (no LOO);
-        ``info["subsample"]`` records ``m``, ``num_blocks`` and ``subsample_accept``.
+        approximation at the posterior mode; no pointwise log-likelihood (LOO:
+        :func:`bayescale.estimators.loo.psis_loo`); ``info["subsample"]`` records ``m``,
+        ``num_blocks`` and ``subsample_accept`` (and ``huber_seconds``, the first
+        attempt's on a retry, which reuses that fit).
 
     Runs with a ``run`` column (checkpoints of training runs, ``load_runs(...,
     run_column=...)``) get a per-run offset in log loss (see

@@ -142,13 +142,9 @@ def _noise(fit, num: int, n: int, rng: np.random.Generator, median_params) -> tu
             if "nu" in post:
                 nu = np.asarray(post["nu"]).reshape(-1)[pick][:, None]
             else:
-                from bayescale.estimators.priors import DEFAULT_NU
+                from bayescale.estimators.priors import fixed_nu
 
-                nu = fit.info.get("priors", {}).get("nu", DEFAULT_NU)
-                try:
-                    nu = float(nu)
-                except (TypeError, ValueError):
-                    nu = DEFAULT_NU
+                nu = fixed_nu(fit.info)
             return sigma * rng.standard_t(nu, (num, n)), None
         if likelihood == "huber":
             import jax

@@ -20,7 +20,7 @@ from bayescale.laws.chinchilla import LAW as CHINCHILLA
 from bayescale.laws.registry import get_law
 
 __all__ = ["PRIOR_KEYS", "DEFAULT_NU", "HUBER_DELTA", "prior_keys", "default_priors",
-           "resolve_priors", "describe_priors"]
+           "resolve_priors", "describe_priors", "fixed_nu"]
 
 DEFAULT_NU = 4.0
 HUBER_DELTA = 1e-3
@@ -160,3 +160,11 @@ def describe_priors(priors: Mapping[str, Any]) -> dict[str, str]:
         else:
             out[key] = f"fixed {value:g}"
     return out
+
+
+def fixed_nu(info: Mapping[str, Any]) -> float:
+    """The Student-t degrees of freedom a NUTS fit held fixed, read from its
+    ``info["priors"]["nu"]`` as :func:`describe_priors` wrote it (``"fixed 10"``);
+    :data:`DEFAULT_NU` when none is recorded. (A sampled ``nu`` has its own draws.)"""
+    text = str(info.get("priors", {}).get("nu", ""))
+    return float(text.split()[1]) if text.startswith("fixed ") else DEFAULT_NU

@@ -277,18 +277,20 @@ LOO_NOTE = ("fewer than 4 compute budgets, so no leave-future-out cut leaves 3 b
 
 def _psis_loo_scores(runs, laws, method: str, seed: int, fit_options: dict):
     """``(fits, log_density, pareto_k_bad)``: each law's NUTS fit, its pointwise PSIS-LOO log
-    predictive densities ``(n_runs, K)`` (:func:`bayescale.estimators.loo.psis_loo`: for
-    fits that subsampled their rows, the same subsample's rows), the stacking scores where no
-    leave-future-out cut is possible (Yao et al. 2018 stack on the same quantity). The
-    NUTS fits are kept as the laws' fits when ``method`` is ``"bayes"``; ``pareto_k_bad``
-    counts, per law, the runs whose Pareto k exceeds ``PARETO_K_MAX`` (their LOO
-    densities are unreliable, Vehtari et al. 2017)."""
+    predictive densities ``(rows, K)`` (:func:`bayescale.estimators.loo.psis_loo`: every
+    run, or, for fits that subsampled their rows, the same subsample's), the stacking
+    scores where no leave-future-out cut is possible (Yao et al. 2018 stack on the same
+    quantity). The NUTS fits are kept as the laws' fits when ``method`` is ``"bayes"``;
+    ``pareto_k_bad`` counts, per law, the runs whose Pareto k exceeds ``PARETO_K_MAX``
+    (their LOO densities are unreliable, Vehtari et al. 2017)."""
     options = fit_options if method == "bayes" else {}
     bayes = {law.name: fit_runs(runs, method="bayes", law=law, seed=seed, **options)
              for law in laws}
     columns, bad = [], {}
-    for name, f in bayes.items():  # subsampled fits: the same subsample of rows for each
-        loo = psis_loo(f, seed=seed)
+    # fits that subsampled their rows: every law's LOO on the same subsample of rows
+    thin = any("log_likelihood" not in f.idata.groups() for f in bayes.values())
+    for name, f in bayes.items():
+        loo = psis_loo(f, seed=seed, subsample=thin or None)
         columns.append(loo.elpd_i)
         bad[name] = int(np.sum(loo.pareto_k > PARETO_K_MAX))
     return (bayes if method == "bayes" else {}), np.stack(columns, axis=1), bad

@@ -84,10 +84,11 @@ def compare_laws(runs: Runs | Any, laws: Sequence[str] = ("chinchilla", "kaplan"
     LawComparison
         ``table`` has, per law: ``elpd_loo``, ``se``, ``p_loo``, ``elpd_diff``, ``dse``
         (from ``arviz.compare``), ``weight`` (stacking), ``pareto_k_bad`` (runs with
-        k > 0.7), ``N_opt``, ``D_opt``, ``tokens_per_param`` (medians at ``budget``) and
-        their ``level`` intervals. Fits that subsampled their rows (many rows, HMCECS) are
-        compared by subsampled PSIS-LOO (:mod:`bayescale.estimators.loo`; the same rows
-        for every law): then ``subsampling_se`` too, and a note.
+        k > 0.7; of the subsample's rows for subsampled LOO), ``N_opt``, ``D_opt``,
+        ``tokens_per_param`` (medians at ``budget``) and their ``level`` intervals. Fits
+        that subsampled their rows (many rows, HMCECS) are compared by subsampled PSIS-LOO
+        (:mod:`bayescale.estimators.loo`; the same rows for every law): then
+        ``subsampling_se`` too, and a note.
     """
     import arviz as az
 
@@ -103,15 +104,18 @@ def compare_laws(runs: Runs | Any, laws: Sequence[str] = ("chinchilla", "kaplan"
     for name in laws:
         fits[name] = fit(runs, method="bayes", law=name, seed=seed, level=level, **options)
         idatas[name] = fits[name].idata
-    loos = {name: psis_loo(fits[name], seed=seed) for name in laws}
+    # fits that subsampled their rows (HMCECS) recorded no pointwise log-likelihood: every
+    # law's LOO then from the draws on the same rows (a subsample of them when there are many)
+    thin = any("log_likelihood" not in f.idata.groups() for f in fits.values())
+    loos = {name: psis_loo(fits[name], seed=seed, subsample=thin or None) for name in laws}
     table = pd.DataFrame(index=pd.Index(laws, name="law"))
-    if any("log_likelihood" not in f.idata.groups() for f in fits.values()):
-        # fits that subsampled their rows (HMCECS) recorded no pointwise log-likelihood
+    m = len(loos[laws[0]].rows)
+    if thin:
         table = _table_from_loos(loos, laws)
-        m = len(next(iter(loos.values())).rows)
-        notes.append(f"The fits subsampled their rows, so LOO was computed from the draws on "
-                     f"{m} of {len(runs)} rows (Magnusson et al. 2019; subsampling_se is the "
-                     f"error of estimating from them) and the stacking weights on those rows.")
+        notes.append("The fits subsampled their rows, so LOO was computed from the draws "
+                     + (f"on {m} of {len(runs)} rows (Magnusson et al. 2019; subsampling_se is "
+                        f"the error of estimating from them) and the stacking weights on "
+                        f"those rows." if m < len(runs) else f"on all {m} rows."))
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # Pareto-k warnings: counted below
@@ -121,8 +125,9 @@ def compare_laws(runs: Runs | Any, laws: Sequence[str] = ("chinchilla", "kaplan"
     table["pareto_k_bad"] = [int(np.sum(loos[n].pareto_k > PARETO_K_MAX)) for n in laws]
     for name in laws:
         if table.loc[name, "pareto_k_bad"]:
-            notes.append(f"{name}: {table.loc[name, 'pareto_k_bad']} run(s) with Pareto k > "
-                         f"{PARETO_K_MAX}; its LOO estimate is unreliable for them.")
+            among = f" (of the {m} with exact PSIS-LOO)" if m < len(runs) else ""
+            notes.append(f"{name}: {table.loc[name, 'pareto_k_bad']} run(s){among} with Pareto "
+                         f"k > {PARETO_K_MAX}; its LOO estimate is unreliable for them.")
         if fits[name].diagnostics is not None and not fits[name].diagnostics.ok:
             notes.append(f"{name}: the NUTS diagnostics failed; treat its row with care.")
     for q in ("N_opt", "D_opt", "tokens_per_param"):
