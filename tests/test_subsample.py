@@ -202,6 +202,14 @@ def test_laplace_step_reuses_its_program_and_finds_the_unpadded_mode(monkeypatch
         # Newton decrement g' H^-1 g: the squared distance to the unpadded mode in posterior
         # sds; the reference is returned in float32, so it is small, not 0
         assert decrement < 1e-4, decrement
+    # rows padded already, with their mask (program_args pads once): the same mode
+    from bayescale.estimators.padding import pad_rows
+
+    X_pad, y_pad, mask = pad_rows(640, log_X, y)
+    again, _, _ = ecs.laplace_start(models.law_model, X_pad, y_pad, kw, start, chains=2,
+                                    seed=0, dtype=jnp.float32, mask=mask)
+    for k in reference:
+        np.testing.assert_array_equal(np.asarray(again[k]), np.asarray(reference[k]))
     assert len(ecs._POTENTIALS) == 1
     assert next(iter(ecs._POTENTIALS.values())) is first  # the first call's, served again
     value_grad, hessian = first

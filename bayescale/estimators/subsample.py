@@ -190,7 +190,8 @@ def _potential_programs(model, model_kwargs: Mapping[str, Any], priors, z: Mappi
 
 def laplace_start(model, log_X: np.ndarray, y: np.ndarray, model_kwargs: Mapping[str, Any],
                   start: Mapping[str, float], *, chains: int, seed: int, dtype,
-                  priors: Mapping[str, Any] | None = None) -> tuple[dict, dict, dict]:
+                  priors: Mapping[str, Any] | None = None, mask: np.ndarray | None = None,
+                  ) -> tuple[dict, dict, dict]:
     """The mode of the full-data posterior near ``start`` and each chain's initial point.
 
     In NumPyro's unconstrained space, float64, all rows: up to eight Newton steps from
@@ -202,7 +203,8 @@ def laplace_start(model, log_X: np.ndarray, y: np.ndarray, model_kwargs: Mapping
     ``model_kwargs["priors"]`` (the resolved priors, which the program rebuilds from them
     and the traced ``E_max``; checked to agree site by site). The rows are padded
     to their size bucket (masked out of the likelihood), so that data of another size in
-    the same bucket reuse the compiled potential.
+    the same bucket reuse the compiled potential; ``mask`` (the real rows) says ``log_X``
+    and ``y`` are padded already (:func:`program_args` pads once for both).
     """
     from jax.flatten_util import ravel_pytree
     from numpyro.infer import init_to_value
@@ -215,7 +217,8 @@ def laplace_start(model, log_X: np.ndarray, y: np.ndarray, model_kwargs: Mapping
     if {k: type(v) for k, v in rebuilt.items()} != {k: type(v) for k, v in given.items()}:
         raise BayescaleError("laplace_start: priors= must be the user's overrides behind "
                              "model_kwargs['priors'] (resolve_priors(priors) differs from it).")
-    X_pad, y_pad, mask = pad_rows(bucket_size(len(y)), log_X, y)
+    X_pad, y_pad, mask = (pad_rows(bucket_size(len(y)), log_X, y) if mask is None
+                          else (log_X, y, mask))
     with jax.enable_x64(True):
         args = (jnp.asarray(X_pad, jnp.float64), jnp.asarray(y_pad, jnp.float64))
         data = (jnp.asarray(mask), jnp.asarray(model_kwargs["centre"], jnp.float64),
@@ -275,12 +278,14 @@ def program_args(model, rng_key, log_X: np.ndarray, y: np.ndarray,
     """The traced arguments of :func:`ecs_program` (the rows padded to a size bucket with a
     mask, the chains' initial points and the Taylor reference from :func:`laplace_start`)
     and :func:`laplace_start`'s info (``priors``: the user's). The padding
-    (:mod:`bayescale.estimators.padding`, at most a quarter of the rows) lets another dataset of a size in the same bucket reuse the
-    compiled program; the subsample is drawn from all ``bucket`` rows, padded ones adding
-    0, so the estimate of the real rows' log-likelihood stays unbiased."""
-    reference, inits, info = laplace_start(model, log_X, y, model_kwargs, start,
-                                           chains=chains, seed=seed, dtype=dtype, priors=priors)
+    (:mod:`bayescale.estimators.padding`, at most a quarter of the rows) lets another
+    dataset of a size in the same bucket reuse the compiled program; the subsample is drawn
+    from all ``bucket`` rows, padded ones adding 0, so the estimate of the real rows'
+    log-likelihood stays unbiased."""
     X_pad, y_pad, mask = pad_rows(bucket_size(len(y)), log_X, y)
+    reference, inits, info = laplace_start(model, X_pad, y_pad, model_kwargs, start,
+                                           chains=chains, seed=seed, dtype=dtype, priors=priors,
+                                           mask=mask)
     args = (rng_key, jnp.asarray(X_pad, dtype), jnp.asarray(y_pad, dtype),
             jnp.asarray(model_kwargs["centre"], dtype), jnp.asarray(model_kwargs["E_max"], dtype),
             inits, reference, jnp.asarray(mask))
