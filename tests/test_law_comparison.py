@@ -28,6 +28,19 @@ def test_loo_prefers_the_generating_law():
     d = res.to_dict()
     assert {r["law"] for r in d["laws"]} == {"chinchilla", "kaplan"}
     assert set(d["laws"][0]["params"]) >= {"E", "A", "B", "alpha", "beta"}
+    assert "subsampling_se" not in t  # every row's log-likelihood was recorded
+    # oracle: arviz.compare on the same fits (bayescale computes the table itself, from
+    # psis_loo and its own stacking, so as not to depend on arviz.compare's pandas calls)
+    import arviz as az
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pareto-k and pandas deprecation warnings
+        ref = az.compare({k: f.idata for k, f in res.fits.items()}, ic="loo",
+                         method="stacking")
+    for law in ("chinchilla", "kaplan"):
+        for col in ("elpd_loo", "se", "p_loo", "elpd_diff", "dse"):
+            assert np.isclose(t.loc[law, col], ref.loc[law, col], rtol=1e-6, atol=1e-6), col
+        assert abs(t.loc[law, "weight"] - ref.loc[law, "weight"]) < 0.01
 
 
 @pytest.mark.slow

@@ -144,7 +144,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     c.add_argument("--laws", default=None, metavar="L1,L2[,...]",
                    help="compare laws instead of methods: fit each law with NUTS and show "
-                        "PSIS-LOO (arviz.compare, stacking weights, Pareto-k), the parameters "
+                        "PSIS-LOO (as arviz.compare, stacking weights, Pareto-k), the parameters "
                         "and N_opt, D_opt, tokens per parameter at --reference-budget. A law "
                         "with repeated data (data_constrained) among them needs "
                         "--unique-tokens U, the unique-token budget of its N_opt (no default: "

@@ -22,7 +22,6 @@ distributions", Bayesian Analysis 13 (2018).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -83,15 +82,13 @@ def compare_laws(runs: Runs | Any, laws: Sequence[str] = ("chinchilla", "kaplan"
     -------
     LawComparison
         ``table`` has, per law: ``elpd_loo``, ``se``, ``p_loo``, ``elpd_diff``, ``dse``
-        (from ``arviz.compare``), ``weight`` (stacking), ``pareto_k_bad`` (runs with
+        (as ``arviz.compare`` computes them), ``weight`` (stacking), ``pareto_k_bad`` (runs with
         k > 0.7; of the subsample's rows for subsampled LOO), ``N_opt``, ``D_opt``,
         ``tokens_per_param`` (medians at ``budget``) and their ``level`` intervals. Fits
         that subsampled their rows (many rows, HMCECS) are compared by subsampled PSIS-LOO
         (:mod:`bayescale.estimators.loo`; the same rows for every law): then
         ``subsampling_se`` too, and a note.
     """
-    import arviz as az
-
     if not isinstance(runs, Runs):
         runs = load_runs(runs)
     laws = list(dict.fromkeys(laws))
@@ -100,28 +97,20 @@ def compare_laws(runs: Runs | Any, laws: Sequence[str] = ("chinchilla", "kaplan"
     C = float(as_budgets(100 * float(runs.C.max()) if budget is None else budget)[0])
     with_u = [name for name in laws if "U" in get_law(name).inputs]
     unique_tokens = _check_unique_tokens(unique_tokens, with_u, runs)
-    fits, idatas, notes = {}, {}, []
+    fits, notes = {}, []
     for name in laws:
         fits[name] = fit(runs, method="bayes", law=name, seed=seed, level=level, **options)
-        idatas[name] = fits[name].idata
     # fits that subsampled their rows (HMCECS) recorded no pointwise log-likelihood: every
     # law's LOO then from the draws on the same rows (a subsample of them when there are many)
     thin = any("log_likelihood" not in f.idata.groups() for f in fits.values())
     loos = {name: psis_loo(fits[name], seed=seed, subsample=thin or None) for name in laws}
-    table = pd.DataFrame(index=pd.Index(laws, name="law"))
+    table = _table_from_loos(loos, laws)
     m = len(loos[laws[0]].rows)
     if thin:
-        table = _table_from_loos(loos, laws)
         notes.append("The fits subsampled their rows, so LOO was computed from the draws "
                      + (f"on {m} of {len(runs)} rows (Magnusson et al. 2019; subsampling_se is "
                         f"the error of estimating from them) and the stacking weights on "
                         f"those rows." if m < len(runs) else f"on all {m} rows."))
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # Pareto-k warnings: counted below
-            cmp = az.compare(idatas, ic="loo", method="stacking")
-        for col in ("elpd_loo", "se", "p_loo", "elpd_diff", "dse", "weight"):
-            table[col] = [float(cmp.loc[n, col]) for n in laws]
     table["pareto_k_bad"] = [int(np.sum(loos[n].pareto_k > PARETO_K_MAX)) for n in laws]
     for name in laws:
         if table.loc[name, "pareto_k_bad"]:
@@ -149,8 +138,8 @@ def compare_laws(runs: Runs | Any, laws: Sequence[str] = ("chinchilla", "kaplan"
 
 def _table_from_loos(loos: dict, laws: list[str]) -> pd.DataFrame:
     """The comparison table from :func:`psis_loo` estimates (the same rows for every law):
-    differences against the best law row by row (:func:`elpd_difference`), stacking on
-    the rows with exact PSIS-LOO."""
+    differences against the best law row by row (:func:`elpd_difference`, ``dse`` as
+    :func:`arviz.compare`'s), stacking (Yao et al. 2018) on the rows with exact PSIS-LOO."""
     best = max(laws, key=lambda n: loos[n].elpd)
     table = pd.DataFrame(index=pd.Index(laws, name="law"))
     table["elpd_loo"] = [loos[n].elpd for n in laws]
@@ -160,7 +149,8 @@ def _table_from_loos(loos: dict, laws: list[str]) -> pd.DataFrame:
     table["elpd_diff"] = [diffs[n]["elpd_diff"] for n in laws]
     table["dse"] = [diffs[n]["dse"] for n in laws]
     table["weight"] = stacking_weights(np.column_stack([loos[n].elpd_i for n in laws]))
-    table["subsampling_se"] = [loos[n].subsampling_se for n in laws]
+    if any(loo.subsampled for loo in loos.values()):
+        table["subsampling_se"] = [loos[n].subsampling_se for n in laws]
     return table
 
 
