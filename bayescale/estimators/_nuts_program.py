@@ -43,7 +43,7 @@ from bayescale.estimators._nuts_setup import (
 )
 
 __all__ = ["Settings", "EXTRA_FIELDS", "CompileClock", "import_arviz_in_background",
-           "nuts_program", "run_as_one_program"]
+           "nuts_program", "run_as_one_program", "run_subsampled"]
 
 # ArviZ 0.2x announces its 1.x refactor with a multi-line FutureWarning on import (once a
 # day per user cache); it is about ArviZ's future API, which a bayescale user neither calls
@@ -202,3 +202,20 @@ def run_as_one_program(settings: Settings, priors: Mapping[str, Any] | None, arg
         cache.move_to_end(key)
         import_arviz_in_background()
     return compiled(*args)
+
+
+def run_subsampled(settings: Settings, priors: Mapping[str, Any] | None, rng_key, log_X, y,
+                   model_kwargs: Mapping[str, Any], start: Mapping[str, float], *, seed: int,
+                   dtype, cache: "OrderedDict[tuple, Any]", max_size: int):
+    """HMCECS (``settings.subsample``) from the Laplace approximation at the mode, in
+    float64 whatever ``dtype`` (why: the subsample module's docstring): the program's
+    arguments (:func:`bayescale.estimators.subsample.program_args`), the program
+    (:func:`run_as_one_program`), and the draws and statistics cast back to ``dtype``.
+    Returns ``(samples, stats, laplace_info)``."""
+    with jax.enable_x64(True):
+        traced, laplace = subsample.program_args(
+            models.law_model, rng_key, log_X, y, model_kwargs, start, chains=settings.chains,
+            seed=seed, dtype=jax.numpy.float64, priors=priors)
+        samples, stats = subsample.as_dtype(
+            run_as_one_program(settings, priors, traced, cache=cache, max_size=max_size), dtype)
+    return samples, stats, laplace

@@ -156,9 +156,10 @@ def psis_loo(fit, *, m: int = DEFAULT_M, seed: int = 0, subsample: bool | None =
 
 def _logmeanexp(ll: np.ndarray) -> np.ndarray:
     """``log mean_draws exp(ll)`` per row of ``(chains, draws, rows)``."""
+    from scipy.special import logsumexp
+
     flat = ll.reshape(-1, ll.shape[-1])
-    top = flat.max(axis=0)
-    return top + np.log(np.mean(np.exp(flat - top), axis=0))
+    return logsumexp(flat, axis=0) - np.log(flat.shape[0])
 
 
 def elpd_difference(a: LooResult, b: LooResult) -> dict[str, Any]:

@@ -55,6 +55,7 @@ from bayescale.estimators._nuts_program import (
     Settings,
     import_arviz_in_background,
     run_as_one_program,
+    run_subsampled,
 )
 from bayescale.estimators.idata import load_idata, save_idata, to_inference_data  # noqa: F401
 from bayescale.estimators.padding import bucket_size, pad_rows
@@ -296,15 +297,9 @@ def sample_posterior(
             # data of another size in the same bucket reuse the compiled program.
             n = y_np.shape[0]
             if m:  # HMCECS from the Laplace approximation at the mode, padded, in float64
-                with jax.enable_x64(True):  # (why float64: the subsample module's docstring)
-                    traced, laplace = ecs.program_args(models.law_model, rng_key, log_X_np,
-                                                       y_np, model_kwargs, init_values,
-                                                       chains=chains, seed=seed,
-                                                       dtype=jnp.float64,
-                                                       priors=user_priors or None)
-                    samples, stats = ecs.as_dtype(run_as_one_program(
-                        settings, user_priors or None, traced, cache=_PROGRAMS,
-                        max_size=_PROGRAMS_MAX), dtype)
+                samples, stats, laplace = run_subsampled(
+                    settings, user_priors or None, rng_key, log_X_np, y_np, model_kwargs,
+                    init_values, seed=seed, dtype=dtype, cache=_PROGRAMS, max_size=_PROGRAMS_MAX)
             else:
                 X_pad, y_pad, mask = pad_rows(bucket_size(n), log_X_np, y_np)
                 traced = (rng_key, jnp.asarray(X_pad, dtype=dtype), jnp.asarray(y_pad, dtype=dtype),
