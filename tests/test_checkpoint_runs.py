@@ -93,102 +93,132 @@ def test_run_bootstrap_covers_where_the_row_bootstrap_does_not():
     assert np.median(widths["runs"]) > 2 * np.median(widths["rows"]), widths
 
 
-def test_model_mean_is_the_law_plus_the_run_offset():
-    """Every run here has 10 rows, so its offset is the site itself (``run_offset``, scale
-    ``tau_run``); the 12 runs beyond the data (no rows) stay non-centred (scale 1)."""
+def _trace_with_offsets(point, runs, num_runs, likelihood="student_t", mask=None,
+                        log_X=None, y=None, run=None):
+    """The model's trace at ``point`` (x64), with its run offsets."""
     import numpyro
 
     from bayescale.estimators import model as models
     from bayescale.laws.chinchilla import LAW
 
-    frame = _checkpoints(0)
-    runs = load_runs(frame, run_column="run_id", check_plausible=False)
-    log_X = np.column_stack([runs.log_N, runs.log_D])
-    run = np.unique(runs.run.astype(str), return_inverse=True)[1]
-    centre = models.data_centre(*log_X.T)
-    priors = models.resolve_priors({}, E_max=float(np.median(runs.loss)), likelihood="student_t")
-    point = {"E": 1.8, "alpha": 0.35, "beta": 0.37, "a_c": -1.0, "b_c": -0.5, "sigma": 0.01,
-             "tau_run": 0.02, "run_offset": np.linspace(-0.03, 0.03, 32)}
+    log_X = np.column_stack([runs.log_N, runs.log_D]) if log_X is None else log_X
+    y = runs.log_loss if y is None else y
+    run = np.unique(runs.run.astype(str), return_inverse=True)[1] if run is None else run
+    centre = models.data_centre(runs.log_N, runs.log_D)
+    priors = models.resolve_priors({}, E_max=float(np.median(runs.loss)), likelihood=likelihood)
+    kwargs = dict(law=LAW, priors=priors, likelihood=likelihood, centre=centre,
+                  E_max=float(np.median(runs.loss)),
+                  mask=None if mask is None else jnp.asarray(mask))
     with jax.enable_x64(True):
+        run_kwargs = {**kwargs, "run": jnp.asarray(run), "num_runs": num_runs}
+        args = (jnp.asarray(log_X), jnp.asarray(y))
         tr = numpyro.handlers.trace(numpyro.handlers.substitute(
-            models.law_model, data=point)).get_trace(
-            jnp.asarray(log_X), jnp.asarray(runs.log_loss), law=LAW, priors=priors,
-            likelihood="student_t", centre=centre, E_max=None, run=jnp.asarray(run),
-            num_runs=32)
-        loc = np.asarray(tr["log_loss"]["fn"].loc)
+            models.law_model, data=point)).get_trace(*args, **run_kwargs)
+        logp = float(numpyro.infer.util.log_density(models.law_model, args, run_kwargs,
+                                                    point)[0])
+    return tr, logp, kwargs, centre
+
+
+def _law_log_loss(point, centre, N, D):
     A = np.exp(point["a_c"] + point["alpha"] * centre[0])
     B = np.exp(point["b_c"] + point["beta"] * centre[1])
-    law = np.log(point["E"] + A * runs.N ** -point["alpha"] + B * runs.D ** -point["beta"])
-    np.testing.assert_allclose(loc, law + point["run_offset"][run], rtol=1e-12)
-    np.testing.assert_array_equal(np.asarray(tr["run_offset"]["fn"].scale),
-                                  [0.02] * 20 + [1.0] * 12)
+    return np.log(point["E"] + A * N ** -point["alpha"] + B * D ** -point["beta"])
+
+
+BASE = {"E": 1.8, "alpha": 0.35, "beta": 0.37, "a_c": -1.0, "b_c": -0.5, "sigma": 0.01}
+
+
+def test_model_mean_is_the_law_plus_the_run_offset():
+    """The mean log loss of every row is the law plus its run's offset (the deterministic
+    site ``run_offset``), and each offset moves with its ``run_z`` at rate ``s_r``: the
+    posterior sd of the offset given the law for the normal likelihood. Oracle: with
+    the normal likelihood the offset's conditional given the law is exactly normal; its
+    mean and sd by quadrature of ``prod_i N(y_i; mu_i + o, sigma) N(o; 0, tau)`` on a grid
+    (numpy), against ``run_offset`` at ``z = 0`` and ``z = 1``. The 12 runs beyond the data
+    (no rows) get ``tau_run z``, their prior."""
+    frame = _checkpoints(0)
+    runs = load_runs(frame, run_column="run_id", check_plausible=False)
+    tau = 0.02
+    offsets = {}
+    for z0 in (0.0, 1.0):
+        point = {**BASE, "tau_run": tau, "run_z": np.full(32, z0)}
+        tr, _, _, centre = _trace_with_offsets(point, runs, 32, likelihood="normal")
+        offsets[z0] = np.asarray(tr["run_offset"]["value"])
+        run = np.unique(runs.run.astype(str), return_inverse=True)[1]
+        law = _law_log_loss(point, centre, runs.N, runs.D)
+        np.testing.assert_allclose(np.asarray(tr["log_loss"]["fn"].loc),
+                                   law + offsets[z0][run], rtol=1e-12)
+    grid = np.linspace(-0.2, 0.2, 40001)
+    resid = runs.log_loss - law
+    for r in range(20):
+        rr = resid[run == r]
+        logw = (-0.5 * ((rr[:, None] - grid[None, :]) / BASE["sigma"]) ** 2).sum(0) \
+            - 0.5 * (grid / tau) ** 2
+        w = np.exp(logw - logw.max())
+        mean = np.sum(w * grid) / np.sum(w)
+        sd = np.sqrt(np.sum(w * (grid - mean) ** 2) / np.sum(w))
+        assert offsets[0.0][r] == pytest.approx(mean, abs=1e-7)
+        assert offsets[1.0][r] - offsets[0.0][r] == pytest.approx(sd, rel=1e-4)
+    np.testing.assert_allclose(offsets[1.0][20:], tau, rtol=1e-12)
+    np.testing.assert_allclose(offsets[0.0][20:], 0.0, atol=1e-15)
 
 
 def test_run_offsets_log_density_by_hand():
-    """The runs of 3+ rows sample their offset itself (``Normal(0, tau_run)``), the others
-    (and the runs padding the bucket, with no rows) ``z ~ Normal(0, 1)`` with offset
-    ``tau_run z``. Oracle: the model's log joint equals the same law's log joint without
-    run effects on ``y - offset[run]`` (a location family), plus the half-normal prior of
-    ``tau_run`` and each offset's normal density, from scipy. Against sampling every
-    offset as ``z`` the log joint differs by the Jacobian, ``-log tau_run`` per centred run:
-    the same model."""
+    """The offsets are sampled as ``z_r`` with ``o_r = m_r(law) + s_r z_r``; the model's log
+    joint is that of the offsets themselves plus the change of variables' log Jacobian.
+    Oracle: the same law's log joint without run effects on ``y - offset[run]`` (a
+    location family), plus the half-normal prior of ``tau_run``, each offset's normal
+    density (scipy) and ``log |d o_r / d z_r|`` from finite differences of the traced
+    offsets; with runs of 1-3 rows, padded rows and a padded run (bucket 20)."""
     import numpyro
     from scipy import stats
 
     from bayescale.estimators import model as models
     from bayescale.estimators._nuts_setup import run_effects
     from bayescale.estimators.padding import bucket_size, pad_rows
-    from bayescale.estimators.run_offsets import RUN_CENTRED_ROWS, RUN_TAU
-    from bayescale.laws.chinchilla import LAW
+    from bayescale.estimators.run_offsets import RUN_PINNED_ROWS, RUN_TAU
 
     frame = _checkpoints(0)
     frame = frame[frame.run_id != "r0"]  # 19 runs: one padded run offset (bucket 20)
     keep = {"r1": 1, "r2": 2, "r3": 2, "r4": 3}  # rows kept of a few runs
     frame = frame[frame.groupby("run_id").cumcount() < frame.run_id.map(keep).fillna(99)]
     runs = load_runs(frame, run_column="run_id", check_plausible=False)
-    run, num_runs, real, centred_runs = run_effects(runs, bucket_size)
-    assert (real, num_runs, centred_runs) == (19, 20, 16)
-    assert RUN_CENTRED_ROWS == 3
-    labels = np.unique(runs.run.astype(str))
-    centred = np.array([lab not in ("r1", "r2", "r3") for lab in labels] + [False])
+    run, num_runs, real, pinned_runs = run_effects(runs, bucket_size)
+    assert (real, num_runs, pinned_runs) == (19, 20, 16)
+    assert RUN_PINNED_ROWS == 3
     log_X = np.column_stack([runs.log_N, runs.log_D])
     X_pad, y_pad, mask = pad_rows(bucket_size(len(runs)) + 7, log_X, runs.log_loss)
     run_pad = np.pad(run, (0, X_pad.shape[0] - len(runs)))
-    centre = models.data_centre(*log_X.T)
-    E_max = float(np.median(runs.loss))
-    priors = models.resolve_priors({}, E_max=E_max, likelihood="student_t")
     z = np.linspace(-1.5, 1.5, num_runs)
-    tau = 0.02
-    raw = np.where(centred, tau * z, z)
-    offset = np.where(centred, raw, tau * raw)  # = tau * z for every run
-    base = {"E": 1.8, "alpha": 0.35, "beta": 0.37, "a_c": -1.0, "b_c": -0.5, "sigma": 0.01}
-    kwargs = dict(law=LAW, priors=priors, likelihood="student_t", centre=centre, E_max=E_max,
-                  mask=jnp.asarray(mask))
-    with jax.enable_x64(True):
-        point = {**base, "tau_run": tau, "run_offset": raw}
-        args = (jnp.asarray(X_pad), jnp.asarray(y_pad))
-        run_kwargs = {**kwargs, "run": jnp.asarray(run_pad), "num_runs": num_runs}
-        logp = float(numpyro.infer.util.log_density(models.law_model, args, run_kwargs, point)[0])
-        shifted = (jnp.asarray(X_pad), jnp.asarray(y_pad - offset[run_pad]))
-        logp_law = float(numpyro.infer.util.log_density(models.law_model, shifted, kwargs,
-                                                        base)[0])
-        tr = numpyro.handlers.trace(numpyro.handlers.substitute(
-            models.law_model, data=point)).get_trace(*args, **run_kwargs)
-    run_part = (stats.halfnorm.logpdf(tau, scale=RUN_TAU)
-                + stats.norm.logpdf(raw, 0.0, np.where(centred, tau, 1.0)).sum())
-    assert np.isfinite(logp) and np.isfinite(logp_law)
-    np.testing.assert_allclose(logp, logp_law + run_part, rtol=1e-10)
-    np.testing.assert_array_equal(np.asarray(tr["run_offset"]["fn"].scale),
-                                  np.where(centred, tau, 1.0))
-    non_centred = stats.halfnorm.logpdf(tau, scale=RUN_TAU) + stats.norm.logpdf(z).sum()
-    np.testing.assert_allclose(run_part - non_centred, -16 * np.log(tau), rtol=1e-10)
+    tau, h = 0.02, 1e-6
+    traced = {}
+    for likelihood in ("student_t", "huber"):
+        for dz in (0.0, h):
+            point = {**BASE, "tau_run": tau, "run_z": z + dz}
+            tr, logp, kwargs, _ = _trace_with_offsets(point, runs, num_runs, likelihood,
+                                                      mask, X_pad, y_pad, run_pad)
+            traced[likelihood, dz] = tr, logp, kwargs
+        tr, logp, kwargs = traced[likelihood, 0.0]
+        offset = np.asarray(tr["run_offset"]["value"])
+        jac = (np.asarray(traced[likelihood, h][0]["run_offset"]["value"]) - offset) / h
+        with jax.enable_x64(True):
+            shifted = (jnp.asarray(X_pad), jnp.asarray(y_pad - offset[run_pad]))
+            logp_law = float(numpyro.infer.util.log_density(models.law_model, shifted,
+                                                            kwargs, BASE)[0])
+        run_part = (stats.halfnorm.logpdf(tau, scale=RUN_TAU)
+                    + stats.norm.logpdf(offset, 0.0, tau).sum() + np.log(jac).sum())
+        assert np.isfinite(logp) and np.isfinite(logp_law)
+        np.testing.assert_allclose(logp, logp_law + run_part, rtol=1e-8)
+        # a run of one row is pinned less than one of ten: its offset moves more with z
+        assert jac[-1] == pytest.approx(tau, rel=1e-6)  # the padded run: its prior
+        assert np.all(jac[:-1] < tau)
 
 
-@pytest.mark.parametrize("checkpoints, centred", [(2, 0), (4, 19)])
-def test_run_offsets_of_a_fit_are_its_runs(checkpoints, centred):
+@pytest.mark.parametrize("checkpoints, pinned", [(2, 0), (4, 19)])
+def test_run_offsets_of_a_fit_are_its_runs(checkpoints, pinned):
     """The posterior keeps one offset per real run (not the bucket's padding), and says
-    how many were centred; slope coordinates and a target acceptance of 0.9 are the
-    defaults when the median run is centred (4 rows each), not for runs of two rows
+    how many runs are checkpoint curves; slope coordinates and a target acceptance of 0.9
+    are the defaults when the median run is one (4 rows each), not for runs of two rows
     (0.8, NumPyro's default); a target acceptance the user sets is kept."""
     frame = _checkpoints(0, checkpoints=checkpoints)
     frame = frame[frame.run_id != "r0"]  # 19 runs, bucket 20
@@ -197,10 +227,11 @@ def test_run_offsets_of_a_fit_are_its_runs(checkpoints, centred):
         warnings.simplefilter("ignore", ConvergenceWarning)
         result = fit(runs, method="bayes", chains=1, warmup=50, draws=20, retry=False)
     assert result.idata.posterior["run_offset"].shape[-1] == 19
-    assert result.info["run_effects"]["centred_runs"] == centred
-    assert result.info["slope_coords"] is (centred > 0)
-    assert result.info["target_accept"] == (0.9 if centred else 0.8)
-    if centred:
+    assert result.idata.posterior["run_z"].shape[-1] == 19
+    assert result.info["run_effects"]["pinned_runs"] == pinned
+    assert result.info["slope_coords"] is (pinned > 0)
+    assert result.info["target_accept"] == (0.9 if pinned else 0.8)
+    if pinned:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             mine = fit(runs, method="bayes", chains=1, warmup=50, draws=20, retry=False,
@@ -258,7 +289,7 @@ def test_new_run_prediction_covers_new_runs():
     has sd ~0.019, plus the binomial 0.3/sqrt(2000) = 0.007: 0.02 in all; the assertion
     allows 3 sd. (Measured with 2 chains: 0.93, 0.95, 0.83, 0.93 with the offset, 0.23-0.34
     without, widths 5 times smaller.) One short chain per fit (5 checkpoints per run: the
-    offsets are sampled centred)."""
+    offsets are pinned by their rows)."""
     reps, per_fit = 4, 500
     coverage = {"new": [], "none": []}
     widths = {"new": [], "none": []}
@@ -299,3 +330,34 @@ def test_a_run_column_of_one_row_per_run_adds_no_run_effects():
     assert fits[0].info["run_effects"] is None
     np.testing.assert_array_equal(np.asarray(fits[0].params.alpha),
                                   np.asarray(fits[1].params.alpha))
+
+
+def test_posterior_predictive_follows_each_run_and_the_residual_plot_draws_it():
+    """The posterior predictive of a fit with run offsets is centred on each run, not on
+    the law: per draw, its mean over a run's rows minus the law's equals that draw's
+    ``run_offset`` up to the noise (sd 0.002 / sqrt(10) per run and draw), which the
+    predictive recomputes from the fit's ``run_z`` and the observed losses
+    (``run_reference``). Its intervals then need not contain the law's median, and
+    the residual plot draws them anyway (it once raised on a negative error bar)."""
+    from bayescale.report import plots as plot
+
+    frame = _checkpoints(0)
+    runs = load_runs(frame, run_column="run_id", check_plausible=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = fit(runs, method="bayes", chains=1, warmup=150, draws=100, retry=False,
+                     posterior_predictive=True)
+    post = result.idata.posterior
+    pp = np.asarray(result.idata.posterior_predictive["log_loss"])[0]  # (draws, rows)
+    p = {k: np.asarray(post[k])[0][:, None] for k in ("E", "A", "B", "alpha", "beta")}
+    law = np.log(p["E"] + p["A"] / runs.N ** p["alpha"] + p["B"] / runs.D ** p["beta"])
+    run = np.unique(runs.run.astype(str), return_inverse=True)[1]
+    offset = np.asarray(post["run_offset"])[0]  # (draws, runs)
+    per_run = np.stack([(pp - law)[:, run == r].mean(axis=1) for r in range(20)], axis=1)
+    sigma = np.asarray(post["sigma"])[0][:, None]
+    z = (per_run - offset) / (sigma / np.sqrt(10))
+    assert abs(np.mean(z)) < 0.2 and np.quantile(np.abs(z), 0.99) < 6, z
+    assert np.std(offset.mean(axis=0)) > 0.01  # the runs' offsets are not all ~0
+    fig = plot.plot_residuals(result)
+    assert fig.drawn["residuals"].shape == (len(runs),)
+    assert "posterior-predictive" in fig.get_suptitle()

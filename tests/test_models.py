@@ -157,3 +157,29 @@ def test_prior_predictive_validates():
         prior_predictive([1e9], [1e10], likelihood="cauchy", E_max=2.0)
     with pytest.raises(BayescaleError, match="E_max"):
         prior_predictive([1e9], [1e10])
+
+
+@pytest.mark.parametrize("likelihood, nu", [("student_t", 4.0), ("student_t", 30.0),
+                                            ("normal", None), ("huber", None)])
+def test_row_precision_is_the_fisher_information_about_the_location(likelihood, nu):
+    """Oracle: ``E[(d/dmu log p(y | mu))^2]`` by quadrature (scipy) of the score, from
+    finite differences of the distribution's own ``log_prob`` in mu."""
+    from bayescale.estimators.likelihoods import likelihood_distribution, row_precision
+
+    sigma, h = 0.3, 1e-7
+    with jax.enable_x64(True):
+        def log_p(y, mu):
+            return float(likelihood_distribution(likelihood, jnp.asarray(mu),
+                                                 jnp.asarray(sigma), nu).log_prob(y))
+
+        def integrand(y):
+            score = (log_p(y, h) - log_p(y, -h)) / (2 * h)
+            return score**2 * math.exp(log_p(y, 0.0))
+
+        kink = sigma * HUBER_DELTA  # the Huber density's quadratic core
+        # the Huber density's tails decay as exp(-delta |y| / sigma)
+        reach = 60 * sigma / (HUBER_DELTA if likelihood == "huber" else 1.0)
+        fisher = integrate.quad(integrand, -reach, reach, limit=2000,
+                                points=[-kink, 0.0, kink])[0]
+        got = float(row_precision(likelihood, jnp.asarray(sigma), nu))
+    assert got == pytest.approx(fisher, rel=1e-4)

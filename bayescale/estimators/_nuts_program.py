@@ -39,6 +39,7 @@ from bayescale.estimators._nuts_setup import (
     args_signature,
     checked_sites,
     init_near,
+    mass_settings,
     priors_key,
 )
 
@@ -139,20 +140,24 @@ def nuts_program(settings: Settings, priors: Mapping[str, Any] | None):
     check = checked_sites(priors, settings.law)
 
     def run_all(rng_key, log_X, y, centre, E_max, init_values, mask, run):
+        model_kwargs = dict(
+            record_log_likelihood=True, priors=priors, law=settings.law,
+            likelihood=settings.likelihood,
+            centre=tuple(centre[i] for i in range(len(settings.law.inputs))),
+            E_max=E_max, mask=mask, run=run, num_runs=settings.num_runs,
+            slope_coords=settings.slope_coords)
+        dense, inverse = mass_settings(settings.dense_mass, init_values, check, log_X, y,
+                                       model_kwargs)
         kernel = NUTS(models.law_model, target_accept_prob=settings.target_accept,
-                      dense_mass=settings.dense_mass, max_tree_depth=settings.max_tree_depth,
+                      dense_mass=dense, inverse_mass_matrix=inverse,
+                      max_tree_depth=settings.max_tree_depth,
                       init_strategy=init_near(values=init_values, radius=INIT_RADIUS,
                                                check=check))
 
         def one_chain(key):
             mcmc = MCMC(kernel, num_warmup=settings.warmup, num_samples=settings.draws,
                         num_chains=1, progress_bar=False)
-            mcmc.run(key, log_X, y, extra_fields=EXTRA_FIELDS,
-                     record_log_likelihood=True, priors=priors, law=settings.law,
-                     likelihood=settings.likelihood,
-                     centre=tuple(centre[i] for i in range(len(settings.law.inputs))),
-                     E_max=E_max, mask=mask, run=run, num_runs=settings.num_runs,
-                     slope_coords=settings.slope_coords)
+            mcmc.run(key, log_X, y, extra_fields=EXTRA_FIELDS, **model_kwargs)
             return mcmc.get_samples(), mcmc.get_extra_fields()
 
         keys = jax.random.split(rng_key, settings.chains)

@@ -18,7 +18,7 @@ from numpyro.distributions import Distribution
 from bayescale.estimators import model as models
 from bayescale.errors import BayescaleError
 from bayescale.estimators import slope_coords
-from bayescale.estimators.run_offsets import RUN_CENTRED_ROWS
+from bayescale.estimators.run_offsets import RUN_PINNED_ROWS, RUN_SITE, mass_matrix
 
 INIT_RADIUS = 0.3  # jitter of the initial point per chain, in unconstrained space
 CHAIN_METHODS = ("auto", "vectorized", "parallel", "sequential")
@@ -45,8 +45,8 @@ def resolve_chain_method(chain_method: str, chains: int) -> str:
 
 def run_effects(runs, bucket) -> tuple[np.ndarray | None, int, int, int]:
     """``(run index per row or None, number of run offsets (padded by bucket), number of
-    real runs, how many of them have run_offsets.RUN_CENTRED_ROWS rows or more)`` for runs
-    with a ``run`` column (the model centres those runs' offsets).
+    real runs, how many of them have run_offsets.RUN_PINNED_ROWS rows or more)`` for runs
+    with a ``run`` column (checkpoint curves, whose rows pin their offsets).
 
     Runs that are one row each (a run column of distinct ids, e.g. steplaw's run names)
     get no offsets: an offset per row is the observation noise again, and the two scales
@@ -58,7 +58,7 @@ def run_effects(runs, bucket) -> tuple[np.ndarray | None, int, int, int]:
     if labels.shape[0] == len(runs):
         return None, 0, 0, 0
     return (idx, bucket(labels.shape[0]), int(labels.shape[0]),
-            int(np.sum(counts >= RUN_CENTRED_ROWS)))
+            int(np.sum(counts >= RUN_PINNED_ROWS)))
 
 
 def huber_sites(law, log_X: np.ndarray, y: np.ndarray, centre) -> tuple[dict, np.ndarray]:
@@ -159,11 +159,22 @@ def init_near(site=None, *, values: Mapping[str, float], radius: float,
             return near
         # a user prior may exclude the heuristic value: fall back to the prior median
         return jnp.where(site["fn"].support(value), near, init_to_median(site))
-    if site["type"] == "sample" and site["name"] == "run_offset":
-        # the centred run offsets start at their prior median, 0: a jitter of the size of
-        # the other sites' would put them many tau_run away
+    if site["type"] == "sample" and site["name"] == RUN_SITE:
+        # every run's offset starts at its mean residual from the law (z = 0): a jitter of
+        # the size of the other sites' would put them many times their spread away
         return jnp.zeros(site["fn"].shape(), dtype=jnp.result_type(float))
     return init_to_median(site)
+
+
+def mass_settings(dense_mass: bool, init_values: Mapping[str, float], check: frozenset,
+                  log_X, y, model_kwargs: Mapping[str, Any]) -> tuple[Any, Any]:
+    """NUTS's ``(dense_mass, inverse_mass_matrix)``: ``(dense_mass, None)``, or for a model
+    with run offsets the block structure and start of
+    :func:`bayescale.estimators.run_offsets.mass_matrix` at the unjittered initial point."""
+    if not (dense_mass and model_kwargs.get("num_runs")):
+        return dense_mass, None
+    return mass_matrix(models.law_model, init_near(values=init_values, radius=0.0, check=check),
+                       log_X, y, **model_kwargs)
 
 
 UNKEYABLE = object()
@@ -242,8 +253,8 @@ def check_int(name: str, value: Any, minimum: int) -> int:
 # data_constrained kept 2 divergences that way, at 0.99 too, and passes in slope coordinates).
 RETRY_TARGET_ACCEPT = 0.95
 RETRY_WARMUP = 2000
-# The first attempt's target acceptance: NumPyro's 0.8, and 0.9 when the median run's
-# offset is sampled centred (checkpoints). misfitting_checkpoints (4,843 rows, 240 runs):
+# The first attempt's target acceptance: NumPyro's 0.8, and 0.9 when the median run is a
+# checkpoint curve (run_offsets.RUN_PINNED_ROWS rows). misfitting_checkpoints (4,843 rows, 240 runs):
 # at 0.8 the first attempt kept 4 divergences and the retry passed (1025 s in all); at 0.9
 # one attempt passed (R-hat 1.006, 0 divergences, 405 s). benchmarks/RESULTS.md.
 DEFAULT_TARGET_ACCEPT = 0.8

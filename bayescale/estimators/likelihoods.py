@@ -32,7 +32,8 @@ from bayescale.errors import BayescaleError
 from bayescale.estimators.huber import huber_log_normaliser
 from bayescale.estimators.priors import HUBER_DELTA
 
-__all__ = ["LIKELIHOODS", "Huber", "likelihood_distribution", "check_likelihood"]
+__all__ = ["LIKELIHOODS", "Huber", "likelihood_distribution", "row_precision",
+           "check_likelihood"]
 
 LIKELIHOODS = ("student_t", "normal", "huber")
 
@@ -112,6 +113,24 @@ def likelihood_distribution(likelihood: str, mu: Array, sigma: Array, nu: Any
         return dist.Normal(mu, sigma)
     if likelihood == "huber":
         return Huber(mu, sigma, delta=HUBER_DELTA)
+    raise BayescaleError(f"unknown likelihood {likelihood!r}; choose one of {', '.join(LIKELIHOODS)}.")
+
+
+def row_precision(likelihood: str, sigma: Array, nu: Any = None) -> Array:
+    """The Fisher information of one row about its location ``mu``: ``1 / sigma**2``
+    (normal), ``(nu + 1) / ((nu + 3) sigma**2)`` (Student-t; Lange et al. 1989) or
+    ``P(|u| <= delta) / sigma**2`` under the unit Huber density (its ``psi'``'s mean).
+
+    What one more row of a run tells about that run's offset, on average: it sets how
+    tightly a run's rows pin its offset (:mod:`bayescale.estimators.run_offsets`)."""
+    if likelihood == "student_t":
+        return (nu + 1.0) / ((nu + 3.0) * sigma**2)
+    if likelihood == "normal":
+        return 1.0 / sigma**2
+    if likelihood == "huber":
+        d = HUBER_DELTA
+        inner = math.sqrt(2 * math.pi) * math.erf(d / math.sqrt(2.0))
+        return inner / math.exp(huber_log_normaliser(d)) / sigma**2
     raise BayescaleError(f"unknown likelihood {likelihood!r}; choose one of {', '.join(LIKELIHOODS)}.")
 
 

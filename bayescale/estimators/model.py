@@ -73,6 +73,7 @@ from bayescale.estimators.likelihoods import (  # noqa: F401  (re-exported)
     Huber,
     check_likelihood,
     likelihood_distribution,
+    row_precision,
 )
 from bayescale.estimators.priors import (  # noqa: F401  (re-exported)
     DEFAULT_NU,
@@ -162,18 +163,17 @@ def sample_sites(law: Law | str, theta: Mapping[str, float] | ArrayLike,
 
 def law_model(log_X, log_loss=None, *, law: Law, priors, likelihood: str, centre, E_max,
            record_log_likelihood: bool = False, mask=None, run=None,
-           num_runs: int = 0, slope_coords: bool = False,
+           num_runs: int = 0, run_reference=None, slope_coords: bool = False,
            subsample_size: int | None = None) -> None:
     """The model on stacked log inputs ``log_X`` (``(n, len(law.inputs))``): what NUTS
     samples (see :func:`scaling_law_model` for the arguments). ``mask`` (``(n,)`` bool,
     optional) leaves the rows where it is False out of the likelihood: the padding of
     :mod:`bayescale.estimators.padding`.
 
-    ``run`` (``(n,)`` integers below ``num_runs``), for rows that are checkpoints of
-    training runs: every run gets its own offset in log loss
-    (:func:`bayescale.estimators.run_offsets.sample_run_offsets`, centred for the runs of
-    several rows), so the checkpoints of one run share its luck (seed, data
-    order) instead of counting as independent evidence.
+    ``run`` (``(n,)`` integers below ``num_runs``), checkpoints of training runs: every run
+    gets an offset in log loss (:mod:`bayescale.estimators.run_offsets`), sampled around
+    its mean residual from the law, or from ``run_reference`` (the observed log losses,
+    for a posterior predictive with ``log_loss=None``)
 
     ``slope_coords`` (Chinchilla only; see the module docstring): sample E, alpha and a_c
     through :func:`slope_to_natural` (sites :data:`SLOPE_SITES`; E, alpha and a_c become
@@ -242,7 +242,10 @@ def law_model(log_X, log_loss=None, *, law: Law, priors, likelihood: str, centre
         return
     mu = log_loss_theta(law, vec, log_X)
     if num_runs:
-        mu = mu + sample_run_offsets(run, num_runs, mask)
+        reference = log_loss if run_reference is None else run_reference
+        resid = None if reference is None else jnp.asarray(reference) - mu
+        mu = mu + sample_run_offsets(run, num_runs, resid,
+                                     row_precision(likelihood, sigma, nu), mask)
     noise = likelihood_distribution(likelihood, mu, sigma, nu)
     with numpyro.plate("runs", log_X.shape[0]), numpyro.handlers.mask(mask=True if mask is None else mask):
         numpyro.sample("log_loss", noise, obs=log_loss)

@@ -40,6 +40,7 @@ import numpy as np
 
 from bayescale.estimators import model as models
 from bayescale.estimators import subsample as ecs
+from bayescale.estimators.run_offsets import RUN_SITE
 from bayescale.estimators.slope_coords import SLOPE_SITES
 from bayescale.data.runs import Runs
 from bayescale.errors import BayescaleError
@@ -47,7 +48,7 @@ from bayescale.estimators._nuts_setup import (  # noqa: F401  (tests inspect the
     CHAIN_METHODS, resolve_chain_method, INIT_RADIUS, UNKEYABLE, args_signature, checked_sites,
     init_near, initial_values, priors_key, slope_coords_apply, slope_init, run_effects,
     check_int, CHECKPOINT_TARGET_ACCEPT, DEFAULT_TARGET_ACCEPT, RETRY_TARGET_ACCEPT,
-    RETRY_WARMUP,
+    RETRY_WARMUP, mass_settings,
 )
 from bayescale.estimators._nuts_program import (
     EXTRA_FIELDS,
@@ -127,8 +128,8 @@ def sample_posterior(
     priors : overrides of :func:`bayescale.estimators.model.default_priors`, keyed by
         ``E, log_A, log_B, alpha, beta, sigma, nu``.
     target_accept : NUTS target acceptance probability, in (0, 1). ``None`` (default):
-        0.8, or 0.9 when the median run's offset is sampled centred (checkpoints of
-        training runs, where 0.8 tends to leave a few divergences for the retry).
+        0.8, or 0.9 when the median run is a checkpoint curve of 3 rows or more (where
+        0.8 tends to leave a few divergences for the retry).
     chain_method : ``"auto"`` (``"parallel"`` when there are at least ``chains``
         devices, else ``"sequential"`` on CPU and ``"vectorized"`` on an accelerator),
         ``"vectorized"``, ``"parallel"`` or ``"sequential"``.
@@ -137,7 +138,8 @@ def sample_posterior(
         when the diagnostics fail.
     posterior_predictive : also draw predictive log losses at the runs
         (``idata.posterior_predictive["log_loss"]``).
-    dense_mass : adapt a dense mass matrix (default; the 6 parameters are correlated).
+    dense_mass : adapt a dense mass matrix (default; the law's parameters are correlated;
+        with run offsets, dense over the law and diagonal over the offsets).
     max_tree_depth : NUTS maximum tree depth.
     law : the law to fit (a name or a :class:`~bayescale.laws.base.Law`; default
         Chinchilla). Laws other than Chinchilla start NUTS from their Huber grid fit.
@@ -158,7 +160,7 @@ def sample_posterior(
         repeated-data runs); on a well identified posterior they take about twice the
         leapfrog steps of the default coordinates. Needs the default priors on E, alpha
         and log_A. The automatic retry turns them on. ``None`` (default): on where
-        allowed for fits whose median run's offset is sampled centred (checkpoints; see
+        allowed for fits whose median run is a checkpoint curve (see
         ``Runs with a run column`` below), off otherwise.
     subsample : HMCECS, NUTS on ``m`` rows per step (:mod:`bayescale.estimators.subsample`):
         ``"auto"`` (default) ``m = 1000`` from 50,000 rows on (unless the runs have run
@@ -172,10 +174,9 @@ def sample_posterior(
     run_column=...)``) get a per-run offset in log loss (see
     :func:`bayescale.estimators.model.law_model`): the checkpoints of one run are not
     independent evidence; ``info["run_effects"]`` counts the runs, the rows and the
-    ``centred_runs``, those with ``run_offsets.RUN_CENTRED_ROWS`` rows or more, whose offsets
-    are sampled centred (the rest non-centred; posterior site ``run_offset``, one per
-    run in the order of the sorted run labels). A run
-    column whose every run has one row adds nothing (``info["run_effects"]`` is None).
+    ``pinned_runs`` (``run_offsets.RUN_PINNED_ROWS`` rows or more). Posterior site
+    ``run_offset``: one per run in the order of the sorted run labels (sampled as ``run_z``:
+    :mod:`bayescale.estimators.run_offsets`). Runs of one row each add nothing (None).
 
     Returns
     -------
@@ -244,10 +245,9 @@ def sample_posterior(
     centre = models.data_centre(*log_X_np.T)
     log_X, y = (jnp.asarray(v, dtype=dtype) for v in (log_X_np, y_np))
     # Checkpoints of training runs (a run column): one offset per run, the runs padded to
-    # a size bucket too (the padded runs' offsets touch no row); centred or not by rows per run.
-    run_idx, num_runs, real_runs, centred_runs = run_effects(runs, bucket_size)
-    # the median run's offset is centred (checkpoints: most runs have 3+ rows)
-    typical = run_idx is not None and 2 * centred_runs >= real_runs
+    # a size bucket too (the padded runs' offsets touch no row).
+    run_idx, num_runs, real_runs, pinned_runs = run_effects(runs, bucket_size)
+    typical = run_idx is not None and 2 * pinned_runs >= real_runs  # median run: 3+ rows
     # the offsets take each run's level, so E is left to the curvature alone: its ridge
     # with alpha and A (misfitting's checkpoints: bulk ESS 5 in 200 draws, 100 in slope
     # coordinates)
@@ -281,8 +281,11 @@ def sample_posterior(
             # A progress bar steps the sampler from Python, and pmap places the chains
             # itself: let NumPyro drive (it jits its sampling loop on its own).
             import_arviz_in_background()
+            dense, inverse = mass_settings(dense_mass, init_values,
+                                           checked_sites(user_priors, law), log_X, y, model_kwargs)
             kernel = NUTS(models.law_model, target_accept_prob=target_accept,
-                          dense_mass=dense_mass, max_tree_depth=max_tree_depth,
+                          dense_mass=dense, inverse_mass_matrix=inverse,
+                          max_tree_depth=max_tree_depth,
                           init_strategy=init_near(values=init_values, radius=INIT_RADIUS,
                                                    check=checked_sites(user_priors, law)))
             mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains,
@@ -322,15 +325,16 @@ def sample_posterior(
         if posterior_predictive:
             pred = Predictive(models.law_model, posterior_samples=samples, batch_ndims=2,
                               return_sites=["log_loss"])
-            predictive = pred(jax.random.fold_in(rng_key, 1), log_X, None,
+            predictive = pred(jax.random.fold_in(rng_key, 1), log_X, None, run_reference=y,
                               **model_kwargs)["log_loss"]
         if run_idx is not None:  # the offsets of the runs padding the bucket are not data
-            samples["run_offset"] = samples["run_offset"][..., :real_runs]
+            for site in ("run_offset", RUN_SITE):
+                samples[site] = samples[site][..., :real_runs]
         idata = to_inference_data(samples, stats, loglik, predictive, y_np, runs, law)
         from bayescale.estimators import diagnostics as _diagnostics  # lazy: later in the layering
 
         diagnostics = _diagnostics.compute_diagnostics(
-            idata, exclude=tuple(f"{coord}_c" for coord, _, _ in law.shears) + ("run_offset",)
+            idata, exclude=tuple(f"{coord}_c" for coord, _, _ in law.shears) + ("run_offset", RUN_SITE)
             + SLOPE_SITES)
         t_post = time.perf_counter() - t0
 
@@ -355,7 +359,7 @@ def sample_posterior(
         "leapfrog_per_draw": float(num_steps.mean()),
         "run_effects": (None if run_idx is None else {
             "runs": real_runs, "rows": int(len(runs)),
-            "centred_runs": centred_runs,
+            "pinned_runs": pinned_runs,
             "tau_run_median": float(np.median(np.asarray(samples["tau_run"])))}),
         "timing": {
             "compile": clock_run.seconds + clock_post.seconds,

@@ -171,9 +171,9 @@ def plot_residuals(fit, *, level: float = 0.9, max_draws: int = 2000):
     axes = fig.subplots(1, 2, sharey=True)
     for ax, x, name in zip(axes, (runs.N, runs.D), ("model size N (parameters)",
                                                      "training tokens D")):
-        ax.errorbar(x, np.zeros_like(x), yerr=np.stack([-lo, hi]), fmt="none",
-                    ecolor="0.6", elinewidth=0.8, alpha=0.7,
-                    label=f"{fmt_level(level)} {kind} interval")
+        # a run's interval need not contain 0: with run offsets it is centred on its run
+        ax.vlines(x, lo, hi, colors="0.6", linewidths=0.8, alpha=0.7,
+                  label=f"{fmt_level(level)} {kind} interval")
         ax.scatter(x[~outside], resid[~outside], s=12, color="tab:blue", zorder=3,
                    label="inside")
         ax.scatter(x[outside], resid[outside], s=16, color="tab:red", zorder=3,
