@@ -147,7 +147,8 @@ def _load_diagnostics(folder: Path, meta: dict, idata):
     d = meta.get("diagnostics")
     if not isinstance(d, dict):
         return None
-    from bayescale.estimators.diagnostics import DIAGNOSED_PARAMS, Diagnostics, compute_diagnostics
+    from bayescale.estimators.diagnostics import (DIAGNOSED_PARAMS, Diagnostics,
+                                                  compute_diagnostics, not_diagnosed)
 
     columns = ["r_hat", "ess_bulk", "ess_tail"]
     per_param = pd.DataFrame(columns=columns, dtype=float,
@@ -155,8 +156,7 @@ def _load_diagnostics(folder: Path, meta: dict, idata):
     summary_path = folder / "summary.csv"
     if idata is not None and hasattr(idata, "sample_stats"):
         law = get_law(meta.get("law", "chinchilla"))
-        per_param = compute_diagnostics(
-            idata, exclude=tuple(f"{coord}_c" for coord, _, _ in law.shears)).per_param
+        per_param = compute_diagnostics(idata, exclude=not_diagnosed(law)).per_param
     elif summary_path.is_file():
         try:
             table = pd.read_csv(summary_path, index_col=0)

@@ -161,6 +161,16 @@ def test_model_mean_is_the_law_plus_the_run_offset():
         assert offsets[1.0][r] - offsets[0.0][r] == pytest.approx(sd, rel=1e-4)
     np.testing.assert_allclose(offsets[1.0][20:], tau, rtol=1e-12)
     np.testing.assert_allclose(offsets[0.0][20:], 0.0, atol=1e-15)
+    # padded rows (masked out, pointing at run 0, with a loss far off) change no offset
+    from bayescale.estimators.padding import pad_rows
+
+    log_X = np.column_stack([runs.log_N, runs.log_D])
+    X_pad, y_pad, mask = pad_rows(len(runs) + 37, log_X, runs.log_loss)
+    y_pad = np.where(mask, y_pad, 5.0)
+    point = {**BASE, "tau_run": tau, "run_z": np.full(32, 1.0)}
+    tr, _, _, _ = _trace_with_offsets(point, runs, 32, "normal", mask, X_pad, y_pad,
+                                      np.pad(run, (0, 37)))
+    np.testing.assert_allclose(np.asarray(tr["run_offset"]["value"]), offsets[1.0], rtol=1e-12)
 
 
 def test_run_offsets_log_density_by_hand():

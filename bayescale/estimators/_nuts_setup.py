@@ -173,8 +173,21 @@ def mass_settings(dense_mass: bool, init_values: Mapping[str, float], check: fro
     :func:`bayescale.estimators.run_offsets.mass_matrix` at the unjittered initial point."""
     if not (dense_mass and model_kwargs.get("num_runs")):
         return dense_mass, None
-    return mass_matrix(models.law_model, init_near(values=init_values, radius=0.0, check=check),
-                       log_X, y, **model_kwargs)
+    # compiled (eagerly, on the progress-bar path, the Hessian alone took 30 s on
+    # misfitting_checkpoints); inside the sampling program this jit is inlined
+    arrays = {k: v for k, v in model_kwargs.items() if isinstance(v, jax.Array)}
+    fixed = {k: v for k, v in model_kwargs.items() if k not in arrays}
+    blocks = []
+
+    def inverse(log_X, y, init_values, arrays):
+        dense, start = mass_matrix(models.law_model, init_near(values=init_values, radius=0.0,
+                                                               check=check),
+                                   log_X, y, **fixed, **arrays)
+        blocks[:] = dense
+        return start[dense[0]]
+
+    start = jax.jit(inverse)(log_X, y, dict(init_values), arrays)
+    return list(blocks), {blocks[0]: start}
 
 
 UNKEYABLE = object()
@@ -254,8 +267,10 @@ def check_int(name: str, value: Any, minimum: int) -> int:
 RETRY_TARGET_ACCEPT = 0.95
 RETRY_WARMUP = 2000
 # The first attempt's target acceptance: NumPyro's 0.8, and 0.9 when the median run is a
-# checkpoint curve (run_offsets.RUN_PINNED_ROWS rows). misfitting_checkpoints (4,843 rows, 240 runs):
-# at 0.8 the first attempt kept 4 divergences and the retry passed (1025 s in all); at 0.9
-# one attempt passed (R-hat 1.006, 0 divergences, 405 s). benchmarks/RESULTS.md.
+# checkpoint curve (run_offsets.RUN_PINNED_ROWS rows). misfitting_checkpoints (4,843 rows, 240
+# runs), with the offsets of before: at 0.8 the first attempt kept 4 divergences and the
+# retry passed (1025 s in all), at 0.9 one attempt passed (405 s). With the conditional
+# offsets (run_offsets) 0.8 and 0.9 both passed at seeds 0 and 1 with the same 31 leapfrog
+# steps per draw; 0.9 stays, at no cost. benchmarks/RESULTS.md.
 DEFAULT_TARGET_ACCEPT = 0.8
 CHECKPOINT_TARGET_ACCEPT = 0.9

@@ -28,7 +28,7 @@ import pandas as pd
 
 from bayescale.errors import ConvergenceError, ConvergenceWarning
 
-__all__ = ["Diagnostics", "compute_diagnostics", "check", "DIAGNOSED_PARAMS",
+__all__ = ["Diagnostics", "compute_diagnostics", "check", "DIAGNOSED_PARAMS", "not_diagnosed",
            "RHAT_MAX", "ESS_BULK_MIN", "EBFMI_MIN", "RHAT_MIN_CHAINS"]
 
 #: Parameters checked, those of them in the posterior (``nu`` only when it is sampled).
@@ -101,6 +101,17 @@ class Diagnostics(NamedTuple):
         if self.divergences > 0:
             out.append(f"{self.divergences} divergent transition(s)")
         return out
+
+
+def not_diagnosed(law) -> tuple[str, ...]:
+    """The posterior sites of a fit of ``law`` that are sampling coordinates, not
+    parameters (left out of the per-parameter table): the centred coefficients, the slope
+    coordinates and the run offsets (``run_offset`` and its standard normal ``run_z``)."""
+    from bayescale.estimators.run_offsets import RUN_SITE
+    from bayescale.estimators.slope_coords import SLOPE_SITES
+
+    return (tuple(f"{coord}_c" for coord, _, _ in law.shears) + ("run_offset", RUN_SITE)
+            + SLOPE_SITES)
 
 
 def compute_diagnostics(idata, exclude: tuple[str, ...] = ()) -> Diagnostics:

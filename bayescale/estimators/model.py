@@ -173,7 +173,7 @@ def law_model(log_X, log_loss=None, *, law: Law, priors, likelihood: str, centre
     ``run`` (``(n,)`` integers below ``num_runs``), checkpoints of training runs: every run
     gets an offset in log loss (:mod:`bayescale.estimators.run_offsets`), sampled around
     its mean residual from the law, or from ``run_reference`` (the observed log losses,
-    for a posterior predictive with ``log_loss=None``)
+    for a posterior predictive with ``log_loss=None``).
 
     ``slope_coords`` (Chinchilla only; see the module docstring): sample E, alpha and a_c
     through :func:`slope_to_natural` (sites :data:`SLOPE_SITES`; E, alpha and a_c become

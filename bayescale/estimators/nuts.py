@@ -41,7 +41,6 @@ import numpy as np
 from bayescale.estimators import model as models
 from bayescale.estimators import subsample as ecs
 from bayescale.estimators.run_offsets import RUN_SITE
-from bayescale.estimators.slope_coords import SLOPE_SITES
 from bayescale.data.runs import Runs
 from bayescale.errors import BayescaleError
 from bayescale.estimators._nuts_setup import (  # noqa: F401  (tests inspect the cache keys)
@@ -334,8 +333,7 @@ def sample_posterior(
         from bayescale.estimators import diagnostics as _diagnostics  # lazy: later in the layering
 
         diagnostics = _diagnostics.compute_diagnostics(
-            idata, exclude=tuple(f"{coord}_c" for coord, _, _ in law.shears) + ("run_offset", RUN_SITE)
-            + SLOPE_SITES)
+            idata, exclude=_diagnostics.not_diagnosed(law))
         t_post = time.perf_counter() - t0
 
     flat = {k: np.asarray(v).reshape(-1) for k, v in samples.items()}
