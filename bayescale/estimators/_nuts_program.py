@@ -39,12 +39,12 @@ from bayescale.estimators._nuts_setup import (
     args_signature,
     checked_sites,
     init_near,
-    mass_settings,
     priors_key,
 )
+from bayescale.estimators.run_offsets import mass_block, mass_matrix
 
 __all__ = ["Settings", "EXTRA_FIELDS", "CompileClock", "import_arviz_in_background",
-           "nuts_program", "run_as_one_program", "run_subsampled"]
+           "mass_settings", "mass_start", "nuts_program", "run_as_one_program", "run_subsampled"]
 
 # ArviZ 0.2x announces its 1.x refactor with a multi-line FutureWarning on import (once a
 # day per user cache); it is about ArviZ's future API, which a bayescale user neither calls
@@ -59,6 +59,13 @@ _COMPILE_EVENTS = frozenset({
     "/jax/core/compile/jaxpr_to_mlir_module_duration",
     "/jax/core/compile/backend_compile_duration",
 })
+
+#: Data of at least this many rows (padded) with run offsets start NUTS's mass matrix at the
+#: inverse Hessian (:func:`mass_start`). misfitting_checkpoints (4,843 rows): one chain's
+#: warmup took 43,224 leapfrog steps instead of 123,749. On smaller data the steps are cheap
+#: and the start's compile (8-9 s) costs about what it saves: 200 checkpoints of 20 runs,
+#: default settings, 2 cores: sampling 8-10 s with it and 16-17 s without.
+HESSIAN_START_ROWS = 1024
 
 #: The sampler statistics recorded per draw (``sample_stats`` of the InferenceData).
 EXTRA_FIELDS = ("diverging", "energy", "num_steps", "accept_prob", "adapt_state.step_size",
@@ -127,9 +134,83 @@ def _quiet_import(name: str) -> None:
         pass
 
 
+def program_model_kwargs(settings: Settings, priors: Mapping[str, Any] | None, centre, E_max,
+                         mask, run) -> dict[str, Any]:
+    """The keyword arguments of :func:`bayescale.estimators.model.law_model` in a program."""
+    return dict(record_log_likelihood=True, priors=priors, law=settings.law,
+                likelihood=settings.likelihood,
+                centre=tuple(centre[i] for i in range(len(settings.law.inputs))),
+                E_max=E_max, mask=mask, run=run, num_runs=settings.num_runs,
+                slope_coords=settings.slope_coords)
+
+
+def mass_start(settings: Settings, priors: Mapping[str, Any] | None, args: tuple, *,
+               cache: "OrderedDict[tuple, Any]", max_size: int) -> dict | None:
+    """The start of NUTS's inverse mass matrix, ``{block: matrix}``, for a model with run
+    offsets, ``settings.dense_mass`` and :data:`HESSIAN_START_ROWS` rows or more
+    (:func:`bayescale.estimators.run_offsets.mass_matrix` at the unjittered initial
+    point), or ``None`` (NumPyro's identity). ``args``: ``(log_X, y, centre, E_max,
+    init_values, mask, run)``, traced as in :func:`nuts_program`.
+
+    It is a program of its own, compiled once per model and data size (kept in ``cache``,
+    keyed without the sampler's lengths, which do not change it) and passed to the sampling
+    program as an argument: traced into each NUTS program, it more than doubled that
+    program's compile (a small checkpoint fit: 12 s to 28 s)."""
+    if not (settings.dense_mass and settings.num_runs) or args[1].shape[0] < HESSIAN_START_ROWS:
+        return None
+    check = checked_sites(priors, settings.law)
+    model = settings._replace(chains=1, warmup=1, draws=1, method="", max_tree_depth=1,
+                              target_accept=0.5)
+
+    def start(log_X, y, centre, E_max, init_values, mask, run):
+        kwargs = program_model_kwargs(model, priors, centre, E_max, mask, run)
+        block = mass_block(models.law_model, log_X, y, **kwargs)
+        return mass_matrix(models.law_model, init_near(values=init_values, radius=0.0,
+                                                       check=check), block, log_X, y, **kwargs)
+
+    return _cached(start, model, priors, args, cache=cache, max_size=max_size)(*args)
+
+
+def mass_settings(settings: Settings, start: dict | None, log_X, y,
+                  model_kwargs: Mapping[str, Any]) -> tuple[Any, dict | None]:
+    """NUTS's ``(dense_mass, inverse_mass_matrix)``: for a model with run offsets and
+    ``settings.dense_mass``, one dense block over the law's sites and a diagonal over the
+    offsets (:func:`bayescale.estimators.run_offsets.mass_block`), started at ``start``
+    (:func:`mass_start`) or the identity; otherwise ``(settings.dense_mass, None)``."""
+    if not (settings.dense_mass and settings.num_runs):
+        return settings.dense_mass, None
+    return [mass_block(models.law_model, log_X, y, **model_kwargs)], start
+
+
+def _cached(fn, settings: Settings, priors, args: tuple, *, cache: "OrderedDict[tuple, Any]",
+            max_size: int):
+    """``jit(fn)`` compiled for ``args``, kept in ``cache`` (the ``max_size`` most recently
+    used) under ``settings``, the priors' key and the shapes and dtypes of ``args``;
+    unkeyable priors compile every call."""
+    pkey = priors_key(priors)
+    key = None
+    if pkey is not UNKEYABLE:
+        key = (fn.__name__, settings, pkey, args_signature(args), jax.default_backend(),
+               str(jax.config.jax_default_device), bool(jax.config.jax_enable_x64))
+    compiled = cache.get(key) if key is not None else None
+    if compiled is None:
+        lowered = jax.jit(fn).lower(*args)
+        import_arviz_in_background()
+        compiled = lowered.compile()
+        if key is not None:
+            cache[key] = compiled
+            while len(cache) > max_size:
+                cache.popitem(last=False)
+    else:
+        cache.move_to_end(key)
+        import_arviz_in_background()
+    return compiled
+
+
 def nuts_program(settings: Settings, priors: Mapping[str, Any] | None):
     """The function traced into one program: NUTS for all chains, from the traced
-    ``(rng_key, log_X, y, centre, E_max, init_values, mask, run)``; ``settings`` and the
+    ``(rng_key, log_X, y, centre, E_max, init_values, mask, run, start)`` (``start``: the
+    mass matrix's, :func:`mass_start`); ``settings`` and the
     user's ``priors`` (default priors are built from the traced ``E_max``) are static.
     With ``settings.subsample``: HMCECS, :func:`bayescale.estimators.subsample.ecs_program`.
     """
@@ -139,15 +220,9 @@ def nuts_program(settings: Settings, priors: Mapping[str, Any] | None):
         return subsample.ecs_program(settings, priors, EXTRA_FIELDS)
     check = checked_sites(priors, settings.law)
 
-    def run_all(rng_key, log_X, y, centre, E_max, init_values, mask, run):
-        model_kwargs = dict(
-            record_log_likelihood=True, priors=priors, law=settings.law,
-            likelihood=settings.likelihood,
-            centre=tuple(centre[i] for i in range(len(settings.law.inputs))),
-            E_max=E_max, mask=mask, run=run, num_runs=settings.num_runs,
-            slope_coords=settings.slope_coords)
-        dense, inverse = mass_settings(settings.dense_mass, init_values, check, log_X, y,
-                                       model_kwargs)
+    def run_all(rng_key, log_X, y, centre, E_max, init_values, mask, run, start):
+        model_kwargs = program_model_kwargs(settings, priors, centre, E_max, mask, run)
+        dense, inverse = mass_settings(settings, start, log_X, y, model_kwargs)
         kernel = NUTS(models.law_model, target_accept_prob=settings.target_accept,
                       dense_mass=dense, inverse_mass_matrix=inverse,
                       max_tree_depth=settings.max_tree_depth,
@@ -189,24 +264,8 @@ def run_as_one_program(settings: Settings, priors: Mapping[str, Any] | None, arg
 
     Returns samples and extra fields with leading axes ``(chain, draw)``.
     """
-    pkey = priors_key(priors)
-    key = None
-    if pkey is not UNKEYABLE:
-        key = (settings, pkey, args_signature(args), jax.default_backend(),
-               str(jax.config.jax_default_device), bool(jax.config.jax_enable_x64))
-    compiled = cache.get(key) if key is not None else None
-    if compiled is None:
-        lowered = jax.jit(nuts_program(settings, priors)).lower(*args)
-        import_arviz_in_background()
-        compiled = lowered.compile()
-        if key is not None:
-            cache[key] = compiled
-            while len(cache) > max_size:
-                cache.popitem(last=False)
-    else:
-        cache.move_to_end(key)
-        import_arviz_in_background()
-    return compiled(*args)
+    return _cached(nuts_program(settings, priors), settings, priors, args, cache=cache,
+                   max_size=max_size)(*args)
 
 
 def run_subsampled(settings: Settings, priors: Mapping[str, Any] | None, rng_key, log_X, y,

@@ -18,7 +18,7 @@ from numpyro.distributions import Distribution
 from bayescale.estimators import model as models
 from bayescale.errors import BayescaleError
 from bayescale.estimators import slope_coords
-from bayescale.estimators.run_offsets import RUN_PINNED_ROWS, RUN_SITE, mass_matrix
+from bayescale.estimators.run_offsets import RUN_PINNED_ROWS, RUN_SITE
 
 INIT_RADIUS = 0.3  # jitter of the initial point per chain, in unconstrained space
 CHAIN_METHODS = ("auto", "vectorized", "parallel", "sequential")
@@ -164,30 +164,6 @@ def init_near(site=None, *, values: Mapping[str, float], radius: float,
         # the size of the other sites' would put them many times their spread away
         return jnp.zeros(site["fn"].shape(), dtype=jnp.result_type(float))
     return init_to_median(site)
-
-
-def mass_settings(dense_mass: bool, init_values: Mapping[str, float], check: frozenset,
-                  log_X, y, model_kwargs: Mapping[str, Any]) -> tuple[Any, Any]:
-    """NUTS's ``(dense_mass, inverse_mass_matrix)``: ``(dense_mass, None)``, or for a model
-    with run offsets the block structure and start of
-    :func:`bayescale.estimators.run_offsets.mass_matrix` at the unjittered initial point."""
-    if not (dense_mass and model_kwargs.get("num_runs")):
-        return dense_mass, None
-    # compiled (eagerly, on the progress-bar path, the Hessian alone took 30 s on
-    # misfitting_checkpoints); inside the sampling program this jit is inlined
-    arrays = {k: v for k, v in model_kwargs.items() if isinstance(v, jax.Array)}
-    fixed = {k: v for k, v in model_kwargs.items() if k not in arrays}
-    blocks = []
-
-    def inverse(log_X, y, init_values, arrays):
-        dense, start = mass_matrix(models.law_model, init_near(values=init_values, radius=0.0,
-                                                               check=check),
-                                   log_X, y, **fixed, **arrays)
-        blocks[:] = dense
-        return start[dense[0]]
-
-    start = jax.jit(inverse)(log_X, y, dict(init_values), arrays)
-    return list(blocks), {blocks[0]: start}
 
 
 UNKEYABLE = object()

@@ -47,15 +47,11 @@ from bayescale.estimators._nuts_setup import (  # noqa: F401  (tests inspect the
     CHAIN_METHODS, resolve_chain_method, INIT_RADIUS, UNKEYABLE, args_signature, checked_sites,
     init_near, initial_values, priors_key, slope_coords_apply, slope_init, run_effects,
     check_int, CHECKPOINT_TARGET_ACCEPT, DEFAULT_TARGET_ACCEPT, RETRY_TARGET_ACCEPT,
-    RETRY_WARMUP, mass_settings,
+    RETRY_WARMUP,
 )
 from bayescale.estimators._nuts_program import (
-    EXTRA_FIELDS,
-    CompileClock,
-    Settings,
-    import_arviz_in_background,
-    run_as_one_program,
-    run_subsampled,
+    EXTRA_FIELDS, CompileClock, Settings, import_arviz_in_background, mass_settings, mass_start,
+    run_as_one_program, run_subsampled,
 )
 from bayescale.estimators.idata import load_idata, save_idata, to_inference_data  # noqa: F401
 from bayescale.estimators.padding import bucket_size, pad_rows
@@ -280,8 +276,11 @@ def sample_posterior(
             # A progress bar steps the sampler from Python, and pmap places the chains
             # itself: let NumPyro drive (it jits its sampling loop on its own).
             import_arviz_in_background()
-            dense, inverse = mass_settings(dense_mass, init_values,
-                                           checked_sites(user_priors, law), log_X, y, model_kwargs)
+            start = mass_start(settings, user_priors or None, (
+                log_X, y, jnp.asarray(centre, dtype=dtype), jnp.asarray(E_max, dtype=dtype),
+                {k: jnp.asarray(v, dtype=dtype) for k, v in init_values.items()}, None,
+                model_kwargs["run"]), cache=_PROGRAMS, max_size=_PROGRAMS_MAX)
+            dense, inverse = mass_settings(settings, start, log_X, y, model_kwargs)
             kernel = NUTS(models.law_model, target_accept_prob=target_accept,
                           dense_mass=dense, inverse_mass_matrix=inverse,
                           max_tree_depth=max_tree_depth,
@@ -310,6 +309,8 @@ def sample_posterior(
                           jnp.asarray(mask),
                           jnp.asarray(np.pad(np.zeros(n, int) if run_idx is None else run_idx,
                                              (0, X_pad.shape[0] - n))))
+                traced += (mass_start(settings, user_priors or None, traced[1:],
+                                      cache=_PROGRAMS, max_size=_PROGRAMS_MAX),)
                 samples, stats = run_as_one_program(settings, user_priors or None, traced,
                                                     cache=_PROGRAMS, max_size=_PROGRAMS_MAX)
                 samples["log_lik"] = samples["log_lik"][..., :n]
