@@ -74,16 +74,20 @@ EXTRA_FIELDS = ("diverging", "energy", "num_steps", "accept_prob", "adapt_state.
 
 class CompileClock:
     """Wall time JAX spends tracing, lowering and compiling (XLA, or a persistent-cache
-    read), as the union of the time spans JAX reports through ``jax.monitoring``."""
+    read) in this thread, as the union of the time spans JAX reports through
+    ``jax.monitoring`` (which calls its listeners in the compiling thread; a report's
+    bootstrap compiles in another, beside NUTS)."""
 
     def __init__(self) -> None:
         self.spans: list[tuple[float, float]] = []
+        self.thread = threading.get_ident()
 
     def _listen(self, event: str, start: float, end: float, **kwargs) -> None:
-        if event in _COMPILE_EVENTS:
+        if event in _COMPILE_EVENTS and threading.get_ident() == self.thread:
             self.spans.append((start, end))
 
     def __enter__(self) -> "CompileClock":
+        self.thread = threading.get_ident()
         jax.monitoring.register_event_time_span_listener(self._listen)
         return self
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -170,7 +171,15 @@ def fit_methods(runs: Runs, *, bayes_options: Mapping[str, Any] | None = None,
     steps = steps or Steps([], False)
     options = {"posterior_predictive": True, "progress": show_progress(quiet)}
     options.update(bayes_options or {})
+    # The bootstrap runs in a thread beside NUTS: each keeps about one of two cores busy
+    # (XLA releases the GIL while it runs), so the two take about as long as the longer
+    # (misfitting_checkpoints: NUTS 82 s, bootstrap 90 s, one after the other).
+    boot_job = _Beside(lambda: valid_draws(fit(runs, method="bootstrap", level=level, seed=seed,
+                                                resamples=int(resamples), law=law)))
     steps.start("NUTS sampling")
+    # (warnings.catch_warnings is process-wide: the bootstrap thread must not enter one, or
+    # it could restore this one's recorder after it ends; its own warnings meanwhile are
+    # recorded here and re-emitted below)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         bayes = fit(runs, method="bayes", level=level, seed=seed, law=law, **options)
@@ -180,8 +189,7 @@ def fit_methods(runs: Runs, *, bayes_options: Mapping[str, Any] | None = None,
     bayes = dataclasses.replace(bayes, info=dict(bayes.info, convergence_warnings=messages))
     steps.done()
     steps.start(f"bootstrap ({resamples} resamples)")
-    boot = valid_draws(fit(runs, method="bootstrap", level=level, seed=seed,
-                           resamples=int(resamples), law=law))
+    boot = boot_job.result(check=steps.check)
     steps.done()
     reference = boot.law.params_type(*(np.asarray(v, dtype=float) for v in boot.reference))
     if boot.law.name == "chinchilla":
@@ -192,6 +200,32 @@ def fit_methods(runs: Runs, *, bayes_options: Mapping[str, Any] | None = None,
     huber = ScalingFit(method="huber", params=reference, runs=runs, level=level,
                        info={"note": note})
     return {"bayes": bayes, "bootstrap": boot, "huber": huber}
+
+
+class _Beside:
+    """``fn()`` in a daemon thread, started at once; :meth:`result` waits for it (calling
+    ``check`` every 0.2 s, so that Ctrl-C is not held up) and returns its value or raises its
+    exception. A daemon, so that an interrupted run does not wait for it to finish."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self._out: dict[str, Any] = {}
+        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True,
+                                        name="bayescale-beside")
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], Any]) -> None:
+        try:
+            self._out["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - re-raised by result()
+            self._out["error"] = exc
+
+    def result(self, check: Callable[[], None] = lambda: None) -> Any:
+        while self._thread.is_alive():
+            check()
+            self._thread.join(0.2)
+        if "error" in self._out:
+            raise self._out["error"]
+        return self._out["value"]
 
 
 def _at_budget(f: ScalingFit, C: float, level: float,
