@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from bayescale.estimators._nuts_program import CompileClock
+from bayescale.errors import ConvergenceWarning
 from bayescale.estimators.fit import fit
 from bayescale.report import compare
 from _report_fits import small_fits
@@ -25,7 +26,8 @@ from _report_fits import small_fits
 
 def test_the_bootstrap_beside_nuts_is_the_bootstrap_alone():
     fits = small_fits()
-    alone = fit(fits["bayes"].runs, method="bootstrap", resamples=100, seed=0, level=0.9)
+    alone = compare.valid_draws(fit(fits["bayes"].runs, method="bootstrap", resamples=100,
+                                    seed=0, level=0.9))
     for got, want in zip(fits["bootstrap"].params, alone.params):
         np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
 
@@ -43,13 +45,24 @@ def _fake_fits(monkeypatch, bootstrap):
     return fits
 
 
-def test_a_warning_of_the_bootstrap_thread_reaches_the_caller(monkeypatch):
-    def bootstrap(fits):
-        warnings.warn("resample 7 did not converge", UserWarning)
-        return fits["bootstrap"]
+def test_a_warning_of_the_bootstrap_thread_reaches_the_caller_and_is_not_nuts(monkeypatch):
+    """The bootstrap warns while NUTS runs (ordered by events): the warning reaches the
+    caller, and a ConvergenceWarning of the bootstrap is not counted as NUTS's."""
+    started, warned = threading.Event(), threading.Event()
+    fits = small_fits()
 
-    fits = _fake_fits(monkeypatch, bootstrap)
-    with pytest.warns(UserWarning, match="resample 7"):
+    def fake_fit(runs, method, **kwargs):
+        if method == "bootstrap":
+            assert started.wait(30)
+            warnings.warn(ConvergenceWarning("resample 7 did not converge"))
+            warned.set()
+            return fits["bootstrap"]
+        started.set()
+        assert warned.wait(30)  # NUTS still running when the bootstrap warns
+        return fits["bayes"]
+
+    monkeypatch.setattr(compare, "fit", fake_fit)
+    with pytest.warns(ConvergenceWarning, match="resample 7"):
         out = compare.fit_methods(fits["bayes"].runs, resamples=100)
     assert out["bootstrap"] is fits["bootstrap"]
     assert out["bayes"].info["convergence_warnings"] == []
@@ -68,13 +81,17 @@ def test_waiting_for_the_thread_stops_on_an_interrupt():
     release = threading.Event()
     job = compare._Beside(lambda: release.wait(30))
 
-    def interrupted():
-        raise KeyboardInterrupt
+    calls = []
+
+    def interrupted():  # Ctrl-C pressed after the wait began
+        calls.append(1)
+        if len(calls) >= 3:
+            raise KeyboardInterrupt
 
     t0 = time.perf_counter()
     with pytest.raises(KeyboardInterrupt):
         job.result(check=interrupted)
-    assert time.perf_counter() - t0 < 10  # not the thread's 30 s
+    assert len(calls) == 3 and time.perf_counter() - t0 < 10  # not the thread's 30 s
     release.set()
     assert job.result() is True
 

@@ -59,7 +59,7 @@ def test_the_start_keeps_its_condition_number_below_1e6():
     model = _gaussian(1e-4, 1.0, 0.0)
     block = mass_block(model)
     start = mass_matrix(model, _at({"a": 0.0, "b": 0.0, RUN_SITE: np.zeros(3)}), block)[block]
-    np.testing.assert_allclose(np.asarray(start), np.diag([1e-8, 1e-2]), rtol=1e-4)
+    np.testing.assert_allclose(np.asarray(start), np.diag([1e-8, 1e-2]), rtol=1e-4, atol=1e-12)
 
 
 def test_the_start_is_its_own_program_reused_across_sampler_lengths(monkeypatch):

@@ -64,7 +64,8 @@ _COMPILE_EVENTS = frozenset({
 #: inverse Hessian (:func:`mass_start`). misfitting_checkpoints (4,843 rows): one chain's
 #: warmup took 43,224 leapfrog steps instead of 123,749. On smaller data the steps are cheap
 #: and the start's compile (8-9 s) costs about what it saves: 200 checkpoints of 20 runs,
-#: default settings, 2 cores: sampling 8-10 s with it and 16-17 s without.
+#: default settings, 2 cores: sampling 8-10 s with it (its compile not counted) and 16-17 s
+#: without. (The progress-bar path compares the unpadded rows.)
 HESSIAN_START_ROWS = 1024
 
 #: The sampler statistics recorded per draw (``sample_stats`` of the InferenceData).

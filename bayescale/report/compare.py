@@ -178,14 +178,19 @@ def fit_methods(runs: Runs, *, bayes_options: Mapping[str, Any] | None = None,
                                                 resamples=int(resamples), law=law)))
     steps.start("NUTS sampling")
     # (warnings.catch_warnings is process-wide: the bootstrap thread must not enter one, or
-    # it could restore this one's recorder after it ends; its own warnings meanwhile are
-    # recorded here and re-emitted below)
-    with warnings.catch_warnings(record=True) as caught:
+    # it could restore this one's recorder after it ends, nor trace a NumPyro model, whose
+    # handler stack is process-wide too; its own warnings meanwhile are recorded here with
+    # their thread, re-emitted below, and not counted as NUTS's)
+    main, caught = threading.get_ident(), []
+    with warnings.catch_warnings():
         warnings.simplefilter("always", ConvergenceWarning)
+        warnings.showwarning = lambda message, category, filename, lineno, *_: caught.append(
+            (threading.get_ident(), message, category, filename, lineno))
         bayes = fit(runs, method="bayes", level=level, seed=seed, law=law, **options)
-    messages = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
-    for w in caught:  # give everything back to the caller's filters
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    messages = [str(message) for thread, message, category, *_ in caught
+                if thread == main and issubclass(category, ConvergenceWarning)]
+    for _, message, category, filename, lineno in caught:  # back to the caller's filters
+        warnings.warn_explicit(message, category, filename, lineno)
     bayes = dataclasses.replace(bayes, info=dict(bayes.info, convergence_warnings=messages))
     steps.done()
     steps.start(f"bootstrap ({resamples} resamples)")
