@@ -23,6 +23,7 @@ from bayescale._atomic import (InterruptGuard, atomic_folder, atomic_write, chec
 from bayescale.data.runs import Runs
 from bayescale.errors import DataError
 from bayescale.estimators.fit import ScalingFit
+from bayescale.estimators.idata import save_idata
 from bayescale.laws.registry import get_law
 
 __all__ = ["atomic_write", "atomic_folder", "check_destination", "replace_folder",
@@ -64,9 +65,7 @@ def _write_fit_files(fit: ScalingFit, out: Path, level, payload) -> dict[str, Pa
         "runs": atomic_write(out / "runs.csv", lambda p: fit.runs.to_frame().to_csv(p)),
     }
     if fit.idata is not None:
-        idata = fit.idata
-        written["posterior"] = atomic_write(
-            out / "posterior.nc", lambda p: idata.to_netcdf(p, engine="h5netcdf"))
+        written["posterior"] = save_idata(fit.idata, out / "posterior.nc")
     # fit.json goes last: its presence marks a complete folder.
     written["json"] = write_text(out / "fit.json", dumps_json(payload, indent=2) + "\n")
     return written

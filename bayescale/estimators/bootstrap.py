@@ -46,7 +46,7 @@ from bayescale.laws.base import Law
 from bayescale.laws.chinchilla import HOFFMANN_2022_UNROUNDED, LAW as CHINCHILLA
 
 __all__ = ["BOOTSTRAP_FTOL", "MAX_EXPONENT", "MIN_E_FRACTION", "RESAMPLE_ROWS",
-           "weight_chunks", "bootstrap_weights",
+           "weight_chunks", "bootstrap_weights", "resample_start", "start_for",
            "degenerate_resamples", "describe_dropped", "fit_bootstrap"]
 
 # From Hoffmann's published parameters the objective is so flat that scipy's
@@ -103,6 +103,49 @@ def weight_chunks(num_runs: int, resamples: int, seed: int, clusters=None, *, ch
         counts = np.zeros((r, k))
         np.add.at(counts, (np.arange(r)[:, None], idx), 1.0)
         yield counts if code is None else counts[:, code]
+
+
+def resample_start(law: Law, reference: Any, *, shrink: float = 0.0,
+                   init: Any = None, min_loss: float = 0.0) -> Any:
+    """The point every resample's L-BFGS starts from.
+
+    ``init`` ``None`` or ``"published"``: Hoffmann et al.'s (2022) unrounded published
+    parameters for the Chinchilla law without shrinkage, as Besiroglu et al. (2024)
+    refitted Hoffmann's data (kept so that their replication holds: on that flat
+    objective a few resamples end in another local minimum from another start, e.g. the
+    95th percentile of B 70,300 from Hoffmann's start and 68,200 from the full fit); else
+    ``reference``, the full data's fit. ``"reference"``: always the full data's fit,
+    the usual start of a bootstrap refit (Davison & Hinkley 1997, sec. 6.2) and near each
+    resample's minimum, which :func:`bayescale.fit` uses on every dataset but Hoffmann
+    et al.'s own (``misfitting_checkpoints``, 4000 resamples of 240 runs: 27 s instead of
+    38-47 s from Hoffmann's start, the same percentiles to 3 digits), unless that fit
+    is itself degenerate (:func:`degenerate_resamples`, with ``min_loss`` the smallest
+    observed loss; e.g. ``E ~ 0`` on 9 noisy runs, where every resample started there
+    stays degenerate), when the default applies. Anything else is a parameter tuple of
+    ``law``.
+    """
+    if isinstance(init, str):
+        if init not in ("published", "reference"):
+            raise BayescaleError(f"init must be 'published', 'reference' or parameters of the "
+                                 f"{law.name} law, got {init!r}.")
+        if init == "reference":
+            point = type(reference)(*(np.atleast_1d(np.asarray(v, dtype=float))
+                                      for v in reference))
+            bad, _ = degenerate_resamples(law, point, np.ones(1, bool), float(min_loss))
+            if not bad[0]:
+                return reference
+        init = None
+    if init is None:
+        return HOFFMANN_2022_UNROUNDED if law is CHINCHILLA and not shrink else reference
+    return init
+
+
+def start_for(source: Any) -> str:
+    """The ``init`` :func:`bayescale.fit` gives the bootstrap for runs from ``source``:
+    ``"published"`` for Hoffmann et al.'s own data (the registered ``chinchilla``, where
+    Besiroglu et al.'s start is replicated), ``"reference"`` (the full data's fit) for
+    every other dataset, file or DataFrame (:func:`resample_start`)."""
+    return "published" if str(source) == "chinchilla" else "reference"
 
 
 def _exponent_fields(law: Law) -> tuple[str, ...]:
@@ -177,8 +220,9 @@ def fit_bootstrap(log_N, log_D, log_loss, *, resamples: int = 4000, seed: int = 
     """Besiroglu et al. (2024) bootstrap of the Huber fit.
 
     Each of ``resamples`` resamples draws the runs with replacement and is refitted
-    by L-BFGS from ``init`` (default: Hoffmann et al.'s unrounded published
-    parameters, as Besiroglu et al.; for other laws, the grid fit to the full data);
+    by L-BFGS from ``init`` (:func:`resample_start`; default: Hoffmann et al.'s
+    unrounded published parameters for the Chinchilla law, as Besiroglu et al.; for
+    other laws, or ``init="reference"``, the grid fit to the full data);
     all resamples are solved in one batched program. ``clusters`` (a label per run, e.g.
     its training run for checkpoints) resamples whole clusters
     (:func:`bootstrap_weights`). ``shrink`` (as in
@@ -211,14 +255,17 @@ def fit_bootstrap(log_N, log_D, log_loss, *, resamples: int = 4000, seed: int = 
     shrink = check_shrink(shrink)
     ref = fit_huber(log_N, log_D, log_loss, delta=delta, law=law, log_U=log_U, shrink=shrink,
                     starts=starts)
-    if init is None:
-        init = HOFFMANN_2022_UNROUNDED if law is CHINCHILLA and not shrink else ref.params
+    init = resample_start(law, ref.params, shrink=shrink, init=init,
+                          min_loss=float(np.exp(log_loss.min())))
     with jax.enable_x64(True):
         theta0 = np.asarray(law.to_theta(type(init)(*(np.float64(v) for v in init))))
     # Padded to a size bucket with weight-0 rows (as fit_huber): one program per bucket.
     size = bucket_size(log_N.shape[0])
     log_X, log_loss, _ = pad_rows(size, log_X, log_loss)
+    # Equal chunks (the last is padded with copies, solved for nothing): 4000 resamples
+    # of 5120 rows are 3 chunks of 1334, not 1638 + 1638 + 724 padded to 1638.
     chunk = max(1, min(int(resamples), RESAMPLE_ROWS // size))
+    chunk = -(-int(resamples) // -(-int(resamples) // chunk))
     t0 = time.perf_counter()
     parts = []
     with jax.enable_x64(True):

@@ -281,8 +281,10 @@ def fit(runs: Runs | pd.DataFrame | str | os.PathLike, *, method: str = "bayes",
           ``shrink`` (0; ``b > 0`` pulls the fit toward the law's Normal priors, see
           :func:`bayescale.estimators.huber.fit_huber`);
         * huber_mle: ``delta``, ``init``, ``max_iter``;
-        * bootstrap: ``resamples`` (4000), ``delta``, ``init`` (default Hoffmann's
-          unrounded published parameters; with ``shrink`` the shrunk fit), ``max_iter``,
+        * bootstrap: ``resamples`` (4000), ``delta``, ``init`` (default: the full
+          data's fit, with ``shrink`` the shrunk fit; on the registered ``chinchilla``
+          data Hoffmann's unrounded published parameters, as Besiroglu et al.; see
+          :func:`bayescale.estimators.bootstrap.resample_start`), ``max_iter``,
           ``shrink``, ``starts`` (the full-data fit's grid); runs with a ``run`` column
           (checkpoints of training runs, ``run_column=``) resample whole training runs;
         * bayes: see :func:`bayescale.estimators.nuts.sample_posterior`;
@@ -329,6 +331,7 @@ def fit(runs: Runs | pd.DataFrame | str | os.PathLike, *, method: str = "bayes",
         strict = bool(kwargs.pop("strict", False))
         if method == "bootstrap":
             kwargs["seed"] = int(seed)
+            kwargs.setdefault("init", bootstrap.start_for(runs.source))
             if getattr(runs, "run", None) is not None:  # checkpoints: resample whole runs
                 kwargs["clusters"] = runs.run
         kwargs["law"] = law

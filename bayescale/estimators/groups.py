@@ -283,20 +283,21 @@ def _padded(runs: Runs, size: int, law: Any):
 def _fit_bootstrap_padded(runs: Runs, size: int, *, law: Any, level: float, seed: int,
                           resamples: int = 4000, delta: float = huber.DELTA,
                           max_iter: int = 1000, strict: bool = False,
-                          shrink: float = 0.0) -> ScalingFit:
+                          shrink: float = 0.0, init: Any = None) -> ScalingFit:
     """:func:`bayescale.estimators.bootstrap.fit_bootstrap` (same resamples for the same
     seed, same start, same ``shrink``) on runs padded to ``size`` rows with weight 0, so
     that groups share one compiled program. Degenerate resamples are left out as there."""
     from bayescale.estimators import bootstrap
-    from bayescale.laws.chinchilla import HOFFMANN_2022_UNROUNDED, LAW as CHINCHILLA
-
     if int(resamples) != resamples or resamples < 2:
         raise BayescaleError(f"resamples must be an integer >= 2, got {resamples!r}.")
     ref = _fit_huber_padded(runs, size, law=law, level=level, delta=delta,
                             max_iter=max_iter, strict=strict, shrink=shrink)
     shrink = ref.info["shrink"]
     law, log_X, log_loss, _ = _padded(runs, size, law)
-    init = HOFFMANN_2022_UNROUNDED if law is CHINCHILLA and not shrink else ref.params
+    init = bootstrap.resample_start(law, ref.params, shrink=shrink,
+                                    init=bootstrap.start_for(runs.source) if init is None
+                                    else init,
+                                    min_loss=float(np.exp(runs.log_loss.min())))
     n = len(runs)
     weights = bootstrap.bootstrap_weights(n, int(resamples), int(seed), runs.run)
     weights = np.pad(weights, ((0, 0), (0, log_X.shape[0] - n)))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from bayescale._atomic import atomic_write
 from bayescale.data.runs import Runs
 from bayescale.errors import BayescaleError
 
@@ -46,21 +46,19 @@ def to_inference_data(samples, stats, loglik, predictive, y, runs: Runs, law):
 
 
 def save_idata(idata, path: str | os.PathLike) -> Path:
-    """Write ``idata`` to netCDF at ``path`` atomically (temp file, then ``os.replace``).
+    """Write ``idata`` to netCDF at ``path`` atomically (:func:`bayescale._atomic.atomic_write`:
+    a temporary file, then ``os.replace``), creating the folder.
+
+    Uncompressed: zlib (ArviZ's default) shrinks posterior draws, noise-like floats, by
+    only ~16% and writes ten times slower (``misfitting_checkpoints``' 8000 x 4843
+    log-likelihood and predictive draws: 138 MB in 5.6 s against 163 MB in 0.6 s;
+    reading back 0.9 s against 0.5 s).
 
     Returns the path written.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        idata.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda p: idata.to_netcdf(p, engine="h5netcdf", compress=False))
 
 
 def load_idata(path: str | os.PathLike):

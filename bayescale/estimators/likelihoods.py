@@ -8,6 +8,8 @@ a posteriori estimate under flat priors is their fit (:class:`Huber`).
 
 References
 ----------
+R. W. Bailey, "Polar generation of random variates with the t-distribution",
+Math. Comp. 62 (1994) 779-781.
 J. Hoffmann et al., "Training Compute-Optimal Large Language Models",
 arXiv:2203.15556 (2022).
 T. Besiroglu, E. Erdil, M. Barnett, J. You, "Chinchilla Scaling: A replication
@@ -32,10 +34,37 @@ from bayescale.errors import BayescaleError
 from bayescale.estimators.huber import huber_log_normaliser
 from bayescale.estimators.priors import HUBER_DELTA
 
-__all__ = ["LIKELIHOODS", "Huber", "likelihood_distribution", "row_precision",
-           "check_likelihood"]
+__all__ = ["LIKELIHOODS", "Huber", "PolarStudentT", "likelihood_distribution",
+           "row_precision", "check_likelihood"]
 
 LIKELIHOODS = ("student_t", "normal", "huber")
+
+
+class PolarStudentT(dist.StudentT):
+    """NumPyro's ``StudentT`` with Bailey's (1994) polar sampler: exact and without
+    rejection, so posterior predictive draws cost about what normal ones do.
+
+    NumPyro draws a t as a normal over the root of a chi-square, and its gamma sampler
+    rejects in a loop: 13 s for 4000 draws x 4843 rows (``misfitting_checkpoints``'
+    posterior predictive) on 2 CPU cores, against 0.2 s for normals. Bailey's polar
+    method takes a point uniform in the unit disc, ``W = U^2 + V^2``, and returns
+    ``U sqrt(nu (W^(-2/nu) - 1) / W)``; as ``W`` is uniform on (0, 1) and independent of
+    the point's angle ``theta`` (``U / sqrt(W) = cos theta``), that is
+    ``cos(2 pi u_1) sqrt(nu expm1(-2 log(u_2) / nu))`` for two independent uniforms, with
+    no rejection step. The density, the log-probability and everything but ``sample`` are
+    NumPyro's. In float32, degrees of freedom below about 0.2 overflow the largest draws
+    to infinity (``u_2^(-2 / nu)``), as any sampler's would.
+    """
+
+    def sample(self, key, sample_shape=()):
+        shape = sample_shape + self.batch_shape
+        dtype = jnp.result_type(self.loc, float)
+        k_angle, k_radius = jax.random.split(key)
+        w = 1.0 - jax.random.uniform(k_radius, shape, dtype)  # (0, 1]: W of the disc point
+        cos = jnp.cos((2.0 * math.pi) * jax.random.uniform(k_angle, shape, dtype))
+        df, loc, scale = (jnp.broadcast_to(v, shape) for v in (self.df, self.loc, self.scale))
+        t = cos * jnp.sqrt(df * jnp.expm1(-2.0 * jnp.log(w) / df))
+        return loc + scale * t
 
 
 class Huber(dist.Distribution):
@@ -108,7 +137,7 @@ def likelihood_distribution(likelihood: str, mu: Array, sigma: Array, nu: Any
     """The noise distribution of log loss around ``mu``: Student-t (``nu`` degrees of
     freedom), normal or Huber (``delta = HUBER_DELTA``), each of scale ``sigma``."""
     if likelihood == "student_t":
-        return dist.StudentT(nu, mu, sigma)
+        return PolarStudentT(nu, mu, sigma)
     if likelihood == "normal":
         return dist.Normal(mu, sigma)
     if likelihood == "huber":
