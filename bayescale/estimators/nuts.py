@@ -82,7 +82,8 @@ class Posterior(NamedTuple):
     info: dict
 
 
-# The compiled NUTS programs, the most recently used last (see run_as_one_program).
+# The compiled NUTS programs and the mass-matrix start programs of run offsets
+# (_nuts_program.mass_start), the most recently used last (see run_as_one_program).
 _PROGRAMS: "OrderedDict[tuple, Any]" = OrderedDict()  # key -> compiled NUTS program
 _PROGRAMS_MAX = 8
 

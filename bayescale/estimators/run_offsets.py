@@ -124,7 +124,8 @@ def mass_matrix(model, init_strategy, block: tuple[str, ...], *args, **kwargs) -
     latent site but :data:`RUN_SITE` (the law's coordinates, ``sigma``,
     ``nu``, ``tau_run``), started at the inverse Hessian of the potential over that block
     at the initial point (``init_strategy``; ``|eigenvalues|`` where it is not positive
-    definite), and a diagonal over the ``run_z``, started at 1 (nearly independent
+    definite). The ``run_z`` are left out of the dict: NumPyro gives the sites outside
+    ``dense_mass``'s blocks one diagonal, started at 1 (they are nearly independent
     standard normals; see the module docstring).
 
     Both matter for time. A dense matrix over all ~250 sites must be learned from warmup

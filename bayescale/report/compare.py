@@ -210,7 +210,12 @@ def fit_methods(runs: Runs, *, bayes_options: Mapping[str, Any] | None = None,
 class _Beside:
     """``fn()`` in a daemon thread, started at once; :meth:`result` waits for it (calling
     ``check`` every 0.2 s, so that Ctrl-C is not held up) and returns its value or raises its
-    exception. A daemon, so that an interrupted run does not wait for it to finish."""
+    exception. A daemon, so that an interrupted run does not wait for it to finish: when
+    the caller stops early (Ctrl-C, or NUTS raised), the thread is abandoned and runs to
+    its end in the background (the bootstrap: up to its full time), its result dropped.
+    It does not inherit the caller's thread-local JAX settings (``jax.enable_x64``,
+    ``jax.default_device`` contexts): ``fn`` sets what it needs (the bootstrap enters
+    ``enable_x64`` itself)."""
 
     def __init__(self, fn: Callable[[], Any]) -> None:
         self._out: dict[str, Any] = {}
