@@ -51,28 +51,39 @@ def test_fit_starts_at_the_full_fit_except_on_hoffmanns_data():
     boot = fit(runs, method="bootstrap", resamples=8, seed=0)
     huber = fit(runs, method="huber")
     np.testing.assert_allclose(_init(boot), _theta(huber.params), rtol=1e-9)
+    assert boot.info["start"] == "reference"
+    again = fit(runs, method="bootstrap", resamples=8, seed=0, init=None)
+    np.testing.assert_allclose(_init(again), _init(boot), rtol=0)
 
     assert start_for("chinchilla") == "published"
     chin = fit(load_runs("chinchilla"), method="bootstrap", resamples=8, seed=0)
     np.testing.assert_allclose(_init(chin), _theta(HOFFMANN_2022_UNROUNDED), rtol=1e-12)
+    assert chin.info["start"] == "published"
 
 
 def test_a_degenerate_full_fit_is_not_a_start():
     runs = simulate_runs(models_per_budget=1, noise=0.02, seed=0)  # its Huber fit has E ~ 0
     ref = fit(runs, method="huber").params
     assert float(ref.E) < 1e-6
-    start = resample_start(LAW, ref, init="reference", min_loss=float(np.exp(runs.log_loss.min())))
-    assert start is HOFFMANN_2022_UNROUNDED
+    start, label = resample_start(LAW, ref, init="reference",
+                                  min_loss=float(np.exp(runs.log_loss.min())))
+    assert start is HOFFMANN_2022_UNROUNDED and label == "published (the full fit is degenerate)"
     with pytest.warns(ConvergenceWarning, match="degenerate"):
         boot = fit(runs, method="bootstrap", resamples=32, seed=0)
     np.testing.assert_allclose(_init(boot), _theta(HOFFMANN_2022_UNROUNDED), rtol=1e-12)
+    assert boot.info["start"] == "published (the full fit is degenerate)"
 
 
 def test_explicit_starts():
     ref = LawParams(*(np.float64(v) for v in TRUE))
-    assert resample_start(LAW, ref, init=HOFFMANN_2022_UNROUNDED) is HOFFMANN_2022_UNROUNDED
-    assert resample_start(LAW, ref, init="published") is HOFFMANN_2022_UNROUNDED
-    assert resample_start(LAW, ref, init="published", shrink=10.0) is ref
-    assert resample_start(LAW, ref, init="reference", min_loss=2.5) is ref
+    assert resample_start(LAW, ref, init=HOFFMANN_2022_UNROUNDED) == (HOFFMANN_2022_UNROUNDED,
+                                                                        "given")
+    assert resample_start(LAW, ref) == (HOFFMANN_2022_UNROUNDED, "published")
+    assert resample_start(LAW, ref, init="published")[0] is HOFFMANN_2022_UNROUNDED
+    assert resample_start(LAW, ref, init="published", shrink=10.0) == (ref, "reference")
+    assert resample_start(LAW, ref, init="reference", min_loss=2.5) == (ref, "reference")
+    # an unconverged full fit is not a start either
+    assert resample_start(LAW, ref, init="reference", min_loss=2.5,
+                          reference_converged=False)[1] == "published (the full fit is degenerate)"
     with pytest.raises(BayescaleError, match="init must be"):
         resample_start(LAW, ref, init="hoffmann")

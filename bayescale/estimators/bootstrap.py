@@ -106,24 +106,30 @@ def weight_chunks(num_runs: int, resamples: int, seed: int, clusters=None, *, ch
 
 
 def resample_start(law: Law, reference: Any, *, shrink: float = 0.0,
-                   init: Any = None, min_loss: float = 0.0) -> Any:
-    """The point every resample's L-BFGS starts from.
+                   init: Any = None, min_loss: float = 0.0,
+                   reference_converged: bool = True) -> tuple[Any, str]:
+    """The point every resample's L-BFGS starts from, and what it is: ``(params, label)``.
 
     ``init`` ``None`` or ``"published"``: Hoffmann et al.'s (2022) unrounded published
-    parameters for the Chinchilla law without shrinkage, as Besiroglu et al. (2024)
-    refitted Hoffmann's data (kept so that their replication holds: on that flat
-    objective a few resamples end in another local minimum from another start, e.g. the
-    95th percentile of B 70,300 from Hoffmann's start and 68,200 from the full fit); else
-    ``reference``, the full data's fit. ``"reference"``: always the full data's fit,
-    the usual start of a bootstrap refit (Davison & Hinkley 1997, sec. 6.2) and near each
-    resample's minimum, which :func:`bayescale.fit` uses on every dataset but Hoffmann
-    et al.'s own (``misfitting_checkpoints``, 4000 resamples of 240 runs: 27 s instead of
-    38-47 s from Hoffmann's start, the same percentiles to 3 digits), unless that fit
-    is itself degenerate (:func:`degenerate_resamples`, with ``min_loss`` the smallest
-    observed loss; e.g. ``E ~ 0`` on 9 noisy runs, where every resample started there
-    stays degenerate), when the default applies. Anything else is a parameter tuple of
-    ``law``.
+    parameters for the Chinchilla law without shrinkage (label ``"published"``), as
+    Besiroglu et al. (2024) refitted Hoffmann's data (kept so that their replication
+    holds: on that flat objective a few resamples end in another local minimum from
+    another start, e.g. the 95th percentile of B 70,300 from Hoffmann's start and 68,200
+    from the full fit); else ``reference``, the full data's fit (``"reference"``).
+
+    ``"reference"``: the full data's fit, the usual start of a bootstrap refit and near
+    each resample's minimum; :func:`bayescale.fit` uses it on every dataset but
+    Hoffmann et al.'s own (:func:`start_for`; on ``misfitting_checkpoints``, 4000
+    resamples of 240 runs took 27 s instead of 38-47 s from Hoffmann's start, with the
+    same percentiles to 3 digits). Unless that fit did not converge
+    (``reference_converged``) or is itself degenerate (:func:`degenerate_resamples`, with
+    ``min_loss`` the smallest observed loss; e.g. ``E ~ 0`` on 9 noisy runs, where every
+    resample started there stays degenerate): then the default above applies, labelled
+    ``"published (the full fit is degenerate)"`` (for laws other than Chinchilla's that
+    default is the same fit: nothing better is known). Anything else is a parameter
+    tuple of ``law`` (``"given"``).
     """
+    note = ""
     if isinstance(init, str):
         if init not in ("published", "reference"):
             raise BayescaleError(f"init must be 'published', 'reference' or parameters of the "
@@ -131,13 +137,17 @@ def resample_start(law: Law, reference: Any, *, shrink: float = 0.0,
         if init == "reference":
             point = type(reference)(*(np.atleast_1d(np.asarray(v, dtype=float))
                                       for v in reference))
-            bad, _ = degenerate_resamples(law, point, np.ones(1, bool), float(min_loss))
+            bad, _ = degenerate_resamples(law, point, np.array([bool(reference_converged)]),
+                                          float(min_loss))
             if not bad[0]:
-                return reference
+                return reference, "reference"
+            note = " (the full fit is degenerate)"
         init = None
     if init is None:
-        return HOFFMANN_2022_UNROUNDED if law is CHINCHILLA and not shrink else reference
-    return init
+        if law is CHINCHILLA and not shrink:
+            return HOFFMANN_2022_UNROUNDED, "published" + note
+        return reference, "reference" + note
+    return init, "given"
 
 
 def start_for(source: Any) -> str:
@@ -255,8 +265,9 @@ def fit_bootstrap(log_N, log_D, log_loss, *, resamples: int = 4000, seed: int = 
     shrink = check_shrink(shrink)
     ref = fit_huber(log_N, log_D, log_loss, delta=delta, law=law, log_U=log_U, shrink=shrink,
                     starts=starts)
-    init = resample_start(law, ref.params, shrink=shrink, init=init,
-                          min_loss=float(np.exp(log_loss.min())))
+    init, start = resample_start(law, ref.params, shrink=shrink, init=init,
+                                 min_loss=float(np.exp(log_loss.min())),
+                                 reference_converged=bool(ref.info.get("converged", True)))
     with jax.enable_x64(True):
         theta0 = np.asarray(law.to_theta(type(init)(*(np.float64(v) for v in init))))
     # Padded to a size bucket with weight-0 rows (as fit_huber): one program per bucket.
@@ -300,6 +311,7 @@ def fit_bootstrap(log_N, log_D, log_loss, *, resamples: int = 4000, seed: int = 
         "delta": float(delta),
         "shrink": shrink,
         "init": dict(zip(law.coords, map(float, theta0))),
+        "start": start,
         "converged_fraction": float(np.mean(converged)),
         "resampled": ("rows" if clusters is None else
                       f"{len(set(np.asarray(clusters).astype(str)))} runs (clusters of "

@@ -331,7 +331,8 @@ def fit(runs: Runs | pd.DataFrame | str | os.PathLike, *, method: str = "bayes",
         strict = bool(kwargs.pop("strict", False))
         if method == "bootstrap":
             kwargs["seed"] = int(seed)
-            kwargs.setdefault("init", bootstrap.start_for(runs.source))
+            if kwargs.get("init") is None:
+                kwargs["init"] = bootstrap.start_for(runs.source)
             if getattr(runs, "run", None) is not None:  # checkpoints: resample whole runs
                 kwargs["clusters"] = runs.run
         kwargs["law"] = law

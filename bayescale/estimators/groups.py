@@ -283,7 +283,7 @@ def _padded(runs: Runs, size: int, law: Any):
 def _fit_bootstrap_padded(runs: Runs, size: int, *, law: Any, level: float, seed: int,
                           resamples: int = 4000, delta: float = huber.DELTA,
                           max_iter: int = 1000, strict: bool = False,
-                          shrink: float = 0.0, init: Any = None) -> ScalingFit:
+                          shrink: float = 0.0) -> ScalingFit:
     """:func:`bayescale.estimators.bootstrap.fit_bootstrap` (same resamples for the same
     seed, same start, same ``shrink``) on runs padded to ``size`` rows with weight 0, so
     that groups share one compiled program. Degenerate resamples are left out as there."""
@@ -294,10 +294,10 @@ def _fit_bootstrap_padded(runs: Runs, size: int, *, law: Any, level: float, seed
                             max_iter=max_iter, strict=strict, shrink=shrink)
     shrink = ref.info["shrink"]
     law, log_X, log_loss, _ = _padded(runs, size, law)
-    init = bootstrap.resample_start(law, ref.params, shrink=shrink,
-                                    init=bootstrap.start_for(runs.source) if init is None
-                                    else init,
-                                    min_loss=float(np.exp(runs.log_loss.min())))
+    init, start = bootstrap.resample_start(
+        law, ref.params, shrink=shrink, init=bootstrap.start_for(runs.source),
+        min_loss=float(np.exp(runs.log_loss.min())),
+        reference_converged=bool(ref.info.get("converged", True)))
     n = len(runs)
     weights = bootstrap.bootstrap_weights(n, int(resamples), int(seed), runs.run)
     weights = np.pad(weights, ((0, 0), (0, log_X.shape[0] - n)))
@@ -324,7 +324,7 @@ def _fit_bootstrap_padded(runs: Runs, size: int, *, law: Any, level: float, seed
     kept = type(params)(*(np.asarray(v, dtype=float)[~bad] for v in params))
     info = {"law": law.name, "resamples": int(resamples), "num_kept": int(np.sum(~bad)),
             "dropped": dropped, "seed": int(seed), "delta": float(delta), "shrink": shrink,
-            "init": dict(zip(law.coords, map(float, theta0))),
+            "init": dict(zip(law.coords, map(float, theta0))), "start": start,
             "converged_fraction": float(np.mean(converged)),
             "resamples_status": huber.status_counts(res.status),
             "padded_to": int(log_X.shape[0]), "timing": {"total": time.perf_counter() - t0}}

@@ -50,10 +50,12 @@ class PolarStudentT(dist.StudentT):
     method takes a point uniform in the unit disc, ``W = U^2 + V^2``, and returns
     ``U sqrt(nu (W^(-2/nu) - 1) / W)``; as ``W`` is uniform on (0, 1) and independent of
     the point's angle ``theta`` (``U / sqrt(W) = cos theta``), that is
-    ``cos(2 pi u_1) sqrt(nu expm1(-2 log(u_2) / nu))`` for two independent uniforms, with
-    no rejection step. The density, the log-probability and everything but ``sample`` are
-    NumPyro's. In float32, degrees of freedom below about 0.2 overflow the largest draws
-    to infinity (``u_2^(-2 / nu)``), as any sampler's would.
+    ``cos(2 pi u_1) sqrt(nu expm1(x))``, ``x = -2 log(u_2) / nu``, for two independent
+    uniforms, with no rejection step; it is computed as ``sqrt(nu) exp(x / 2)
+    sqrt(-expm1(-x))``, which overflows only where the draw itself exceeds float32 (the
+    largest draws, ``u_2 = 2^-24``, for degrees of freedom below about 0.19; the product
+    ``nu expm1(x)`` would overflow below 0.36). The density, the log-probability and
+    everything but ``sample`` are NumPyro's.
     """
 
     def sample(self, key, sample_shape=()):
@@ -63,7 +65,8 @@ class PolarStudentT(dist.StudentT):
         w = 1.0 - jax.random.uniform(k_radius, shape, dtype)  # (0, 1]: W of the disc point
         cos = jnp.cos((2.0 * math.pi) * jax.random.uniform(k_angle, shape, dtype))
         df, loc, scale = (jnp.broadcast_to(v, shape) for v in (self.df, self.loc, self.scale))
-        t = cos * jnp.sqrt(df * jnp.expm1(-2.0 * jnp.log(w) / df))
+        x = -2.0 * jnp.log(w) / df
+        t = cos * jnp.sqrt(df) * jnp.exp(0.5 * x) * jnp.sqrt(-jnp.expm1(-x))
         return loc + scale * t
 
 
