@@ -56,6 +56,57 @@ def test_linear_update_is_exact_for_a_linear_gaussian_model():
     np.testing.assert_allclose(np.asarray(post), exact, rtol=0.12)
 
 
+def test_region_criterion_is_the_integrated_variance_of_a_linear_gaussian_model():
+    """A region of T targets g_t = a_t theta: the integrated variance after one run is
+    mean_t [a_t'Sa_t - (a_t'Sx)^2 / (x'Sx + s^2)] (closed form); after two runs the exact
+    Gaussian conditioning on both. The linear update (rank-one steps) and reweighting must
+    match it within Monte Carlo error."""
+    rng = np.random.default_rng(3)
+    P, K, T, s = 20000, 5, 4, 0.3
+    L = rng.normal(size=(3, 3))
+    S = L @ L.T + np.eye(3)
+    theta = rng.multivariate_normal(np.zeros(3), S, P)
+    X, Atar = rng.normal(size=(K, 3)), rng.normal(size=(T, 3))
+    mu, g, d = theta @ X.T, theta @ Atar.T, np.zeros(K)
+    var_t = np.einsum("ti,ij,tj->t", Atar, S, Atar)
+    cov = Atar @ S @ X.T                                              # (T, K)
+    Sy = X @ S @ X.T + s**2 * np.eye(K)
+    exact1 = np.mean(var_t[:, None] - cov**2 / np.diag(Sy)[None, :], axis=0)
+    var_g, c, Syy = design_score.linear_state(mu, d, g, 0.0, s)
+    assert c.shape == (T, K)
+    np.testing.assert_allclose(float(var_g), var_t.mean(), rtol=0.05)
+    np.testing.assert_allclose(float(var_g) - np.asarray(design_score.linear_gains(c, Syy)),
+                               exact1, rtol=0.05)
+    pair = [1, 3]
+    exact2 = np.mean(var_t - np.einsum("tp,pq,tq->t", cov[:, pair],
+                                       np.linalg.inv(Sy[np.ix_(pair, pair)]), cov[:, pair]))
+    v = var_g
+    for k in pair:
+        v, c, Syy = design_score.linear_condition(v, c, Syy, k)
+    np.testing.assert_allclose(float(v), exact2, rtol=0.05)
+    assert design_score.linear_variance_after(mu, d, g, 0.0, s, pair)[1] == pytest.approx(float(v))
+    F = 200
+    log_w = jnp.full((F, 2000, 1), -np.log(2000.0))
+    j, m = design_score.fantasy_particles(log_w, rng.random(F))
+    post, _ = design_score.score(log_w, mu[:2000], d, g[:2000], np.zeros(1), s, j, m,
+                                 rng.standard_normal(F))
+    np.testing.assert_allclose(np.asarray(post), exact1, rtol=0.12)
+
+
+def test_region_and_its_mean_choose_different_runs_by_construction():
+    """Targets g_1 = theta_0 + 0.1 theta_1 and g_2 = -theta_0 + 0.1 theta_1: their mean is
+    0.1 theta_1 alone, so the variance of the mean is reduced only by the run that measures
+    theta_1, while each target's own variance is mostly theta_0's. The region criterion
+    picks the run measuring theta_0; the mean picks the other."""
+    rng = np.random.default_rng(4)
+    theta = rng.standard_normal((4000, 2))
+    mu = theta.copy()                                  # candidate k measures theta_k
+    g = np.stack([theta[:, 0] + 0.1 * theta[:, 1], -theta[:, 0] + 0.1 * theta[:, 1]], axis=1)
+    kw = dict(d=np.zeros(2), tau=0.0, sigma=0.1, costs=np.ones(2), budget=1.0, k=1)
+    assert design_score.linear_greedy(mu, g=g, **kw)[0] == [0]
+    assert design_score.linear_greedy(mu, g=g.mean(axis=1), **kw)[0] == [1]
+
+
 def _grid_posterior(runs_N, runs_D, y, s, A, B, al, be):
     ll = -0.5 * np.sum((y - _chinchilla_log_loss(A, B, al, be, runs_N, runs_D)) ** 2, axis=-1) / s**2
     w = np.exp(ll - ll.max())
@@ -247,11 +298,31 @@ def test_a_bad_rank_is_a_clear_error(grid_fit):
                   rank="ratio")
 
 
-def test_loss_objective_with_targets(grid_fit):
+@pytest.mark.parametrize("approximation", ["linear", "reweight"])
+def test_loss_objective_with_targets(grid_fit, approximation):
+    """A target region: chosen for its integrated variance, reported by its mean loss,
+    whose interval is that of the draws' mean loss over the targets (computed here)."""
     targets = pd.DataFrame({"N": [3e9, 1e10], "D": [1e11, 2e11]})
     res = next_runs(grid_fit, target_budget=C_STAR, experiment_budget=3e19, k=2,
-                    objective="loss", targets=targets, model=NO_ERROR)
-    assert 1.5 < res.before["median"] < 3.5 and len(res.proposals) >= 1
+                    objective="loss", targets=targets, model=NO_ERROR,
+                    approximation=approximation)
+    p = grid_fit.params
+    mean_loss = np.exp(np.mean(np.log(p.E[:, None] + p.A[:, None] / targets.N.to_numpy()**p.alpha[:, None]
+                                      + p.B[:, None] / targets.D.to_numpy()**p.beta[:, None]), axis=1))
+    assert res.before["median"] == pytest.approx(np.median(mean_loss), rel=0.01)
+    assert res.before["lower"] == pytest.approx(np.quantile(mean_loss, 0.05), rel=0.01)
+    assert len(res.proposals) >= 1
+    assert res.after["upper"] - res.after["lower"] < res.before["upper"] - res.before["lower"]
+    assert res.info["criterion"] == "integrated variance over 2 targets"
+    assert res.info["integrated_var_after"] < res.info["integrated_var_before"]
+
+
+def test_targets_need_the_loss_objective_and_valid_points(grid_fit):
+    kw = dict(target_budget=C_STAR, experiment_budget=3e19, model=NO_ERROR)
+    with pytest.raises(BayescaleError, match="targets= goes with objective='loss'"):
+        next_runs(grid_fit, **kw, targets=pd.DataFrame({"N": [3e9], "D": [1e11]}))
+    with pytest.raises(BayescaleError, match="targets need columns"):
+        next_runs(grid_fit, **kw, objective="loss", targets=pd.DataFrame({"x": [1.0]}))
 
 
 def test_bad_input_is_a_clear_error(grid_fit):
@@ -290,6 +361,10 @@ def test_cli_bad_budget_is_a_clear_message(capsys):
     rc = main(["design", "chinchilla", "--target-budget", "1e24", "--experiment-budget", "-5"])
     assert rc != 0
     assert "experiment-budget" in capsys.readouterr().err
+    rc = main(["design", "chinchilla", "--target-budget", "1e24", "--experiment-budget", "1e20",
+               "--targets", "region.csv"])
+    assert rc != 0
+    assert "--targets goes with --objective loss" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -22,6 +22,8 @@ examples:
   bayescale design fits/chinchilla --target-budget 1e24 --experiment-budget 3e20 --candidates candidates.csv
   bayescale design data_constrained --law data_constrained -U 25e9 --target-budget 1e22 \\
       --experiment-budget 1e20 --objective loss --out design/
+  bayescale design farseer --law farseer --target-budget 1e22 --experiment-budget 1e20 \
+      --objective loss --targets target_region.csv
 """
 
 
@@ -50,6 +52,10 @@ def register(subparsers) -> None:
     p.add_argument("--k", type=int, default=4, help="most runs to propose (4)")
     p.add_argument("--objective", choices=("n_opt", "loss"), default="n_opt",
                    help="n_opt: N_opt(C*) (default); loss: the loss at C*")
+    p.add_argument("--targets", default=None, metavar="FILE",
+                   help="with --objective loss: CSV of the target region's points (N, D, "
+                        "and U); the runs are chosen for the integrated variance of log "
+                        "loss over them, and the intervals are of their mean loss")
     p.add_argument("--candidates", default=None, metavar="FILE",
                    help="CSV of the runs that can be trained (columns N, D, and U for "
                         "data_constrained); default: a log-spaced grid around the data")
@@ -111,12 +117,16 @@ def run(args) -> int:
     U = unique_tokens_from_args(args)
     if args.k < 1:
         raise BayescaleError(f"--k must be a positive count, got {args.k}.")
+    if args.targets is not None and args.objective != "loss":
+        raise BayescaleError("--targets goes with --objective loss (the loss over a target "
+                             "region); add --objective loss or drop --targets.")
     fit = load_source(args)
     if fit.runs is None:
         raise BayescaleError("design needs data or a fit folder, not a published law: it "
                              "proposes runs to add to the runs that were fitted.")
     result = next_runs(fit, target_budget=target, experiment_budget=budget, k=args.k,
                        objective=args.objective, candidates=args.candidates,
+                       targets=args.targets,
                        unique_tokens=U, level=args.level, seed=args.seed,
                        approximation=args.approximation, rank=args.rank)
     out = {"source": str(args.source), "method": fit.method, "law": fit.law.name,
@@ -134,7 +144,8 @@ def run(args) -> int:
         json.dump(out, sys.stdout, allow_nan=False)
         sys.stdout.write("\n")
         return 0
-    what = "N_opt" if args.objective == "n_opt" else "loss"
+    what = ("N_opt" if args.objective == "n_opt" else
+            "loss" if args.targets is None else "mean loss over the targets")
     print(f"Next runs for {what} at C* = {target:.3g} FLOPs, within {budget:.3g} FLOPs "
           f"({fit.method} fit of the {fit.law.name} law, {len(fit.runs)} runs):")
     print(f"{'#':>2} {'N':>10} {'D':>10} {'cost':>10} {'gain':>10} {'decades':>8}")
@@ -156,8 +167,10 @@ def run(args) -> int:
               f"the law alone: [{w['before']['lower']:.4g}, {w['before']['upper']:.4g}] -> "
               f"[{w['after']['lower']:.4g}, {w['after']['upper']:.4g}] (the gains are the law's "
               "own variance)")
+    gain_of = (f"the variance of log {what}" if args.targets is None else
+               "the mean over the targets of the variance of their log loss")
     print(f"spent {result.info['spent']:.3g} of {budget:.3g} FLOPs; gain = expected reduction of "
-          f"the variance of log {what}")
+          f"{gain_of}")
     if args.out is not None:
         print(f"wrote {Path(args.out) / 'design.json'}, candidates.csv, design.png")
     return 0

@@ -8,8 +8,13 @@ that reduction per unit of cost (``rank="per_cost"``):
 * ``objective="n_opt"`` (default): ``log N_opt(C*)``, the compute-optimal model size at the
   target budget;
 * ``objective="loss"``: the log of the loss at the target: ``L_opt(C*)`` of each draw, or,
-  with ``targets=`` (points ``N, D[, U]``), the mean log loss over those points (the
-  "target region" of Li et al. 2026).
+  with ``targets=`` (points ``N, D[, U]``), the log loss at each of those points (the
+  "target region" of Li et al. 2026). For a region the variance to reduce is the
+  *integrated* variance, the mean over the points of each point's variance (V-optimal
+  design; Chaloner & Verdinelli 1995), not the variance of their mean: the mean can be
+  pinned down by runs that say nothing about how the loss changes across the region, which
+  is what a fit of the region is judged on (R^2 over its points). ``before``/``after``
+  report the region's mean log loss.
 
 **Method.** The fit's draws (posterior draws or bootstrap resamples) stand for the
 posterior; no refit per candidate, thousands of candidates are scored in one compiled program
@@ -161,13 +166,14 @@ def _positive(name, value) -> float:
 
 
 def _objective(fit, objective, target_budget, cost, unique_tokens, targets) -> np.ndarray:
-    """The objective per draw, in log units (P,)."""
+    """The objective per draw, in log units (P,), or for a region of ``targets`` the log
+    loss at each of its points (P, T)."""
     if objective == "loss" and targets is not None:
-        t = candidate_frame(targets, fit.law)
+        t = candidate_frame(targets, fit.law, what="targets")
         X = np.log(t.to_numpy())
         theta = jnp.atleast_2d(fit.law.to_theta(fit.law.params_type(
             *(jnp.atleast_1d(jnp.asarray(v, float)) for v in fit.params))))
-        return np.asarray(log_loss_theta(fit.law, theta, X)).mean(axis=1)
+        return np.asarray(log_loss_theta(fit.law, theta, X))
     f = fit.frontier([target_budget], cost=cost, unique_tokens=unique_tokens)
     return np.log(np.asarray(f.N_opt if objective == "n_opt" else f.L_opt, float)[:, 0])
 
@@ -192,8 +198,9 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
         mean log loss over ``targets``).
     candidates : DataFrame or CSV path with columns ``N, D`` (and ``U``), the runs that can
         be trained; default :func:`default_candidates`.
-    targets : for ``objective="loss"``: points ``N, D`` (``U``) whose mean log loss is the
-        objective.
+    targets : for ``objective="loss"``: points ``N, D`` (``U``), the target region: the runs
+        are chosen for the integrated variance of log loss over these points (module
+        docstring), and ``before``/``after`` describe their mean log loss.
     cost : the cost model of the runs and of ``C*`` (``"train"`` = ``6 N D``, or any of
         :func:`bayescale.planning.costs.get_cost`).
     unique_tokens : ``U`` for laws that take it (the frontier at ``C*`` and the default grid).
@@ -264,11 +271,12 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
     params = type(fit.params)(*(np.asarray(v, float)[pick] for v in fit.params))
     sub = dataclasses.replace(fit, params=params)
     g = _objective(sub, objective, target_budget, cost, unique_tokens, targets)
-    ok = np.isfinite(g)
+    ok = np.all(np.isfinite(g.reshape(len(g), -1)), axis=1)
     if ok.sum() < 10:
         raise BayescaleError("fewer than 10 draws give a finite objective; check the fit.")
     theta = np.atleast_2d(np.asarray(law.to_theta(params), float))[ok]
     g = g[ok]
+    criterion = "variance" if g.ndim == 1 else f"integrated variance over {g.shape[1]} targets"
     X = np.log(cand[list(law.inputs)].to_numpy())
     mu = np.asarray(log_loss_theta(law, jnp.asarray(theta), jnp.asarray(X)), float)
     d = extrapolation.decades_beyond(fit.runs.N, fit.runs.D, cand.N.to_numpy(), cand.D.to_numpy())
@@ -303,6 +311,11 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
         rows = [(c, {"expected_gain": v, "gain_per_cost": v / costs[c]}) for c, v in zip(picks, gains)]
         remaining = experiment_budget - float(costs[picks].sum())
         extra = {"var_before": var0, "var_after": var1}
+        if g.ndim == 2:  # a region: chosen for its integrated variance, reported by its mean
+            extra["integrated_var_before"], extra["integrated_var_after"] = var0, var1
+            g = g.mean(axis=1)
+            extra["var_before"], extra["var_after"] = design_score.linear_variance_after(
+                mu, d, g, tau, sigma, picks)
         before = design_score.interval(g, np.zeros((len(g), 1)), level)
         shrink = math.sqrt(max(extra["var_after"], 0.0) / extra["var_before"])
         after = {"median": before["median"],
@@ -312,6 +325,9 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
         rows, first, remaining, extra, before, after = design_score.reweight_greedy(
             mu, d, g, b, tau, sigma, costs, k, experiment_budget, rng, level,
             num_fantasies, num_nodes, rank, reach=reach)
+        if g.ndim == 2:  # the region's integrated variance (the intervals are of its mean)
+            for key in ("var_before", "var_after"):
+                extra[f"integrated_{key}"] = extra.pop(key)
     rows = [{**cand.iloc[c].to_dict(), **r} for c, r in rows]
     if opt_model is not None:
         chosen = [r["N"] * r["D"] * 6.0 for r in rows]
@@ -324,6 +340,7 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
     info = {"target_budget": target_budget, "experiment_budget": experiment_budget,
             "spent": float(experiment_budget - remaining), "num_candidates": int(len(cand)),
             "num_draws": int(len(g)), "approximation": approximation, "rank": rank, "noise_sd": sigma,
+            "criterion": criterion,
             "extrapolation": {"bias": float(b), "tau": float(tau)}, **extra,
             "seconds": {"setup": t_setup, "total": time.perf_counter() - t0},
             "unique_tokens": unique_tokens, "cost": getattr(cost_model, "name", str(cost))}

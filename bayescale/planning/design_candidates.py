@@ -19,14 +19,15 @@ from bayescale.planning.costs import get_cost
 __all__ = ["candidate_frame", "candidate_costs", "default_candidates"]
 
 
-def candidate_frame(candidates, law) -> pd.DataFrame:
+def candidate_frame(candidates, law, what: str = "candidates") -> pd.DataFrame:
     """The candidate runs (a table, or a CSV path) as a frame of positive, finite ``N``,
-    ``D`` (and ``U`` for a law that takes it), from the columns or their aliases."""
+    ``D`` (and ``U`` for a law that takes it), from the columns or their aliases; ``what``
+    names the table in errors (``"targets"`` for a target region)."""
     if isinstance(candidates, (str, os.PathLike)):
         try:
             candidates = pd.read_csv(candidates)
         except (OSError, ValueError) as exc:
-            raise BayescaleError(f"candidates {str(candidates)!r} could not be read as a CSV: "
+            raise BayescaleError(f"{what} {str(candidates)!r} could not be read as a CSV: "
                                  f"{exc}") from None
     frame = pd.DataFrame(candidates)
     cols = {c.lower(): c for c in map(str, frame.columns)}
@@ -36,13 +37,13 @@ def candidate_frame(candidates, law) -> pd.DataFrame:
     for key in need:
         found = [cols[a] for a in aliases[key] if a in cols]
         if not found:
-            raise BayescaleError(f"candidates need columns {need} for the {law.name} law; "
+            raise BayescaleError(f"{what} need columns {need} for the {law.name} law; "
                                  f"found {list(frame.columns)}.")
         out[key] = pd.to_numeric(frame[found[0]], errors="coerce").to_numpy(float)
     out = pd.DataFrame(out)
     bad = ~np.all(np.isfinite(out.to_numpy()) & (out.to_numpy() > 0), axis=1)
     if len(out) == 0 or bad.any():
-        raise BayescaleError(f"candidates must be a non-empty table of positive, finite "
+        raise BayescaleError(f"{what} must be a non-empty table of positive, finite "
                              f"{', '.join(need)}; rows {np.flatnonzero(bad)[:5].tolist()} are not.")
     return out
 

@@ -5,8 +5,10 @@ normal update of the draws' covariance (:func:`linear_state`, :func:`linear_gain
 
 Everything here is pure and law-agnostic: it sees the law only through ``mu``, the log loss
 each parameter draw predicts at each candidate run, and ``g``, the decision quantity
-(``log N_opt(C*)``, or a log loss) of each draw. :mod:`bayescale.planning.design` builds
-those from a fit.
+(``log N_opt(C*)``, or a log loss) of each draw, or ``g`` (P, T), the log loss at each of
+T target points, whose *integrated* variance (the mean of the T variances: V-optimal design,
+Chaloner & Verdinelli 1995) is then the quantity to reduce. :mod:`bayescale.planning.design`
+builds those from a fit.
 
 The particles are ``(draw j, node m)`` pairs. A node is a value of the **shared**
 extrapolation error: a run ``d`` decades beyond the fitted runs misses the law by
@@ -38,7 +40,8 @@ from jax import Array
 from jax.typing import ArrayLike
 
 __all__ = ["Reach", "score", "condition", "fantasy_particles", "weighted_var", "weighted_quantiles",
-           "gauss_hermite", "linear_state", "linear_gains", "linear_condition", "RANKS", "pick",
+           "gauss_hermite", "linear_state", "linear_gains", "linear_condition",
+           "linear_variance_after", "RANKS", "pick",
            "linear_greedy", "interval", "reweight_greedy"]
 
 RANKS = ("gain", "per_cost")
@@ -51,10 +54,13 @@ def gauss_hermite(num: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def weighted_var(log_w: Array, g: Array) -> Array:
-    """Variance of ``g`` (P,) under weights ``exp(log_w)`` (P, M), normalised here."""
+    """Variance of ``g`` (P,) under weights ``exp(log_w)`` (P, M), normalised here; for a
+    region ``g`` (P, T) the mean over its T columns of each column's variance (the
+    integrated variance)."""
     w = jax.nn.softmax(log_w.reshape(-1)).reshape(log_w.shape).sum(axis=-1)
-    mean = jnp.sum(w * g)
-    return jnp.sum(w * (g - mean) ** 2)
+    G = g.reshape(g.shape[0], -1)
+    mean = w @ G
+    return jnp.mean(w @ (G - mean[None, :]) ** 2)
 
 
 def _loglik(y, mu_c, d_c, shift, sigma):
@@ -143,32 +149,51 @@ def linear_state(mu, d, g, tau, sigma):
     covariance with each candidate's law prediction ``mu`` (P, K), and ``S`` (K, K) the
     covariance of the outcomes: the draws' covariance of ``mu`` plus the shared
     extrapolation error ``tau**2 d d^T`` (one discrepancy per decade for all runs, so runs
-    at the same distance share it) plus observation noise ``sigma**2 I``."""
+    at the same distance share it) plus observation noise ``sigma**2 I``.
+
+    For a region, ``g`` (P, T) holds the log loss at T target points: ``var_g`` is the
+    mean of their variances (the integrated variance of V-optimal design) and ``c`` (T, K)
+    the covariance of each target with each candidate."""
     mu, d, g = jnp.asarray(mu), jnp.asarray(d), jnp.asarray(g)
     P = g.shape[0]
-    G = g - g.mean()
+    G = g - g.mean(axis=0, keepdims=True)
     Mu = mu - mu.mean(axis=0, keepdims=True)
-    c = Mu.T @ G / (P - 1)
+    c = (G.T @ Mu if g.ndim == 2 else Mu.T @ G) / (P - 1)
     S = Mu.T @ Mu / (P - 1) + tau ** 2 * jnp.outer(d, d) + sigma ** 2 * jnp.eye(d.shape[0])
-    return jnp.sum(G * G) / (P - 1), c, S
+    return jnp.sum(G * G) / (P - 1) / (G.size // P), c, S
 
 
 @jax.jit
 def linear_gains(c: ArrayLike, S: ArrayLike) -> Array:
     """Reduction in the objective's variance from one more run at each candidate, under a
-    joint normal approximation: ``c_k**2 / S_kk``."""
-    c, S = jnp.asarray(c), jnp.asarray(S)
-    return c * c / jnp.diagonal(S)
+    joint normal approximation: ``c_k**2 / S_kk`` (for a region, ``c`` (T, K), the mean
+    over the targets of ``c_tk**2 / S_kk``)."""
+    c, S = jnp.atleast_2d(jnp.asarray(c)), jnp.asarray(S)
+    return jnp.mean(c * c, axis=0) / jnp.diagonal(S)
 
 
 @jax.jit
 def linear_condition(var_g: ArrayLike, c: ArrayLike, S: ArrayLike, k: ArrayLike):
     """``(var_g, c, S)`` after observing candidate ``k`` (a rank-one Gaussian update; the
-    outcome itself does not change the variances)."""
-    c, S = jnp.asarray(c), jnp.asarray(S)
+    outcome itself does not change the variances). ``c`` is (K,) or, for a region, (T, K)."""
+    c0, S = jnp.asarray(c), jnp.asarray(S)
+    c = jnp.atleast_2d(c0)
     col = S[:, k]
-    return (var_g - c[k] ** 2 / S[k, k], c - col * c[k] / S[k, k],
+    ck = c[:, k]
+    return (var_g - jnp.mean(ck ** 2) / S[k, k],
+            (c - jnp.outer(ck, col) / S[k, k]).reshape(c0.shape),
             S - jnp.outer(col, col) / S[k, k])
+
+
+def linear_variance_after(mu, d, g, tau, sigma, picks) -> tuple[float, float]:
+    """The variance of ``g`` now and (linearised) after observing the candidates ``picks``
+    in turn: how :func:`next_runs <bayescale.planning.design.next_runs>` reports a region's
+    mean when the runs were chosen for the region's integrated variance."""
+    var_g, c, S = linear_state(mu, d, g, tau, sigma)
+    var0 = float(var_g)
+    for k in picks:
+        var_g, c, S = linear_condition(var_g, c, S, int(k))
+    return var0, float(var_g)
 
 
 # -- the greedy choice (one implementation: next_runs and the benchmarks call it) --------
@@ -277,9 +302,10 @@ def reweight_greedy(mu, d, g, b, tau, sigma, costs, k, budget, rng, level, F, nu
         rows.append((c, {"expected_gain": float(gain[c]), "gain_per_cost": float(gain[c] / costs[c])}))
         var_now = float(np.mean(np.asarray(jax.vmap(weighted_var,
                                                      in_axes=(0, None))(log_w, g))))
-    worlds = [interval(g, lw, level) for lw in np.asarray(log_w)]
+    g_int = g if np.ndim(g) == 1 else np.asarray(g).mean(axis=1)  # a region: its mean
+    worlds = [interval(g_int, lw, level) for lw in np.asarray(log_w)]
     after = {key: float(np.exp(np.mean([np.log(w[key]) for w in worlds])))
              for key in ("median", "lower", "upper")}
     extra = {"var_before": var0, "var_after": var_now, "num_fantasies": F, "num_nodes": M,
              "min_ess": min(min_ess) if min_ess else None}
-    return rows, first, remaining, extra, interval(g, log_w0, level), after
+    return rows, first, remaining, extra, interval(g_int, log_w0, level), after
