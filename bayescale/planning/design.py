@@ -16,6 +16,14 @@ that reduction per unit of cost (``rank="per_cost"``):
   is what a fit of the region is judged on (R^2 over its points). ``before``/``after``
   report the region's mean log loss.
 
+  The loss objective is the loss that *will be observed* there, not the law's prediction of
+  it: at ``d_t`` decades beyond the runs it carries the same shared extrapolation error
+  ``d_t (b + tau z)`` as the candidates (below), so a candidate ``d_c`` decades out covaries
+  with it by ``tau**2 d_c d_t`` on top of the law's covariance. A run that reaches toward
+  the target is credited with measuring the miss the target will share; without that term
+  the design saw such runs only as noisier and chose many cheap runs inside the data.
+  ``before``/``after`` include that error (``model="none"`` drops it).
+
 **Method.** The fit's draws (posterior draws or bootstrap resamples) stand for the
 posterior; no refit per candidate, thousands of candidates are scored in one compiled program
 (:mod:`bayescale.planning.design_score`). Outcomes come from the *honest* predictive: a
@@ -178,6 +186,17 @@ def _objective(fit, objective, target_budget, cost, unique_tokens, targets) -> n
     return np.log(np.asarray(f.N_opt if objective == "n_opt" else f.L_opt, float)[:, 0])
 
 
+def _objective_decades(fit, sub, targets, target_budget, cost, unique_tokens):
+    """Decades beyond the fitted runs of the loss objective's points: each target's (T,),
+    or, without targets, the draws' median compute-optimal point at ``C*`` (a scalar)."""
+    if targets is not None:
+        t = candidate_frame(targets, fit.law, what="targets")
+        return extrapolation.decades_beyond(fit.runs.N, fit.runs.D, t.N.to_numpy(), t.D.to_numpy())
+    f = sub.frontier([target_budget], cost=cost, unique_tokens=unique_tokens)
+    N, D = (np.nanmedian(np.asarray(v, float)[:, 0]) for v in (f.N_opt, f.D_opt))
+    return float(extrapolation.decades_beyond(fit.runs.N, fit.runs.D, [N], [D])[0])
+
+
 def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4,
               objective: str = "n_opt", candidates=None, targets=None, cost: Any = "train",
               unique_tokens: float | None = None, level: float = 0.9, seed: int = 0,
@@ -291,6 +310,9 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
         b, tau = summary["bias"], summary["tau"]
     sigma = max(noise_scale(fit), 1e-4)
     costs = cand.cost.to_numpy()
+    d_g = None  # the loss objective is the loss that will be observed: it shares the error
+    if objective == "loss" and not (isinstance(model, str) and model == "none"):
+        d_g = _objective_decades(fit, sub, targets, target_budget, cost, unique_tokens)
     opt_model, reach = None, None
     if (objective == "n_opt" and not (isinstance(model, str) and model == "none")
             and not (isinstance(optimum_model, str) and optimum_model == "none")
@@ -307,7 +329,7 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
     t_setup = time.perf_counter() - t0
     if approximation == "linear":
         picks, gains, first, var0, var1 = design_score.linear_greedy(
-            mu, d, g, tau, sigma, costs, experiment_budget, k, rank=rank, reach=reach)
+            mu, d, g, tau, sigma, costs, experiment_budget, k, rank=rank, reach=reach, d_g=d_g)
         rows = [(c, {"expected_gain": v, "gain_per_cost": v / costs[c]}) for c, v in zip(picks, gains)]
         remaining = experiment_budget - float(costs[picks].sum())
         extra = {"var_before": var0, "var_after": var1}
@@ -315,7 +337,9 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
             extra["integrated_var_before"], extra["integrated_var_after"] = var0, var1
             g = g.mean(axis=1)
             extra["var_before"], extra["var_after"] = design_score.linear_variance_after(
-                mu, d, g, tau, sigma, picks)
+                mu, d, g, tau, sigma, picks, None if d_g is None else float(np.mean(d_g)))
+        if d_g is not None:  # each draw's shared discrepancy at the objective's distance
+            g = g + float(np.mean(d_g)) * model.sample([1.0], rng, len(g))[:, 0]
         before = design_score.interval(g, np.zeros((len(g), 1)), level)
         shrink = math.sqrt(max(extra["var_after"], 0.0) / extra["var_before"])
         after = {"median": before["median"],
@@ -324,7 +348,7 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
     else:
         rows, first, remaining, extra, before, after = design_score.reweight_greedy(
             mu, d, g, b, tau, sigma, costs, k, experiment_budget, rng, level,
-            num_fantasies, num_nodes, rank, reach=reach)
+            num_fantasies, num_nodes, rank, reach=reach, d_g=d_g)
         if g.ndim == 2:  # the region's integrated variance (the intervals are of its mean)
             for key in ("var_before", "var_after"):
                 extra[f"integrated_{key}"] = extra.pop(key)
@@ -340,7 +364,8 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
     info = {"target_budget": target_budget, "experiment_budget": experiment_budget,
             "spent": float(experiment_budget - remaining), "num_candidates": int(len(cand)),
             "num_draws": int(len(g)), "approximation": approximation, "rank": rank, "noise_sd": sigma,
-            "criterion": criterion,
+            "criterion": criterion, "objective_decades": (
+                d_g if d_g is None or np.ndim(d_g) == 0 else [float(v) for v in d_g]),
             "extrapolation": {"bias": float(b), "tau": float(tau)}, **extra,
             "seconds": {"setup": t_setup, "total": time.perf_counter() - t0},
             "unique_tokens": unique_tokens, "cost": getattr(cost_model, "name", str(cost))}
