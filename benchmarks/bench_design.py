@@ -10,12 +10,17 @@ budget the law is refitted and scored on the target: R^2 of the loss (the Huber 
 prediction, as Li et al. score it) and coverage of the 90% predictive interval
 (``ScalingFit.predict``: bootstrap draws + noise + extrapolation error).
 
-Rules: ``design`` (the library's greedy linearised update,
-:func:`bayescale.planning.design_score.linear_greedy`, the one ``next_runs`` uses, with the
-objective the mean predicted log loss over the target points and the shared extrapolation
-error, ``rank="per_cost"``: variance reduction per FLOP); ``design_gain`` (the same with
-``rank="gain"``, the default of ``next_runs``: variance reduction alone, the budget a cap); ``random``; ``cheapest`` (first);
-``dopt`` (greedy D-optimal: largest increase of log det of the Fisher information of the
+Rules, the design ones through the library's greedy linearised update
+(:func:`bayescale.planning.design_score.linear_greedy`, the code ``next_runs`` runs):
+``design`` (the default of ``next_runs(objective="loss", targets=...)``: ranked by expected
+gain, the budget a cap, for the *observable* loss at each target point: each target carries
+the shared extrapolation error at its own distance beyond the selected runs,
+``linear_state(d_g=...)``, so runs toward the target are credited with measuring the miss it
+will share; the integrated variance over the points, V-optimal); ``design_per_cost`` (the
+same ranked by gain per FLOP); ``design_law`` (the law's prediction at the points, without the
+shared error); ``design_mean`` (the variance of the law's
+*mean* log loss over the points: the criterion before 2026-12-03); ``random``; ``cheapest``
+(first); ``dopt`` (greedy D-optimal: largest increase of log det of the Fisher information of the
 law's coordinates at the current Huber fit, per FLOP, chosen by :func:`design_score.pick`).
 
 Fast refits: every (rule, repeat) state of a round is refitted in one compiled program:
@@ -47,7 +52,7 @@ from bayescale.laws.registry import get_law
 from bayescale.planning import design_score
 
 HERE = Path(__file__).resolve().parent
-RULES = ("design", "design_gain", "random", "cheapest", "dopt")
+RULES = ("design", "design_per_cost", "design_law", "design_mean", "random", "cheapest", "dopt")
 FRACTIONS = (0.01, 0.05, 0.10)
 LI_2026 = {"data_constrained": {"li2026": [0.73, 0.85, 0.86], "v_optimal": [0.58, 0.83, 0.85],
                                 "random": [-0.74, -0.36, 0.12], "all_train": 0.79},
@@ -63,7 +68,7 @@ def r2(y, pred):
 class Problem:
     """Pool, target and the batched fitting programs of one dataset."""
 
-    def __init__(self, name, law_name, resamples, seed, shrink=0.0):
+    def __init__(self, name, law_name, resamples, seed, shrink=0.0, prior=None):
         self.name, self.law = name, get_law(law_name)
         self.shrink = float(shrink)
         with warnings.catch_warnings():
@@ -77,7 +82,8 @@ class Problem:
         self.starts = extrapolation.coarse_starts(self.law)
         self.B = resamples
         self.rng = np.random.default_rng(seed)
-        self.model = extrapolation.posterior(extrapolation.Misses.empty())
+        self.prior = extrapolation.check_prior(prior)
+        self.model = extrapolation.posterior(extrapolation.Misses.empty(), self.prior)
         self.tau = self.model.summary()["tau"]
 
     def _solve(self, x0, w, max_iter):
@@ -110,6 +116,50 @@ class Problem:
         draws, _ = self._solve(np.repeat(theta, self.B, axis=0), w.reshape(m * self.B, n), 100)
         return theta, draws.reshape(m, self.B, -1)
 
+    def lfo_models(self, events):
+        """The extrapolation-error model each scored state would get from its own runs, as
+        ``ScalingFit.predict`` builds it by default (``extrapolation.estimate``: refits
+        without the top 1-3 compute budgets of the selected runs, their misses, the grid
+        posterior under ``self.prior``), with every state's refits in one batched solve
+        warm-started at the state's fit. ``events``: ``(mask, theta)`` pairs."""
+        ex = extrapolation
+        masks, owner, cut_of = [], [], []
+        for i, (mask, _) in enumerate(events):
+            idx = np.flatnonzero(mask)
+            labels = ex.budgets(self.cost[idx])
+            top = int(labels.max())
+            for k in range(1, ex.MAX_CUTS + 1):  # lfo_misses' rule for which cuts to make
+                keep = labels <= top - k
+                if top + 1 - k >= 3 and keep.sum() >= 10:
+                    m = np.zeros(len(self.cost), bool)
+                    m[idx[keep]] = True
+                    masks.append(m)
+                    owner.append(i)
+                    cut_of.append(k)
+        models = [self.model] * len(events)  # fewer than 4 budgets: the prior, as estimate()
+        if not masks:
+            return models
+        masks = np.stack(masks)
+        starts = self.starts[::max(1, len(self.starts) // 8)][:8]
+        warm = np.stack([events[i][1] for i in owner])
+        x0 = np.concatenate([np.broadcast_to(starts, (len(masks),) + starts.shape),
+                             warm[:, None, :]], axis=1)
+        k = x0.shape[1]
+        x, fun = self._solve(x0.reshape(len(masks) * k, -1), np.repeat(masks.astype(float), k, 0), 200)
+        x, fun = x.reshape(len(masks), k, -1), fun.reshape(len(masks), k)
+        thetas = x[np.arange(len(masks)), np.argmin(fun, axis=1)]
+        resid = self.y[None, :] - self.mu(thetas, self.X)                  # (cuts, n)
+        parts = {}
+        for j, (i, cut) in enumerate(zip(owner, cut_of)):
+            held = events[i][0] & ~masks[j]
+            d = ex.decades_beyond(self.pool.N[masks[j]], self.pool.D[masks[j]],
+                                  self.pool.N[held], self.pool.D[held])
+            s_ = np.full(held.sum(), ex.robust_scale(resid[j, masks[j]]))
+            parts.setdefault(i, []).append(ex.Misses(resid[j, held], d, s_, np.full(held.sum(), cut)))
+        for i, ps in parts.items():
+            models[i] = ex.posterior(ex.Misses.concat(ps), self.prior)
+        return models
+
     def mu(self, theta, X):
         with jax.enable_x64(True):
             return np.asarray(log_loss_theta(self.law, jnp.asarray(theta), jnp.asarray(X)))
@@ -120,21 +170,30 @@ class Problem:
 
 # -- the rules: each returns the pool indices to add, within ``remaining`` FLOPs ----------
 
-def rule_design(prob, mask, theta, draws, remaining, batch, rank="per_cost"):
+def rule_design(prob, mask, theta, draws, remaining, batch, rank="gain", region=True,
+                observable=True):
     """The library's greedy choice (:func:`design_score.linear_greedy`, as in
-    ``next_runs``), the objective the mean predicted log loss over the target points."""
+    ``next_runs``): the integrated variance of log loss over the target points
+    (``region``), or the variance of its mean over them; for the ``observable`` loss (with
+    the extrapolation error each target shares with runs toward it) or the law's."""
     ok = np.all(np.isfinite(draws), axis=1)
     mu = prob.mu(draws[ok], prob.X)                       # (B, n): law at every pool run
-    g = prob.mu(draws[ok], prob.Xt).mean(axis=1)          # mean log loss over the target
+    g = prob.mu(draws[ok], prob.Xt)                       # (B, T): log loss at each target
+    g = g if region else g.mean(axis=1)
     d = extrapolation.decades_beyond(prob.pool.N[mask], prob.pool.D[mask], prob.pool.N, prob.pool.D)
+    d_g = None
+    if observable:  # as next_runs: each target's distance beyond the selected runs
+        d_g = extrapolation.decades_beyond(prob.pool.N[mask], prob.pool.D[mask],
+                                           prob.test.N, prob.test.D)
+        d_g = d_g if region else float(np.mean(d_g))
     picks, *_ = design_score.linear_greedy(mu, d, g, prob.tau, prob.sigma(theta, mask), prob.cost,
-                                           remaining, batch, rank=rank, unavailable=mask)
+                                           remaining, batch, rank=rank, unavailable=mask, d_g=d_g)
     return picks
 
 
-def rule_design_gain(prob, mask, theta, draws, remaining, batch):
-    """The design rule ranked by expected gain alone (the budget only as a cap)."""
-    return rule_design(prob, mask, theta, draws, remaining, batch, rank="gain")
+RULE_OPTIONS = {"design": {}, "design_per_cost": {"rank": "per_cost"},
+                "design_law": {"observable": False},
+                "design_mean": {"observable": False, "region": False}}
 
 
 def rule_dopt(prob, mask, theta, draws, remaining, batch):
@@ -175,23 +234,31 @@ def rule_cheapest(prob, mask, theta, draws, remaining, batch):
     return picks
 
 
-def score(prob, mask, theta, draws):
-    """R^2 of the Huber fit's prediction and 90% coverage of the predictive on the target."""
+def score(prob, mask, theta, draws, model=None, key=""):
+    """R^2 of the Huber fit's prediction and 90% coverage of the predictive on the target
+    (with the extrapolation-error ``model``, default the prior's; ``key`` suffixes the
+    coverage and width entries)."""
     pred = np.exp(prob.mu(theta, prob.Xt))
     ok = np.all(np.isfinite(draws), axis=1)
     params = law_params(prob.law, draws[ok] if ok.sum() >= 2 else np.repeat(theta[None], 2, 0))
     fit = ScalingFit(method="bootstrap", params=params, runs=prob.pool.resample(np.flatnonzero(mask)))
     U = prob.test.U if "U" in prob.law.inputs else None
-    p = fit.predict(prob.test.N, prob.test.D, U, num_draws=2000, model=prob.model)
+    p = fit.predict(prob.test.N, prob.test.D, U, num_draws=2000,
+                    model=prob.model if model is None else model)
     lo, hi = p.interval(0.9)
     y = prob.test.loss
-    return {"r2": r2(y, pred), "mare": float(np.mean(np.abs(pred / y - 1))), "coverage90": float(np.mean((lo <= y) & (y <= hi))),
-            "width90": float(np.mean(hi - lo)), "n_runs": int(mask.sum()),
-            "spent": float(prob.cost[mask].sum() / prob.cost.sum())}
+    cover = {f"coverage90{key}": float(np.mean((lo <= y) & (y <= hi))),
+             f"width90{key}": float(np.mean(hi - lo))}
+    if key:
+        return cover
+    return {"r2": r2(y, pred), "mare": float(np.mean(np.abs(pred / y - 1))), **cover,
+            "n_runs": int(mask.sum()), "spent": float(prob.cost[mask].sum() / prob.cost.sum())}
 
 
-def run_dataset(name, law_name, repeats, resamples, num_seed, seed, shrink=0.0):
-    prob = Problem(name, law_name, resamples, seed, shrink)
+def run_dataset(name, law_name, repeats, resamples, num_seed, seed, shrink=0.0, prior=None,
+                learned=False):
+    prob = Problem(name, law_name, resamples, seed, shrink, prior)
+    events = []  # (state's score dict, mask, theta, draws): for the learned error models
     rng = np.random.default_rng(seed + 1)
     total = prob.cost.sum()
     cheap = np.argsort(prob.cost)[: len(prob.cost) // 2]
@@ -214,30 +281,44 @@ def run_dataset(name, law_name, repeats, resamples, num_seed, seed, shrink=0.0):
             while s["level"] < len(FRACTIONS):
                 remaining = FRACTIONS[s["level"]] * total - prob.cost[s["mask"]].sum()
                 batch = max(2, int(s["mask"].sum()) // 4)
-                fn = {"design": rule_design, "design_gain": rule_design_gain,
-                      "random": rule_random, "cheapest": rule_cheapest, "dopt": rule_dopt}[s["rule"]]
-                kw = {"rng": s["rng"]} if s["rule"] == "random" else {}
+                fn = {"random": rule_random, "cheapest": rule_cheapest,
+                      "dopt": rule_dopt}.get(s["rule"], rule_design)
+                kw = ({"rng": s["rng"]} if s["rule"] == "random" else
+                      RULE_OPTIONS.get(s["rule"], {}))
                 picks = fn(prob, s["mask"], th, dr, remaining, batch, **kw)
                 if picks:
                     s["mask"][picks] = True
                     break
                 s["scores"].append(score(prob, s["mask"], th, dr))  # nothing fits: budget done
+                events.append((s["scores"][-1], s["mask"].copy(), th, dr))
                 s["level"] += 1
         print(f"{name}: round {rounds}, {len(live)} states, {time.perf_counter() - t0:.0f} s",
               flush=True)
     all_theta, all_draws = prob.fit(np.ones((1, len(prob.cost)), bool))
     full = score(prob, np.ones(len(prob.cost), bool), all_theta[0], all_draws[0])
+    keys = ["r2", "mare", "coverage90", "width90", "n_runs", "spent"]
+    t_learned = time.perf_counter()
+    if learned:  # coverage with the error model each state would learn from its own runs
+        models = prob.lfo_models([(m, th) for _, m, th, _ in events])
+        for (sc, m, th, dr), model in zip(events, models):
+            sc.update(score(prob, m, th, dr, model=model, key="_learned"))
+            sc["tau_learned"] = float(model.summary()["tau"])
+        full.update(score(prob, np.ones(len(prob.cost), bool), all_theta[0], all_draws[0],
+                          model=prob.lfo_models([(np.ones(len(prob.cost), bool), all_theta[0])])[0],
+                          key="_learned"))
+        keys += ["coverage90_learned", "width90_learned", "tau_learned"]
+    t_learned = time.perf_counter() - t_learned
     table = {}
     for rule in RULES:
         sc = [s["scores"] for s in states if s["rule"] == rule]
-        table[rule] = {f"{f:g}": {key: float(np.mean([x[i][key] for x in sc]))
-                                  for key in ("r2", "mare", "coverage90", "width90", "n_runs", "spent")}
+        table[rule] = {f"{f:g}": {key: float(np.mean([x[i][key] for x in sc])) for key in keys}
                        for i, f in enumerate(FRACTIONS)}
         for i, f in enumerate(FRACTIONS):
             vals = [x[i]["r2"] for x in sc]
             table[rule][f"{f:g}"]["r2_median"] = float(np.median(vals))
             table[rule][f"{f:g}"]["r2_se"] = float(np.std(vals) / np.sqrt(len(vals)))
-    return {"law": law_name, "shrink": prob.shrink, "repeats": repeats,
+    return {"law": law_name, "shrink": prob.shrink, "prior": dict(prob.prior._asdict()),
+            "learned_error_seconds": t_learned if learned else None, "repeats": repeats,
             "resamples": resamples, "seed_runs": num_seed,
             "rounds": rounds, "seconds": time.perf_counter() - t0, "all_train": full,
             "rules": table, "li2026": LI_2026[name]}
@@ -314,6 +395,14 @@ def main(argv=None):
     ap.add_argument("--shrink", type=float, default=0.0, metavar="B",
                     help="refit with the Huber objective shrunk toward the law's Normal "
                          "priors at residual scale B (huber.fit_huber's shrink; default 0)")
+    ap.add_argument("--prior", choices=("default", "lodo"), default="lodo",
+                    help="the extrapolation-error prior: per dataset, the recipe of the "
+                         "package's DEFAULT_PRIOR without that dataset (leave-one-dataset-out, "
+                         "from results/backtest.json; the default), or DEFAULT_PRIOR itself "
+                         "(learned partly on these datasets: a leak)")
+    ap.add_argument("--learned-error", action="store_true",
+                    help="also score the 90%% coverage with the error model each state "
+                         "learns from its own runs (predict's default), not the prior alone")
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--stem", default=None,
                     help="output names: STEM.json (default design, or design_shrinkB)")
@@ -330,15 +419,24 @@ def main(argv=None):
     out = {"speed": speed(), "datasets": {}}
     print("speed", out["speed"], flush=True)
     for name in args.datasets:
+        prior = None
+        if args.prior == "lodo":
+            from bench_backtest import loo_prior
+
+            learned = json.loads((HERE / "results" / "backtest.json").read_text())["learned"]
+            prior = loo_prior(learned, name)
         out["datasets"][name] = run_dataset(name, laws[name], args.repeats, args.resamples,
-                                            args.seed_runs, seed=0, shrink=args.shrink)
+                                            args.seed_runs, seed=0, shrink=args.shrink,
+                                            prior=prior, learned=args.learned_error)
     out["seconds"] = time.perf_counter() - t0
     save_and_print(out, Path(args.out), args.stem, figure, RULES, FRACTIONS,
                    lambda name, res: (f"{name}: R2 / coverage90 / MARE at 1%, 5%, 10% (all of "
                                       f"train: R2 {res['all_train']['r2']:.2f}, cov90 "
                                       f"{res['all_train']['coverage90']:.2f}; Li et al. "
                                       f"{res['li2026']['li2026']})"),
-                   lambda c: f"{c['r2']:6.2f} / {c['coverage90']:.2f} / {c['mare']:.3f}",
+                   lambda c: (f"{c['r2']:6.2f} / {c['coverage90']:.2f} / {c['mare']:.3f}"
+                              + (f" / {c['coverage90_learned']:.2f} w {c['width90_learned']:.3f}"
+                                 if "coverage90_learned" in c else "")),
                    figure_name=f"{args.stem}_r2.png")
 
 

@@ -462,6 +462,16 @@ def test_cli_json_shape_and_figure(tmp_path, capsys):
     assert out["after"]["upper"] / out["after"]["lower"] < out["before"]["upper"] / out["before"]["lower"]
     for name in ("design.json", "candidates.csv", "design.png"):
         assert (tmp_path / "d" / name).stat().st_size > 0
+    # a target region from a file: the criterion and the targets' distances reach the JSON
+    pd.DataFrame({"N": [3e10, 1e11], "D": [6e11, 2e12]}).to_csv(tmp_path / "region.csv", index=False)
+    rc = main(["design", str(csv), "--resamples", "60", "--target-budget", "1e24",
+               "--experiment-budget", "1e20", "--k", "3", "--objective", "loss",
+               "--targets", str(tmp_path / "region.csv"), "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["info"]["criterion"] == "integrated variance over 2 targets"
+    assert len(out["info"]["objective_decades"]) == 2 and min(out["info"]["objective_decades"]) > 0
+    assert 1 <= len(out["proposals"]) <= 3
 
 
 def test_n_opt_intervals_include_the_optimum_error_beyond_the_data(grid_fit):

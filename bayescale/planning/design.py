@@ -64,12 +64,11 @@ that the run adds given the runs chosen before it. **Ranking** (one implementati
 :func:`design_score.pick`, shared with ``benchmarks/bench_design.py``): ``rank="gain"``
 picks the affordable run with the largest gain; ``rank="per_cost"`` the largest gain per
 FLOP. Gain is the default because it did better in the Li et al. (2026) protocol
-(``benchmarks/results/design.json``, 10 repeats, mean target R^2 / mean absolute relative
-error at 1% / 5% / 10% of the pool's cost): on data_constrained gain 0.88 / 0.95 / 0.92
-(MARE 0.057 / 0.041 / 0.050) against per-FLOP 0.95 / 0.90 / 0.90 (0.042 / 0.064 / 0.064);
-on farseer with the Farseer law (``results/design_farseer.json``) gain -5.5 / 0.81 / 0.86
-against per-FLOP -3.3 / 0.14 / 0.67. Per FLOP chases the cheapest runs and did no better
-than cheapest-first there; for ``N_opt`` with the reach term it did best on chinchilla
+(``benchmarks/results/design_observable.json``, 10 repeats, mean target R^2 at 1% / 5% /
+10% of the pool's cost, the loss at the target observable): on farseer gain 0.93 / 0.92 /
+0.93 against per-FLOP 0.51 / 0.70 / 0.68, on data_constrained 0.88 / 0.96 / 0.96 against
+0.96 / 0.86 / 0.92 (Li et al. 0.60 / 0.88 / 0.93 and 0.73 / 0.85 / 0.86). Per FLOP chases
+the cheapest runs; for ``N_opt`` with the reach term it did best on chinchilla
 (``results/design_nopt.json``).
 
 Limits: both approximations are only as good as the draws (a few hundred bootstrap
