@@ -15,8 +15,8 @@ Rules, the design ones through the library's greedy linearised update
 ``design`` (the default of ``next_runs(objective="loss", targets=...)``: ranked by expected
 gain, the budget a cap, for the *observable* loss at each target point: each target carries
 the shared extrapolation error at its own distance beyond the selected runs,
-``linear_state(d_g=...)``, so runs toward the target are credited with measuring the miss it
-will share; the integrated variance over the points, V-optimal); ``design_per_cost`` (the
+``linear_state(d_g=..., share=...)``, so runs toward the target are credited with measuring
+part of the miss it will have; the integrated variance over the points, V-optimal); ``design_per_cost`` (the
 same ranked by gain per FLOP); ``design_law`` (the law's prediction at the points, without the
 shared error); ``design_mean`` (the variance of the law's
 *mean* log loss over the points: the criterion before 2026-12-03); ``random``; ``cheapest``
@@ -50,6 +50,7 @@ from bayescale.io import atomic_write, dumps_json
 from bayescale.laws.base import log_loss_theta
 from bayescale.laws.registry import get_law
 from bayescale.planning import design_score
+from bayescale.planning.design import SHARE
 
 HERE = Path(__file__).resolve().parent
 RULES = ("design", "design_per_cost", "design_law", "design_mean", "random", "cheapest", "dopt")
@@ -83,6 +84,7 @@ class Problem:
         self.B = resamples
         self.rng = np.random.default_rng(seed)
         self.prior = extrapolation.check_prior(prior)
+        self.share = SHARE
         self.model = extrapolation.posterior(extrapolation.Misses.empty(), self.prior)
         self.tau = self.model.summary()["tau"]
 
@@ -187,7 +189,8 @@ def rule_design(prob, mask, theta, draws, remaining, batch, rank="gain", region=
                                            prob.test.N, prob.test.D)
         d_g = d_g if region else float(np.mean(d_g))
     picks, *_ = design_score.linear_greedy(mu, d, g, prob.tau, prob.sigma(theta, mask), prob.cost,
-                                           remaining, batch, rank=rank, unavailable=mask, d_g=d_g)
+                                           remaining, batch, rank=rank, unavailable=mask, d_g=d_g,
+                                           share=prob.share)
     return picks
 
 
@@ -256,8 +259,9 @@ def score(prob, mask, theta, draws, model=None, key=""):
 
 
 def run_dataset(name, law_name, repeats, resamples, num_seed, seed, shrink=0.0, prior=None,
-                learned=False):
+                learned=False, share=SHARE):
     prob = Problem(name, law_name, resamples, seed, shrink, prior)
+    prob.share = float(share)
     events = []  # (state's score dict, mask, theta, draws): for the learned error models
     rng = np.random.default_rng(seed + 1)
     total = prob.cost.sum()
@@ -317,7 +321,8 @@ def run_dataset(name, law_name, repeats, resamples, num_seed, seed, shrink=0.0, 
             vals = [x[i]["r2"] for x in sc]
             table[rule][f"{f:g}"]["r2_median"] = float(np.median(vals))
             table[rule][f"{f:g}"]["r2_se"] = float(np.std(vals) / np.sqrt(len(vals)))
-    return {"law": law_name, "shrink": prob.shrink, "prior": dict(prob.prior._asdict()),
+    return {"law": law_name, "shrink": prob.shrink, "share": prob.share,
+            "prior": dict(prob.prior._asdict()),
             "learned_error_seconds": t_learned if learned else None, "repeats": repeats,
             "resamples": resamples, "seed_runs": num_seed,
             "rounds": rounds, "seconds": time.perf_counter() - t0, "all_train": full,
@@ -403,6 +408,9 @@ def main(argv=None):
     ap.add_argument("--learned-error", action="store_true",
                     help="also score the 90%% coverage with the error model each state "
                          "learns from its own runs (predict's default), not the prior alone")
+    ap.add_argument("--share", type=float, default=SHARE,
+                    help="the design rules' correlation between a target's miss per decade and "
+                         "the candidates' (next_runs' share; default design.SHARE)")
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--stem", default=None,
                     help="output names: STEM.json (default design, or design_shrinkB)")
@@ -427,7 +435,8 @@ def main(argv=None):
             prior = loo_prior(learned, name)
         out["datasets"][name] = run_dataset(name, laws[name], args.repeats, args.resamples,
                                             args.seed_runs, seed=0, shrink=args.shrink,
-                                            prior=prior, learned=args.learned_error)
+                                            prior=prior, learned=args.learned_error,
+                                            share=args.share)
     out["seconds"] = time.perf_counter() - t0
     save_and_print(out, Path(args.out), args.stem, figure, RULES, FRACTIONS,
                    lambda name, res: (f"{name}: R2 / coverage90 / MARE at 1%, 5%, 10% (all of "

@@ -60,7 +60,8 @@ def _slow(example: str) -> bool:
 def example_dir(tmp_path_factory, chinchilla_240):
     """A working folder with what the examples name: my_runs.csv, sweep.csv (an isoFLOP
     sweep with budget and corpus columns), candidates.csv (runs a team could train next, for
-    ``design``) and fits/chinchilla."""
+    ``design``), target_region.csv (farseer's held-out larger runs, ``design --targets``) and
+    fits/chinchilla."""
     from bayescale import load_runs
 
     folder = tmp_path_factory.mktemp("examples")
@@ -73,6 +74,8 @@ def example_dir(tmp_path_factory, chinchilla_240):
     sweep.drop(columns="C").to_csv(folder / "sweep.csv", index=False)
     N, D = np.meshgrid(np.geomspace(1e8, 3e9, 6), np.geomspace(2e9, 6e10, 6))
     pd.DataFrame({"N": N.ravel(), "D": D.ravel()}).to_csv(folder / "candidates.csv", index=False)
+    target = load_runs("farseer", split="test")  # the larger runs a design aims to predict
+    pd.DataFrame({"N": target.N, "D": target.D}).to_csv(folder / "target_region.csv", index=False)
     proc = _bayescale(["fit", "chinchilla", "--exclude-top", "5", "--chains", "2", "--warmup",
                        "40", "--draws", "40", "--out", "fits/chinchilla", "--quiet"], folder)
     assert proc.returncode == 0, proc.stderr

@@ -108,41 +108,52 @@ def test_region_and_its_mean_choose_different_runs_by_construction():
     assert design_score.linear_greedy(mu, g=g.mean(axis=1), **kw)[0] == [1]
 
 
-def test_observable_objective_shares_the_discrepancy_closed_form():
-    """Outcomes y_c = x_c theta + d_c delta + noise and an observable target y_t = a theta +
-    d_t delta with one shared delta ~ N(0, tau^2): the target's variance after a run at c
-    is var_t - cov_tc^2 / var_c with var_t = a'Sa + tau^2 d_t^2, cov_tc = a'Sx_c + tau^2 d_t
-    d_c and var_c = x_c'Sx_c + tau^2 d_c^2 + s^2 (closed form). The linear update with
-    ``d_g`` and reweighting with particle objectives (Gauss-Hermite nodes of delta) must
-    match it; without ``d_g`` the linear update is the law's variance only."""
+@pytest.mark.parametrize("share", [1.0, 0.5])
+def test_observable_objective_shares_the_discrepancy_closed_form(share):
+    """Outcomes y_c = x_c theta + d_c s + noise (one shared miss per decade s ~ N(0, tau^2))
+    and an observable region y_t = a_t theta + d_t s_t with corr(s_t, s) = share: after a
+    run at c each target's variance is var_t - cov_tc^2 / var_c with var_t = a_t'Sa_t +
+    tau^2 d_t^2, cov_tc = a_t'Sx_c + share tau^2 d_t d_c, var_c = x_c'Sx_c + tau^2 d_c^2 +
+    s^2 (closed form); after two runs the Gaussian conditioning on both. The linear update
+    must match it; without ``d_g`` it is the law's variance only."""
     rng = np.random.default_rng(5)
-    P, K, s, tau, d_t = 20000, 4, 0.05, 0.3, 1.5
+    P, K, T, s, tau = 20000, 4, 3, 0.05, 0.3
     L = rng.normal(size=(2, 2))
     S = 0.1 * (L @ L.T + np.eye(2))
     theta = rng.multivariate_normal(np.zeros(2), S, P)
-    X, a, d = rng.normal(size=(K, 2)), np.array([0.7, -0.4]), np.array([0.0, 0.5, 1.0, 1.5])
-    mu, g = theta @ X.T, theta @ a
-    var_t = a @ S @ a + tau**2 * d_t**2
-    cov = X @ S @ a + tau**2 * d_t * d
-    var_c = np.einsum("ki,ij,kj->k", X, S, X) + tau**2 * d**2 + s**2
-    exact = var_t - cov**2 / var_c
-    var_g, c, Sy = design_score.linear_state(mu, d, g, tau, s, d_g=d_t)
-    np.testing.assert_allclose(float(var_g), var_t, rtol=0.05)
-    np.testing.assert_allclose(float(var_g) - np.asarray(design_score.linear_gains(c, Sy)),
-                               exact, rtol=0.05)
+    X, Atar = rng.normal(size=(K, 2)), rng.normal(size=(T, 2))
+    d, d_t = np.array([0.0, 0.5, 1.0, 1.5]), np.array([0.4, 1.2, 2.0])
+    mu, g = theta @ X.T, theta @ Atar.T
+    var_t = np.einsum("ti,ij,tj->t", Atar, S, Atar) + tau**2 * d_t**2
+    cov = Atar @ S @ X.T + share * tau**2 * np.outer(d_t, d)           # (T, K)
+    Sy = X @ S @ X.T + tau**2 * np.outer(d, d) + s**2 * np.eye(K)
+    exact1 = np.mean(var_t[:, None] - cov**2 / np.diag(Sy)[None, :], axis=0)
+    var_g, c, Syy = design_score.linear_state(mu, d, g, tau, s, d_g=d_t, share=share)
+    np.testing.assert_allclose(float(var_g), var_t.mean(), rtol=0.05)
+    np.testing.assert_allclose(float(var_g) - np.asarray(design_score.linear_gains(c, Syy)),
+                               exact1, rtol=0.05)
+    pair = [1, 3]
+    exact2 = np.mean(var_t - np.einsum("tp,pq,tq->t", cov[:, pair],
+                                       np.linalg.inv(Sy[np.ix_(pair, pair)]), cov[:, pair]))
+    v = var_g
+    for k in pair:
+        v, c, Syy = design_score.linear_condition(v, c, Syy, k)
+    np.testing.assert_allclose(float(v), exact2, rtol=0.05)
     var_law, c_law, Sy_law = design_score.linear_state(mu, d, g, tau, s)
-    law_only = a @ S @ a - (X @ S @ a) ** 2 / var_c
+    law_only = np.mean(np.einsum("ti,ij,tj->t", Atar, S, Atar)[:, None]
+                       - (Atar @ S @ X.T) ** 2 / np.diag(Sy)[None, :], axis=0)
     np.testing.assert_allclose(float(var_law) - np.asarray(design_score.linear_gains(c_law, Sy_law)),
                                law_only, rtol=0.05)
-    z, wz = design_score.gauss_hermite(9)
-    shift = tau * z
-    Pw, F = 2000, 400
-    gp = design_score.particle_objective(g[:Pw], d_t, shift)                # (P, M, 1)
-    assert gp.shape == (Pw, 9, 1)
-    log_w = jnp.asarray(np.broadcast_to(np.log(wz)[None, :] - np.log(Pw), (F, Pw, 9)).copy())
-    j, m = design_score.fantasy_particles(log_w, rng.random(F))
-    post, _ = design_score.score(log_w, mu[:Pw], d, gp, shift, s, j, m, rng.standard_normal(F))
-    np.testing.assert_allclose(np.asarray(post), exact, rtol=0.12)
+
+
+def test_d_g_and_share_are_checked():
+    mu, g, d = np.zeros((10, 3)), np.zeros((10, 2)), np.zeros(3)
+    with pytest.raises(ValueError, match=r"d_g must have shape \(2,\)"):
+        design_score.linear_state(mu, d, g, 0.1, 0.01, d_g=np.ones(3))
+    with pytest.raises(ValueError, match=r"d_g must have shape \(\)"):
+        design_score.linear_state(mu, d, g[:, 0], 0.1, 0.01, d_g=np.ones(3))
+    with pytest.raises(ValueError, match="share must be a correlation"):
+        design_score.linear_state(mu, d, g, 0.1, 0.01, d_g=np.ones(2), share=1.5)
 
 
 def test_a_run_toward_an_observable_target_is_credited_by_construction():
@@ -155,6 +166,8 @@ def test_a_run_toward_an_observable_target_is_credited_by_construction():
     mu = np.concatenate([theta, theta], axis=1)
     kw = dict(d=np.array([0.0, 1.0]), tau=0.05, sigma=0.01, costs=np.ones(2), budget=1.0, k=1)
     assert design_score.linear_greedy(mu, g=theta[:, 0], d_g=1.0, **kw)[0] == [1]
+    assert design_score.linear_greedy(mu, g=theta[:, 0], d_g=1.0, share=0.5, **kw)[0] == [1]
+    assert design_score.linear_greedy(mu, g=theta[:, 0], d_g=1.0, share=0.0, **kw)[0] == [0]
     assert design_score.linear_greedy(mu, g=theta[:, 0], **kw)[0] == [0]
 
 
@@ -368,22 +381,23 @@ def test_loss_objective_with_targets(grid_fit, approximation):
     assert res.info["integrated_var_after"] < res.info["integrated_var_before"]
 
 
-@pytest.mark.parametrize("approximation", ["linear", "reweight"])
-def test_loss_objective_carries_the_extrapolation_error_at_its_distance(grid_fit, approximation):
+def test_loss_objective_carries_the_extrapolation_error_at_its_distance(grid_fit):
     """With an error model, the loss objective is the loss that will be observed: its
     distance beyond the runs is recorded (here 10x the largest N and 10x the largest D:
     exactly one decade, and 6ND two decades of compute: decades_beyond takes the largest,
-    2) and its interval is wider than the law's own (``model="none"``)."""
+    2), its interval carries the error at the medians of b and tau, and the variances the
+    design reports are those of that interval."""
     N_max, D_max = grid_fit.runs.N.max(), grid_fit.runs.D.max()
     targets = pd.DataFrame({"N": [10 * N_max], "D": [10 * D_max]})
     # a sharp error model: drift b = -0.05 and growth tau = 0.1 per decade, nearly known
     prior = extrapolation.ErrorPrior(tau=0.1, log_sd=0.02, bias=-0.05, bias_sd=0.001)
     model = extrapolation.posterior(extrapolation.Misses.empty(), prior)
     kw = dict(target_budget=C_STAR, experiment_budget=3e19, k=2, objective="loss",
-              targets=targets, approximation=approximation)
+              targets=targets)
     honest = next_runs(grid_fit, model=model, **kw)
     law = next_runs(grid_fit, model=NO_ERROR, **kw)
     assert honest.info["objective_decades"] == pytest.approx([2.0])
+    assert honest.info["share"] == 0.5 and law.info["share"] is None
     assert law.info["objective_decades"] is None
     # at d = 2 the drift moves the median by 2 b = -0.1 in log (Monte Carlo error of the
     # median of 300 draws ~0.01) and the error adds a normal of sd 2 tau = 0.2 to the law's
@@ -391,8 +405,24 @@ def test_loss_objective_carries_the_extrapolation_error_at_its_distance(grid_fit
     assert math.log(honest.before["median"] / law.before["median"]) == pytest.approx(-0.1, abs=0.025)
     z = 1.6448536
     w_law = math.log(law.before["upper"] / law.before["lower"])
-    expected = 2 * z * math.hypot(w_law / (2 * z), 0.2)
-    assert math.log(honest.before["upper"] / honest.before["lower"]) == pytest.approx(expected, rel=0.1)
+    w = math.log(honest.before["upper"] / honest.before["lower"])
+    assert w == pytest.approx(2 * z * math.hypot(w_law / (2 * z), 0.2), rel=0.1)
+    # the variance behind the gains is that of the interval (law draws ~ normal in log)
+    assert w == pytest.approx(2 * z * math.sqrt(honest.info["var_before"]), rel=0.1)
+    # and with the default error model, as next_runs estimates it from the runs
+    default = next_runs(grid_fit, **kw)
+    w = math.log(default.before["upper"] / default.before["lower"])
+    assert w == pytest.approx(2 * z * math.sqrt(default.info["var_before"]), rel=0.1)
+    json.dumps(default.to_dict(), allow_nan=False)
+
+
+def test_reweighting_refuses_the_observable_loss_objective(grid_fit):
+    with pytest.raises(BayescaleError, match="approximation='reweight' cannot carry"):
+        next_runs(grid_fit, target_budget=C_STAR, experiment_budget=3e19, objective="loss",
+                  approximation="reweight")
+    with pytest.raises(BayescaleError, match="share must be a correlation"):
+        next_runs(grid_fit, target_budget=C_STAR, experiment_budget=3e19, objective="loss",
+                  share=-0.1)
 
 
 def test_targets_need_the_loss_objective_and_valid_points(grid_fit):

@@ -40,7 +40,7 @@ from jax import Array
 from jax.typing import ArrayLike
 
 __all__ = ["Reach", "score", "condition", "fantasy_particles", "weighted_var", "weighted_quantiles",
-           "gauss_hermite", "particle_objective", "linear_state", "linear_gains", "linear_condition",
+           "gauss_hermite", "linear_state", "linear_gains", "linear_condition",
            "linear_variance_after", "RANKS", "pick",
            "linear_greedy", "interval", "reweight_greedy"]
 
@@ -56,23 +56,14 @@ def gauss_hermite(num: int) -> tuple[np.ndarray, np.ndarray]:
 def weighted_var(log_w: Array, g: Array) -> Array:
     """Variance of ``g`` (P,) under weights ``exp(log_w)`` (P, M), normalised here; for a
     region ``g`` (P, T) the mean over its T columns of each column's variance (the
-    integrated variance). ``g`` (P, M, T) is a value per particle (the objective with the
-    node's shared discrepancy, :func:`particle_objective`)."""
-    w = jax.nn.softmax(log_w.reshape(-1)).reshape(log_w.shape)
-    if g.ndim == 3:
-        w, G = w.reshape(-1), g.reshape(-1, g.shape[-1])
-    else:
-        w, G = w.sum(axis=-1), g.reshape(g.shape[0], -1)
+    integrated variance)."""
+    w = jax.nn.softmax(log_w.reshape(-1)).reshape(log_w.shape).sum(axis=-1)
+    G = g.reshape(g.shape[0], -1)
     mean = w @ G
+    # centred before squaring: E[G^2] - E[G]^2 cancels catastrophically in float32 for
+    # the small variances after conditioning (memory: one (P, T) temporary per world and
+    # candidate in a batch, e.g. 32 x 32 x 1000 x 7 floats)
     return jnp.mean(w @ (G - mean[None, :]) ** 2)
-
-
-def particle_objective(g, d_g, shift) -> np.ndarray:
-    """The objective per particle (P, M, T): the law's ``g`` (P,) or (P, T) plus the shared
-    discrepancy ``d_g * shift[m]`` at the objective's distance ``d_g`` (scalar or (T,))."""
-    g = np.asarray(g, float)
-    G = g.reshape(g.shape[0], 1, -1)
-    return G + np.reshape(np.asarray(d_g, float), (1, 1, -1)) * np.reshape(shift, (1, -1, 1))
 
 
 def _loglik(y, mu_c, d_c, shift, sigma):
@@ -114,7 +105,8 @@ def score(log_w: ArrayLike, mu: ArrayLike, d: ArrayLike, g: ArrayLike, shift: Ar
     log_w : (F, P, M) log weights of the particles in each fantasy world.
     mu : (P, K) law log loss of each draw at each candidate.
     d : (K,) decades beyond the fitted runs of each candidate.
-    g : (P,) the decision quantity of each draw.
+    g : (P,) the decision quantity of each draw, or (P, T) the log loss at T target points
+        (the integrated variance is scored).
     shift : (M,) discrepancy per decade of each node, ``b + tau * z``.
     sigma : observation-noise sd of log loss.
     j, m : (F,) the particle each world's fantasy comes from (:func:`fantasy_particles`).
@@ -145,13 +137,8 @@ def condition(log_w: ArrayLike, mu_c: ArrayLike, d_c: ArrayLike, y: ArrayLike,
 
 
 def weighted_quantiles(g, log_w, q) -> np.ndarray:
-    """Quantiles ``q`` of ``g`` (P,) under weights ``exp(log_w)`` (P, M) (NumPy); ``g``
-    (P, M) is a value per particle."""
-    w = np.exp(np.asarray(log_w, float) - np.max(log_w))
-    if np.ndim(g) == 2:
-        g, w = np.asarray(g).reshape(-1), w.reshape(-1)
-    else:
-        w = w.sum(axis=-1)
+    """Quantiles ``q`` of ``g`` (P,) under weights ``exp(log_w)`` (P, M) (NumPy)."""
+    w = np.exp(np.asarray(log_w, float) - np.max(log_w)).sum(axis=-1)
     order = np.argsort(g)
     cdf = np.cumsum(w[order])
     cdf = (cdf - 0.5 * w[order]) / cdf[-1]
@@ -160,7 +147,7 @@ def weighted_quantiles(g, log_w, q) -> np.ndarray:
 
 # -- the linearised (ensemble-Gaussian) update ------------------------------------------
 
-def linear_state(mu, d, g, tau, sigma, d_g=None):
+def linear_state(mu, d, g, tau, sigma, d_g=None, share=1.0):
     """The joint covariance of the objective and the candidates' outcomes, estimated from
     the draws: ``(var_g, c, S)`` with ``var_g`` the variance of ``g`` (P,), ``c`` (K,) its
     covariance with each candidate's law prediction ``mu`` (P, K), and ``S`` (K, K) the
@@ -174,10 +161,13 @@ def linear_state(mu, d, g, tau, sigma, d_g=None):
 
     ``d_g`` (a scalar, or (T,) for a region): the objective's own distance beyond the
     fitted runs, when the objective is an observable loss there rather than the law's
-    prediction of it. The objective then carries the same shared discrepancy: its variance
-    gains ``tau**2 d_g**2`` and its covariance with candidate ``k`` gains ``tau**2 d_g d_k``,
-    so a run that reaches toward the target is credited with measuring the miss the target
-    will share (by default, ``None``, the objective is the law's own quantity)."""
+    prediction of it. The objective then carries a discrepancy of the same size: its
+    variance gains ``tau**2 d_g**2`` and its covariance with candidate ``k`` gains
+    ``share * tau**2 d_g d_k``, ``share`` the correlation between the objective's miss per
+    decade and the candidates' (shared among themselves), so a run that reaches toward the
+    target is credited with measuring part of the miss the target will have; with
+    ``share < 1`` no run removes more than ``share**2`` of that miss's variance (by default,
+    ``d_g=None``, the objective is the law's own quantity)."""
     mu, d, g = jnp.asarray(mu), jnp.asarray(d), jnp.asarray(g)
     P = g.shape[0]
     G = g - g.mean(axis=0, keepdims=True)
@@ -186,11 +176,15 @@ def linear_state(mu, d, g, tau, sigma, d_g=None):
     S = Mu.T @ Mu / (P - 1) + tau ** 2 * jnp.outer(d, d) + sigma ** 2 * jnp.eye(d.shape[0])
     var_g = jnp.sum(G * G) / (P - 1) / (G.size // P)
     if d_g is not None:
+        want = (g.shape[1],) if g.ndim == 2 else ()
+        if np.shape(d_g) != want:
+            raise ValueError(f"d_g must have shape {want} for g of shape {g.shape}, got "
+                             f"{np.shape(d_g)}")
+        if not 0.0 <= float(share) <= 1.0:
+            raise ValueError(f"share must be a correlation in [0, 1], got {share!r}")
         d_g = jnp.asarray(d_g, dtype=c.dtype)
-        if g.ndim == 2:
-            c = c + tau ** 2 * jnp.outer(d_g, d)
-        else:
-            c = c + tau ** 2 * d_g * d
+        cross = share * tau ** 2 * (jnp.outer(d_g, d) if g.ndim == 2 else d_g * d)
+        c = c + cross
         var_g = var_g + tau ** 2 * jnp.mean(d_g ** 2)
     return var_g, c, S
 
@@ -217,11 +211,11 @@ def linear_condition(var_g: ArrayLike, c: ArrayLike, S: ArrayLike, k: ArrayLike)
             S - jnp.outer(col, col) / S[k, k])
 
 
-def linear_variance_after(mu, d, g, tau, sigma, picks, d_g=None) -> tuple[float, float]:
+def linear_variance_after(mu, d, g, tau, sigma, picks, d_g=None, share=1.0) -> tuple[float, float]:
     """The variance of ``g`` now and (linearised) after observing the candidates ``picks``
     in turn: how :func:`next_runs <bayescale.planning.design.next_runs>` reports a region's
     mean when the runs were chosen for the region's integrated variance."""
-    var_g, c, S = linear_state(mu, d, g, tau, sigma, d_g)
+    var_g, c, S = linear_state(mu, d, g, tau, sigma, d_g, share)
     var0 = float(var_g)
     for k in picks:
         var_g, c, S = linear_condition(var_g, c, S, int(k))
@@ -264,21 +258,22 @@ class Reach(NamedTuple):
 
 
 def linear_greedy(mu, d, g, tau, sigma, costs, budget, k, *, rank="gain", unavailable=None,
-                  reach: Reach | None = None, d_g=None):
+                  reach: Reach | None = None, d_g=None, share=1.0):
     """Greedy sequential choice of up to ``k`` candidates within ``budget`` under the
     linearised update: pick (:func:`pick`), condition (:func:`linear_condition`), repeat.
-    ``d_g``: the objective's distance beyond the runs when it is an observable loss there
-    (:func:`linear_state`).
+    ``d_g``, ``share``: the objective's distance beyond the runs when it is an observable
+    loss there, and how much of its miss the candidates share (:func:`linear_state`).
     With ``reach`` a candidate's gain also counts the optimum error it removes by moving
     the largest run toward ``C*`` (:class:`Reach`).
 
     Returns ``(picks, gains, first, var_before, var_after)``: the chosen indices in order,
     each one's gain given those before it, every candidate's first-step gain (K,), and the
-    law's variance of the objective before and (expected) after (without ``reach``)."""
+    variance of the objective (the law's, plus the discrepancy's with ``d_g``) before and
+    (expected) after (without ``reach``)."""
     costs = np.asarray(costs, float)
     taken = (np.zeros(costs.size, bool) if unavailable is None
              else np.array(unavailable, bool, copy=True))
-    var_g, c_vec, S = linear_state(mu, d, g, tau, sigma, d_g)
+    var_g, c_vec, S = linear_state(mu, d, g, tau, sigma, d_g, share)
     var0, picks, gains, first, remaining = float(var_g), [], [], None, float(budget)
     for _ in range(int(k)):
         gain = np.asarray(linear_gains(c_vec, S), float)
@@ -307,16 +302,15 @@ def interval(g, log_w, level) -> dict:
 
 
 def reweight_greedy(mu, d, g, b, tau, sigma, costs, k, budget, rng, level, F, num_nodes, rank,
-                    reach: Reach | None = None, d_g=None):
+                    reach: Reach | None = None):
     """Greedy choice by importance reweighting with fantasised outcomes
-    (:func:`score`); ``reach`` and ``d_g`` as in :func:`linear_greedy`."""
+    (:func:`score`); ``reach`` as in :func:`linear_greedy`. A region ``g`` (P, T) is chosen
+    for its integrated variance and reported by its mean (``var_before``/``var_after`` of
+    the mean, ``integrated_var_*`` of the region)."""
     z, wz = gauss_hermite(num_nodes)
     shift = b + tau * z
     M, P = len(z), len(g)
     g_int = g if np.ndim(g) == 1 else np.asarray(g).mean(axis=1)  # a region: its mean
-    if d_g is not None:  # the objective observable: each particle's own discrepancy
-        g_int = particle_objective(g_int, np.mean(d_g), shift)[..., 0]     # (P, M)
-        g = particle_objective(g, d_g, shift)
     log_w0 = np.broadcast_to(np.log(wz)[None, :] - np.log(P), (P, M))
     log_w = jnp.asarray(np.broadcast_to(log_w0, (F, P, M)).copy())
     var0 = var_now = float(weighted_var(jnp.asarray(log_w0), jnp.asarray(g)))
@@ -341,8 +335,15 @@ def reweight_greedy(mu, d, g, b, tau, sigma, costs, k, budget, rng, level, F, nu
         var_now = float(np.mean(np.asarray(jax.vmap(weighted_var,
                                                      in_axes=(0, None))(log_w, g))))
     worlds = [interval(g_int, lw, level) for lw in np.asarray(log_w)]
+    if np.ndim(g) == 2:  # the region's integrated variance; the mean's, as the linear path
+        var_int = (var0, var_now)
+        var0 = float(weighted_var(jnp.asarray(log_w0), jnp.asarray(g_int)))
+        var_now = float(np.mean(np.asarray(jax.vmap(weighted_var, in_axes=(0, None))(
+            log_w, jnp.asarray(g_int)))))
     after = {key: float(np.exp(np.mean([np.log(w[key]) for w in worlds])))
              for key in ("median", "lower", "upper")}
     extra = {"var_before": var0, "var_after": var_now, "num_fantasies": F, "num_nodes": M,
              "min_ess": min(min_ess) if min_ess else None}
+    if np.ndim(g) == 2:
+        extra["integrated_var_before"], extra["integrated_var_after"] = var_int
     return rows, first, remaining, extra, interval(g_int, log_w0, level), after
