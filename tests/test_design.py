@@ -356,6 +356,20 @@ def test_rank_gain_picks_the_largest_affordable_gain_and_per_cost_the_best_ratio
     assert first["gain"].expected_gain > first["per_cost"].expected_gain
 
 
+def test_default_candidates_keep_the_data_s_shapes(grid_fit):
+    """The default grid keeps tokens per parameter within the runs' range widened by 2x
+    (here D/N from 1 to 1000 in the runs, so 0.5 to 2000), and drops shapes outside it that
+    the budget would allow."""
+    from bayescale.planning.design_candidates import default_candidates
+
+    ratio = grid_fit.runs.D / grid_fit.runs.N
+    cand = default_candidates(grid_fit, C_STAR, 1e21)
+    r = cand.D / cand.N
+    assert len(cand) > 100
+    assert r.min() >= ratio.min() / 2 * (1 - 1e-12) and r.max() <= ratio.max() * 2 * (1 + 1e-12)
+    assert r.min() < ratio.min() and r.max() > ratio.max()        # widened, not clipped
+
+
 def test_a_bad_rank_is_a_clear_error(grid_fit):
     with pytest.raises(BayescaleError, match="rank must be one of gain, per_cost"):
         next_runs(grid_fit, target_budget=C_STAR, experiment_budget=1e20, model=NO_ERROR,

@@ -60,7 +60,10 @@ def default_candidates(fit, target_budget: float, experiment_budget: float, *,
                        num: int = 48) -> pd.DataFrame:
     """A ``num x num`` log-spaced grid of ``(N, D)`` from the smallest run's ``N`` and
     ``D`` to twice the larger of the runs' largest and the median compute-optimal
-    ``N_opt(C*)``, ``D_opt(C*)``, keeping the points that cost at most ``experiment_budget``."""
+    ``N_opt(C*)``, ``D_opt(C*)``, keeping the points that cost at most ``experiment_budget``
+    and whose tokens per parameter ``D / N`` lie within the runs' range widened by 2x each
+    way (a 200B-parameter model on 1B tokens is not a run anyone trains, and the law is no
+    better checked at shapes unlike the data's than beyond it)."""
     runs = fit.runs
     f = fit.frontier([target_budget], cost=cost, unique_tokens=unique_tokens)
     n_hi = max(runs.N.max(), float(np.median(f.N_opt))) * 2
@@ -72,4 +75,6 @@ def default_candidates(fit, target_budget: float, experiment_budget: float, *,
     if unique_tokens is not None:
         grid["U"] = float(unique_tokens)
     c = candidate_costs(get_cost(cost), grid)
-    return grid[c <= experiment_budget].reset_index(drop=True)
+    ratio, runs_ratio = grid.D / grid.N, np.asarray(runs.D, float) / np.asarray(runs.N, float)
+    shape = (ratio >= runs_ratio.min() / 2) & (ratio <= runs_ratio.max() * 2)
+    return grid[(c <= experiment_budget) & shape].reset_index(drop=True)
