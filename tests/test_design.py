@@ -48,13 +48,39 @@ def test_linear_update_is_exact_for_a_linear_gaussian_model():
     linear = float(var_g) - np.asarray(design_score.linear_gains(c, Sy))
     # Monte Carlo error of a covariance from 20000 draws: ~ 2 / sqrt(P) relative
     np.testing.assert_allclose(linear, exact, rtol=0.05)
-    F = 200
-    log_w = jnp.full((F, 2000, 1), -np.log(2000.0))
-    j, m = design_score.fantasy_particles(log_w, rng.random(F))
-    post, _ = design_score.score(log_w, mu[:2000], d, g[:2000], np.zeros(1), s, j, m,
-                                 rng.standard_normal(F))
     # the reweighted estimate: sampling error of 2000 draws and 200 fantasies, a few %
-    np.testing.assert_allclose(np.asarray(post), exact, rtol=0.12)
+    np.testing.assert_allclose(_reweighted(mu, d, g, s, rng), exact, rtol=0.12)
+
+
+def _reweighted(mu, d, g, s, rng, P=2000, F=200):
+    """Expected posterior variance after one run at each candidate by reweighting the
+    first ``P`` draws under ``F`` fantasies (no extrapolation error)."""
+    log_w = jnp.full((F, P, 1), -np.log(float(P)))
+    j, m = design_score.fantasy_particles(log_w, rng.random(F))
+    post, _ = design_score.score(log_w, mu[:P], d, g[:P], np.zeros(1), s, j, m,
+                                 rng.standard_normal(F))
+    return np.asarray(post)
+
+
+def _check_region_closed_form(mu, d, g, tau, s, var_t, cov, Sy, **kw):
+    """The linear update against the closed form of a Gaussian region: the mean over the
+    targets of var_t - cov_tc^2 / Sy_cc after one run at each candidate, and of the
+    conditioning on runs 1 and 3 together after two. Returns (one-run exact, two-run
+    linear) for further checks."""
+    exact1 = np.mean(var_t[:, None] - cov**2 / np.diag(Sy)[None, :], axis=0)
+    var_g, c, Syy = design_score.linear_state(mu, d, g, tau, s, **kw)
+    assert c.shape == cov.shape
+    np.testing.assert_allclose(float(var_g), var_t.mean(), rtol=0.05)
+    np.testing.assert_allclose(float(var_g) - np.asarray(design_score.linear_gains(c, Syy)),
+                               exact1, rtol=0.05)
+    pair = [1, 3]
+    exact2 = np.mean(var_t - np.einsum("tp,pq,tq->t", cov[:, pair],
+                                       np.linalg.inv(Sy[np.ix_(pair, pair)]), cov[:, pair]))
+    v = var_g
+    for k in pair:
+        v, c, Syy = design_score.linear_condition(v, c, Syy, k)
+    np.testing.assert_allclose(float(v), exact2, rtol=0.05)
+    return exact1, float(v)
 
 
 def test_region_criterion_is_the_integrated_variance_of_a_linear_gaussian_model():
@@ -72,26 +98,9 @@ def test_region_criterion_is_the_integrated_variance_of_a_linear_gaussian_model(
     var_t = np.einsum("ti,ij,tj->t", Atar, S, Atar)
     cov = Atar @ S @ X.T                                              # (T, K)
     Sy = X @ S @ X.T + s**2 * np.eye(K)
-    exact1 = np.mean(var_t[:, None] - cov**2 / np.diag(Sy)[None, :], axis=0)
-    var_g, c, Syy = design_score.linear_state(mu, d, g, 0.0, s)
-    assert c.shape == (T, K)
-    np.testing.assert_allclose(float(var_g), var_t.mean(), rtol=0.05)
-    np.testing.assert_allclose(float(var_g) - np.asarray(design_score.linear_gains(c, Syy)),
-                               exact1, rtol=0.05)
-    pair = [1, 3]
-    exact2 = np.mean(var_t - np.einsum("tp,pq,tq->t", cov[:, pair],
-                                       np.linalg.inv(Sy[np.ix_(pair, pair)]), cov[:, pair]))
-    v = var_g
-    for k in pair:
-        v, c, Syy = design_score.linear_condition(v, c, Syy, k)
-    np.testing.assert_allclose(float(v), exact2, rtol=0.05)
-    assert design_score.linear_variance_after(mu, d, g, 0.0, s, pair)[1] == pytest.approx(float(v))
-    F = 200
-    log_w = jnp.full((F, 2000, 1), -np.log(2000.0))
-    j, m = design_score.fantasy_particles(log_w, rng.random(F))
-    post, _ = design_score.score(log_w, mu[:2000], d, g[:2000], np.zeros(1), s, j, m,
-                                 rng.standard_normal(F))
-    np.testing.assert_allclose(np.asarray(post), exact1, rtol=0.12)
+    exact1, v = _check_region_closed_form(mu, d, g, 0.0, s, var_t, cov, Sy)
+    assert design_score.linear_variance_after(mu, d, g, 0.0, s, [1, 3])[1] == pytest.approx(v)
+    np.testing.assert_allclose(_reweighted(mu, d, g, s, rng), exact1, rtol=0.12)
 
 
 def test_region_and_its_mean_choose_different_runs_by_construction():
@@ -127,18 +136,7 @@ def test_observable_objective_shares_the_discrepancy_closed_form(share):
     var_t = np.einsum("ti,ij,tj->t", Atar, S, Atar) + tau**2 * d_t**2
     cov = Atar @ S @ X.T + share * tau**2 * np.outer(d_t, d)           # (T, K)
     Sy = X @ S @ X.T + tau**2 * np.outer(d, d) + s**2 * np.eye(K)
-    exact1 = np.mean(var_t[:, None] - cov**2 / np.diag(Sy)[None, :], axis=0)
-    var_g, c, Syy = design_score.linear_state(mu, d, g, tau, s, d_g=d_t, share=share)
-    np.testing.assert_allclose(float(var_g), var_t.mean(), rtol=0.05)
-    np.testing.assert_allclose(float(var_g) - np.asarray(design_score.linear_gains(c, Syy)),
-                               exact1, rtol=0.05)
-    pair = [1, 3]
-    exact2 = np.mean(var_t - np.einsum("tp,pq,tq->t", cov[:, pair],
-                                       np.linalg.inv(Sy[np.ix_(pair, pair)]), cov[:, pair]))
-    v = var_g
-    for k in pair:
-        v, c, Syy = design_score.linear_condition(v, c, Syy, k)
-    np.testing.assert_allclose(float(v), exact2, rtol=0.05)
+    _check_region_closed_form(mu, d, g, tau, s, var_t, cov, Sy, d_g=d_t, share=share)
     var_law, c_law, Sy_law = design_score.linear_state(mu, d, g, tau, s)
     law_only = np.mean(np.einsum("ti,ij,tj->t", Atar, S, Atar)[:, None]
                        - (Atar @ S @ X.T) ** 2 / np.diag(Sy)[None, :], axis=0)
