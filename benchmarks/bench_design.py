@@ -86,7 +86,7 @@ class Problem:
         self.prior = extrapolation.check_prior(prior)
         self.share = SHARE
         self.model = extrapolation.posterior(extrapolation.Misses.empty(), self.prior)
-        self.tau = self.model.summary()["tau"]
+        self.tau = self.model.slope_moments()[1]  # as next_runs: sd of the miss per decade
 
     def _solve(self, x0, w, max_iter):
         with jax.enable_x64(True):

@@ -366,6 +366,10 @@ def test_default_candidates_keep_the_data_s_shapes(grid_fit):
     assert len(cand) > 100
     assert r.min() >= ratio.min() / 2 * (1 - 1e-12) and r.max() <= ratio.max() * 2 * (1 + 1e-12)
     assert r.min() < ratio.min() and r.max() > ratio.max()        # widened, not clipped
+    # the cheapest corner keeps its place whatever the budget that affords it
+    corner = default_candidates(grid_fit, C_STAR,
+                                6 * grid_fit.runs.N.min() * grid_fit.runs.D.min() * (1 + 1e-9))
+    assert len(corner) == 1
 
 
 def test_a_bad_rank_is_a_clear_error(grid_fit):
@@ -426,6 +430,26 @@ def test_loss_objective_carries_the_extrapolation_error_at_its_distance(grid_fit
     w = math.log(default.before["upper"] / default.before["lower"])
     assert w == pytest.approx(2 * z * math.sqrt(default.info["var_before"]), rel=0.1)
     json.dumps(default.to_dict(), allow_nan=False)
+
+
+def test_slope_moments_are_those_of_the_error_model_s_draws():
+    """The design's normal error has the mean and sd of ExtrapolationModel.sample's draws
+    at d = 1 (a scale mixture; Monte Carlo with 400,000 draws: error ~ sd / 630)."""
+    prior = extrapolation.ErrorPrior(tau=0.03, log_sd=0.7, bias=-0.04, bias_sd=0.02)
+    model = extrapolation.posterior(extrapolation.Misses.empty(), prior)
+    x = model.sample([1.0], np.random.default_rng(0), 400_000)[:, 0]
+    mean, sd = model.slope_moments()
+    assert mean == pytest.approx(x.mean(), abs=4 * x.std() / 630)
+    assert sd == pytest.approx(x.std(), rel=0.02)
+
+
+def test_cli_refuses_reweighting_for_the_loss_before_fitting(capsys):
+    from bayescale.cli import main
+
+    rc = main(["design", "chinchilla", "--target-budget", "1e24", "--experiment-budget", "1e20",
+               "--objective", "loss", "--approximation", "reweight"])
+    assert rc != 0
+    assert "use the default --approximation linear" in capsys.readouterr().err
 
 
 def test_reweighting_refuses_the_observable_loss_objective(grid_fit):

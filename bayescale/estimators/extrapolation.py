@@ -303,6 +303,17 @@ class ExtrapolationModel(NamedTuple):
                 "num_misses": int(self.num_misses), "num_refits": int(self.num_refits),
                 "prior": dict(self.prior._asdict())}
 
+    def slope_moments(self) -> tuple[float, float]:
+        """Mean and sd of the miss per decade ``b + tau z`` under the grid posterior:
+        ``E[b]`` and ``sqrt(Var(b) + E[tau**2])`` (the two moments of :meth:`sample`'s
+        draws at ``d = 1``, which are a heavier-tailed scale mixture)."""
+        w = np.asarray(self.weights, float)
+        w = w / w.sum()
+        mean_b = float(np.sum(w.sum(axis=1) * self.bias))
+        var_b = float(np.sum(w.sum(axis=1) * (self.bias - mean_b) ** 2))
+        e_tau2 = float(np.sum(w.sum(axis=0) * self.tau ** 2))
+        return mean_b, float(np.sqrt(var_b + e_tau2))
+
     def sample(self, d, rng: np.random.Generator, num: int) -> np.ndarray:
         """``num`` draws of the discrepancy ``delta`` on log loss at distances ``d`` (n,):
         shape ``(num, n)``; zero where ``d = 0``."""

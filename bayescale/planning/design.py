@@ -24,8 +24,15 @@ that reduction per unit of cost (``rank="per_cost"``):
   covariance. A run that reaches toward the target is credited with measuring part of the
   miss the target will have (without that term the design saw such runs only as noisier
   and chose many cheap runs inside the data), but no run removes more than ``share**2`` of
-  that miss's variance. ``before``/``after`` include the error at the posterior medians of
-  ``b`` and ``tau`` (``model="none"`` drops it); only the linear approximation carries it.
+  that miss's variance, not even one at the target itself. The candidates share one miss
+  per decade among themselves, and so do a region's targets (for their mean).
+  ``before``/``after`` include the error as a normal with its two moments
+  (``ExtrapolationModel.slope_moments``: the same mean and variance as ``predict``'s draws,
+  lighter tails; ``model="none"`` drops it). Only the linear approximation carries it;
+  ``approximation="reweight"`` refuses this objective.
+
+  The design's error model throughout is ``b + tau z`` per decade with ``b = E[b]`` and
+  ``tau = sqrt(Var(b) + E[tau**2])`` under the error model's posterior.
 
 **Method.** The fit's draws (posterior draws or bootstrap resamples) stand for the
 posterior; no refit per candidate, thousands of candidates are scored in one compiled program
@@ -114,11 +121,13 @@ __all__ = ["Design", "next_runs", "OBJECTIVES", "default_candidates", "noise_sca
 
 OBJECTIVES = ("n_opt", "loss")
 # The correlation between the miss per decade at the loss objective's point and at the
-# candidates (module docstring, "observable loss"). Leave-future-out misses of the ten
-# registered sweeps (benchmarks/bench_share.py: the nearest and the farthest held-out run
-# of each refit) correlate 0.56 over 22 refits, 0.33 once each sweep's own mean is
-# removed; 0.5 lies between, and did as well as full sharing in the Li et al. protocol
-# (benchmarks/RESULTS.md, "Designing for the loss that will be observed at the target").
+# candidates (module docstring, "observable loss"): a choice, not a fit. Leave-future-out
+# misses of the ten registered sweeps (benchmarks/bench_share.py, every sweep refitted
+# with the Chinchilla law: the nearest and the farthest held-out run of each refit)
+# correlate 0.56 over 22 refits, much of it each sweep's own drift; within sweeps 0.33,
+# which does not survive dropping data_constrained (-0.13). 0.5 scored as well as full
+# sharing in the Li et al. protocol (benchmarks/RESULTS.md, "Designing for the loss that
+# will be observed at the target") and keeps one run from promising the whole miss away.
 SHARE = 0.5
 APPROXIMATIONS = ("linear", "reweight")
 
@@ -223,6 +232,8 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
     share : for the loss objective with an error model, the correlation between the
         target's miss per decade and the candidates' (default :data:`SHARE`): how much a
         run toward the target tells about the target's own miss (module docstring).
+    approximation : ``"linear"`` (default) or ``"reweight"`` (module docstring); the latter
+        does not take ``objective="loss"`` with an error model.
     rank : ``"gain"`` (default: the largest expected gain that fits the remaining budget)
         or ``"per_cost"`` (the largest gain per FLOP); see the module docstring for the
         evidence behind the default.
@@ -234,8 +245,9 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
     Raises
     ------
     BayescaleError
-        For a point fit, non-positive budgets, an unknown objective, bad candidates, or a
-        budget below the cost of every candidate.
+        For a point fit, non-positive budgets, an unknown objective, bad candidates, a
+        budget below the cost of every candidate, a ``share`` outside [0, 1], or
+        ``approximation="reweight"`` with the loss objective and an error model.
     """
     import time
 
@@ -305,8 +317,7 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
     else:
         model = (extrapolation.estimate(fit.runs, law, shrink=shrink) if model is None
                  else model)
-        summary = model.summary()
-        b, tau = summary["bias"], summary["tau"]
+        b, tau = model.slope_moments()  # the error's two moments, as predict's draws
     sigma = max(noise_scale(fit), 1e-4)
     costs = cand.cost.to_numpy()
     d_g = None  # the loss objective is the loss that will be observed: it shares the error
@@ -338,8 +349,8 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
             g = g.mean(axis=1)
             extra["var_before"], extra["var_after"] = design_score.linear_variance_after(
                 mu, d, g, tau, sigma, picks, None if d_g is None else float(np.mean(d_g)), share)
-        if d_g is not None:  # the discrepancy the variances assume: d (b + tau z), b and tau
-            g = g + float(np.mean(d_g)) * (b + tau * rng.standard_normal(len(g)))  # the medians
+        if d_g is not None:  # the discrepancy the variances assume: d (b + tau z)
+            g = g + float(np.mean(d_g)) * (b + tau * rng.standard_normal(len(g)))
         before = design_score.interval(g, np.zeros((len(g), 1)), level)
         shrink = math.sqrt(max(extra["var_after"], 0.0) / extra["var_before"])
         after = {"median": before["median"],

@@ -76,5 +76,8 @@ def default_candidates(fit, target_budget: float, experiment_budget: float, *,
         grid["U"] = float(unique_tokens)
     c = candidate_costs(get_cost(cost), grid)
     ratio, runs_ratio = grid.D / grid.N, np.asarray(runs.D, float) / np.asarray(runs.N, float)
+    # the grid's cheapest corner (smallest N, smallest D) always has a shape within the
+    # runs' range (between the shapes of the runs holding those minima), so with a cost
+    # that grows with N and D the filter never removes every affordable point
     shape = (ratio >= runs_ratio.min() / 2) & (ratio <= runs_ratio.max() * 2)
     return grid[(c <= experiment_budget) & shape].reset_index(drop=True)
