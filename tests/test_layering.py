@@ -32,7 +32,7 @@ ORDER = [
     "data.simulate", "data.curves", "data",
     "_solvers.lbfgs", "_solvers.newton", "_solvers",
     "estimators.padding", "estimators.huber", "estimators.huber_mle", "estimators.bootstrap", "estimators.priors", "estimators.likelihoods", "estimators.slope_coords", "estimators.run_offsets", "estimators.model", "estimators.diagnostics", "estimators._nuts_setup", "estimators.subsample", "estimators._nuts_program", "estimators.idata", "estimators.nuts", "estimators.pooled",
-    "estimators.fit", "estimators.grid_posterior", "estimators.extrapolation", "estimators.allocation", "estimators.isoflop", "estimators.optimum_error", "estimators.isoflop_bayes",
+    "estimators.fit", "estimators.grid_posterior", "estimators.extrapolation", "estimators.allocation", "estimators.isoflop_parabola", "estimators.isoflop", "estimators.optimum_error", "estimators.isoflop_bayes",
     "estimators.envelope", "estimators.predict", "estimators.loo", "estimators.stacking", "estimators.group_fits", "estimators.groups", "estimators",
     "planning._cost_solve", "planning.costs", "planning._common", "planning._numerical", "planning.frontier", "planning.efficiency", "planning.serving",
     "planning.rules", "planning.decisions", "planning.design_score", "planning.design_candidates", "planning.design_objective",

@@ -18,8 +18,8 @@ as the loss discrepancy's ``(b, tau)`` are:
    :func:`bayescale.estimators.extrapolation.lfo_misses`). At each held-out budget that
    is an isoFLOP profile (at least :data:`MIN_SIZES` model sizes and a Huber parabola of
    log loss in log N with an interior minimum away from the grid's edge: Hoffmann et al.
-   2022's Approach 2, :func:`bayescale.estimators.isoflop.parabola_fits` and
-   :func:`~bayescale.estimators.isoflop.profile_flag`), the observed optimum is the
+   2022's Approach 2, :func:`bayescale.estimators.isoflop_parabola.parabola_fits` and
+   :func:`~bayescale.estimators.isoflop_parabola.profile_flag`), the observed optimum is the
    parabola's vertex, with a standard error from a bootstrap of the profile's runs; the
    miss is that vertex minus the refit's own ``N_opt`` at the profile's compute.
 2. **A grid posterior on (m, w)** (:func:`posterior`): misses ``~ Normal(m d, se**2 +
@@ -48,7 +48,7 @@ import jax
 import numpy as np
 
 from bayescale.errors import BayescaleError
-from bayescale.estimators import extrapolation, isoflop
+from bayescale.estimators import extrapolation, isoflop_parabola
 from bayescale.estimators.grid_posterior import draw_grid, grid_posterior, marginal_medians
 from bayescale.laws.base import Law
 
@@ -197,14 +197,14 @@ def observed_optima(log_N, log_loss, *, resamples: int = RESAMPLES, seed: int = 
                     min_sizes: int = MIN_SIZES):
     """The optimum of one isoFLOP profile: ``(log10 N at the vertex, its bootstrap standard
     error)`` of a Huber parabola of log loss in ``log N`` (natural logs in), or ``None``
-    when the profile has no usable optimum (:func:`isoflop.profile_flag`, or more than
+    when the profile has no usable optimum (:func:`isoflop_parabola.profile_flag`, or more than
     a tenth of the resamples without an interior minimum)."""
     x, y = np.asarray(log_N, float), np.asarray(log_loss, float)
     rng = np.random.default_rng(seed)
     n = x.size
     weights = np.vstack([np.ones(n), rng.multinomial(n, np.full(n, 1.0 / n), size=resamples)])
-    vertex, curvature = isoflop.parabola_fits([x], [y], [weights])
-    if isoflop.profile_flag(x, curvature[0, 0], vertex[0, 0], min_sizes) is not None:
+    vertex, curvature = isoflop_parabola.parabola_fits([x], [y], [weights])
+    if isoflop_parabola.profile_flag(x, curvature[0, 0], vertex[0, 0], min_sizes) is not None:
         return None
     boot = vertex[1:, 0]
     inside = np.isfinite(boot) & (boot >= x.min()) & (boot <= x.max())

@@ -115,7 +115,11 @@ from bayescale.planning.design_candidates import (
     candidate_frame,
     default_candidates,
 )
-from bayescale.planning.design_objective import objective_decades, objective_draws
+from bayescale.planning.design_objective import (
+    objective_decades,
+    objective_draws,
+    with_optimum_error,
+)
 
 __all__ = ["Design", "next_runs", "OBJECTIVES", "default_candidates", "noise_scale"]
 
@@ -339,7 +343,7 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
             np.maximum(np.log10(target_budget / np.maximum(costs, C_max)), 0.0))
     t_setup = time.perf_counter() - t0
     if approximation == "linear":
-        picks, gains, first, var0, var1 = design_score.linear_greedy(
+        picks, gains, first, var0, var1, mean_var = design_score.linear_greedy(
             mu, d, g, tau, sigma, costs, experiment_budget, k, rank=rank, reach=reach, d_g=d_g,
             share=share)
         rows = [(c, {"expected_gain": v, "gain_per_cost": v / costs[c]}) for c, v in zip(picks, gains)]
@@ -348,8 +352,7 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
         if g.ndim == 2:  # a region: chosen for its integrated variance, reported by its mean
             extra["integrated_var_before"], extra["integrated_var_after"] = var0, var1
             g = g.mean(axis=1)
-            extra["var_before"], extra["var_after"] = design_score.linear_variance_after(
-                mu, d, g, tau, sigma, picks, None if d_g is None else float(np.mean(d_g)), share)
+            extra["var_before"], extra["var_after"] = mean_var
         if d_g is not None:  # the discrepancy the variances assume: d (b + tau z)
             g = g + float(np.mean(d_g)) * (b + tau * rng.standard_normal(len(g)))
         before = design_score.interval(g, np.zeros((len(g), 1)), level)
@@ -364,7 +367,7 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
     rows = [{**cand.iloc[c].to_dict(), **r} for c, r in rows]
     if opt_model is not None:
         chosen = [r["N"] * r["D"] * 6.0 for r in rows]
-        before, after, extra["optimum_error"] = _with_optimum_error(
+        before, after, extra["optimum_error"] = with_optimum_error(
             fit, opt_model, g, before, after, extra, target_budget, chosen, level, rng)
     cand["expected_gain"], cand["gain_per_cost"] = first, first / costs
     cols = list(cand.columns[:len(law.inputs)]) + ["cost", "expected_gain", "gain_per_cost", "decades"]
@@ -381,23 +384,3 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
             "unique_tokens": unique_tokens, "cost": getattr(cost_model, "name", str(cost))}
     return Design(proposals=proposals, before=before, after=after, candidates=cand,
                   objective=objective, level=level, info=info)
-
-
-def _with_optimum_error(fit, model, g, before, after, extra, C_star, chosen, level, rng):
-    """``before`` / ``after`` of ``log N_opt(C*)`` with the law's optimum error
-    (:mod:`bayescale.estimators.optimum_error`) at the distance of ``C*`` beyond the runs,
-    before and after the proposed runs (``chosen``: their 6ND) extend them; the spread of
-    the law's draws shrinks as the design expects. The in-model pair is kept in the
-    returned record (``info["optimum_error"]``)."""
-    C_max = float(fit.runs.C.max())
-    d0 = max(math.log10(C_star / C_max), 0.0)
-    d1 = max(math.log10(C_star / max([C_max, *chosen])), 0.0)
-    shrink = math.sqrt(max(extra["var_after"], 0.0) / extra["var_before"])
-    g_after = math.log(after["median"]) + shrink * (g - math.log(before["median"]))
-    e = np.log(10.0) * model.shift([d0, d1], rng, len(g))
-    flat = np.zeros((len(g), 1))
-    record = {**model.summary(), "decades_before": d0, "decades_after": d1,
-              "variance_per_decade2": model.variance_per_decade2(),
-              "within": {"before": before, "after": after}}
-    return (design_score.interval(g + e[:, 0], flat, level),
-            design_score.interval(g_after + e[:, 1], flat, level), record)

@@ -1,17 +1,21 @@
 """The decision quantity of experiment design (:func:`bayescale.planning.design.next_runs`)
-per posterior draw, and how far beyond the fitted runs it lies: ``log N_opt(C*)``, the log
-loss at ``C*`` or the log loss at each point of a target region."""
+per posterior draw, how far beyond the fitted runs it lies (``log N_opt(C*)``, the log loss
+at ``C*`` or the log loss at each point of a target region), and the honest interval of
+``N_opt(C*)`` with the optimum error beyond the runs (:func:`with_optimum_error`)."""
 
 from __future__ import annotations
+
+import math
 
 import jax.numpy as jnp
 import numpy as np
 
 from bayescale.estimators import extrapolation
 from bayescale.laws.base import log_loss_theta
+from bayescale.planning import design_score
 from bayescale.planning.design_candidates import candidate_frame
 
-__all__ = ["objective_draws", "objective_decades"]
+__all__ = ["objective_draws", "objective_decades", "with_optimum_error"]
 
 
 def objective_draws(fit, objective, target_budget, cost, unique_tokens, targets) -> np.ndarray:
@@ -37,3 +41,23 @@ def objective_decades(fit, sub, targets, target_budget, cost, unique_tokens):
     f = sub.frontier([target_budget], cost=cost, unique_tokens=unique_tokens)
     N, D = (np.nanmedian(np.asarray(v, float)[:, 0]) for v in (f.N_opt, f.D_opt))
     return float(extrapolation.decades_beyond(fit.runs.N, fit.runs.D, [N], [D])[0])
+
+
+def with_optimum_error(fit, model, g, before, after, extra, C_star, chosen, level, rng):
+    """``before`` / ``after`` of ``log N_opt(C*)`` with the law's optimum error
+    (:mod:`bayescale.estimators.optimum_error`) at the distance of ``C*`` beyond the runs,
+    before and after the proposed runs (``chosen``: their 6ND) extend them; the spread of
+    the law's draws shrinks as the design expects. The in-model pair is kept in the
+    returned record (``info["optimum_error"]``)."""
+    C_max = float(fit.runs.C.max())
+    d0 = max(math.log10(C_star / C_max), 0.0)
+    d1 = max(math.log10(C_star / max([C_max, *chosen])), 0.0)
+    shrink = math.sqrt(max(extra["var_after"], 0.0) / extra["var_before"])
+    g_after = math.log(after["median"]) + shrink * (g - math.log(before["median"]))
+    e = np.log(10.0) * model.shift([d0, d1], rng, len(g))
+    flat = np.zeros((len(g), 1))
+    record = {**model.summary(), "decades_before": d0, "decades_after": d1,
+              "variance_per_decade2": model.variance_per_decade2(),
+              "within": {"before": before, "after": after}}
+    return (design_score.interval(g + e[:, 0], flat, level),
+            design_score.interval(g_after + e[:, 1], flat, level), record)

@@ -41,7 +41,7 @@ from jax.typing import ArrayLike
 
 __all__ = ["Reach", "score", "condition", "fantasy_particles", "weighted_var", "weighted_quantiles",
            "gauss_hermite", "linear_state", "linear_gains", "linear_condition",
-           "linear_variance_after", "RANKS", "pick",
+           "Greedy", "RANKS", "pick",
            "linear_greedy", "interval", "reweight_greedy"]
 
 RANKS = ("gain", "per_cost")
@@ -211,17 +211,6 @@ def linear_condition(var_g: ArrayLike, c: ArrayLike, S: ArrayLike, k: ArrayLike)
             S - jnp.outer(col, col) / S[k, k])
 
 
-def linear_variance_after(mu, d, g, tau, sigma, picks, d_g=None, share=1.0) -> tuple[float, float]:
-    """The variance of ``g`` now and (linearised) after observing the candidates ``picks``
-    in turn: how :func:`next_runs <bayescale.planning.design.next_runs>` reports a region's
-    mean when the runs were chosen for the region's integrated variance."""
-    var_g, c, S = linear_state(mu, d, g, tau, sigma, d_g, share)
-    var0 = float(var_g)
-    for k in picks:
-        var_g, c, S = linear_condition(var_g, c, S, int(k))
-    return var0, float(var_g)
-
-
 # -- the greedy choice (one implementation: next_runs and the benchmarks call it) --------
 
 def pick(gain, costs, remaining, unavailable, rank: str = "gain") -> int | None:
@@ -235,6 +224,20 @@ def pick(gain, costs, remaining, unavailable, rank: str = "gain") -> int | None:
     key[(costs > remaining) | np.asarray(unavailable, bool) | ~(gain > 0)] = -np.inf
     c = int(np.argmax(key))
     return c if np.isfinite(key[c]) else None
+
+
+class Greedy(NamedTuple):
+    """The result of :func:`linear_greedy`: the chosen indices in order, each one's gain
+    given those before it, every candidate's first-step gain (K,), the objective's variance
+    before and (expected) after, and for a region its mean's ``(before, after)`` variance
+    (``None`` for one objective)."""
+
+    picks: list
+    gains: list
+    first: np.ndarray
+    var_before: float
+    var_after: float
+    mean_var: tuple | None
 
 
 class Reach(NamedTuple):
@@ -266,15 +269,22 @@ def linear_greedy(mu, d, g, tau, sigma, costs, budget, k, *, rank="gain", unavai
     With ``reach`` a candidate's gain also counts the optimum error it removes by moving
     the largest run toward ``C*`` (:class:`Reach`).
 
-    Returns ``(picks, gains, first, var_before, var_after)``: the chosen indices in order,
-    each one's gain given those before it, every candidate's first-step gain (K,), and the
-    variance of the objective (the law's, plus the discrepancy's with ``d_g``) before and
-    (expected) after (without ``reach``)."""
+    Returns a :class:`Greedy`: the variances are the objective's (the law's, plus the
+    discrepancy's with ``d_g``), without ``reach``. For a region ``g`` (P, T) the runs are
+    chosen for its integrated variance, and ``mean_var`` follows its mean along the same
+    updates: the mean's covariance with each candidate is the mean of the targets' (``c``),
+    and its discrepancy is ``mean(d_g)`` times the one miss per decade the targets share."""
     costs = np.asarray(costs, float)
     taken = (np.zeros(costs.size, bool) if unavailable is None
              else np.array(unavailable, bool, copy=True))
     var_g, c_vec, S = linear_state(mu, d, g, tau, sigma, d_g, share)
     var0, picks, gains, first, remaining = float(var_g), [], [], None, float(budget)
+    var_m = None
+    if np.ndim(g) == 2:
+        var_m = float(np.var(np.asarray(g, float).mean(axis=1), ddof=1))
+        if d_g is not None:
+            var_m += tau ** 2 * float(np.mean(d_g)) ** 2
+    var_m0 = var_m
     for _ in range(int(k)):
         gain = np.asarray(linear_gains(c_vec, S), float)
         if reach is not None:
@@ -283,6 +293,8 @@ def linear_greedy(mu, d, g, tau, sigma, costs, budget, k, *, rank="gain", unavai
         c = pick(gain, costs, remaining, taken, rank)
         if c is None:
             break
+        if var_m is not None:  # before S is conditioned: the mean's rank-one step
+            var_m -= float(jnp.mean(c_vec[:, c])) ** 2 / float(S[c, c])
         var_g, c_vec, S = linear_condition(var_g, c_vec, S, c)
         reach = None if reach is None else reach.after(c)
         taken[c] = True
@@ -291,7 +303,8 @@ def linear_greedy(mu, d, g, tau, sigma, costs, budget, k, *, rank="gain", unavai
         remaining -= costs[c]
     if first is None:
         first = np.asarray(linear_gains(c_vec, S), float)
-    return picks, gains, first, var0, float(var_g)
+    return Greedy(picks, gains, first, var0, float(var_g),
+                  None if var_m is None else (var_m0, var_m))
 
 
 def interval(g, log_w, level) -> dict:
