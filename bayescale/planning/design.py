@@ -281,14 +281,16 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
     share = float(share)
     if not 0.0 <= share <= 1.0:
         raise BayescaleError(f"share must be a correlation in [0, 1], got {share!r}.")
-    if (approximation == "reweight" and objective == "loss"
-            and not (isinstance(model, str) and model == "none")):
+    no_model = isinstance(model, str) and model == "none"
+    if approximation == "reweight" and objective == "loss" and not no_model:
         raise BayescaleError(
             "approximation='reweight' cannot carry the extrapolation error into the loss "
             "objective yet (its discrete error nodes are pinned by one far run, which "
             "collapses the interval after it); use approximation='linear' (the default), "
             "or model='none' for the law's own prediction of the loss.")
     law = fit.law
+    if targets is not None:  # read and checked once
+        targets = candidate_frame(targets, law, what="targets")
     if "U" in law.inputs and unique_tokens is None:
         unique_tokens = float(np.max(fit.runs.U))
     cost_model = get_cost(cost)
@@ -317,7 +319,7 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
     d = extrapolation.decades_beyond(fit.runs.N, fit.runs.D, cand.N.to_numpy(), cand.D.to_numpy())
     cand["decades"] = d
     shrink = float((fit.info or {}).get("shrink") or 0.0)  # the error models refit as the fit
-    if isinstance(model, str) and model == "none":
+    if no_model:
         b, tau = 0.0, 0.0
     else:
         model = (extrapolation.estimate(fit.runs, law, shrink=shrink) if model is None
@@ -326,10 +328,10 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
     sigma = max(noise_scale(fit), 1e-4)
     costs = cand.cost.to_numpy()
     d_g = None  # the loss objective is the loss that will be observed: it shares the error
-    if objective == "loss" and not (isinstance(model, str) and model == "none"):
+    if objective == "loss" and not no_model:
         d_g = objective_decades(fit, sub, targets, target_budget, cost, unique_tokens)
     opt_model, reach = None, None
-    if (objective == "n_opt" and not (isinstance(model, str) and model == "none")
+    if (objective == "n_opt" and not no_model
             and not (isinstance(optimum_model, str) and optimum_model == "none")
             and getattr(cost_model, "name", None) == "train"):  # the error is learned on 6ND
         from bayescale.estimators import optimum_error

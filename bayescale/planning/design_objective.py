@@ -13,17 +13,16 @@ import numpy as np
 from bayescale.estimators import extrapolation
 from bayescale.laws.base import log_loss_theta
 from bayescale.planning import design_score
-from bayescale.planning.design_candidates import candidate_frame
 
 __all__ = ["objective_draws", "objective_decades", "with_optimum_error"]
 
 
 def objective_draws(fit, objective, target_budget, cost, unique_tokens, targets) -> np.ndarray:
     """The objective per draw of ``fit``, in log units (P,), or for a region of ``targets``
-    the log loss at each of its points (P, T)."""
+    (a frame from :func:`~bayescale.planning.design_candidates.candidate_frame`) the log
+    loss at each of its points (P, T)."""
     if objective == "loss" and targets is not None:
-        t = candidate_frame(targets, fit.law, what="targets")
-        X = np.log(t.to_numpy())
+        X = np.log(targets.to_numpy())
         theta = jnp.atleast_2d(fit.law.to_theta(fit.law.params_type(
             *(jnp.atleast_1d(jnp.asarray(v, float)) for v in fit.params))))
         return np.asarray(log_loss_theta(fit.law, theta, X))
@@ -36,8 +35,8 @@ def objective_decades(fit, sub, targets, target_budget, cost, unique_tokens):
     or, without targets, the median over ``sub``'s draws of the compute-optimal point at
     ``C*`` (a scalar)."""
     if targets is not None:
-        t = candidate_frame(targets, fit.law, what="targets")
-        return extrapolation.decades_beyond(fit.runs.N, fit.runs.D, t.N.to_numpy(), t.D.to_numpy())
+        return extrapolation.decades_beyond(fit.runs.N, fit.runs.D, targets.N.to_numpy(),
+                                            targets.D.to_numpy())
     f = sub.frontier([target_budget], cost=cost, unique_tokens=unique_tokens)
     N, D = (np.nanmedian(np.asarray(v, float)[:, 0]) for v in (f.N_opt, f.D_opt))
     return float(extrapolation.decades_beyond(fit.runs.N, fit.runs.D, [N], [D])[0])
