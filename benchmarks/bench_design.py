@@ -109,6 +109,11 @@ class Problem:
         x, fun = self._solve(x0.reshape(m * k, -1), np.repeat(masks.astype(float), k, axis=0), 200)
         x, fun = x.reshape(m, k, -1), fun.reshape(m, k)
         theta = x[np.arange(m), np.argmin(fun, axis=1)]
+        return theta, self.resample(masks, theta)
+
+    def resample(self, masks, theta):
+        """``B`` bootstrap refits of each mask's rows, warm-started at ``theta``: (m, B, k)."""
+        m, n = masks.shape
         w = np.zeros((m, self.B, n))
         for i in range(m):
             idx = np.flatnonzero(masks[i])
@@ -116,9 +121,9 @@ class Problem:
             for b in range(self.B):
                 np.add.at(w[i, b], pick[b], 1.0)
         draws, _ = self._solve(np.repeat(theta, self.B, axis=0), w.reshape(m * self.B, n), 100)
-        return theta, draws.reshape(m, self.B, -1)
+        return draws.reshape(m, self.B, -1)
 
-    def lfo_models(self, events):
+    def lfo_models(self, events, net=False):
         """The extrapolation-error model each scored state would get from its own runs, as
         ``ScalingFit.predict`` builds it by default (``extrapolation.estimate``: refits
         without the top 1-3 compute budgets of the selected runs, their misses, the grid
@@ -151,12 +156,20 @@ class Problem:
         x, fun = x.reshape(len(masks), k, -1), fun.reshape(len(masks), k)
         thetas = x[np.arange(len(masks)), np.argmin(fun, axis=1)]
         resid = self.y[None, :] - self.mu(thetas, self.X)                  # (cuts, n)
+        spread = np.zeros_like(resid)
+        if net:  # each refit's own parametric spread at every run: B bootstrap refits
+            for lo in range(0, len(masks), 64):
+                dr = self.resample(masks[lo:lo + 64], thetas[lo:lo + 64])
+                for j, drj in enumerate(dr, start=lo):
+                    q = np.nanquantile(self.mu(drj[np.all(np.isfinite(drj), 1)], self.X),
+                                       [0.05, 0.95], axis=0)
+                    spread[j] = (q[1] - q[0]) / (2 * 1.6449)  # sd of a normal, from the 90% band
         parts = {}
         for j, (i, cut) in enumerate(zip(owner, cut_of)):
             held = events[i][0] & ~masks[j]
             d = ex.decades_beyond(self.pool.N[masks[j]], self.pool.D[masks[j]],
                                   self.pool.N[held], self.pool.D[held])
-            s_ = np.full(held.sum(), ex.robust_scale(resid[j, masks[j]]))
+            s_ = np.hypot(ex.robust_scale(resid[j, masks[j]]), spread[j, held])
             parts.setdefault(i, []).append(ex.Misses(resid[j, held], d, s_, np.full(held.sum(), cut)))
         for i, ps in parts.items():
             models[i] = ex.posterior(ex.Misses.concat(ps), self.prior)
@@ -237,7 +250,7 @@ def rule_cheapest(prob, mask, theta, draws, remaining, batch):
     return picks
 
 
-def score(prob, mask, theta, draws, model=None, key=""):
+def score(prob, mask, theta, draws, model=None, key="", structural="auto"):
     """R^2 of the Huber fit's prediction and 90% coverage of the predictive on the target
     (with the extrapolation-error ``model``, default the prior's; ``key`` suffixes the
     coverage and width entries)."""
@@ -246,12 +259,14 @@ def score(prob, mask, theta, draws, model=None, key=""):
     params = law_params(prob.law, draws[ok] if ok.sum() >= 2 else np.repeat(theta[None], 2, 0))
     fit = ScalingFit(method="bootstrap", params=params, runs=prob.pool.resample(np.flatnonzero(mask)))
     U = prob.test.U if "U" in prob.law.inputs else None
-    p = fit.predict(prob.test.N, prob.test.D, U, num_draws=2000,
+    p = fit.predict(prob.test.N, prob.test.D, U, num_draws=2000, structural=structural,
                     model=prob.model if model is None else model)
     lo, hi = p.interval(0.9)
+    lo5, hi5 = p.interval(0.5)
     y = prob.test.loss
     cover = {f"coverage90{key}": float(np.mean((lo <= y) & (y <= hi))),
-             f"width90{key}": float(np.mean(hi - lo))}
+             f"width90{key}": float(np.mean(hi - lo)),
+             f"coverage50{key}": float(np.mean((lo5 <= y) & (y <= hi5)))}
     if key:
         return cover
     return {"r2": r2(y, pred), "mare": float(np.mean(np.abs(pred / y - 1))), **cover,
@@ -259,7 +274,7 @@ def score(prob, mask, theta, draws, model=None, key=""):
 
 
 def run_dataset(name, law_name, repeats, resamples, num_seed, seed, shrink=0.0, prior=None,
-                learned=False, share=SHARE):
+                learned=False, share=SHARE, net=False):
     prob = Problem(name, law_name, resamples, seed, shrink, prior)
     prob.share = float(share)
     events = []  # (state's score dict, mask, theta, draws): for the learned error models
@@ -300,17 +315,22 @@ def run_dataset(name, law_name, repeats, resamples, num_seed, seed, shrink=0.0, 
               flush=True)
     all_theta, all_draws = prob.fit(np.ones((1, len(prob.cost)), bool))
     full = score(prob, np.ones(len(prob.cost), bool), all_theta[0], all_draws[0])
-    keys = ["r2", "mare", "coverage90", "width90", "n_runs", "spent"]
+    keys = ["r2", "mare", "coverage90", "width90", "coverage50", "n_runs", "spent"]
+    everything = np.ones(len(prob.cost), bool)
+    for sc, m, th, dr in events + [(full, everything, all_theta[0], all_draws[0])]:
+        # the in-model predictive: the bootstrap's spread and the noise, no structural error
+        sc.update(score(prob, m, th, dr, key="_none", structural="none"))
+    keys += ["coverage90_none", "width90_none", "coverage50_none"]
     t_learned = time.perf_counter()
-    if learned:  # coverage with the error model each state would learn from its own runs
-        models = prob.lfo_models([(m, th) for _, m, th, _ in events])
+    variants = [("_learned", False)] * learned + [("_net", True)] * net
+    for key, is_net in variants:  # the error model each state would learn from its own runs
+        models = prob.lfo_models([(m, th) for _, m, th, _ in events], net=is_net)
         for (sc, m, th, dr), model in zip(events, models):
-            sc.update(score(prob, m, th, dr, model=model, key="_learned"))
-            sc["tau_learned"] = float(model.summary()["tau"])
-        full.update(score(prob, np.ones(len(prob.cost), bool), all_theta[0], all_draws[0],
-                          model=prob.lfo_models([(np.ones(len(prob.cost), bool), all_theta[0])])[0],
-                          key="_learned"))
-        keys += ["coverage90_learned", "width90_learned", "tau_learned"]
+            sc.update(score(prob, m, th, dr, model=model, key=key))
+            sc[f"tau{key}"] = float(model.summary()["tau"])
+        full.update(score(prob, everything, all_theta[0], all_draws[0], key=key,
+                          model=prob.lfo_models([(everything, all_theta[0])], net=is_net)[0]))
+        keys += [f"coverage90{key}", f"width90{key}", f"coverage50{key}", f"tau{key}"]
     t_learned = time.perf_counter() - t_learned
     table = {}
     for rule in RULES:
@@ -326,7 +346,8 @@ def run_dataset(name, law_name, repeats, resamples, num_seed, seed, shrink=0.0, 
             "learned_error_seconds": t_learned if learned else None, "repeats": repeats,
             "resamples": resamples, "seed_runs": num_seed,
             "rounds": rounds, "seconds": time.perf_counter() - t0, "all_train": full,
-            "rules": table, "li2026": LI_2026[name]}
+            "rules": table, "li2026": LI_2026[name],
+            "states": {rule: [s["scores"] for s in states if s["rule"] == rule] for rule in RULES}}
 
 
 def speed(num=2000):
@@ -408,6 +429,10 @@ def main(argv=None):
     ap.add_argument("--learned-error", action="store_true",
                     help="also score the 90%% coverage with the error model each state "
                          "learns from its own runs (predict's default), not the prior alone")
+    ap.add_argument("--net-error", action="store_true",
+                    help="also score it with the error model learned from misses net of each "
+                         "leave-future-out refit's own parametric spread (B bootstrap refits "
+                         "of each; the predictive's bootstrap draws carry the fit's own)")
     ap.add_argument("--share", type=float, default=SHARE,
                     help="the design rules' correlation between a target's miss per decade and "
                          "the candidates' (next_runs' share; default design.SHARE)")
@@ -436,7 +461,7 @@ def main(argv=None):
         out["datasets"][name] = run_dataset(name, laws[name], args.repeats, args.resamples,
                                             args.seed_runs, seed=0, shrink=args.shrink,
                                             prior=prior, learned=args.learned_error,
-                                            share=args.share)
+                                            share=args.share, net=args.net_error)
     out["seconds"] = time.perf_counter() - t0
     save_and_print(out, Path(args.out), args.stem, figure, RULES, FRACTIONS,
                    lambda name, res: (f"{name}: R2 / coverage90 / MARE at 1%, 5%, 10% (all of "

@@ -20,7 +20,10 @@ Rules: ``design`` (:func:`bayescale.planning.design.next_runs`, objective ``n_op
 error's reach term), ``design_no_reach`` (the same without it: ``optimum_model="none"``),
 ``design_per_cost`` (``rank="per_cost"``), ``random``, ``cheapest`` (first). The
 extrapolation and optimum-error models are the prior ones (no misses), as in
-``bench_design.py``. Besides the bootstrap interval, each cell reports the honest one: the
+``bench_design.py``; with ``--prior lodo`` (the default) both priors are learned without the
+dataset under test (every group of it: all of marin_isoflop for dclm), by the recipes of the
+package's defaults, from ``results/backtest.json`` and ``results/optimum.json``;
+``--prior default`` uses the package's defaults, which saw these datasets (a leak). Besides the bootstrap interval, each cell reports the honest one: the
 draws moved by the optimum error at ``C*``'s distance from the largest chosen run (width,
 coverage) and that distance ``d``.
 Repeats differ in the bootstrap resamples and in the random rule's order (the seed set is
@@ -36,6 +39,7 @@ import time
 import warnings
 from pathlib import Path
 
+import jax
 import numpy as np
 import pandas as pd
 
@@ -59,7 +63,8 @@ MIN_TARGET_RUNS = 5
 class NoptProblem(Problem):
     """``bench_design.Problem``'s batched fits on the runs below the target budget."""
 
-    def __init__(self, name, load_kw, resamples, seed, shrink=0.0):  # noqa: D107
+    def __init__(self, name, load_kw, resamples, seed, shrink=0.0, prior=None,  # noqa: D107
+                 opt_prior=None):
         # (not Problem's loader: the pool is the runs below the target budget)
         self.name, self.law = name, get_law("chinchilla")
         self.shrink = float(shrink)
@@ -88,9 +93,10 @@ class NoptProblem(Problem):
         self.starts = extrapolation.coarse_starts(self.law)
         self.B = resamples
         self.rng = np.random.default_rng(seed)
-        self.model = extrapolation.posterior(extrapolation.Misses.empty())
-        self.tau = self.model.summary()["tau"]
-        self.opt_model = optimum_error.posterior(optimum_error.OptimumMisses.empty())
+        self.prior = extrapolation.check_prior(prior)
+        self.model = extrapolation.posterior(extrapolation.Misses.empty(), self.prior)
+        self.tau = self.model.slope_moments()[1]
+        self.opt_model = optimum_error.posterior(optimum_error.OptimumMisses.empty(), opt_prior)
         self.skipped = 0
 
     def scaling_fit(self, mask, draws):
@@ -147,8 +153,24 @@ def score(prob, mask, theta, draws):
             "spent": float(prob.cost[mask & ~prob.seed_mask].sum() / prob.cost[~prob.seed_mask].sum())}
 
 
-def run_dataset(name, load_kw, repeats, resamples, seed, shrink=0.0):
-    prob = NoptProblem(name, load_kw, resamples, seed, shrink)
+def lodo_priors(name):
+    """The extrapolation-error and optimum-error priors by the recipes of the package's
+    defaults, learned without ``name`` (any group of it)."""
+    import json
+
+    from bench_backtest import loo_prior
+    from bench_optimum import pooled_prior
+
+    backtest = json.loads((HERE / "results" / "backtest.json").read_text())["learned"]
+    optimum = json.loads((HERE / "results" / "optimum.json").read_text())["learned"]
+    keep = {k: v for k, v in backtest.items() if not v["dataset"].startswith(name)}
+    return (loo_prior(keep, name),
+            pooled_prior([v for v in optimum.values() if not v["dataset"].startswith(name)]))
+
+
+def run_dataset(name, load_kw, repeats, resamples, seed, shrink=0.0, prior="lodo"):
+    priors = lodo_priors(name) if prior == "lodo" else (None, None)
+    prob = NoptProblem(name, load_kw, resamples, seed, shrink, *priors)
     total = prob.cost[~prob.seed_mask].sum()
     states = [{"rule": rule, "repeat": r, "mask": prob.seed_mask.copy(), "level": 0,
                "scores": [], "rng": np.random.default_rng(1000 * seed + r)}
@@ -186,7 +208,8 @@ def run_dataset(name, load_kw, repeats, resamples, seed, shrink=0.0):
     table = {rule: {f"{f:g}": {key: float(np.mean([s["scores"][i][key] for s in states
                                                     if s["rule"] == rule])) for key in keys}
                     for i, f in enumerate(FRACTIONS)} for rule in RULES}
-    return {"load": load_kw, "target": prob.target, "repeats": repeats, "resamples": resamples,
+    return {"load": load_kw, "target": prob.target, "prior": dict(prob.prior._asdict()),
+            "optimum_prior": dict(prob.opt_model.prior._asdict()), "repeats": repeats, "resamples": resamples,
             "rounds": rounds, "design_rounds_skipped": prob.skipped, "seconds": time.perf_counter() - t0, "seed_only": seed_score,
             "all_pool": full, "rules": table}
 
@@ -225,14 +248,22 @@ def main(argv=None):
     ap.add_argument("--shrink", type=float, default=0.0, metavar="B",
                     help="refit with the Huber objective pulled toward the law's Normal "
                          "priors at residual scale B (as bench_design.py; default 0)")
+    ap.add_argument("--prior", choices=("default", "lodo"), default="lodo",
+                    help="the extrapolation- and optimum-error priors: learned without the "
+                         "dataset under test (the default), or the package's defaults (a leak)")
+    ap.add_argument("--stem", default=None, help="output names: STEM.json and STEM.png")
     args = ap.parse_args(argv)
     check_shrink(args.shrink)
-    stem = "design_nopt" if not args.shrink else f"design_nopt_shrink{args.shrink:g}"
+    stem = args.stem or ("design_nopt" if not args.shrink else f"design_nopt_shrink{args.shrink:g}")
     t0 = time.perf_counter()
-    out = {"shrink": args.shrink,
-           "datasets": {name: run_dataset(name, DATASETS[name], args.repeats, args.resamples,
-                                          seed=0, shrink=args.shrink)
-                        for name in args.datasets}}
+    # float64 throughout: bootstrap refits of the smallest seed sets reach B ~ 1e61, which
+    # the frontier refuses in float32 (planning._common.check_representable)
+    with jax.enable_x64(True):
+        out = {"shrink": args.shrink, "prior": args.prior, "x64": True,
+               "datasets": {name: run_dataset(name, DATASETS[name], args.repeats,
+                                              args.resamples, seed=0, shrink=args.shrink,
+                                              prior=args.prior)
+                            for name in args.datasets}}
     out["seconds"] = time.perf_counter() - t0
 
     def head(name, res):

@@ -126,10 +126,10 @@ __all__ = ["Design", "next_runs", "OBJECTIVES", "default_candidates", "noise_sca
 OBJECTIVES = ("n_opt", "loss")
 # The correlation between the miss per decade at the loss objective's point and at the
 # candidates (module docstring, "observable loss"): a choice, not a fit. Leave-future-out
-# misses of the ten registered sweeps (benchmarks/bench_share.py, every sweep refitted
-# with the Chinchilla law: the nearest and the farthest held-out run of each refit)
-# correlate 0.56 over 22 refits, much of it each sweep's own drift; within sweeps 0.33,
-# which does not survive dropping data_constrained (-0.13). 0.5 scored about as well as
+# misses of the ten registered sweeps (benchmarks/bench_share.py: the nearest and the
+# farthest held-out run of each refit) correlate 0.55-0.56 over 22 refits, most of it each
+# sweep's own drift; within sweeps 0.33 with the Chinchilla law for every sweep (-0.13
+# without data_constrained) and 0.06 with each sweep's own law (--own-law). 0.5 scored about as well as
 # full sharing in the Li et al. protocol, both with the error's posterior medians
 # (benchmarks/RESULTS.md, "Designing for the loss that will be observed at the target"),
 # and keeps one run from promising the whole miss away.
