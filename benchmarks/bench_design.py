@@ -8,7 +8,11 @@ until 1%, then 5%, then 10% of the pool's total cost is spent (the seed set coun
 budgets are spent in sequence, as a team would), refitting after every round. At each
 budget the law is refitted and scored on the target: R^2 of the loss (the Huber fit's
 prediction, as Li et al. score it) and coverage of the 90% predictive interval
-(``ScalingFit.predict``: bootstrap draws + noise + extrapolation error).
+(``ScalingFit.predict``: bootstrap draws + noise + extrapolation error). Each state also
+records the PIT of every target run and of the target region's mean loss under the
+predictive's joint draws (``pits``, ``pit_mean``), for ``bench_calibration.py``; with
+``--learned-error`` / ``--net-error`` it is scored again with the error model learned from
+the state's own runs (gross, or net of each refit's bootstrap spread).
 
 Rules, the design ones through the library's greedy linearised update
 (:func:`bayescale.planning.design_score.linear_greedy`, the code ``next_runs`` runs):
@@ -264,9 +268,15 @@ def score(prob, mask, theta, draws, model=None, key="", structural="auto"):
     lo, hi = p.interval(0.9)
     lo5, hi5 = p.interval(0.5)
     y = prob.test.loss
+    # PITs: of each target run, and of the region's mean loss under the predictive's joint
+    # draws (one event per state: the target runs' misses within a state are correlated)
+    pit_mean = float(np.mean(p.draws.mean(axis=1) <= y.mean()))
     cover = {f"coverage90{key}": float(np.mean((lo <= y) & (y <= hi))),
              f"width90{key}": float(np.mean(hi - lo)),
-             f"coverage50{key}": float(np.mean((lo5 <= y) & (y <= hi5)))}
+             f"coverage50{key}": float(np.mean((lo5 <= y) & (y <= hi5))),
+             f"pit_mean{key}": pit_mean,
+             f"coverage90_mean{key}": float(0.05 <= pit_mean <= 0.95),
+             f"pits{key}": np.mean(p.draws <= y[None, :], axis=0).round(4).tolist()}
     if key:
         return cover
     return {"r2": r2(y, pred), "mare": float(np.mean(np.abs(pred / y - 1))), **cover,
@@ -315,12 +325,13 @@ def run_dataset(name, law_name, repeats, resamples, num_seed, seed, shrink=0.0, 
               flush=True)
     all_theta, all_draws = prob.fit(np.ones((1, len(prob.cost)), bool))
     full = score(prob, np.ones(len(prob.cost), bool), all_theta[0], all_draws[0])
-    keys = ["r2", "mare", "coverage90", "width90", "coverage50", "n_runs", "spent"]
+    keys = ["r2", "mare", "coverage90", "width90", "coverage50", "coverage90_mean", "n_runs",
+            "spent"]
     everything = np.ones(len(prob.cost), bool)
     for sc, m, th, dr in events + [(full, everything, all_theta[0], all_draws[0])]:
         # the in-model predictive: the bootstrap's spread and the noise, no structural error
         sc.update(score(prob, m, th, dr, key="_none", structural="none"))
-    keys += ["coverage90_none", "width90_none", "coverage50_none"]
+    keys += ["coverage90_none", "width90_none", "coverage50_none", "coverage90_mean_none"]
     t_learned = time.perf_counter()
     variants = [("_learned", False)] * learned + [("_net", True)] * net
     for key, is_net in variants:  # the error model each state would learn from its own runs
@@ -330,7 +341,8 @@ def run_dataset(name, law_name, repeats, resamples, num_seed, seed, shrink=0.0, 
             sc[f"tau{key}"] = float(model.summary()["tau"])
         full.update(score(prob, everything, all_theta[0], all_draws[0], key=key,
                           model=prob.lfo_models([(everything, all_theta[0])], net=is_net)[0]))
-        keys += [f"coverage90{key}", f"width90{key}", f"coverage50{key}", f"tau{key}"]
+        keys += [f"coverage90{key}", f"width90{key}", f"coverage50{key}",
+                 f"coverage90_mean{key}", f"tau{key}"]
     t_learned = time.perf_counter() - t_learned
     table = {}
     for rule in RULES:
