@@ -1,8 +1,13 @@
 """Are the design benchmark's predictive intervals on the target region calibrated?
 
-Run ``python benchmarks/bench_calibration.py [results/design_calibration.json]`` after
+Run ``python benchmarks/bench_calibration.py [RESULT.json ...]`` (default
+``results/design_calibration.json`` and ``results/design_worlds.json``) after
 ``python benchmarks/bench_design.py --law farseer=farseer --law data_constrained=data_constrained
---shrink 0.026 --learned-error --net-error --stem design_calibration``; writes
+--shrink 0.026 --learned-error --net-error --stem design_calibration`` and ``python
+benchmarks/bench_design.py --datasets chinchilla@top2 misfitting@top2
+marin_isoflop/comma@top2 marin_isoflop/dclm@top2 marin_isoflop/nemotron@top2
+gadre2024/C4@top2 gadre2024/RedPajama@top2 gadre2024/RefinedWeb@top2 --rules design random
+cheapest --learned-error --shrink 0.026 --stem design_worlds``; writes
 ``benchmarks/results/calibration.json`` and ``calibration.png`` (seconds).
 
 Every state of that run (rule x repeat x budget) scored the predictive on the target split
@@ -16,6 +21,13 @@ mean loss under the predictive's joint draws. If the predictive is calibrated, t
 are uniform, so 90% (50%) central intervals of the region mean hold it in 90% (50%) of
 states. The states of one repeat share their seed set and the target, so the standard
 errors are a bootstrap over repeats (10 clusters), not over states.
+
+Every state of one sweep is scored against one realised target, though: a predictive that
+is calibrated across sweeps, and whose shared extrapolation error dominates its width,
+puts all of a sweep's PITs near one value, uniform only across sweeps. So the summary
+that can show calibration is across sweeps ("worlds"): each sweep's share of states whose
+interval holds the region mean and its median PIT, then the mean of those shares over the
+sweeps, each sweep weighted equally.
 """
 
 from __future__ import annotations
@@ -69,11 +81,36 @@ def summarise(result, rng):
                 width = np.median([ds["states"][r][i][b][f"width90{key}"] for r in rules
                                    for i in range(pit.shape[0])])
                 rows[budget] = {"region_mean": stats(pit), "se": cluster_se(pit, rng),
-                                "default_rule": stats(pit[:, rules.index("design")]),
+                                "default_rule": (stats(pit[:, rules.index("design")]) if "design" in rules else None),
                                 "points": stats(points), "median_width90": float(width),
                                 "states": int(pit.size), "repeats": int(pit.shape[0]),
                                 "pits": pit.ravel().round(4).tolist()}
             out[name][variant] = rows
+    return out
+
+
+def across_worlds(summary):
+    """Per variant and budget: each world's coverage and median PIT, and their means."""
+    out = {}
+    variants = {v for rows in summary.values() for v in rows}
+    for variant in VARIANTS:
+        if variant not in variants:
+            continue
+        worlds = {n: rows[variant] for n, rows in summary.items() if variant in rows}
+        budgets = sorted({b for rows in worlds.values() for b in rows}, key=float)
+        out[variant] = {}
+        for b in budgets:
+            per = {n: {"cover90": rows[b]["region_mean"]["cover90"],
+                       "cover50": rows[b]["region_mean"]["cover50"],
+                       "median_pit": float(np.median(rows[b]["pits"]))}
+                   for n, rows in worlds.items() if b in rows}
+            c90 = np.array([v["cover90"] for v in per.values()])
+            c50 = np.array([v["cover50"] for v in per.values()])
+            out[variant][b] = {"worlds": len(per), "cover90": float(c90.mean()),
+                               "cover90_se": float(c90.std(ddof=1) / np.sqrt(len(c90))),
+                               "cover50": float(c50.mean()),
+                               "cover50_se": float(c50.std(ddof=1) / np.sqrt(len(c50))),
+                               "per_world": per}
     return out
 
 
@@ -107,14 +144,18 @@ def plot(summary, path):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("result", nargs="?", default=str(HERE / "results" / "design_calibration.json"))
+    ap.add_argument("results", nargs="*",
+                    default=[str(HERE / "results" / f"{stem}.json")
+                             for stem in ("design_calibration", "design_worlds")])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--stem", default="calibration")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
-    with open(args.result) as fh:
-        result = json.load(fh)
-    summary = summarise(result, np.random.default_rng(args.seed))
+    summary, rng = {}, np.random.default_rng(args.seed)
+    for path in args.results:
+        with open(path) as fh:
+            summary.update(summarise(json.load(fh), rng))
+    worlds = across_worlds(summary)
     for name, variants in summary.items():
         print(f"{name}: the region mean's PIT, pooled over rules and repeats "
               f"(cover90 / cover50 / mean PIT +- cluster s.e.; median 90% width)")
@@ -124,9 +165,14 @@ def main(argv=None):
                      f"{r['region_mean']['mean_pit']:.2f}+-{r['se']['mean_pit']:.2f} "
                      f"w {r['median_width90']:.3f}" for r in rows.values()]
             print(f"  {variant:>8}: " + "   ".join(cells))
+    print("across worlds (each sweep weighted equally): cover90 / cover50 +- s.e. over sweeps")
+    for variant, rows in worlds.items():
+        cells = [f"{r['cover90']:.2f}+-{r['cover90_se']:.2f} / {r['cover50']:.2f}+-"
+                 f"{r['cover50_se']:.2f} (n {r['worlds']})" for r in rows.values()]
+        print(f"  {variant:>8}: " + "   ".join(cells))
     out = HERE / "results" / f"{args.stem}.json"
-    record = {"source": Path(args.result).name, "bootstraps": BOOTSTRAPS, "datasets": summary,
-              "seconds": time.perf_counter() - t0}
+    record = {"sources": [Path(p).name for p in args.results], "bootstraps": BOOTSTRAPS,
+              "datasets": summary, "across_worlds": worlds, "seconds": time.perf_counter() - t0}
     atomic_write(out, lambda tmp: Path(tmp).write_text(dumps_json(record, indent=1) + "\n"))
     plot(summary, HERE / "results" / f"{args.stem}.png")
     print(f"wrote {out}")

@@ -70,16 +70,38 @@ def r2(y, pred):
     return float(1 - np.sum((y - pred) ** 2) / np.sum((y - y.mean()) ** 2))
 
 
+def parse_case(case):
+    """``NAME[/GROUP][@topK]`` -> (name, group, K): ``@topK`` holds out the top K compute
+    budgets (``extrapolation.budgets`` of 6ND, as ``backtest(holdout="top-budgets:K")``) as
+    the target and makes the rest the pool; without it the published train/test split."""
+    case, _, top = case.partition("@")
+    name, _, group = case.partition("/")
+    if top and not (top.startswith("top") and top[3:].isdigit() and int(top[3:]) >= 1):
+        raise SystemExit(f"--datasets: {case}@{top}: the hold-out is '@topK' with K >= 1")
+    return name, group or None, int(top[3:]) if top else None
+
+
+def load_case(case):
+    """The pool and the target runs of ``case`` (:func:`parse_case`)."""
+    name, group, top = parse_case(case)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if top is None:
+            return load_runs(name, split="train", group=group), load_runs(name, split="test",
+                                                                          group=group)
+        runs = load_runs(name, group=group) if group else load_runs(name)
+    labels = extrapolation.budgets(6.0 * np.asarray(runs.N, float) * np.asarray(runs.D, float))
+    held = labels > labels.max() - top
+    return runs.resample(np.flatnonzero(~held)), runs.resample(np.flatnonzero(held))
+
+
 class Problem:
     """Pool, target and the batched fitting programs of one dataset."""
 
     def __init__(self, name, law_name, resamples, seed, shrink=0.0, prior=None):
         self.name, self.law = name, get_law(law_name)
         self.shrink = float(shrink)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.pool = load_runs(name, split="train")
-            self.test = load_runs(name, split="test")
+        self.pool, self.test = load_case(name)
         self.X = extrapolation.log_X(self.law, self.pool)
         self.y = np.asarray(self.pool.log_loss, float)
         self.Xt = extrapolation.log_X(self.law, self.test)
@@ -284,7 +306,7 @@ def score(prob, mask, theta, draws, model=None, key="", structural="auto"):
 
 
 def run_dataset(name, law_name, repeats, resamples, num_seed, seed, shrink=0.0, prior=None,
-                learned=False, share=SHARE, net=False):
+                learned=False, share=SHARE, net=False, rules=RULES):
     prob = Problem(name, law_name, resamples, seed, shrink, prior)
     prob.share = float(share)
     events = []  # (state's score dict, mask, theta, draws): for the learned error models
@@ -294,7 +316,7 @@ def run_dataset(name, law_name, repeats, resamples, num_seed, seed, shrink=0.0, 
     states = []
     for r in range(repeats):
         seed_set = rng.choice(cheap, num_seed, replace=False)
-        for rule in RULES:
+        for rule in rules:
             m = np.zeros(len(prob.cost), bool)
             m[seed_set] = True
             states.append({"rule": rule, "repeat": r, "mask": m, "level": 0, "scores": [],
@@ -345,7 +367,7 @@ def run_dataset(name, law_name, repeats, resamples, num_seed, seed, shrink=0.0, 
                  f"coverage90_mean{key}", f"tau{key}"]
     t_learned = time.perf_counter() - t_learned
     table = {}
-    for rule in RULES:
+    for rule in rules:
         sc = [s["scores"] for s in states if s["rule"] == rule]
         table[rule] = {f"{f:g}": {key: float(np.mean([x[i][key] for x in sc])) for key in keys}
                        for i, f in enumerate(FRACTIONS)}
@@ -358,8 +380,8 @@ def run_dataset(name, law_name, repeats, resamples, num_seed, seed, shrink=0.0, 
             "learned_error_seconds": t_learned if learned else None, "repeats": repeats,
             "resamples": resamples, "seed_runs": num_seed,
             "rounds": rounds, "seconds": time.perf_counter() - t0, "all_train": full,
-            "rules": table, "li2026": LI_2026[name],
-            "states": {rule: [s["scores"] for s in states if s["rule"] == rule] for rule in RULES}}
+            "rules": table, "li2026": LI_2026.get(name),
+            "states": {rule: [s["scores"] for s in states if s["rule"] == rule] for rule in rules}}
 
 
 def speed(num=2000):
@@ -399,13 +421,14 @@ def figure(results, path):
     for i, (name, res) in enumerate(results.items()):
         for row, key in enumerate(("r2", "mare")):
             ax = fig.add_subplot(2, len(results), row * len(results) + i + 1)
-            for rule in RULES:
+            rules = list(res["rules"])
+            for rule in rules:
                 vals = np.array([res["rules"][rule][f"{f:g}"][key] for f in FRACTIONS])
                 ax.plot(x, np.maximum(vals, -1.0) if key == "r2" else vals, "o-", label=rule)
                 if key == "r2" and np.any(vals < -1):
-                    ax.annotate(f"{rule}: " + ", ".join(f"{v:.0f}" for v in vals), (x[0], -0.9 + 0.12 * RULES.index(rule)),
+                    ax.annotate(f"{rule}: " + ", ".join(f"{v:.0f}" for v in vals), (x[0], -0.9 + 0.12 * rules.index(rule)),
                                 fontsize=6)
-            if key == "r2":
+            if key == "r2" and res["li2026"]:
                 ax.plot(x, res["li2026"]["li2026"], "k--", marker="s", label="Li et al. 2026")
                 ax.set_ylim(-1.0, 1.0)
                 ax.set_ylabel("target-region R$^2$")
@@ -427,7 +450,12 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--resamples", type=int, default=24)
     ap.add_argument("--seed-runs", type=int, default=10)
-    ap.add_argument("--datasets", nargs="+", default=list(DATASETS))
+    ap.add_argument("--datasets", nargs="+", default=list(DATASETS),
+                    metavar="NAME[/GROUP][@topK]",
+                    help="registered datasets; '@topK' holds out the top K compute budgets as "
+                         "the target (the pool: the rest) instead of the published test split; "
+                         "fitted with the Chinchilla law unless --law says otherwise")
+    ap.add_argument("--rules", nargs="+", choices=RULES, default=list(RULES))
     ap.add_argument("--law", action="append", default=[], metavar="DATASET=LAW",
                     help="fit DATASET with LAW instead of its default (repeatable)")
     ap.add_argument("--shrink", type=float, default=0.0, metavar="B",
@@ -460,6 +488,8 @@ def main(argv=None):
         figure(data["datasets"], Path(args.out) / f"{args.stem}_r2.png")
         return
     laws = {**DATASETS, **dict(kv.split("=", 1) for kv in args.law)}
+    for name in args.datasets:
+        load_case(name)  # a bad name or hold-out fails here, not after the first dataset
     t0 = time.perf_counter()
     out = {"speed": speed(), "datasets": {}}
     print("speed", out["speed"], flush=True)
@@ -469,17 +499,19 @@ def main(argv=None):
             from bench_backtest import loo_prior
 
             learned = json.loads((HERE / "results" / "backtest.json").read_text())["learned"]
-            prior = loo_prior(learned, name)
-        out["datasets"][name] = run_dataset(name, laws[name], args.repeats, args.resamples,
+            prior = loo_prior(learned, parse_case(name)[0])
+        out["datasets"][name] = run_dataset(name, laws.get(name, "chinchilla"), args.repeats,
+                                            args.resamples,
                                             args.seed_runs, seed=0, shrink=args.shrink,
                                             prior=prior, learned=args.learned_error,
-                                            share=args.share, net=args.net_error)
+                                            share=args.share, net=args.net_error,
+                                            rules=tuple(args.rules))
     out["seconds"] = time.perf_counter() - t0
-    save_and_print(out, Path(args.out), args.stem, figure, RULES, FRACTIONS,
+    save_and_print(out, Path(args.out), args.stem, figure, args.rules, FRACTIONS,
                    lambda name, res: (f"{name}: R2 / coverage90 / MARE at 1%, 5%, 10% (all of "
                                       f"train: R2 {res['all_train']['r2']:.2f}, cov90 "
                                       f"{res['all_train']['coverage90']:.2f}; Li et al. "
-                                      f"{res['li2026']['li2026']})"),
+                                      f"{(res['li2026'] or {}).get('li2026')})"),
                    lambda c: (f"{c['r2']:6.2f} / {c['coverage90']:.2f} / {c['mare']:.3f}"
                               + (f" / {c['coverage90_learned']:.2f} w {c['width90_learned']:.3f}"
                                  if "coverage90_learned" in c else "")),

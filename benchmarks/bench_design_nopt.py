@@ -208,6 +208,18 @@ def run_dataset(name, load_kw, repeats, resamples, seed, shrink=0.0, prior="lodo
     table = {rule: {f"{f:g}": {key: float(np.mean([s["scores"][i][key] for s in states
                                                     if s["rule"] == rule])) for key in keys}
                     for i, f in enumerate(FRACTIONS)} for rule in RULES}
+    # the repeats' spread: each rule's error has its s.e.; the rules of one repeat share the
+    # seed set, so differences from the design rule are paired per repeat
+    for i, f in enumerate(FRACTIONS):
+        err = {rule: np.array([s["scores"][i]["error_dec"] for s in states if s["rule"] == rule])
+               for rule in RULES}
+        for rule in RULES:
+            diff = err[rule] - err["design"]
+            table[rule][f"{f:g}"].update(
+                error_se_dec=float(err[rule].std(ddof=1) / np.sqrt(err[rule].size)),
+                minus_design_dec=float(diff.mean()),
+                minus_design_se_dec=float(diff.std(ddof=1) / np.sqrt(diff.size)),
+                error_repeats_dec=err[rule].round(4).tolist())
     return {"load": load_kw, "target": prob.target, "prior": dict(prob.prior._asdict()),
             "optimum_prior": dict(prob.opt_model.prior._asdict()), "repeats": repeats, "resamples": resamples,
             "rounds": rounds, "design_rounds_skipped": prob.skipped, "seconds": time.perf_counter() - t0, "seed_only": seed_score,
@@ -273,7 +285,9 @@ def main(argv=None):
                 f"pool {res['all_pool']['error_dec']:.3f} / {res['all_pool']['width_dec']:.3f}")
 
     save_and_print(out, Path(args.out), stem, figure, RULES, FRACTIONS, head,
-                   lambda c: (f"{c['error_dec']:.3f} / {c['width_dec']:.3f} / {c['covers']:.1f}"
+                   lambda c: (f"{c['error_dec']:.3f}+-{c['error_se_dec']:.3f} (vs design "
+                              f"{c['minus_design_dec']:+.3f}+-{c['minus_design_se_dec']:.3f})"
+                              f" / {c['width_dec']:.3f} / {c['covers']:.1f}"
                               f" | {c['width_honest_dec']:.2f} / {c['covers_honest']:.1f}"
                               f" / d {c['decades_to_target']:.2f}"))
 
