@@ -27,7 +27,9 @@ is calibrated across sweeps, and whose shared extrapolation error dominates its 
 puts all of a sweep's PITs near one value, uniform only across sweeps. So the summary
 that can show calibration is across sweeps ("worlds"): each sweep's share of states whose
 interval holds the region mean and its median PIT, then the mean of those shares over the
-sweeps, each sweep weighted equally.
+sweeps (each weighted equally), over the sources (the three Marin corpora are one source,
+the three Gadre datasets another) and over the sweeps where a rule chose any run (on
+Marin's top-two hold-out the seed set already spends every budget).
 """
 
 from __future__ import annotations
@@ -67,7 +69,10 @@ def summarise(result, rng):
     for name, ds in result["datasets"].items():
         rules = list(ds["states"])
         budgets = sorted(ds["rules"][rules[0]], key=float)
-        out[name] = {}
+        # a sweep where the seed set already spends every budget: no rule adds a run
+        designed = any(sc["n_runs"] > ds["seed_runs"] for reps in ds["states"].values()
+                       for rep in reps for sc in rep)
+        out[name] = {"_designed": designed}
         for variant, key in VARIANTS.items():
             if f"pit_mean{key}" not in ds["states"][rules[0]][0][0]:
                 continue
@@ -89,10 +94,23 @@ def summarise(result, rng):
     return out
 
 
+def source_of(name):
+    """The publication a sweep comes from: ``marin_isoflop/dclm@top2`` -> ``marin_isoflop``."""
+    return name.partition("@")[0].partition("/")[0]
+
+
+def _mean_se(x):
+    x = np.asarray(x, float)
+    return float(x.mean()), float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else float("nan")
+
+
 def across_worlds(summary):
-    """Per variant and budget: each world's coverage and median PIT, and their means."""
+    """Per variant and budget: each world's coverage, median PIT and median width, and their
+    means three ways: every sweep weighted equally (``sweeps``), every source (publication)
+    weighted equally, its sweeps averaged first (``sources``), and the sweeps where a rule
+    chose runs only (``designed``). +- is the s.e. over the units averaged."""
     out = {}
-    variants = {v for rows in summary.values() for v in rows}
+    variants = {v for rows in summary.values() for v in rows if not v.startswith("_")}
     for variant in VARIANTS:
         if variant not in variants:
             continue
@@ -102,15 +120,21 @@ def across_worlds(summary):
         for b in budgets:
             per = {n: {"cover90": rows[b]["region_mean"]["cover90"],
                        "cover50": rows[b]["region_mean"]["cover50"],
-                       "median_pit": float(np.median(rows[b]["pits"]))}
+                       "median_pit": float(np.median(rows[b]["pits"])),
+                       "median_width90": rows[b]["median_width90"],
+                       "designed": summary[n]["_designed"]}
                    for n, rows in worlds.items() if b in rows}
-            c90 = np.array([v["cover90"] for v in per.values()])
-            c50 = np.array([v["cover50"] for v in per.values()])
-            out[variant][b] = {"worlds": len(per), "cover90": float(c90.mean()),
-                               "cover90_se": float(c90.std(ddof=1) / np.sqrt(len(c90))),
-                               "cover50": float(c50.mean()),
-                               "cover50_se": float(c50.std(ddof=1) / np.sqrt(len(c50))),
-                               "per_world": per}
+            sources = {}
+            for n, v in per.items():
+                sources.setdefault(source_of(n), []).append(v)
+            cell = {"worlds": len(per), "sources": len(sources), "per_world": per}
+            for k in ("cover90", "cover50"):
+                groups = {"sweeps": [v[k] for v in per.values()],
+                          "sources": [np.mean([v[k] for v in vs]) for vs in sources.values()],
+                          "designed": [v[k] for v in per.values() if v["designed"]]}
+                for g, x in groups.items():
+                    cell[f"{k}_{g}"], cell[f"{k}_{g}_se"] = _mean_se(x)
+            out[variant][b] = cell
     return out
 
 
@@ -160,16 +184,19 @@ def main(argv=None):
         print(f"{name}: the region mean's PIT, pooled over rules and repeats "
               f"(cover90 / cover50 / mean PIT +- cluster s.e.; median 90% width)")
         for variant, rows in variants.items():
+            if variant.startswith("_"):
+                continue
             cells = [f"{r['region_mean']['cover90']:.2f}+-{r['se']['cover90']:.2f} / "
                      f"{r['region_mean']['cover50']:.2f}+-{r['se']['cover50']:.2f} / "
                      f"{r['region_mean']['mean_pit']:.2f}+-{r['se']['mean_pit']:.2f} "
                      f"w {r['median_width90']:.3f}" for r in rows.values()]
             print(f"  {variant:>8}: " + "   ".join(cells))
-    print("across worlds (each sweep weighted equally): cover90 / cover50 +- s.e. over sweeps")
-    for variant, rows in worlds.items():
-        cells = [f"{r['cover90']:.2f}+-{r['cover90_se']:.2f} / {r['cover50']:.2f}+-"
-                 f"{r['cover50_se']:.2f} (n {r['worlds']})" for r in rows.values()]
-        print(f"  {variant:>8}: " + "   ".join(cells))
+    for g in ("sweeps", "sources", "designed"):
+        print(f"across worlds, every one of the {g} weighted equally: cover90 / cover50 +- s.e.")
+        for variant, rows in worlds.items():
+            cells = [f"{r[f'cover90_{g}']:.2f}+-{r[f'cover90_{g}_se']:.2f} / "
+                     f"{r[f'cover50_{g}']:.2f}+-{r[f'cover50_{g}_se']:.2f}" for r in rows.values()]
+            print(f"  {variant:>8}: " + "   ".join(cells))
     out = HERE / "results" / f"{args.stem}.json"
     record = {"sources": [Path(p).name for p in args.results], "bootstraps": BOOTSTRAPS,
               "datasets": summary, "across_worlds": worlds, "seconds": time.perf_counter() - t0}

@@ -92,6 +92,10 @@ def load_case(case):
         runs = load_runs(name, group=group) if group else load_runs(name)
     labels = extrapolation.budgets(6.0 * np.asarray(runs.N, float) * np.asarray(runs.D, float))
     held = labels > labels.max() - top
+    if held.all() or (~held).sum() < 5:
+        raise SystemExit(f"--datasets {case}: holding out the top {top} of {labels.max() + 1} "
+                         f"compute budgets leaves {(~held).sum()} runs to choose from; "
+                         f"at least 5 are needed")
     return runs.resample(np.flatnonzero(~held)), runs.resample(np.flatnonzero(held))
 
 
@@ -488,8 +492,16 @@ def main(argv=None):
         figure(data["datasets"], Path(args.out) / f"{args.stem}_r2.png")
         return
     laws = {**DATASETS, **dict(kv.split("=", 1) for kv in args.law)}
+    bases = {parse_case(name)[0] for name in args.datasets}
+    unused = [k for k in dict(kv.split("=", 1) for kv in args.law)
+              if k not in args.datasets and k not in bases]
+    if unused:
+        raise SystemExit(f"--law {', '.join(unused)}: not among --datasets {args.datasets}")
     for name in args.datasets:
         load_case(name)  # a bad name or hold-out fails here, not after the first dataset
+
+    def law_of(case):  # the case's own entry, else its dataset's (farseer@top2: farseer's)
+        return laws.get(case) or laws.get(parse_case(case)[0]) or "chinchilla"
     t0 = time.perf_counter()
     out = {"speed": speed(), "datasets": {}}
     print("speed", out["speed"], flush=True)
@@ -500,7 +512,7 @@ def main(argv=None):
 
             learned = json.loads((HERE / "results" / "backtest.json").read_text())["learned"]
             prior = loo_prior(learned, parse_case(name)[0])
-        out["datasets"][name] = run_dataset(name, laws.get(name, "chinchilla"), args.repeats,
+        out["datasets"][name] = run_dataset(name, law_of(name), args.repeats,
                                             args.resamples,
                                             args.seed_runs, seed=0, shrink=args.shrink,
                                             prior=prior, learned=args.learned_error,

@@ -168,6 +168,24 @@ def lodo_priors(name):
             pooled_prior([v for v in optimum.values() if not v["dataset"].startswith(name)]))
 
 
+def add_spread(table, errors):
+    """Add each rule's standard error over repeats and its difference from the design rule
+    to ``table[rule][fraction]``; ``errors[rule][i]``: the error (decades) of every repeat at
+    ``FRACTIONS[i]``. Every repeat starts from the same seed set (the two lowest budgets) and
+    differs only in its bootstrap resamples, fantasies and random stream, so the s.e. is the
+    Monte Carlo error of each rule given that seed set and target, and differences are
+    unpaired: s.e. sqrt(se_rule^2 + se_design^2)."""
+    for i, f in enumerate(FRACTIONS):
+        err = {rule: np.asarray(errors[rule][i], float) for rule in errors}
+        se = {rule: float(e.std(ddof=1) / np.sqrt(e.size)) for rule, e in err.items()}
+        for rule, e in err.items():
+            table[rule][f"{f:g}"].update(
+                error_se_dec=se[rule], minus_design_dec=float(e.mean() - err["design"].mean()),
+                minus_design_se_dec=float(np.hypot(se[rule], se["design"])) if rule != "design"
+                else 0.0,
+                error_repeats_dec=e.round(4).tolist())
+
+
 def run_dataset(name, load_kw, repeats, resamples, seed, shrink=0.0, prior="lodo"):
     priors = lodo_priors(name) if prior == "lodo" else (None, None)
     prob = NoptProblem(name, load_kw, resamples, seed, shrink, *priors)
@@ -208,18 +226,8 @@ def run_dataset(name, load_kw, repeats, resamples, seed, shrink=0.0, prior="lodo
     table = {rule: {f"{f:g}": {key: float(np.mean([s["scores"][i][key] for s in states
                                                     if s["rule"] == rule])) for key in keys}
                     for i, f in enumerate(FRACTIONS)} for rule in RULES}
-    # the repeats' spread: each rule's error has its s.e.; the rules of one repeat share the
-    # seed set, so differences from the design rule are paired per repeat
-    for i, f in enumerate(FRACTIONS):
-        err = {rule: np.array([s["scores"][i]["error_dec"] for s in states if s["rule"] == rule])
-               for rule in RULES}
-        for rule in RULES:
-            diff = err[rule] - err["design"]
-            table[rule][f"{f:g}"].update(
-                error_se_dec=float(err[rule].std(ddof=1) / np.sqrt(err[rule].size)),
-                minus_design_dec=float(diff.mean()),
-                minus_design_se_dec=float(diff.std(ddof=1) / np.sqrt(diff.size)),
-                error_repeats_dec=err[rule].round(4).tolist())
+    add_spread(table, {rule: [[s["scores"][i]["error_dec"] for s in states if s["rule"] == rule]
+                              for i in range(len(FRACTIONS))] for rule in RULES})
     return {"load": load_kw, "target": prob.target, "prior": dict(prob.prior._asdict()),
             "optimum_prior": dict(prob.opt_model.prior._asdict()), "repeats": repeats, "resamples": resamples,
             "rounds": rounds, "design_rounds_skipped": prob.skipped, "seconds": time.perf_counter() - t0, "seed_only": seed_score,
