@@ -481,8 +481,12 @@ def test_bad_input_is_a_clear_error(grid_fit):
         next_runs(grid_fit, **{**kw, "experiment_budget": -1.0})
     with pytest.raises(BayescaleError, match="target_budget"):
         next_runs(grid_fit, **{**kw, "target_budget": 0})
-    with pytest.raises(BayescaleError, match="below the cost of every candidate"):
+    with pytest.raises(BayescaleError, match="below the cost of every run on the default") as e:
         next_runs(grid_fit, **{**kw, "experiment_budget": 1e10})
+    assert "nan" not in str(e.value)  # the grid is cut to the budget: nothing left to price
+    few = pd.DataFrame({"N": [1e8, 2e8], "D": [2e9, 4e9]})  # 6ND: 1.2e18 and 4.8e18
+    with pytest.raises(BayescaleError, match=r"cheapest costs 1\.2e\+18"):
+        next_runs(grid_fit, **{**kw, "experiment_budget": 1e17}, candidates=few)
     with pytest.raises(BayescaleError, match="objective"):
         next_runs(grid_fit, **kw, objective="n_optimal")
     with pytest.raises(BayescaleError, match="candidates need columns"):

@@ -22,7 +22,7 @@ examples:
   bayescale design fits/chinchilla --target-budget 1e24 --experiment-budget 3e20 --candidates candidates.csv
   bayescale design data_constrained --law data_constrained -U 25e9 --target-budget 1e22 \\
       --experiment-budget 1e20 --objective loss --out design/
-  bayescale design farseer --law farseer --target-budget 1e22 --experiment-budget 1e20 \
+  bayescale design farseer --law farseer --target-budget 1e22 --experiment-budget 1e20 \\
       --objective loss --targets target_region.csv
 """
 

@@ -297,6 +297,10 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
     cand = (default_candidates(fit, target_budget, experiment_budget, cost=cost,
                                unique_tokens=unique_tokens)
             if candidates is None else candidate_frame(candidates, law))
+    if candidates is None and len(cand) == 0:
+        raise BayescaleError(f"experiment_budget {experiment_budget:.3g} FLOPs is below the "
+                             f"cost of every run on the default candidate grid (from the "
+                             f"data's smallest N and D up); raise it or pass candidates=.")
     cand["cost"] = candidate_costs(cost_model, cand)
     if not np.any(cand.cost <= experiment_budget):
         raise BayescaleError(f"experiment_budget {experiment_budget:.3g} FLOPs is below the cost "
