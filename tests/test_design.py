@@ -515,6 +515,11 @@ def test_cli_bad_budget_is_a_clear_message(capsys):
     rc = main(["design", "chinchilla", "--target-budget", "1e24", "--experiment-budget", "-5"])
     assert rc != 0
     assert "experiment-budget" in capsys.readouterr().err
+    # in scientific notation argparse would take "-1e21" for an option ("expected one
+    # argument"); the flag's own check must answer instead
+    rc = main(["design", "chinchilla", "--target-budget", "1e24", "--experiment-budget", "-1e21"])
+    err = capsys.readouterr().err
+    assert rc != 0 and "--experiment-budget must be a finite positive" in err, err
     rc = main(["design", "chinchilla", "--target-budget", "1e24", "--experiment-budget", "1e20",
                "--targets", "region.csv"])
     assert rc != 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 
 from bayescale import __version__
@@ -47,6 +48,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _attach_negative_numbers(argv: list[str]) -> list[str]:
+    """``--flag -1e21`` -> ``--flag=-1e21``: argparse reads a negative number in scientific
+    notation as an option ("expected one argument"), so the value would never reach the
+    flag's own check (e.g. "experiment_budget must be positive")."""
+    out = []
+    for arg in argv:
+        if (out and _NEGATIVE_NUMBER.match(arg) and out[-1].startswith("--")
+                and "=" not in out[-1]):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -54,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bayescale {__version__}")
         return 0
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_attach_negative_numbers(argv))
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
