@@ -10,7 +10,7 @@ budget's runs, and the *empirical optimum* is the ``N`` of its lowest-loss run.
 The seed set is the runs of the two lowest budgets; the pool is every other run below the
 target. Each rule adds pool runs until 10%, then 25%, then 50% of the pool's cost is spent
 (the seed set does not count; budgets are spent in sequence), refitting every round (Huber
-+ ``--resamples`` bootstrap resamples, the batched fits of ``bench_design.Problem``). At
++ ``--resamples`` bootstrap resamples, the batched fits of ``design_loop.Problem``). At
 each budget: the width of the 90% bootstrap interval on ``N_opt(C*)`` (decades,
 ``log10(upper / lower)``), the error of the Huber fit's ``N_opt(C*)`` against the
 empirical optimum (decades, ``|log10(N_opt / N_best)|``) and whether the interval holds it.
@@ -43,15 +43,15 @@ import jax
 import numpy as np
 import pandas as pd
 
-from bench_design import Problem, rule_cheapest, rule_random, save_and_print
 from bayescale.data.runs import load_runs
 from bayescale.errors import BayescaleError
 from bayescale.estimators import extrapolation, optimum_error
 from bayescale.estimators.fit import ScalingFit
 from bayescale.estimators.huber import check_shrink, law_params
-from bayescale.io import atomic_write, dumps_json
+from bayescale.io import atomic_write
 from bayescale.laws.registry import get_law
 from bayescale.planning.design import next_runs
+from design_loop import Problem, rule_cheapest, rule_random, save_and_print
 
 HERE = Path(__file__).resolve().parent
 RULES = ("design", "design_no_reach", "design_per_cost", "random", "cheapest")
@@ -61,7 +61,7 @@ MIN_TARGET_RUNS = 5
 
 
 class NoptProblem(Problem):
-    """``bench_design.Problem``'s batched fits on the runs below the target budget."""
+    """``design_loop.Problem``'s batched fits on the runs below the target budget."""
 
     def __init__(self, name, load_kw, resamples, seed, shrink=0.0, prior=None,  # noqa: D107
                  opt_prior=None):
