@@ -8,7 +8,10 @@ benchmarks/bench_design.py --datasets chinchilla@top2 misfitting@top2
 marin_isoflop/comma@top2 marin_isoflop/dclm@top2 marin_isoflop/nemotron@top2
 gadre2024/C4@top2 gadre2024/RedPajama@top2 gadre2024/RefinedWeb@top2 --rules design random
 cheapest --learned-error --shrink 0.026 --stem design_worlds``; writes
-``benchmarks/results/calibration.json`` and ``calibration.png`` (seconds).
+``benchmarks/results/calibration.json`` and ``calibration.png`` (seconds). With Marin's top
+budget alone held out (``marin_isoflop/GROUP@top1``, ``--stem design_worlds_marin_top1``),
+add that file and ``--drop`` the three ``@top2`` Marin sweeps (``--stem
+calibration_marin_top1``): then runs are chosen on every sweep.
 
 Every state of that run (rule x repeat x budget) scored the predictive on the target split
 four ways: with the extrapolation error's prior alone (``prior``), in-model (``none``: the
@@ -171,6 +174,9 @@ def main(argv=None):
     ap.add_argument("results", nargs="*",
                     default=[str(HERE / "results" / f"{stem}.json")
                              for stem in ("design_calibration", "design_worlds")])
+    ap.add_argument("--drop", nargs="+", default=[], metavar="SWEEP",
+                    help="leave these sweeps out (e.g. marin_isoflop/dclm@top2 when the "
+                         "same sweep is read again with another hold-out)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--stem", default="calibration")
     args = ap.parse_args(argv)
@@ -179,6 +185,12 @@ def main(argv=None):
     for path in args.results:
         with open(path) as fh:
             summary.update(summarise(json.load(fh), rng))
+    unknown = sorted(set(args.drop) - set(summary))
+    if unknown:
+        ap.error(f"--drop {' '.join(unknown)}: no such sweep in the results; they hold "
+                 f"{', '.join(summary)}")
+    for name in args.drop:
+        del summary[name]
     worlds = across_worlds(summary)
     for name, variants in summary.items():
         print(f"{name}: the region mean's PIT, pooled over rules and repeats "
@@ -198,7 +210,8 @@ def main(argv=None):
                      f"{r[f'cover50_{g}']:.2f}+-{r[f'cover50_{g}_se']:.2f}" for r in rows.values()]
             print(f"  {variant:>8}: " + "   ".join(cells))
     out = HERE / "results" / f"{args.stem}.json"
-    record = {"sources": [Path(p).name for p in args.results], "bootstraps": BOOTSTRAPS,
+    record = {"sources": [Path(p).name for p in args.results], "dropped": args.drop,
+              "bootstraps": BOOTSTRAPS,
               "datasets": summary, "across_worlds": worlds, "seconds": time.perf_counter() - t0}
     atomic_write(out, lambda tmp: Path(tmp).write_text(dumps_json(record, indent=1) + "\n"))
     plot(summary, HERE / "results" / f"{args.stem}.png")
