@@ -31,10 +31,17 @@ _LAZY = {
     "BESIROGLU_2024": "bayescale.laws.chinchilla",
 }
 
-__all__ = sorted(_LAZY) + ["__version__"]
+# Modules reached as attributes: ``bayescale.design.next_runs(fit, ...)``.
+_MODULES = {"design": "bayescale.planning.design"}
+
+__all__ = sorted(_LAZY) + sorted(_MODULES) + ["__version__"]
 
 
 def __getattr__(name: str):
+    if name in _MODULES:
+        value = importlib.import_module(_MODULES[name])
+        globals()[name] = value
+        return value
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value

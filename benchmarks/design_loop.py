@@ -22,6 +22,7 @@ from bayescale.io import atomic_write, dumps_json
 from bayescale.laws.base import log_loss_theta
 from bayescale.laws.registry import get_law
 from bayescale.planning.design import SHARE
+from bayescale.planning.design_noise import effective_noise
 
 
 def parse_case(case):
@@ -163,8 +164,13 @@ class Problem:
         with jax.enable_x64(True):
             return np.asarray(log_loss_theta(self.law, jnp.asarray(theta), jnp.asarray(X)))
 
-    def sigma(self, theta, mask):
-        return max(extrapolation.robust_scale(self.y[mask] - self.mu(theta, self.X[mask])), 1e-3)
+    def sigma(self, theta, mask, draws):
+        """The noise a new run is measured with, as ``next_runs``
+        (:func:`bayescale.planning.design_noise.effective_noise`): the residual scale of
+        ``theta`` on the selected runs, or the noise the draws' spread implies if larger."""
+        residual = extrapolation.robust_scale(self.y[mask] - self.mu(theta, self.X[mask]))
+        return effective_noise(residual, self.mu(draws, self.X[mask]), draws.shape[1],
+                               floor=1e-3)
 
 
 # -- the baseline rules: each returns the pool indices to add, within ``remaining`` FLOPs

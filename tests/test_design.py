@@ -224,7 +224,7 @@ def test_reweighting_matches_exact_grid_refits_on_a_nonlinear_law():
     var_now = np.sum(w * g_grid**2) - np.sum(w * g_grid) ** 2
     assert np.all(exact < var_now)
     # the approximation's own sampling error: fantasies (like the exact's) and the draws
-    tol = 4 * np.sqrt(2 * se**2) + 0.1 * exact
+    tol = 4 * np.sqrt(2 * se**2) + 0.02 * exact  # + 2%: the README says within 1%
     assert np.all(np.abs(est - exact) < tol), (est, exact, se)
     # the linearised update ignores the law's curvature over the posterior: measured within
     # 1% here (exact 0.1607 / 0.0722 / 0.0891, linear 0.1608 / 0.0720 / 0.0895)
@@ -297,6 +297,37 @@ def test_a_shared_extrapolation_error_is_not_averaged_away(beta_fit):
                     candidates=cand, model=honest)
     g1, g2 = res.proposals.expected_gain
     assert g2 < 0.2 * g1
+
+
+def test_decades_outside_counts_beyond_and_below_the_data():
+    from bayescale.planning.design_candidates import decades_outside
+
+    N_fit, D_fit = np.array([1e7, 1e8]), np.array([1e9, 1e10])
+    # inside; 1 decade beyond in N (and in C); 2 below in N; 1.5 below in D; both below
+    N = np.array([3e7, 1e9, 1e5, 3e7, 1e6])
+    D = np.array([3e9, 1e10, 3e9, 10**7.5, 1e8])
+    np.testing.assert_allclose(decades_outside(N_fit, D_fit, N, D), [0, 1, 2, 1.5, 1])
+
+
+def test_a_candidate_below_the_data_is_not_scored_as_inside_it(beta_fit):
+    """beta_fit's runs have N 1e7-3e8: a 1e5-parameter run is two decades below them and
+    carries the extrapolation error there, so it tells less than the same D inside."""
+    cand = pd.DataFrame({"N": [1e5, 1e8], "D": [1e10, 1e10]})
+    honest = extrapolation.ExtrapolationModel(np.array([0.0]), np.array([0.2]), np.ones((1, 1)))
+    res = next_runs(beta_fit, target_budget=C_STAR, experiment_budget=1e21, k=1,
+                    candidates=cand, model=honest, optimum_model="none")
+    np.testing.assert_allclose(res.candidates.decades, [2.0, 1.0])
+    g_below, g_inside = res.candidates.expected_gain
+    assert g_below < g_inside
+
+
+def test_candidates_in_the_wrong_units_warn_naming_the_rows(beta_fit):
+    from bayescale.errors import DataWarning
+
+    cand = pd.DataFrame({"N": [1e8, 0.1], "D": [1e10, 2.0]})   # row 1: billions
+    with pytest.warns(DataWarning, match=r"candidates rows \[1\].*millions or billions"):
+        next_runs(beta_fit, target_budget=C_STAR, experiment_budget=1e21, k=1,
+                  candidates=cand, model=NO_ERROR)
 
 
 @pytest.fixture(scope="module")
@@ -484,6 +515,9 @@ def test_bad_input_is_a_clear_error(grid_fit):
     with pytest.raises(BayescaleError, match="below the cost of every run on the default") as e:
         next_runs(grid_fit, **{**kw, "experiment_budget": 1e10})
     assert "nan" not in str(e.value)  # the grid is cut to the budget: nothing left to price
+    assert "pass candidates=" in str(e.value) and "pass --candidates FILE" in e.value.cli_message
+    with pytest.raises(BayescaleError, match="candidates has no rows"):
+        next_runs(grid_fit, **kw, candidates=pd.DataFrame({"N": [], "D": []}))
     few = pd.DataFrame({"N": [1e8, 2e8], "D": [2e9, 4e9]})  # 6ND: 1.2e18 and 4.8e18
     with pytest.raises(BayescaleError, match=r"cheapest costs 1\.2e\+18"):
         next_runs(grid_fit, **{**kw, "experiment_budget": 1e17}, candidates=few)
@@ -495,6 +529,17 @@ def test_bad_input_is_a_clear_error(grid_fit):
                        runs=grid_fit.runs)
     with pytest.raises(BayescaleError, match="method='bayes' or method='bootstrap'"):
         next_runs(point, **kw)
+
+
+def test_another_cost_says_the_optimum_error_is_left_out(grid_fit):
+    """The optimum error is learned for 6ND; under another cost before/after are the law's
+    own interval, and info says so rather than leaving it silent."""
+    honest = extrapolation.ExtrapolationModel(np.array([0.0]), np.array([0.05]), np.ones((1, 1)))
+    kw = dict(target_budget=C_STAR, experiment_budget=3e19, k=2, model=honest)
+    res = next_runs(grid_fit, cost="attention", **kw)
+    assert "optimum_error" not in res.info
+    assert "learned for the training cost 6ND, not 'attention'" in res.info["optimum_error_note"]
+    assert "optimum_error_note" not in next_runs(grid_fit, optimum_model="none", **kw).info
 
 
 def test_scoring_does_not_recompile_between_steps(grid_fit):

@@ -35,7 +35,7 @@ ORDER = [
     "estimators.fit", "estimators.grid_posterior", "estimators.extrapolation", "estimators.allocation", "estimators.isoflop_parabola", "estimators.isoflop", "estimators.optimum_error", "estimators.isoflop_bayes",
     "estimators.envelope", "estimators.predict", "estimators.loo", "estimators.stacking", "estimators.group_fits", "estimators.groups", "estimators",
     "planning._cost_solve", "planning.costs", "planning._common", "planning._numerical", "planning.frontier", "planning.efficiency", "planning.serving",
-    "planning.rules", "planning.decisions", "planning.design_score", "planning.design_candidates", "planning.design_objective",
+    "planning.rules", "planning.decisions", "planning.design_score", "planning.design_candidates", "planning.design_noise", "planning.design_objective",
     "planning.design", "planning",
     "validation.backtest", "validation",
     "io",

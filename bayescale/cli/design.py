@@ -172,6 +172,8 @@ def run(args) -> int:
               f"the law alone: [{w['before']['lower']:.4g}, {w['before']['upper']:.4g}] -> "
               f"[{w['after']['lower']:.4g}, {w['after']['upper']:.4g}] (the gains are the law's "
               "own variance)")
+    if "optimum_error_note" in result.info:
+        print(f"  optimum error {result.info['optimum_error_note']}")
     gain_of = (f"the variance of log {what}" if args.targets is None else
                "the mean over the targets of the variance of their log loss")
     print(f"spent {result.info['spent']:.3g} of {budget:.3g} FLOPs; gain = expected reduction of "

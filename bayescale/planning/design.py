@@ -113,8 +113,10 @@ from bayescale.planning.costs import get_cost
 from bayescale.planning.design_candidates import (
     candidate_costs,
     candidate_frame,
+    decades_outside,
     default_candidates,
 )
+from bayescale.planning.design_noise import effective_noise, implied_noise, noise_scale
 from bayescale.planning.design_objective import (
     objective_decades,
     objective_draws,
@@ -172,19 +174,6 @@ class Design:
         return to_jsonable({"proposals": props, "before": self.before, "after": self.after,
                             "objective": self.objective, "level": self.level,
                             "info": self.info})
-
-
-def noise_scale(fit) -> float:
-    """Observation-noise sd of log loss: the posterior median ``sigma`` of a Bayesian fit,
-    else the robust residual scale of the median parameters on the fitted runs."""
-    post = getattr(fit.idata, "posterior", None) if fit.idata is not None else None
-    if post is not None and "sigma" in post:
-        return float(np.median(np.asarray(post["sigma"])))
-    med = type(fit.params)(*(np.median(np.asarray(v), axis=0) for v in fit.params))
-    args = [fit.runs.N, fit.runs.D] + ([fit.runs.U] if "U" in fit.law.inputs else [])
-    from bayescale.laws.registry import log_loss
-
-    return extrapolation.robust_scale(fit.runs.log_loss - np.asarray(log_loss(med, *args)))
 
 
 def _positive(name, value) -> float:
@@ -298,14 +287,16 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
                                unique_tokens=unique_tokens)
             if candidates is None else candidate_frame(candidates, law))
     if candidates is None and len(cand) == 0:
-        raise BayescaleError(f"experiment_budget {experiment_budget:.3g} FLOPs is below the "
-                             f"cost of every run on the default candidate grid (from the "
-                             f"data's smallest N and D up); raise it or pass candidates=.")
+        text = (f"the experiment budget {experiment_budget:.3g} FLOPs is below the cost of "
+                f"every run on the default candidate grid (from the data's smallest N and D "
+                f"up); raise it or")
+        raise BayescaleError(f"{text} pass candidates=.",
+                             cli=f"{text} pass --candidates FILE.")
     cand["cost"] = candidate_costs(cost_model, cand)
     if not np.any(cand.cost <= experiment_budget):
-        raise BayescaleError(f"experiment_budget {experiment_budget:.3g} FLOPs is below the cost "
-                             f"of every candidate (the cheapest costs {cand.cost.min():.3g}); "
-                             f"raise it or offer cheaper candidates.")
+        raise BayescaleError(f"the experiment budget {experiment_budget:.3g} FLOPs is below "
+                             f"the cost of every candidate (the cheapest costs "
+                             f"{cand.cost.min():.3g}); raise it or offer cheaper candidates.")
     rng = np.random.default_rng(seed)
     P = fit.num_draws
     pick = np.sort(rng.choice(P, max_draws, replace=False)) if P > max_draws else np.arange(P)
@@ -315,12 +306,13 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
     ok = np.all(np.isfinite(g.reshape(len(g), -1)), axis=1)
     if ok.sum() < 10:
         raise BayescaleError("fewer than 10 draws give a finite objective; check the fit.")
+    dropped = int(len(ok) - ok.sum())  # draws without a finite objective (reported)
     theta = np.atleast_2d(np.asarray(law.to_theta(params), float))[ok]
     g = g[ok]
     criterion = "variance" if g.ndim == 1 else f"integrated variance over {g.shape[1]} targets"
     X = np.log(cand[list(law.inputs)].to_numpy())
     mu = np.asarray(log_loss_theta(law, jnp.asarray(theta), jnp.asarray(X)), float)
-    d = extrapolation.decades_beyond(fit.runs.N, fit.runs.D, cand.N.to_numpy(), cand.D.to_numpy())
+    d = decades_outside(fit.runs.N, fit.runs.D, cand.N.to_numpy(), cand.D.to_numpy())
     cand["decades"] = d
     shrink = float((fit.info or {}).get("shrink") or 0.0)  # the error models refit as the fit
     if no_model:
@@ -329,7 +321,10 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
         model = (extrapolation.estimate(fit.runs, law, shrink=shrink) if model is None
                  else model)
         b, tau = model.slope_moments()  # the error's two moments, as predict's draws
-    sigma = max(noise_scale(fit), 1e-4)
+    X_runs = np.log(np.column_stack([np.asarray(getattr(fit.runs, v), float) for v in law.inputs]))
+    mu_runs = np.asarray(log_loss_theta(law, jnp.asarray(theta), jnp.asarray(X_runs)), float)
+    residual = noise_scale(fit)  # a run is measured with the noise the draws behave as if
+    sigma = effective_noise(residual, mu_runs, theta.shape[1])  # they had (design_noise)
     costs = cand.cost.to_numpy()
     d_g = None  # the loss objective is the loss that will be observed: it shares the error
     if objective == "loss" and not no_model:
@@ -375,13 +370,20 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
         chosen = [r["N"] * r["D"] * 6.0 for r in rows]
         before, after, extra["optimum_error"] = with_optimum_error(
             fit, opt_model, g, before, after, extra, target_budget, chosen, level, rng)
+    if objective == "n_opt" and opt_model is None and not no_model and reach is None and not (
+            isinstance(optimum_model, str) and optimum_model == "none"):
+        extra["optimum_error_note"] = (
+            f"not applied: the optimum error beyond the runs is learned for the training "
+            f"cost 6ND, not {getattr(cost_model, 'name', cost)!r}; before/after are the "
+            f"law's own interval")
     cand["expected_gain"], cand["gain_per_cost"] = first, first / costs
     cols = list(cand.columns[:len(law.inputs)]) + ["cost", "expected_gain", "gain_per_cost", "decades"]
     proposals = pd.DataFrame(rows, columns=list(cand.columns[:len(law.inputs)]) +
                              ["cost", "decades", "expected_gain", "gain_per_cost"])[cols]
     info = {"target_budget": target_budget, "experiment_budget": experiment_budget,
             "spent": float(experiment_budget - remaining), "num_candidates": int(len(cand)),
-            "num_draws": int(len(g)), "approximation": approximation, "rank": rank, "noise_sd": sigma,
+            "num_draws": int(len(g)), "dropped_draws": dropped, "approximation": approximation, "rank": rank, "noise_sd": sigma,
+            "noise": {"residual": residual, "implied_by_draws": implied_noise(mu_runs, theta.shape[1])},
             "criterion": criterion, "share": share if d_g is not None else None,
             "objective_decades": (
                 d_g if d_g is None or np.ndim(d_g) == 0 else [float(v) for v in d_g]),

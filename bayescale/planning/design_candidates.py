@@ -6,6 +6,7 @@ table of ``(N, D[, U])`` read and checked (:func:`candidate_frame`), their cost
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import jax
@@ -13,10 +14,12 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from bayescale.errors import BayescaleError
+from bayescale.data.validate import PLAUSIBLE
+from bayescale.errors import BayescaleError, DataWarning
+from bayescale.estimators import extrapolation
 from bayescale.planning.costs import get_cost
 
-__all__ = ["candidate_frame", "candidate_costs", "default_candidates"]
+__all__ = ["candidate_frame", "candidate_costs", "default_candidates", "decades_outside"]
 
 
 def candidate_frame(candidates, law, what: str = "candidates") -> pd.DataFrame:
@@ -41,11 +44,32 @@ def candidate_frame(candidates, law, what: str = "candidates") -> pd.DataFrame:
                                  f"found {list(frame.columns)}.")
         out[key] = pd.to_numeric(frame[found[0]], errors="coerce").to_numpy(float)
     out = pd.DataFrame(out)
+    if len(out) == 0:
+        raise BayescaleError(f"{what} has no rows: give at least one point ({', '.join(need)}).")
     bad = ~np.all(np.isfinite(out.to_numpy()) & (out.to_numpy() > 0), axis=1)
-    if len(out) == 0 or bad.any():
+    if bad.any():
         raise BayescaleError(f"{what} must be a non-empty table of positive, finite "
                              f"{', '.join(need)}; rows {np.flatnonzero(bad)[:5].tolist()} are not.")
+    small = (out.N.to_numpy() < PLAUSIBLE["N_min"]) | (out.D.to_numpy() < PLAUSIBLE["D_min"])
+    if small.any():
+        warnings.warn(DataWarning(
+            f"{what} rows {np.flatnonzero(small)[:8].tolist()} have N below "
+            f"{PLAUSIBLE['N_min']:.0e} parameters or D below {PLAUSIBLE['D_min']:.0e} tokens "
+            f"(smallest N {out.N.min():.4g}, D {out.D.min():.4g}): are they in millions or "
+            f"billions? N and D are counts (70B parameters = 7e10)."), stacklevel=3)
     return out
+
+
+def decades_outside(N_fit, D_fit, N, D) -> np.ndarray:
+    """Decades of each point ``(N, D)`` outside the fitted runs: beyond them
+    (:func:`bayescale.estimators.extrapolation.decades_beyond`) or below their smallest ``N``
+    or ``D``, whichever is larger. The design gives a candidate below the data the same
+    extrapolation error per decade as one beyond it: the law is no better checked there
+    (smaller models than any fitted run)."""
+    N, D = np.broadcast_arrays(np.asarray(N, float), np.asarray(D, float))
+    below = np.maximum(np.log10(np.min(np.asarray(N_fit, float))) - np.log10(N),
+                       np.log10(np.min(np.asarray(D_fit, float))) - np.log10(D))
+    return np.maximum(extrapolation.decades_beyond(N_fit, D_fit, N, D), below)
 
 
 def candidate_costs(cost_model, frame) -> np.ndarray:

@@ -42,6 +42,9 @@ def objective_decades(fit, sub, targets, target_budget, cost, unique_tokens):
     return float(extrapolation.decades_beyond(fit.runs.N, fit.runs.D, [N], [D])[0])
 
 
+HONEST_DRAWS = 4000  # the honest intervals' Monte Carlo draws (the law's draws repeated)
+
+
 def with_optimum_error(fit, model, g, before, after, extra, C_star, chosen, level, rng):
     """``before`` / ``after`` of ``log N_opt(C*)`` with the law's optimum error
     (:mod:`bayescale.estimators.optimum_error`) at the distance of ``C*`` beyond the runs,
@@ -49,6 +52,7 @@ def with_optimum_error(fit, model, g, before, after, extra, C_star, chosen, leve
     the law's draws shrinks as the design expects. The in-model pair is kept in the
     returned record (``info["optimum_error"]``)."""
     C_max = float(fit.runs.C.max())
+    g = np.resize(g, max(len(g), HONEST_DRAWS))  # each draw paired with several errors
     d0 = max(math.log10(C_star / C_max), 0.0)
     d1 = max(math.log10(C_star / max([C_max, *chosen])), 0.0)
     shrink = math.sqrt(max(extra["var_after"], 0.0) / extra["var_before"])

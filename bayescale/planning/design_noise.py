@@ -1,0 +1,66 @@
+"""The noise a proposed run is measured with, in the design's update.
+
+The design (:mod:`bayescale.planning.design`) treats the fit's draws as the posterior and
+updates them with a new run's outcome as if the run were measured with noise ``sigma``.
+That is right for a posterior whose width the noise explains. Bootstrap draws of a Huber
+fit, or the draws of any fit whose residuals are heavier-tailed than its noise model, are
+wider than the noise of the runs implies: each existing run was worth less to them than
+``sigma`` says, and so will each new one be. Using the residual scale there promises more
+narrowing than a refit gives (on Chinchilla, 240 runs, 400 bootstrap resamples: the
+robust residual scale is 0.0049 in log loss, the draws behave as if it were 0.0112).
+
+So the design measures a run with the larger of two scales:
+
+* :func:`noise_scale`: the fit's own noise, the posterior median of ``sigma`` for a
+  Bayesian fit, else the robust residual scale of the median parameters;
+* :func:`implied_noise`: the noise the draws' spread implies. For a linear model with ``p``
+  coordinates fitted by least squares to ``n`` runs, the variance of the fitted values
+  summed over the runs is ``sigma**2 * trace(H) = p * sigma**2`` (``H``, the hat matrix),
+  so ``sqrt(sum_i Var(mu_i) / p)`` recovers the ``sigma`` the draws behave as if they had
+  (the sandwich variance of a misspecified or heavy-tailed fit shows up as a larger one). A
+  prior or shrinkage makes the draws narrower and this smaller, and the fit's own noise
+  then governs.
+
+``tests/test_design.py`` checks the linear-Gaussian identity and the design's expected
+variance after its proposals against exact bootstrap refits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from bayescale.estimators import extrapolation
+from bayescale.laws.registry import log_loss
+
+__all__ = ["noise_scale", "implied_noise", "effective_noise"]
+
+
+def noise_scale(fit) -> float:
+    """Observation-noise sd of log loss: the posterior median ``sigma`` of a Bayesian fit,
+    else the robust residual scale of the median parameters on the fitted runs."""
+    post = getattr(fit.idata, "posterior", None) if fit.idata is not None else None
+    if post is not None and "sigma" in post:
+        return float(np.median(np.asarray(post["sigma"])))
+    med = type(fit.params)(*(np.median(np.asarray(v), axis=0) for v in fit.params))
+    args = [fit.runs.N, fit.runs.D] + ([fit.runs.U] if "U" in fit.law.inputs else [])
+    return extrapolation.robust_scale(fit.runs.log_loss - np.asarray(log_loss(med, *args)))
+
+
+def implied_noise(mu_runs: ArrayLike, num_coords: int) -> float:
+    """The noise sd the draws behave as if they had: ``sqrt(sum_i Var(mu_i) / p)``.
+
+    ``mu_runs``: ``(draws, runs)``, each draw's log loss at the fitted runs; ``num_coords``:
+    ``p``, the law's free coordinates. Draws with a non-finite value are left out."""
+    mu = np.asarray(mu_runs, float)
+    mu = mu[np.all(np.isfinite(mu), axis=1)]
+    if mu.shape[0] < 2 or num_coords < 1:
+        return 0.0
+    return float(np.sqrt(np.sum(np.var(mu, axis=0, ddof=1)) / num_coords))
+
+
+def effective_noise(residual_scale: float, mu_runs: ArrayLike, num_coords: int,
+                    floor: float = 1e-4) -> float:
+    """The noise the design measures a new run with: the larger of the fit's own
+    (``residual_scale``) and :func:`implied_noise`, at least ``floor``."""
+    return max(float(residual_scale), implied_noise(mu_runs, num_coords), floor)
