@@ -11,7 +11,9 @@ cheapest --learned-error --shrink 0.026 --stem design_worlds``; writes
 ``benchmarks/results/calibration.json`` and ``calibration.png`` (seconds). With Marin's top
 budget alone held out (``marin_isoflop/GROUP@top1``, ``--stem design_worlds_marin_top1``),
 add that file and ``--drop`` the three ``@top2`` Marin sweeps (``--stem
-calibration_marin_top1``): then runs are chosen on every sweep.
+calibration_marin_top1``): then runs are chosen on every sweep. The runs with the design's
+noise as the draws imply it (RESULTS.md, "The design with the noise the draws imply"):
+``results/design_noise.json results/design_worlds_noise.json --stem calibration_noise``.
 
 Every state of that run (rule x repeat x budget) scored the predictive on the target split
 four ways: with the extrapolation error's prior alone (``prior``), in-model (``none``: the

@@ -38,7 +38,8 @@ that reduction per unit of cost (``rank="per_cost"``):
 posterior; no refit per candidate, thousands of candidates are scored in one compiled program
 (:mod:`bayescale.planning.design_score`). Outcomes come from the *honest* predictive: a
 draw's law, plus the extrapolation error of :mod:`bayescale.estimators.extrapolation` at the
-candidate's decades beyond the fitted runs (``d * (b + tau z)``), plus observation noise.
+candidate's decades outside the fitted runs (``d * (b + tau z)``), plus observation noise:
+the larger of the fit's and the noise the draws' spread implies (:mod:`.design_noise`).
 Two approximations of the expected posterior variance of the objective:
 
 * ``approximation="linear"`` (default): the draws' joint covariance of the objective and
@@ -74,10 +75,10 @@ that the run adds given the runs chosen before it. **Ranking** (one implementati
 :func:`design_score.pick`, shared with ``benchmarks/bench_design.py``): ``rank="gain"``
 picks the affordable run with the largest gain; ``rank="per_cost"`` the largest gain per
 FLOP. Gain is the default because it did better in the Li et al. (2026) protocol
-(``benchmarks/results/design_observable_share0.5.json``, 10 repeats, mean target R^2 at
-1% / 5% / 10% of the pool's cost, the loss at the target observable): on farseer gain 0.84
-/ 0.91 / 0.92 against per-FLOP 0.43 / 0.72 / 0.77, on data_constrained 0.95 / 0.97 / 0.94
-against 0.95 / 0.90 / 0.93 (Li et al. 0.60 / 0.88 / 0.93 and 0.73 / 0.85 / 0.86). Per FLOP chases
+(``benchmarks/results/design_noise.json``, 10 repeats, mean target R^2 at 1% / 5% / 10%
+of the pool's cost, the loss at the target observable): on farseer gain 0.92 / 0.85 / 0.94
+against per-FLOP 0.42 / 0.74 / 0.79, on data_constrained 0.88 / 0.97 / 0.95 against 0.95 /
+0.87 / 0.90 (Li et al. 0.60 / 0.88 / 0.93 and 0.73 / 0.85 / 0.86). Per FLOP chases
 the cheapest runs; for ``N_opt`` with the reach term it did best on chinchilla
 (``results/design_nopt.json``).
 
