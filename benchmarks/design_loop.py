@@ -170,7 +170,7 @@ class Problem:
         ``theta`` on the selected runs, or the noise the draws' spread implies if larger."""
         residual = extrapolation.robust_scale(self.y[mask] - self.mu(theta, self.X[mask]))
         return effective_noise(residual, self.mu(draws, self.X[mask]), draws.shape[1],
-                               floor=1e-3)
+                               floor=1e-3)  # the pools hold at most 400 runs: all of them
 
 
 # -- the baseline rules: each returns the pool indices to add, within ``remaining`` FLOPs

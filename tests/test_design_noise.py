@@ -67,7 +67,8 @@ def test_expected_variance_after_the_proposals_matches_exact_bootstrap_refits():
     for _ in range(8):  # outcomes: one draw's law plus the fit's residual noise
         j = rng.integers(fit.num_draws)
         law_j = type(fit.params)(*(np.asarray(v)[j] for v in fit.params))
-        y = np.asarray(log_loss(law_j, P[:, 0], P[:, 1])) + info["noise"]["residual"] * rng.standard_normal(len(P))
+        y = (np.asarray(log_loss(law_j, P[:, 0], P[:, 1]))
+             + info["noise"]["residual"] * rng.standard_normal(len(P)))
         more = pd.concat([frame, pd.DataFrame({"N": P[:, 0], "D": P[:, 1], "loss": np.exp(y)})],
                          ignore_index=True)
         refit = bayescale.fit(bayescale.load_runs(more), method="bootstrap", resamples=R)
@@ -76,3 +77,16 @@ def test_expected_variance_after_the_proposals_matches_exact_bootstrap_refits():
     # se covers both the outcomes' spread and each refit's Monte Carlo error (R = 400)
     assert abs(info["var_after"] - mean) <= 3 * se
     assert info["var_after"] < info["var_before"]
+
+
+def test_a_subset_of_runs_stands_for_all_of_them():
+    """The sum over runs estimated from evenly spaced runs, scaled (a 200,000-run sweep
+    would otherwise need draws x runs values): exact when every run has the same spread."""
+    from bayescale.planning.design_noise import run_subset
+
+    mu, p = _linear_posterior_draws(0.01, n=60)
+    same = np.repeat(mu[:, :1], 50, axis=1)          # 50 runs with one spread
+    idx = run_subset(50, max_runs=7)
+    assert len(idx) == 7 and idx[0] == 0 and idx[-1] == 49
+    assert implied_noise(same[:, idx], p, num_runs=50) == pytest.approx(implied_noise(same, p))
+    np.testing.assert_array_equal(run_subset(30), np.arange(30))

@@ -117,7 +117,7 @@ from bayescale.planning.design_candidates import (
     decades_outside,
     default_candidates,
 )
-from bayescale.planning.design_noise import effective_noise, implied_noise, noise_scale
+from bayescale.planning.design_noise import fit_noise, noise_scale
 from bayescale.planning.design_objective import (
     objective_decades,
     objective_draws,
@@ -322,10 +322,7 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
         model = (extrapolation.estimate(fit.runs, law, shrink=shrink) if model is None
                  else model)
         b, tau = model.slope_moments()  # the error's two moments, as predict's draws
-    X_runs = np.log(np.column_stack([np.asarray(getattr(fit.runs, v), float) for v in law.inputs]))
-    mu_runs = np.asarray(log_loss_theta(law, jnp.asarray(theta), jnp.asarray(X_runs)), float)
-    residual = noise_scale(fit)  # a run is measured with the noise the draws behave as if
-    sigma = effective_noise(residual, mu_runs, theta.shape[1])  # they had (design_noise)
+    sigma, noise = fit_noise(fit, theta)  # the larger of the fit's and the draws' implied
     costs = cand.cost.to_numpy()
     d_g = None  # the loss objective is the loss that will be observed: it shares the error
     if objective == "loss" and not no_model:
@@ -383,8 +380,9 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
                              ["cost", "decades", "expected_gain", "gain_per_cost"])[cols]
     info = {"target_budget": target_budget, "experiment_budget": experiment_budget,
             "spent": float(experiment_budget - remaining), "num_candidates": int(len(cand)),
-            "num_draws": int(len(g)), "dropped_draws": dropped, "approximation": approximation, "rank": rank, "noise_sd": sigma,
-            "noise": {"residual": residual, "implied_by_draws": implied_noise(mu_runs, theta.shape[1])},
+            "num_draws": int(len(g)), "dropped_draws": dropped, "approximation": approximation,
+            "rank": rank, "noise_sd": sigma,
+            "noise": noise,
             "criterion": criterion, "share": share if d_g is not None else None,
             "objective_decades": (
                 d_g if d_g is None or np.ndim(d_g) == 0 else [float(v) for v in d_g]),

@@ -30,10 +30,13 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
+import jax.numpy as jnp
+
 from bayescale.estimators import extrapolation
+from bayescale.laws.base import log_loss_theta
 from bayescale.laws.registry import log_loss
 
-__all__ = ["noise_scale", "implied_noise", "effective_noise"]
+__all__ = ["noise_scale", "implied_noise", "effective_noise", "run_subset", "fit_noise", "MAX_RUNS"]
 
 
 def noise_scale(fit) -> float:
@@ -47,20 +50,50 @@ def noise_scale(fit) -> float:
     return extrapolation.robust_scale(fit.runs.log_loss - np.asarray(log_loss(med, *args)))
 
 
-def implied_noise(mu_runs: ArrayLike, num_coords: int) -> float:
+MAX_RUNS = 2000  # runs the sum is estimated from (evenly spaced; scaled to all of them)
+
+
+def run_subset(num_runs: int, max_runs: int = MAX_RUNS) -> np.ndarray:
+    """Indices of at most ``max_runs`` of ``num_runs`` runs, evenly spaced: the sum over
+    runs in :func:`implied_noise` is estimated from them (a 200,000-run sweep would
+    otherwise need draws x runs values)."""
+    if num_runs <= max_runs:
+        return np.arange(num_runs)
+    return np.unique(np.linspace(0, num_runs - 1, max_runs).round().astype(int))
+
+
+def implied_noise(mu_runs: ArrayLike, num_coords: int, num_runs: int | None = None) -> float:
     """The noise sd the draws behave as if they had: ``sqrt(sum_i Var(mu_i) / p)``.
 
-    ``mu_runs``: ``(draws, runs)``, each draw's log loss at the fitted runs; ``num_coords``:
-    ``p``, the law's free coordinates. Draws with a non-finite value are left out."""
+    ``mu_runs``: ``(draws, runs)``, each draw's log loss at the fitted runs, or at a subset
+    of them (:func:`run_subset`) standing for ``num_runs`` runs; ``num_coords``: ``p``, the
+    law's free coordinates. Draws with a non-finite value are left out."""
     mu = np.asarray(mu_runs, float)
     mu = mu[np.all(np.isfinite(mu), axis=1)]
-    if mu.shape[0] < 2 or num_coords < 1:
+    if mu.shape[0] < 2 or num_coords < 1 or mu.shape[1] == 0:
         return 0.0
-    return float(np.sqrt(np.sum(np.var(mu, axis=0, ddof=1)) / num_coords))
+    scale = (num_runs if num_runs is not None else mu.shape[1]) / mu.shape[1]
+    return float(np.sqrt(scale * np.sum(np.var(mu, axis=0, ddof=1)) / num_coords))
 
 
 def effective_noise(residual_scale: float, mu_runs: ArrayLike, num_coords: int,
-                    floor: float = 1e-4) -> float:
+                    num_runs: int | None = None, floor: float = 1e-4) -> float:
     """The noise the design measures a new run with: the larger of the fit's own
     (``residual_scale``) and :func:`implied_noise`, at least ``floor``."""
-    return max(float(residual_scale), implied_noise(mu_runs, num_coords), floor)
+    return max(float(residual_scale), implied_noise(mu_runs, num_coords, num_runs), floor)
+
+
+def fit_noise(fit, theta) -> tuple[float, dict[str, float]]:
+    """The noise the design measures a new run with for ``fit`` whose draws (in the law's
+    coordinates) are ``theta`` ``(draws, p)``: :func:`effective_noise` of the fit's own
+    (:func:`noise_scale`) and the draws' (:func:`implied_noise` at up to :data:`MAX_RUNS`
+    of the runs), and both, as ``{"residual", "implied_by_draws"}``."""
+    theta = np.atleast_2d(np.asarray(theta, float))
+    some = run_subset(len(fit.runs))
+    X = np.log(np.column_stack([np.asarray(getattr(fit.runs, v), float)[some]
+                                for v in fit.law.inputs]))
+    mu = np.asarray(log_loss_theta(fit.law, jnp.asarray(theta), jnp.asarray(X)), float)
+    residual = noise_scale(fit)
+    implied = implied_noise(mu, theta.shape[1], len(fit.runs))
+    sigma = effective_noise(residual, mu, theta.shape[1], len(fit.runs))
+    return sigma, {"residual": residual, "implied_by_draws": implied}
