@@ -32,7 +32,7 @@ _LAZY = {
 }
 
 # Modules reached as attributes: ``bayescale.design.next_runs(fit, ...)``.
-_MODULES = {"design": "bayescale.planning.design"}
+_MODULES = {"design": "bayescale.design"}
 
 __all__ = sorted(_LAZY) + sorted(_MODULES) + ["__version__"]
 

@@ -51,7 +51,8 @@ from bayescale.estimators.huber import check_shrink, law_params
 from bayescale.io import atomic_write
 from bayescale.planning import design_score
 from bayescale.planning.design import SHARE
-from bayescale.planning.design_candidates import decades_outside
+from bayescale.planning.design_candidates import decades_below
+from bayescale.planning.design_noise import candidate_noise
 from design_loop import (Problem, load_case, parse_case, rule_cheapest, rule_random,
                          save_and_print)
 
@@ -81,13 +82,15 @@ def rule_design(prob, mask, theta, draws, remaining, batch, rank="gain", region=
     mu = prob.mu(draws[ok], prob.X)                       # (B, n): law at every pool run
     g = prob.mu(draws[ok], prob.Xt)                       # (B, T): log loss at each target
     g = g if region else g.mean(axis=1)
-    d = decades_outside(prob.pool.N[mask], prob.pool.D[mask], prob.pool.N, prob.pool.D)
+    d = extrapolation.decades_beyond(prob.pool.N[mask], prob.pool.D[mask], prob.pool.N, prob.pool.D)
+    below = decades_below(prob.pool.N[mask], prob.pool.D[mask], prob.pool.N, prob.pool.D)
+    sigma = candidate_noise(prob.sigma(theta, mask, draws[ok]), prob.tau, below)  # as next_runs
     d_g = None
     if observable:  # as next_runs: each target's distance beyond the selected runs
         d_g = extrapolation.decades_beyond(prob.pool.N[mask], prob.pool.D[mask],
                                            prob.test.N, prob.test.D)
         d_g = d_g if region else float(np.mean(d_g))
-    picks, *_ = design_score.linear_greedy(mu, d, g, prob.tau, prob.sigma(theta, mask, draws[ok]), prob.cost,
+    picks, *_ = design_score.linear_greedy(mu, d, g, prob.tau, sigma, prob.cost,
                                            remaining, batch, rank=rank, unavailable=mask, d_g=d_g,
                                            share=prob.share)
     return picks

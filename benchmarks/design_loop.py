@@ -167,7 +167,8 @@ class Problem:
     def sigma(self, theta, mask, draws):
         """The noise a new run is measured with, as ``next_runs``
         (:func:`bayescale.planning.design_noise.effective_noise`): the residual scale of
-        ``theta`` on the selected runs, or the noise the draws' spread implies if larger."""
+        ``theta`` on the selected runs, or the noise the draws' spread implies if larger
+        (floor 1e-3 here, 1e-4 in the library)."""
         residual = extrapolation.robust_scale(self.y[mask] - self.mu(theta, self.X[mask]))
         return effective_noise(residual, self.mu(draws, self.X[mask]), draws.shape[1],
                                floor=1e-3)  # the pools hold at most 400 runs: all of them

@@ -23,10 +23,10 @@ def _linear_posterior_draws(sigma, n=60, p=4, draws=8000, seed=0):
 
 @pytest.mark.parametrize("sigma", [0.003, 0.3])
 def test_implied_noise_recovers_the_noise_of_a_linear_gaussian_posterior(sigma):
-    # sum_i Var(mu_i) = sigma^2 trace(H) = p sigma^2 (closed form); the estimate of a sum
-    # of variances from 8000 draws has relative s.e. about sqrt(2 / 8000) / 2 in the sd
+    # sum_i Var(mu_i) = sigma^2 trace(H) = p sigma^2 (closed form); the sum is a chi-square
+    # with p (draws - 1) degrees of freedom, so the sd's relative s.e. is 1 / sqrt(2 p (draws - 1))
     mu, p = _linear_posterior_draws(sigma)
-    assert implied_noise(mu, p) == pytest.approx(sigma, rel=5 * np.sqrt(2 / 8000) / 2)
+    assert implied_noise(mu, p) == pytest.approx(sigma, rel=4 / np.sqrt(2 * p * (8000 - 1)))
 
 
 def test_effective_noise_is_the_larger_scale_and_ignores_bad_draws():
@@ -46,7 +46,9 @@ def test_expected_variance_after_the_proposals_matches_exact_bootstrap_refits():
     """The README's example (chinchilla without its top 5 budgets, a bootstrap fit): the
     design's expected variance of log N_opt(1e24) after its four proposals against the
     mean over fantasised outcomes of exact bootstrap refits with those runs added. With the
-    residual scale as the noise (0.0049) the design promised 0.028; refits gave 0.038 +- 0.004.
+    residual scale as the noise (0.0049) the design promised 0.028; refits give 0.037 +-
+    0.003 (this test's outcomes and seeds). The Monte Carlo error cannot tell the two apart
+    at this size; the noise assertions can.
     """
     import bayescale
     from bayescale.laws.registry import log_loss
@@ -64,18 +66,22 @@ def test_expected_variance_after_the_proposals_matches_exact_bootstrap_refits():
     P = plan.proposals[["N", "D"]].to_numpy()
     rng = np.random.default_rng(5)
     after = []
-    for _ in range(8):  # outcomes: one draw's law plus the fit's residual noise
+    for i in range(8):  # outcomes: one draw's law plus the fit's residual noise
         j = rng.integers(fit.num_draws)
         law_j = type(fit.params)(*(np.asarray(v)[j] for v in fit.params))
         y = (np.asarray(log_loss(law_j, P[:, 0], P[:, 1]))
              + info["noise"]["residual"] * rng.standard_normal(len(P)))
         more = pd.concat([frame, pd.DataFrame({"N": P[:, 0], "D": P[:, 1], "loss": np.exp(y)})],
                          ignore_index=True)
-        refit = bayescale.fit(bayescale.load_runs(more), method="bootstrap", resamples=R)
+        refit = bayescale.fit(bayescale.load_runs(more), method="bootstrap", resamples=R,
+                              seed=1 + i)  # each refit its own resamples
         after.append(np.var(np.log(np.asarray(refit.frontier([1e24]).N_opt)[:, 0]), ddof=1))
     mean, se = np.mean(after), np.std(after, ddof=1) / np.sqrt(len(after))
-    # se covers both the outcomes' spread and each refit's Monte Carlo error (R = 400)
-    assert abs(info["var_after"] - mean) <= 3 * se
+    # se covers the outcomes' spread and each refit's Monte Carlo error (own seeds); the
+    # design's expectation rests on the base fit's R resamples: a variance from R draws has
+    # relative sd about sqrt(2 / (R - 1)) (7%)
+    base = np.sqrt(2 / (R - 1)) * info["var_after"]
+    assert abs(info["var_after"] - mean) <= 3 * np.hypot(se, base)
     assert info["var_after"] < info["var_before"]
 
 

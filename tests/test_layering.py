@@ -36,7 +36,7 @@ ORDER = [
     "estimators.envelope", "estimators.predict", "estimators.loo", "estimators.stacking", "estimators.group_fits", "estimators.groups", "estimators",
     "planning._cost_solve", "planning.costs", "planning._common", "planning._numerical", "planning.frontier", "planning.efficiency", "planning.serving",
     "planning.rules", "planning.decisions", "planning.design_score", "planning.design_candidates", "planning.design_noise", "planning.design_objective",
-    "planning.design", "planning",
+    "planning.design", "planning", "design",
     "validation.backtest", "validation",
     "io",
     "report._format", "report.folder", "report.compare", "report.tables", "report.law_comparison", "report.approaches", "report.groups", "report.group_text", "report._plotting", "report._fit_plots",

@@ -114,10 +114,10 @@ from bayescale.planning.costs import get_cost
 from bayescale.planning.design_candidates import (
     candidate_costs,
     candidate_frame,
-    decades_outside,
+    decades_below,
     default_candidates,
 )
-from bayescale.planning.design_noise import fit_noise, noise_scale
+from bayescale.planning.design_noise import candidate_noise, fit_noise, noise_scale
 from bayescale.planning.design_objective import (
     objective_decades,
     objective_draws,
@@ -313,8 +313,10 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
     criterion = "variance" if g.ndim == 1 else f"integrated variance over {g.shape[1]} targets"
     X = np.log(cand[list(law.inputs)].to_numpy())
     mu = np.asarray(log_loss_theta(law, jnp.asarray(theta), jnp.asarray(X)), float)
-    d = decades_outside(fit.runs.N, fit.runs.D, cand.N.to_numpy(), cand.D.to_numpy())
+    d = extrapolation.decades_beyond(fit.runs.N, fit.runs.D, cand.N.to_numpy(), cand.D.to_numpy())
     cand["decades"] = d
+    d_below = decades_below(fit.runs.N, fit.runs.D, cand.N.to_numpy(), cand.D.to_numpy())
+    cand["decades_below"] = d_below
     shrink = float((fit.info or {}).get("shrink") or 0.0)  # the error models refit as the fit
     if no_model:
         b, tau = 0.0, 0.0
@@ -323,6 +325,8 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
                  else model)
         b, tau = model.slope_moments()  # the error's two moments, as predict's draws
     sigma, noise = fit_noise(fit, theta)  # the larger of the fit's and the draws' implied
+    noise["sd"] = sigma
+    sigma = candidate_noise(sigma, tau, d_below)  # below the data: the error as its own
     costs = cand.cost.to_numpy()
     d_g = None  # the loss objective is the loss that will be observed: it shares the error
     if objective == "loss" and not no_model:
@@ -381,7 +385,7 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
     info = {"target_budget": target_budget, "experiment_budget": experiment_budget,
             "spent": float(experiment_budget - remaining), "num_candidates": int(len(cand)),
             "num_draws": int(len(g)), "dropped_draws": dropped, "approximation": approximation,
-            "rank": rank, "noise_sd": sigma,
+            "rank": rank, "noise_sd": noise["sd"],
             "noise": noise,
             "criterion": criterion, "share": share if d_g is not None else None,
             "objective_decades": (

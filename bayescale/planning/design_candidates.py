@@ -16,10 +16,9 @@ import pandas as pd
 
 from bayescale.data.validate import PLAUSIBLE
 from bayescale.errors import BayescaleError, DataWarning
-from bayescale.estimators import extrapolation
 from bayescale.planning.costs import get_cost
 
-__all__ = ["candidate_frame", "candidate_costs", "default_candidates", "decades_outside"]
+__all__ = ["candidate_frame", "candidate_costs", "default_candidates", "decades_below"]
 
 
 def candidate_frame(candidates, law, what: str = "candidates") -> pd.DataFrame:
@@ -60,16 +59,16 @@ def candidate_frame(candidates, law, what: str = "candidates") -> pd.DataFrame:
     return out
 
 
-def decades_outside(N_fit, D_fit, N, D) -> np.ndarray:
-    """Decades of each point ``(N, D)`` outside the fitted runs: beyond them
-    (:func:`bayescale.estimators.extrapolation.decades_beyond`) or below their smallest ``N``
-    or ``D``, whichever is larger. The design gives a candidate below the data the same
-    extrapolation error per decade as one beyond it: the law is no better checked there
-    (smaller models than any fitted run)."""
+def decades_below(N_fit, D_fit, N, D) -> np.ndarray:
+    """Decades of each point ``(N, D)`` below the fitted runs: ``max(0, log10 min N_fit -
+    log10 N, log10 min D_fit - log10 D)``. The law is no better checked below the data
+    than beyond it; the design gives such a run the extrapolation error's variance at this
+    distance as its own, independent error (:func:`.design_noise.candidate_noise`), not the
+    shared discrepancy beyond the data (which drifts one way as runs grow)."""
     N, D = np.broadcast_arrays(np.asarray(N, float), np.asarray(D, float))
     below = np.maximum(np.log10(np.min(np.asarray(N_fit, float))) - np.log10(N),
                        np.log10(np.min(np.asarray(D_fit, float))) - np.log10(D))
-    return np.maximum(extrapolation.decades_beyond(N_fit, D_fit, N, D), below)
+    return np.maximum(below, 0.0)
 
 
 def candidate_costs(cost_model, frame) -> np.ndarray:

@@ -7,7 +7,7 @@ fit, or the draws of any fit whose residuals are heavier-tailed than its noise m
 wider than the noise of the runs implies: each existing run was worth less to them than
 ``sigma`` says, and so will each new one be. Using the residual scale there promises more
 narrowing than a refit gives (on Chinchilla, 240 runs, 400 bootstrap resamples: the
-robust residual scale is 0.0049 in log loss, the draws behave as if it were 0.0112).
+robust residual scale is 0.0049 in log loss, the draws behave as if it were 0.0113).
 
 So the design measures a run with the larger of two scales:
 
@@ -21,7 +21,7 @@ So the design measures a run with the larger of two scales:
   prior or shrinkage makes the draws narrower and this smaller, and the fit's own noise
   then governs.
 
-``tests/test_design.py`` checks the linear-Gaussian identity and the design's expected
+``tests/test_design_noise.py`` checks the linear-Gaussian identity and the design's expected
 variance after its proposals against exact bootstrap refits.
 """
 
@@ -36,7 +36,7 @@ from bayescale.estimators import extrapolation
 from bayescale.laws.base import log_loss_theta
 from bayescale.laws.registry import log_loss
 
-__all__ = ["noise_scale", "implied_noise", "effective_noise", "run_subset", "fit_noise", "MAX_RUNS"]
+__all__ = ["noise_scale", "implied_noise", "effective_noise", "run_subset", "fit_noise", "candidate_noise", "MAX_RUNS"]
 
 
 def noise_scale(fit) -> float:
@@ -80,7 +80,8 @@ def effective_noise(residual_scale: float, mu_runs: ArrayLike, num_coords: int,
                     num_runs: int | None = None, floor: float = 1e-4) -> float:
     """The noise the design measures a new run with: the larger of the fit's own
     (``residual_scale``) and :func:`implied_noise`, at least ``floor``."""
-    return max(float(residual_scale), implied_noise(mu_runs, num_coords, num_runs), floor)
+    residual = float(residual_scale) if np.isfinite(residual_scale) else 0.0
+    return max(residual, implied_noise(mu_runs, num_coords, num_runs), floor)
 
 
 def fit_noise(fit, theta) -> tuple[float, dict[str, float]]:
@@ -97,3 +98,11 @@ def fit_noise(fit, theta) -> tuple[float, dict[str, float]]:
     implied = implied_noise(mu, theta.shape[1], len(fit.runs))
     sigma = effective_noise(residual, mu, theta.shape[1], len(fit.runs))
     return sigma, {"residual": residual, "implied_by_draws": implied}
+
+
+def candidate_noise(sigma: float, tau: float, d_below: ArrayLike) -> np.ndarray:
+    """Each candidate's noise sd: ``sqrt(sigma**2 + (tau d_below)**2)``, ``d_below`` its
+    decades below the fitted runs (:func:`.design_candidates.decades_below`), ``tau`` the
+    extrapolation error's sd per decade. Below the data the law's error is counted as the
+    run's own: it tells nothing of the shared miss beyond the data."""
+    return np.sqrt(float(sigma) ** 2 + (float(tau) * np.asarray(d_below, float)) ** 2)

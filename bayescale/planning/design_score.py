@@ -85,7 +85,7 @@ def fantasy_particles(log_w: ArrayLike, u: ArrayLike) -> tuple[Array, Array]:
     return idx // M, idx % M
 
 
-def _one_candidate(mu_c, d_c, log_w, g, shift, sigma, j, m, eps):
+def _one_candidate(mu_c, d_c, sigma, log_w, g, shift, j, m, eps):
     """Expected posterior variance of ``g`` after one run at candidate ``c``, and each
     world's fantasised outcome (F,)."""
     y = mu_c[j] + d_c * shift[m] + sigma * eps                              # (F,)
@@ -108,7 +108,8 @@ def score(log_w: ArrayLike, mu: ArrayLike, d: ArrayLike, g: ArrayLike, shift: Ar
     g : (P,) the decision quantity of each draw, or (P, T) the log loss at T target points
         (the integrated variance is scored).
     shift : (M,) discrepancy per decade of each node, ``b + tau * z``.
-    sigma : observation-noise sd of log loss.
+    sigma : observation-noise sd of log loss, a scalar or (K,) per candidate (a candidate
+        below the data adds its own extrapolation error: :func:`.design_noise.candidate_noise`).
     j, m : (F,) the particle each world's fantasy comes from (:func:`fantasy_particles`).
     eps : (F,) standard-normal observation noise of the fantasies.
     batch_size : candidates evaluated together (memory ``F * P * M * batch_size``).
@@ -118,10 +119,10 @@ def score(log_w: ArrayLike, mu: ArrayLike, d: ArrayLike, g: ArrayLike, shift: Ar
     (post_var, y) : (K,) expected posterior variance; (K, F) fantasised outcomes.
     """
     log_w, mu, d, g = (jnp.asarray(a) for a in (log_w, mu, d, g))
+    sigma = jnp.broadcast_to(jnp.asarray(sigma, dtype=mu.dtype), d.shape)
     one = functools.partial(_one_candidate, log_w=log_w, g=g, shift=jnp.asarray(shift),
-                            sigma=jnp.asarray(sigma), j=jnp.asarray(j), m=jnp.asarray(m),
-                            eps=jnp.asarray(eps))
-    return jax.lax.map(lambda a: one(a[0], a[1]), (mu.T, d), batch_size=batch_size)
+                            j=jnp.asarray(j), m=jnp.asarray(m), eps=jnp.asarray(eps))
+    return jax.lax.map(lambda a: one(a[0], a[1], a[2]), (mu.T, d, sigma), batch_size=batch_size)
 
 
 @jax.jit
@@ -153,7 +154,8 @@ def linear_state(mu, d, g, tau, sigma, d_g=None, share=1.0):
     covariance with each candidate's law prediction ``mu`` (P, K), and ``S`` (K, K) the
     covariance of the outcomes: the draws' covariance of ``mu`` plus the shared
     extrapolation error ``tau**2 d d^T`` (one discrepancy per decade for all runs, so runs
-    at the same distance share it) plus observation noise ``sigma**2 I``.
+    at the same distance share it) plus observation noise ``sigma**2 I`` (``sigma`` a scalar
+    or (K,) per candidate).
 
     For a region, ``g`` (P, T) holds the log loss at T target points: ``var_g`` is the
     mean of their variances (the integrated variance of V-optimal design) and ``c`` (T, K)
@@ -173,7 +175,8 @@ def linear_state(mu, d, g, tau, sigma, d_g=None, share=1.0):
     G = g - g.mean(axis=0, keepdims=True)
     Mu = mu - mu.mean(axis=0, keepdims=True)
     c = (G.T @ Mu if g.ndim == 2 else Mu.T @ G) / (P - 1)
-    S = Mu.T @ Mu / (P - 1) + tau ** 2 * jnp.outer(d, d) + sigma ** 2 * jnp.eye(d.shape[0])
+    S = Mu.T @ Mu / (P - 1) + tau ** 2 * jnp.outer(d, d) + jnp.diag(
+        jnp.broadcast_to(jnp.asarray(sigma, dtype=Mu.dtype) ** 2, d.shape))
     var_g = jnp.sum(G * G) / (P - 1) / (G.size // P)
     if d_g is not None:
         want = (g.shape[1],) if g.ndim == 2 else ()
@@ -339,7 +342,8 @@ def reweight_greedy(mu, d, g, b, tau, sigma, costs, k, budget, rng, level, F, nu
         if c is None:
             break
         reach = None if reach is None else reach.after(c)
-        log_w = condition(log_w, mu[:, c], d[c], np.asarray(y)[c], shift, sigma)
+        log_w = condition(log_w, mu[:, c], d[c], np.asarray(y)[c], shift,
+                          np.broadcast_to(sigma, np.shape(d))[c])
         w = np.exp(np.asarray(log_w)).sum(-1)
         min_ess.append(float(np.min(1.0 / np.sum(w ** 2, axis=1))))
         chosen.append(c)
