@@ -76,11 +76,11 @@ that the run adds given the runs chosen before it. **Ranking** (one implementati
 picks the affordable run with the largest gain; ``rank="per_cost"`` the largest gain per
 FLOP. Gain is the default because it did better in the Li et al. (2026) protocol
 (``benchmarks/results/design_noise.json``, 10 repeats, mean target R^2 at 1% / 5% / 10%
-of the pool's cost, the loss at the target observable): on farseer gain 0.92 / 0.85 / 0.94
-against per-FLOP 0.42 / 0.74 / 0.79, on data_constrained 0.88 / 0.97 / 0.95 against 0.95 /
-0.87 / 0.90 (Li et al. 0.60 / 0.88 / 0.93 and 0.73 / 0.85 / 0.86). Per FLOP chases
-the cheapest runs; for ``N_opt`` with the reach term it did best on chinchilla
-(``results/design_nopt.json``).
+of the pool's cost, the loss at the target observable): on farseer gain 0.87 / 0.90 / 0.95
+against per-FLOP 0.49 / 0.76 / 0.75, on data_constrained 0.93 / 0.97 / 0.95 against 0.95 /
+0.80 / 0.89 (Li et al. 0.60 / 0.88 / 0.93 and 0.73 / 0.85 / 0.86). Per FLOP chases
+the cheapest runs; for ``N_opt`` with the reach term it came closer than gain on chinchilla
+at 10-50% of the pool and further on marin at 10% (``results/design_nopt_noise10.json``).
 
 Limits: both approximations are only as good as the draws (a few hundred bootstrap
 resamples or posterior draws are enough for the linear update); the linear one ignores the
