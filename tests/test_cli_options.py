@@ -172,15 +172,52 @@ def test_frontier_cost_settings_reach_the_cost_model(example_dir):
     assert abs(_attention_cost(N, D, 2048, 128) / C - 1) > 0.03  # not the default n_ctx
 
 
+def test_design_cost_settings_price_the_runs(tmp_path):
+    """``design --cost attention --n-ctx ...``: every proposed run is priced by Kaplan et
+    al.'s attention cost with those settings (oracle: the formula above), the runs stay
+    within the experiment budget, and the output says the optimum error (learned for 6ND)
+    is left out."""
+    from bayescale.data.simulate import simulate_runs
+
+    csv = tmp_path / "runs.csv"
+    simulate_runs(seed=0, models_per_budget=5).to_frame().to_csv(csv)
+    F = 1e20
+    code, out, err = run_main(["design", str(csv), "--resamples", "40", "--target-budget",
+                               "1e24", "--experiment-budget", str(F), "--k", "3", "--cost",
+                               "attention", "--n-ctx", "8192", "--aspect-ratio", "128",
+                               "--json"])
+    assert code == 0, err
+    out = json.loads(out)
+    assert out["cost_settings"] == {"n_ctx": 8192, "aspect_ratio": 128}
+    assert out["info"]["cost"] == "attention"
+    props = out["proposals"]
+    assert props and sum(p["cost"] for p in props) <= F * (1 + 1e-9)
+    for p in props:
+        assert p["cost"] == pytest.approx(_attention_cost(p["N"], p["D"], 8192, 128), rel=1e-5)
+        assert p["cost"] > 6 * p["N"] * p["D"] * 1.001    # not priced at 6ND
+    assert "not 'attention'" in out["info"]["optimum_error_note"]
+
+
+@pytest.mark.parametrize("command", [["frontier", "--budget", "1e24"],
+                                     ["design", "--target-budget", "1e24",
+                                      "--experiment-budget", "1e21"]])
 @pytest.mark.parametrize("argv, fragment", [
     (["--cost", "train", "--vocab-size", "50000"], "--vocab-size goes with --cost non-embedding"),
     (["--cost", "non-embedding", "--n-ctx", "4096"], "--n-ctx goes with --cost attention"),
     (["--cost", "attention", "--n-ctx", "-1"], "--n-ctx must be a positive number"),
 ])
-def test_cost_settings_are_checked(argv, fragment, tmp_path):
-    code, out, err = run_main(["frontier", str(tmp_path / "nope.csv"), "--budget", "1e24",
-                                *argv])
+def test_cost_settings_are_checked(command, argv, fragment, tmp_path):
+    code, out, err = run_main([command[0], str(tmp_path / "nope.csv"), *command[1:], *argv])
     assert code == 2 and fragment in err, err
+
+
+def test_design_does_not_offer_the_inference_cost(tmp_path, capsys):
+    """One cost model prices the small runs and C*; the small runs are not served, so
+    design refuses --cost inference (argparse's choices) rather than charging them for it."""
+    with pytest.raises(SystemExit):
+        main(["design", str(tmp_path / "nope.csv"), "--target-budget", "1e24",
+              "--experiment-budget", "1e21", "--cost", "inference"])
+    assert "invalid choice: 'inference'" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- one definition of each

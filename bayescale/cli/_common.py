@@ -130,6 +130,48 @@ def add_fit_source_arguments(
                        help=unique_tokens_help)
 
 
+# The cost models the command line offers, and the settings of each that it exposes (flag ->
+# field of the model in bayescale.planning.costs).
+COSTS = ("train", "inference", "attention", "non-embedding")
+COST_SETTINGS = {"attention": ("n_ctx", "aspect_ratio"),
+                 "non-embedding": ("vocab_size", "aspect_ratio")}
+
+
+def add_cost_arguments(p: argparse.ArgumentParser, *, costs=COSTS, cost_help: str) -> None:
+    """``--cost`` (one of ``costs``) and the settings of the cost models among them."""
+    p.add_argument("--cost", choices=costs, default="train", help=cost_help)
+    if "inference" in costs:
+        p.add_argument("--inference-tokens", type=str, default=None, metavar="T",
+                       help="lifetime inference tokens D_inf for --cost inference, e.g. 2e12")
+    p.add_argument("--n-ctx", type=float, default=None, metavar="T",
+                   help="context length for --cost attention (default 2048, Chinchilla's)")
+    p.add_argument("--aspect-ratio", type=float, default=None, metavar="R",
+                   help="d_model / n_layer for --cost attention and non-embedding (default 128; "
+                        "Chinchilla 70B: 102.4)")
+    p.add_argument("--vocab-size", type=float, default=None, metavar="V",
+                   help="vocabulary size for --cost non-embedding (default 32000, Chinchilla's)")
+
+
+def cost_settings_from_args(args: argparse.Namespace) -> dict[str, float]:
+    """The cost-model settings given on the command line, checked against ``--cost``."""
+    import math
+
+    from bayescale.errors import BayescaleError
+
+    given = {k: getattr(args, k) for k in ("n_ctx", "aspect_ratio", "vocab_size")
+             if getattr(args, k) is not None}
+    allowed = COST_SETTINGS.get(args.cost, ())
+    for key, value in given.items():
+        flag = "--" + key.replace("_", "-")
+        if key not in allowed:
+            users = [c for c, keys in COST_SETTINGS.items() if key in keys]
+            raise BayescaleError(f"{flag} goes with --cost {' or '.join(users)}, not --cost "
+                                 f"{args.cost}.")
+        if not (math.isfinite(value) and value > 0):
+            raise BayescaleError(f"{flag} must be a positive number, got {value:g}.")
+    return given
+
+
 def unique_tokens_from_args(args: argparse.Namespace) -> float | None:
     """``--unique-tokens U`` as a number of tokens, or ``None`` where it was not given.
 

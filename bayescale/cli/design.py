@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 
 from bayescale._util import parse_flops
-from bayescale.cli._common import LAWS_HELP, add_fit_source_arguments, load_source, unique_tokens_from_args
+from bayescale.cli._common import (LAWS_HELP, add_cost_arguments, add_fit_source_arguments,
+                                   cost_settings_from_args, load_source,
+                                   unique_tokens_from_args)
 from bayescale.errors import BayescaleError
 
 EXAMPLES = """\
@@ -24,6 +26,7 @@ examples:
       --experiment-budget 1e20 --objective loss --out design/
   bayescale design farseer --law farseer --target-budget 1e22 --experiment-budget 1e20 \\
       --objective loss --targets target_region.csv
+  bayescale design chinchilla --target-budget 1e24 --experiment-budget 1e21 --cost attention --n-ctx 8192
 """
 
 
@@ -66,6 +69,14 @@ def register(subparsers) -> None:
     p.add_argument("--rank", choices=("gain", "per_cost"), default="gain",
                    help="gain: the largest expected gain that fits the budget (default; it "
                         "did better in benchmarks/bench_design.py); per_cost: gain per FLOP")
+    add_cost_arguments(
+        p, costs=("train", "attention", "non-embedding"),
+        cost_help=("cost model of the proposed runs, of the budgets and of C*'s frontier: "
+                   "train = 6ND (default); attention = 6ND + attention FLOPs; non-embedding "
+                   "= 6(N - N_emb)D. (Not inference: one model prices the small runs and "
+                   "C*, and the small runs are not served.) The optimum error beyond the "
+                   "runs is learned for 6ND; under another cost the N_opt interval is the "
+                   "law's own, and the output says so"))
     p.add_argument("--level", type=float, default=0.9, help="interval level (0.9)")
     p.add_argument("--json", action="store_true", help="print JSON to stdout")
     p.add_argument("--out", default=None, metavar="DIR",
@@ -125,17 +136,21 @@ def run(args) -> int:
     if args.targets is not None and args.objective != "loss":
         raise BayescaleError("--targets goes with --objective loss (the loss over a target "
                              "region); add --objective loss or drop --targets.")
+    settings = cost_settings_from_args(args)
     fit = load_source(args)
     if fit.runs is None:
         raise BayescaleError("design needs data or a fit folder, not a published law: it "
                              "proposes runs to add to the runs that were fitted.")
+    from bayescale.planning.costs import get_cost
+
     result = next_runs(fit, target_budget=target, experiment_budget=budget, k=args.k,
+                       cost=get_cost(args.cost, **settings),
                        objective=args.objective, candidates=args.candidates,
                        targets=args.targets,
                        unique_tokens=U, level=args.level, seed=args.seed,
                        approximation=args.approximation, rank=args.rank)
     out = {"source": str(args.source), "method": fit.method, "law": fit.law.name,
-           **result.to_dict()}
+           "cost_settings": settings, **result.to_dict()}
     if args.out is not None:
         from bayescale.io import atomic_write, dumps_json, write_text
 
@@ -151,8 +166,10 @@ def run(args) -> int:
         return 0
     what = ("N_opt" if args.objective == "n_opt" else
             "loss" if args.targets is None else "mean loss over the targets")
+    priced = "" if args.cost == "train" else (
+        f", cost {args.cost}" + "".join(f", {k} {v:g}" for k, v in settings.items()))
     print(f"Next runs for {what} at C* = {target:.3g} FLOPs, within {budget:.3g} FLOPs "
-          f"({fit.method} fit of the {fit.law.name} law, {len(fit.runs)} runs):")
+          f"({fit.method} fit of the {fit.law.name} law, {len(fit.runs)} runs{priced}):")
     print(f"{'#':>2} {'N':>10} {'D':>10} {'cost':>10} {'gain':>10} {'decades':>8}")
     for i, row in enumerate(result.proposals.itertuples(), 1):
         print(f"{i:>2} {row.N:>10.3g} {row.D:>10.3g} {row.cost:>10.3g} "

@@ -19,16 +19,12 @@ import sys
 from pathlib import Path
 
 from bayescale._util import check_level, parse_flops
-from bayescale.cli._common import (UNIQUE_TOKENS_HELP, add_fit_source_arguments,
+from bayescale.cli._common import (UNIQUE_TOKENS_HELP, add_cost_arguments,
+                                   add_fit_source_arguments, cost_settings_from_args,
                                    load_runs_from_args, load_source, unique_tokens_from_args)
 from bayescale.errors import BayescaleError
 
 __all__ = ["register", "run_frontier", "load_source"]
-
-_COSTS = ("train", "inference", "attention", "non-embedding")
-# The settings of each cost model that the command line exposes (flag -> field).
-_COST_SETTINGS = {"attention": ("n_ctx", "aspect_ratio"),
-                  "non-embedding": ("vocab_size", "aspect_ratio")}
 
 FRONTIER_EXAMPLES = """\
 examples:
@@ -55,19 +51,10 @@ def register(subparsers) -> None:
     add_fit_source_arguments(p, unique_tokens_help=UNIQUE_TOKENS_HELP)
     p.add_argument("--budget", "-C", action="append", required=True, metavar="C",
                    help="compute budget in FLOPs, e.g. 5.76e23 (repeat for several)")
-    p.add_argument("--cost", choices=_COSTS, default="train",
-                   help="cost model: train = 6ND (default); inference = 6ND + 2N D_inf, the "
-                        "loss-minimising split of a total budget (Sardana et al. 2023); "
-                        "attention = 6ND + attention FLOPs; non-embedding = 6(N - N_emb)D")
-    p.add_argument("--inference-tokens", type=str, default=None, metavar="T",
-                   help="lifetime inference tokens D_inf for --cost inference, e.g. 2e12")
-    p.add_argument("--n-ctx", type=float, default=None, metavar="T",
-                   help="context length for --cost attention (default 2048, Chinchilla's)")
-    p.add_argument("--aspect-ratio", type=float, default=None, metavar="R",
-                   help="d_model / n_layer for --cost attention and non-embedding (default 128; "
-                        "Chinchilla 70B: 102.4)")
-    p.add_argument("--vocab-size", type=float, default=None, metavar="V",
-                   help="vocabulary size for --cost non-embedding (default 32000, Chinchilla's)")
+    add_cost_arguments(
+        p, cost_help=("cost model: train = 6ND (default); inference = 6ND + 2N D_inf, the "
+                      "loss-minimising split of a total budget (Sardana et al. 2023); "
+                      "attention = 6ND + attention FLOPs; non-embedding = 6(N - N_emb)D"))
     p.add_argument("--level", type=float, default=0.9, help="central interval level (0.9)")
     p.add_argument("--json", action="store_true", help="print JSON to stdout")
     p.add_argument("--structural", default=None, metavar="LAWS",
@@ -75,22 +62,6 @@ def register(subparsers) -> None:
                         "(comma-separated, e.g. chinchilla,kaplan) to SOURCE data, weigh them "
                         "by leave-future-out stacking and pool their frontiers")
     p.set_defaults(func=run_frontier)
-
-
-def _cost_settings(args) -> dict[str, float]:
-    """The cost-model settings given on the command line, checked against --cost."""
-    given = {k: getattr(args, k) for k in ("n_ctx", "aspect_ratio", "vocab_size")
-             if getattr(args, k) is not None}
-    allowed = _COST_SETTINGS.get(args.cost, ())
-    for key, value in given.items():
-        flag = "--" + key.replace("_", "-")
-        if key not in allowed:
-            users = [c for c, keys in _COST_SETTINGS.items() if key in keys]
-            raise BayescaleError(f"{flag} goes with --cost {' or '.join(users)}, not --cost "
-                                 f"{args.cost}.")
-        if not (math.isfinite(value) and value > 0):
-            raise BayescaleError(f"{flag} must be a positive number, got {value:g}.")
-    return given
 
 
 def _fmt(x: float) -> str:
@@ -113,7 +84,7 @@ def run_frontier(args) -> int:
     elif args.cost == "inference":
         raise BayescaleError("--cost inference needs --inference-tokens T (lifetime inference "
                              "tokens, e.g. 2e12).")
-    settings = _cost_settings(args)
+    settings = cost_settings_from_args(args)
     fit = load_source(args)
     U = unique_tokens_from_args(args)
     result = fit.frontier(budgets, cost=args.cost, inference_tokens=D_inf, unique_tokens=U,
