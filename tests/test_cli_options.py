@@ -196,6 +196,18 @@ def test_design_cost_settings_price_the_runs(tmp_path):
         assert p["cost"] == pytest.approx(_attention_cost(p["N"], p["D"], 8192, 128), rel=1e-5)
         assert p["cost"] > 6 * p["N"] * p["D"] * 1.001    # not priced at 6ND
     assert "not 'attention'" in out["info"]["optimum_error_note"]
+    # C*'s frontier is priced by the same model: "before" is the fit's own attention-priced
+    # N_opt interval (the same bootstrap fitted in Python), not the 6ND one
+    import bayescale
+    from bayescale.planning.costs import get_cost
+
+    fit = bayescale.fit(bayescale.load_runs(str(csv)), method="bootstrap", resamples=40, seed=0)
+    median = {name: float(np.median(fit.frontier([1e24], cost=get_cost(name, **kw)).N_opt))
+              for name, kw in (("attention", {"n_ctx": 8192, "aspect_ratio": 128}),
+                               ("train", {}))}
+    assert out["before"]["median"] == pytest.approx(median["attention"], rel=1e-3)
+    miss = abs(out["before"]["median"] / median["attention"] - 1)
+    assert miss < 0.2 * abs(median["attention"] / median["train"] - 1), (miss, median)
 
 
 @pytest.mark.parametrize("command", [["frontier", "--budget", "1e24"],

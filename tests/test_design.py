@@ -555,6 +555,20 @@ def test_another_cost_says_the_optimum_error_is_left_out(grid_fit):
                                                  optimum_model="none", **kw).info
 
 
+def test_a_candidate_the_cost_cannot_price_is_an_error(grid_fit):
+    """Under the non-embedding cost a 1e7-parameter model is smaller than its embedding
+    table (32000 x d_model, d_model = 128 n_layer, n_layer = (N / (12 128^2))^(1/3): 1.5e7
+    embedding parameters), so its cost is negative: an error naming the row, not a proposal
+    priced NaN or below zero that passes the budget test."""
+    cand = pd.DataFrame({"N": [1e9, 1e7], "D": [1e10, 1e10]})
+    with pytest.raises(BayescaleError, match=r"rows 1 \(N=1e\+07, D=1e\+10\)"):
+        next_runs(grid_fit, target_budget=C_STAR, experiment_budget=1e21, k=1,
+                  cost="non-embedding", candidates=cand)
+    # and the greedy itself never takes a candidate whose cost is not a number
+    assert design_score.pick(np.array([2.0, 1.0]), np.array([np.nan, 1.0]), 10.0,
+                             np.zeros(2, bool)) == 1
+
+
 def test_scoring_does_not_recompile_between_steps(grid_fit):
     from bayescale.planning import design_score as ds
 

@@ -76,7 +76,8 @@ def register(subparsers) -> None:
                    "= 6(N - N_emb)D. (Not inference: one model prices the small runs and "
                    "C*, and the small runs are not served.) The optimum error beyond the "
                    "runs is learned for 6ND; under another cost the N_opt interval is the "
-                   "law's own, and the output says so"))
+                   "law's own and runs are not credited for reaching toward C*, and the "
+                   "output says so"))
     p.add_argument("--level", type=float, default=0.9, help="interval level (0.9)")
     p.add_argument("--json", action="store_true", help="print JSON to stdout")
     p.add_argument("--out", default=None, metavar="DIR",
@@ -116,7 +117,7 @@ def _figure(result, fit, path: Path) -> None:
     ax.set_xlabel("N (parameters)")
     ax.set_ylabel("D (tokens)")
     ax.set_title(f"design for {result.objective} at C* = {result.info['target_budget']:.2g} "
-                 f"(dashed: iso-FLOP)", fontsize=9)
+                 f"(dashed: 6ND iso-FLOP)", fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
 

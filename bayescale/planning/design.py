@@ -74,7 +74,7 @@ it moved the data's frontier (it over-values a lone run at a new budget).
 that the run adds given the runs chosen before it. **Ranking** (one implementation,
 :func:`design_score.pick`, shared with ``benchmarks/bench_design.py``): ``rank="gain"``
 picks the affordable run with the largest gain; ``rank="per_cost"`` the largest gain per
-FLOP. Gain is the default because it did better in the Li et al. (2026) protocol
+FLOP. Gain is the default because it did better in 5 of 6 cells of the Li et al. (2026) protocol
 (``benchmarks/results/design_noise.json``, 10 repeats, mean target R^2 at 1% / 5% / 10%
 of the pool's cost, the loss at the target observable): on farseer gain 0.87 / 0.90 / 0.95
 against per-FLOP 0.49 / 0.76 / 0.75, on data_constrained 0.93 / 0.97 / 0.95 against 0.95 /
@@ -112,7 +112,7 @@ from bayescale.laws.base import log_loss_theta
 from bayescale.planning import design_score
 from bayescale.planning.costs import get_cost
 from bayescale.planning.design_candidates import (
-    candidate_costs,
+    checked_costs,
     candidate_frame,
     decades_below,
     default_candidates,
@@ -293,7 +293,7 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
                 f"up); raise it or")
         raise BayescaleError(f"{text} pass candidates=.",
                              cli=f"{text} pass --candidates FILE.")
-    cand["cost"] = candidate_costs(cost_model, cand)
+    cand["cost"] = checked_costs(cost_model, cand)
     if not np.any(cand.cost <= experiment_budget):
         raise BayescaleError(f"the experiment budget {experiment_budget:.3g} FLOPs is below "
                              f"the cost of every candidate (the cheapest costs "
@@ -377,7 +377,7 @@ def next_runs(fit, *, target_budget: float, experiment_budget: float, k: int = 4
         extra["optimum_error_note"] = (
             f"not applied: the optimum error beyond the runs is learned for the training "
             f"cost 6ND, not {getattr(cost_model, 'name', cost)!r}; before/after are the "
-            f"law's own interval")
+            f"law's own interval, and no run is credited for reaching toward C*")
     cand["expected_gain"], cand["gain_per_cost"] = first, first / costs
     cols = list(cand.columns[:len(law.inputs)]) + ["cost", "expected_gain", "gain_per_cost", "decades"]
     proposals = pd.DataFrame(rows, columns=list(cand.columns[:len(law.inputs)]) +

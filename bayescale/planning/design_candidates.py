@@ -78,6 +78,23 @@ def candidate_costs(cost_model, frame) -> np.ndarray:
                                      jnp.asarray(frame.D.to_numpy(float))), float)
 
 
+def checked_costs(cost_model, frame) -> np.ndarray:
+    """:func:`candidate_costs`, refusing candidates the cost model cannot price: a cost that
+    is not a finite positive number (the non-embedding cost of a model smaller than its
+    embedding table is negative or NaN) would pass the budget test and be proposed."""
+    costs = candidate_costs(cost_model, frame)
+    bad = np.flatnonzero(~(np.isfinite(costs) & (costs > 0)))
+    if bad.size:
+        rows = ", ".join(f"{i} (N={frame.N.iloc[i]:.3g}, D={frame.D.iloc[i]:.3g})"
+                         for i in bad[:5]) + (" ..." if bad.size > 5 else "")
+        name = getattr(cost_model, "name", "the cost model")
+        raise BayescaleError(
+            f"{bad.size} candidate(s) have no finite positive cost under the {name!r} cost "
+            f"(rows {rows}); for the non-embedding cost N must exceed the embedding "
+            f"parameters. Drop those rows or choose another cost.")
+    return costs
+
+
 def default_candidates(fit, target_budget: float, experiment_budget: float, *,
                        unique_tokens: float | None = None, cost: Any = "train",
                        num: int = 48) -> pd.DataFrame:

@@ -224,7 +224,7 @@ def pick(gain, costs, remaining, unavailable, rank: str = "gain") -> int | None:
         raise ValueError(f"rank must be one of {RANKS}, got {rank!r}")
     gain, costs = np.asarray(gain, float), np.asarray(costs, float)
     key = gain / costs if rank == "per_cost" else gain.copy()
-    key[(costs > remaining) | np.asarray(unavailable, bool) | ~(gain > 0)] = -np.inf
+    key[~(costs <= remaining) | np.asarray(unavailable, bool) | ~(gain > 0)] = -np.inf  # NaN: out
     c = int(np.argmax(key))
     return c if np.isfinite(key[c]) else None
 
