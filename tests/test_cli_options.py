@@ -206,8 +206,7 @@ def test_design_cost_settings_price_the_runs(tmp_path):
               for name, kw in (("attention", {"n_ctx": 8192, "aspect_ratio": 128}),
                                ("train", {}))}
     assert out["before"]["median"] == pytest.approx(median["attention"], rel=1e-3)
-    miss = abs(out["before"]["median"] / median["attention"] - 1)
-    assert miss < 0.2 * abs(median["attention"] / median["train"] - 1), (miss, median)
+    assert abs(median["attention"] / median["train"] - 1) > 5e-3   # which 1e-3 tells apart
 
 
 @pytest.mark.parametrize("command", [["frontier", "--budget", "1e24"],

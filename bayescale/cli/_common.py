@@ -4,6 +4,7 @@ command works from, and the JAX compilation cache."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
@@ -154,8 +155,6 @@ def add_cost_arguments(p: argparse.ArgumentParser, *, costs=COSTS, cost_help: st
 
 def cost_settings_from_args(args: argparse.Namespace) -> dict[str, float]:
     """The cost-model settings given on the command line, checked against ``--cost``."""
-    import math
-
     from bayescale.errors import BayescaleError
 
     given = {k: getattr(args, k) for k in ("n_ctx", "aspect_ratio", "vocab_size")
